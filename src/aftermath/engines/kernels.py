@@ -1,0 +1,264 @@
+"""The engines' inner loop, compiled with numba.
+
+Random numbers are counter-based: every draw is a pure function of (seed, replicate, stream, step,
+cell), hashed with SplitMix64. So a replicate's numbers do not depend on how replicates are batched
+or which worker runs them, and each flow has its own stream: a policy that changes one flow leaves
+every other flow's uniforms untouched (common random numbers). Small means are sampled by inversion
+from a single uniform, which couples a policy run to its baseline monotonically; large means use
+Hörmann's transformed-rejection samplers (BTRS for the binomial, PTRS for the Poisson), as numpy does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+_TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+INVERSION_LIMIT = 10.0
+"""Below this mean, sample by inversion (one uniform); above, by transformed rejection."""
+
+
+@numba.njit(inline="always", cache=True)
+def _mix(z: np.uint64) -> np.uint64:
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@numba.njit(inline="always", cache=True)
+def draw_key(seed: np.uint64, replicate: np.int64, stream: np.uint64, step: np.int64, cell: np.int64) -> np.uint64:
+    """The key of one draw: a hash of everything that identifies it."""
+    key = _mix(seed + GOLDEN)
+    key = _mix(key ^ (np.uint64(replicate) + GOLDEN))
+    key = _mix(key ^ stream)
+    key = _mix(key ^ (np.uint64(step) * GOLDEN))
+    return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))
+
+
+@numba.njit(inline="always", cache=True)
+def uniform(key: np.uint64, index: np.int64) -> float:
+    """The index-th uniform of a key's SplitMix64 sequence, in (0, 1)."""
+    bits = _mix(key + GOLDEN * np.uint64(index + 1)) >> _S11
+    return (float(bits) + 0.5) * _TO_UNIT
+
+
+@numba.njit(inline="always", cache=True)
+def _stirling_tail(k: float) -> float:
+    """log(k!) - [(k + 1/2) log(k + 1) - (k + 1) + log(2 pi) / 2]."""
+    if k < 10.0:
+        return math.lgamma(k + 1.0) - (k + 0.5) * math.log(k + 1.0) + (k + 1.0) - _HALF_LOG_2PI
+    z = k + 1.0
+    z2 = z * z
+    return (1.0 / 12.0 - (1.0 / 360.0 - 1.0 / (1260.0 * z2)) / z2) / z
+
+
+@numba.njit(cache=True)
+def _binomial_inversion(n: float, p: float, key: np.uint64) -> float:
+    q = 1.0 - p
+    ratio = p / q
+    start = math.exp(n * math.log(q))
+    bound = min(n, n * p + 10.0 * math.sqrt(n * p * q + 1.0))
+    attempt = 0
+    while True:
+        u = uniform(key, attempt)
+        x = 0.0
+        px = start
+        while u > px and x <= bound:
+            u -= px
+            x += 1.0
+            px *= (n - x + 1.0) * ratio / x
+        if x <= bound:
+            return x
+        attempt += 1
+
+
+@numba.njit(cache=True)
+def _binomial_btrs(n: float, p: float, key: np.uint64) -> float:
+    spread = math.sqrt(n * p * (1.0 - p))
+    b = 1.15 + 2.53 * spread
+    a = -0.0873 + 0.0248 * b + 0.01 * p
+    c = n * p + 0.5
+    v_r = 0.92 - 4.2 / b
+    r = p / (1.0 - p)
+    alpha = (2.83 + 5.1 / b) * spread
+    m = math.floor((n + 1.0) * p)
+    index = 0
+    while True:
+        u = uniform(key, index) - 0.5
+        v = uniform(key, index + 1)
+        index += 2
+        us = 0.5 - abs(u)
+        k = math.floor((2.0 * a / us + b) * u + c)
+        if k < 0.0 or k > n:
+            continue
+        if us >= 0.07 and v <= v_r:
+            return k
+        v = math.log(v * alpha / (a / (us * us) + b))
+        bound = (
+            (m + 0.5) * math.log((m + 1.0) / (r * (n - m + 1.0)))
+            + (n + 1.0) * math.log((n - m + 1.0) / (n - k + 1.0))
+            + (k + 0.5) * math.log(r * (n - k + 1.0) / (k + 1.0))
+            + _stirling_tail(m)
+            + _stirling_tail(n - m)
+            - _stirling_tail(k)
+            - _stirling_tail(n - k)
+        )
+        if v <= bound:
+            return k
+
+
+@numba.njit(cache=True)
+def binomial(n: float, p: float, key: np.uint64) -> float:
+    """Binomial(n, p) from the key's uniforms; n is a whole number held in a float."""
+    if n <= 0.0 or p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return n
+    small = min(p, 1.0 - p)
+    if n * small < INVERSION_LIMIT:
+        x = _binomial_inversion(n, small, key)
+    else:
+        x = _binomial_btrs(n, small, key)
+    return x if p <= 0.5 else n - x
+
+
+@numba.njit(cache=True)
+def poisson(mean: float, key: np.uint64) -> float:
+    """Poisson(mean) from the key's uniforms."""
+    if mean <= 0.0:
+        return 0.0
+    if mean < INVERSION_LIMIT:
+        u = uniform(key, 0)
+        x = 0.0
+        term = math.exp(-mean)
+        total = term
+        while u > total and x < 1000.0:
+            x += 1.0
+            term *= mean / x
+            total += term
+        return x
+    root = math.sqrt(mean)
+    log_mean = math.log(mean)
+    b = 0.931 + 2.53 * root
+    a = -0.059 + 0.02483 * b
+    inverse_alpha = 1.1239 + 1.1328 / (b - 3.4)
+    v_r = 0.9277 - 3.6224 / (b - 2.0)
+    index = 0
+    while True:
+        u = uniform(key, index) - 0.5
+        v = uniform(key, index + 1)
+        index += 2
+        us = 0.5 - abs(u)
+        k = math.floor((2.0 * a / us + b) * u + mean + 0.43)
+        if us >= 0.07 and v <= v_r:
+            return k
+        if k < 0.0 or (us < 0.013 and v > us):
+            continue
+        if math.log(v) + math.log(inverse_alpha) - math.log(a / (us * us) + b) <= -mean + k * log_mean - math.lgamma(k + 1.0):
+            return k
+
+
+@numba.njit(cache=True)
+def binomial_array(counts: np.ndarray, probabilities: np.ndarray, seed: np.uint64, first_replicate: np.int64,
+                   stream: np.uint64, step: np.int64) -> np.ndarray:
+    """Binomial draws over an (R, cells) array, keyed like the step kernel's draws."""
+    out = np.empty_like(counts)
+    for r in range(counts.shape[0]):
+        for i in range(counts.shape[1]):
+            key = draw_key(seed, first_replicate + r, stream, step, i)
+            out[r, i] = binomial(counts[r, i], probabilities[r, i], key)
+    return out
+
+
+@numba.njit(cache=True)
+def advance(
+    state: np.ndarray,
+    rates: np.ndarray,
+    next_state: np.ndarray,
+    moved: np.ndarray,
+    flow_source: np.ndarray,
+    flow_offset: np.ndarray,
+    flow_cells: np.ndarray,
+    flow_stream: np.ndarray,
+    to_cells: np.ndarray,
+    group_start: np.ndarray,
+    group_stream: np.ndarray,
+    source_offsets: np.ndarray,
+    dt: float,
+    seed: np.uint64,
+    first_replicate: np.int64,
+    step: np.int64,
+    stochastic: bool,
+) -> None:
+    """One step of every replicate: competing exits per compartment cell, then inflows.
+
+    Flows are grouped by the compartment they leave (`group_start` delimits the groups in flow
+    order; groups are contiguous). For a cell with count n and outflow hazards h_1..h_k (total H),
+    exits ~ Binomial(n, 1 - exp(-H dt)), split among the outflows by conditional binomials with
+    shares h_i / H; the deterministic engine takes the expectations instead. Inflows from sources
+    are Poisson(rate dt). `rates` holds per-capita hazards (or inflows) per context cell;
+    `moved` receives the persons each flow moved, per context cell.
+    """
+    replicates = state.shape[0]
+    groups = group_start.shape[0] - 1
+    next_state[:, :] = state
+    moved[:, :] = 0.0
+    for r in range(replicates):
+        replicate = first_replicate + r
+        for g in range(groups):
+            first, last = group_start[g], group_start[g + 1]
+            origin = flow_source[first]
+            cells = flow_cells[first]
+            for i in range(cells):
+                n = state[r, origin + i]
+                if n <= 0.0:
+                    continue
+                total = 0.0
+                for f in range(first, last):
+                    total += rates[r, flow_offset[f] + i]
+                if total <= 0.0:
+                    continue
+                probability = -math.expm1(-total * dt)
+                if stochastic:
+                    leaving = binomial(n, probability, draw_key(seed, replicate, group_stream[g], step, i))
+                else:
+                    leaving = n * probability
+                if leaving <= 0.0:
+                    continue
+                remaining = leaving
+                hazard_left = total
+                for f in range(first, last):
+                    hazard = rates[r, flow_offset[f] + i]
+                    if f == last - 1 or hazard >= hazard_left:
+                        count = remaining
+                    elif stochastic:
+                        key = draw_key(seed, replicate, flow_stream[f], step, i)
+                        count = binomial(remaining, hazard / hazard_left, key)
+                    else:
+                        count = leaving * hazard / total
+                    remaining -= count
+                    hazard_left -= hazard
+                    moved[r, flow_offset[f] + i] = count
+                    next_state[r, origin + i] -= count
+                    target = to_cells[flow_offset[f] + i]
+                    if target >= 0:
+                        next_state[r, target] += count
+                    if remaining <= 0.0:
+                        break
+        for s in range(source_offsets.shape[0]):
+            f = source_offsets[s]
+            for i in range(flow_cells[f]):
+                mean = rates[r, flow_offset[f] + i] * dt
+                if stochastic:
+                    count = poisson(mean, draw_key(seed, replicate, flow_stream[f], step, i))
+                else:
+                    count = mean
+                moved[r, flow_offset[f] + i] = count
+                next_state[r, to_cells[flow_offset[f] + i]] += count

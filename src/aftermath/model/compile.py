@@ -1,0 +1,410 @@
+"""Compile a validated scenario into arrays the engines run: the one place units are converted.
+
+Layout: every array over strata is *aligned* to the scenario's global dimension order, with size 1
+on the dimensions it does not vary over, and a leading replicate axis (size R, or 1 when shared).
+Numpy broadcasting then combines parameters, schedules and compartments of different
+stratifications with no index bookkeeping. The engines' state is one (R, cells) array, each
+compartment a contiguous slice of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aftermath.errors import ScenarioError
+from aftermath.scenario.expressions import Evaluator, compile_expression
+from aftermath.scenario.schema import Scenario, month_label
+from aftermath.scenario.validate import (
+    TIME_SYMBOL,
+    flow_context,
+    ordered_dims,
+    outcome_terms,
+    parsed,
+    stratum_array,
+)
+from aftermath.units import to_base
+
+STEP_MONTHS = {"month": 1, "quarter": 3, "year": 12}
+
+
+def stable_id(text: str) -> int:
+    """A 63-bit id of a name that does not change between runs, versions or machines."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
+
+
+@dataclass(frozen=True)
+class CompartmentLayout:
+    name: str
+    dims: tuple[str, ...]
+    offset: int
+    size: int
+    aligned: tuple[int, ...]
+    """Shape over all global dimensions, 1 where the compartment is not stratified."""
+
+
+@dataclass(frozen=True)
+class CompiledFlow:
+    name: str
+    source: int | None
+    """Index of the compartment people leave, or None for an inflow from a source."""
+    context: tuple[str, ...]
+    rate: Evaluator
+    rate_offset: int
+    cells: int
+    to_cells: np.ndarray
+    """Absolute state cell each context cell's movers enter; -1 for a sink."""
+    stream: int
+
+
+@dataclass(frozen=True)
+class CompiledEvent:
+    name: str
+    step: int
+    source: int
+    fraction: Evaluator
+    to_cells: np.ndarray
+    stream: int
+
+
+@dataclass(frozen=True)
+class CompiledOutcome:
+    name: str
+    by: tuple[str, ...]
+    terms: dict[str, str]
+    evaluate: Evaluator
+    """Takes {term name: array (time, replicate, *aligned)}; returns the outcome's array."""
+    select: dict[str, list[int]]
+    cumulative: bool
+
+
+@dataclass
+class Environment:
+    """What names in rate expressions read at one step."""
+
+    compartments: dict[str, np.ndarray]
+    parameters: dict[str, np.ndarray]
+    schedules: dict[str, float]
+    t: float
+
+
+@dataclass
+class CompiledModel:
+    """A scenario as arrays and closures; engines take it plus replicates and a seed."""
+
+    scenario: Scenario
+    scenario_hash: str
+    dims: dict[str, list[str]]
+    months: np.ndarray
+    dt: float
+    compartments: list[CompartmentLayout]
+    cells: int
+    flows: list[CompiledFlow]
+    events: list[CompiledEvent]
+    outcomes: list[CompiledOutcome]
+    parameters: dict[str, np.ndarray]
+    """Base values per parameter, aligned, in base units, leading axis 1 (or R for a batch)."""
+    schedules: dict[str, np.ndarray]
+    """Per-step value of each schedule (length steps + 1), interventions applied."""
+    interventions: dict[str, float]
+    """Active policies and their strengths."""
+    parameter_effects: list[tuple[str, int, int, str, float, float]] = field(default_factory=list)
+    """(parameter, first step, last step, operation, value, strength) of active interventions."""
+
+    @property
+    def steps(self) -> int:
+        return len(self.months) - 1
+
+    @property
+    def rate_cells(self) -> int:
+        return sum(flow.cells for flow in self.flows)
+
+    def layout(self, name: str) -> CompartmentLayout:
+        return next(c for c in self.compartments if c.name == name)
+
+    def aligned_shape(self, dims: tuple[str, ...] | list[str]) -> tuple[int, ...]:
+        return tuple(len(labels) if d in dims else 1 for d, labels in self.dims.items())
+
+    def initial_state(self, parameters: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """(R or 1, cells) initial counts, rounded to whole persons."""
+        values = {**self.parameters, **(parameters or {})}
+        width = max(v.shape[0] for v in values.values()) if values else 1
+        state = np.zeros((width, self.cells))
+        for layout in self.compartments:
+            initial = self.scenario.compartments[layout.name].initial
+            if isinstance(initial, str):
+                block = values[initial]
+            else:
+                raw = stratum_array(self.scenario, initial, list(self.scenario.compartments[layout.name].dims),
+                                    None, ("compartments", layout.name, "initial"))
+                block = _align_from(raw, self.scenario.compartments[layout.name].dims, self)[None]
+            block = np.broadcast_to(block, (block.shape[0], *layout.aligned))
+            state[:, layout.offset : layout.offset + layout.size] = block.reshape(block.shape[0], -1)
+        return np.rint(state)
+
+    def parameters_at(self, step: int, base: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Parameter arrays in force at `step`, with the active interventions' effects."""
+        current = dict(base)
+        for name, first, last, operation, value, strength in self.parameter_effects:
+            if first <= step <= last:
+                current[name] = apply_effect(current[name], operation, value, strength)
+        return current
+
+    def month_label(self, step: int) -> str:
+        return month_label(int(self.months[step]))
+
+
+def apply_effect(base: Any, operation: str, value: float, strength: float) -> Any:
+    """An intervention's change to a value at a strength (0 = no change, 1 = the full change)."""
+    if operation == "multiply":
+        return base * (1 + strength * (value - 1))
+    if operation == "add":
+        return base + strength * value
+    return (1 - strength) * base + strength * value
+
+
+def _align_from(values: np.ndarray, dims: list[str], model_or_dims: Any) -> np.ndarray:
+    """Reorder an array over `dims` (as written) to global order and insert size-1 axes."""
+    global_dims = list(model_or_dims.dims if hasattr(model_or_dims, "dims") else model_or_dims)
+    present = [d for d in global_dims if d in dims]
+    values = np.transpose(values, [list(dims).index(d) for d in present]) if dims else values
+    shape = [values.shape[present.index(d)] if d in present else 1 for d in global_dims]
+    return values.reshape(shape)
+
+
+def scenario_hash(scenario: Scenario) -> str:
+    """Content hash of the validated scenario (independent of comments and formatting)."""
+    text = json.dumps(scenario.model_dump(mode="json", by_alias=True), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def compile_model(
+    scenario: Scenario,
+    overrides: Mapping[str, float] | None = None,
+    policies: Mapping[str, float | None] | None = None,
+) -> CompiledModel:
+    """Compile a scenario. `overrides` set scalar parameters (in their declared unit); `policies`
+    switches interventions on, each at its given strength (None = its default strength)."""
+    dims = {d: list(labels) for d, labels in scenario.dimensions.items()}
+    step = STEP_MONTHS[scenario.time.step]
+    months = np.arange(scenario.time.start, scenario.time.end + 1, step)
+    layouts, offset = [], 0
+    for name, compartment in scenario.compartments.items():
+        own = ordered_dims(scenario, compartment.dims)
+        aligned = tuple(len(dims[d]) if d in own else 1 for d in dims)
+        size = int(np.prod(aligned))
+        layouts.append(CompartmentLayout(name, own, offset, size, aligned))
+        offset += size
+    parameters = _parameter_arrays(scenario, dims, overrides or {})
+    strengths = _policy_strengths(scenario, policies or {})
+    model = CompiledModel(
+        scenario=scenario,
+        scenario_hash=scenario_hash(scenario),
+        dims=dims,
+        months=months,
+        dt=float(step),
+        compartments=layouts,
+        cells=offset,
+        flows=[],
+        events=[],
+        outcomes=[],
+        parameters=parameters,
+        schedules=_schedule_arrays(scenario, months, strengths),
+        interventions=strengths,
+    )
+    model.parameter_effects = _parameter_effects(scenario, months, strengths)
+    model.flows = _compile_flows(scenario, model)
+    model.events = _compile_events(scenario, model)
+    model.outcomes = [_compile_outcome(scenario, name, model) for name in scenario.outcomes]
+    return model
+
+
+def _parameter_arrays(
+    scenario: Scenario, dims: dict[str, list[str]], overrides: Mapping[str, float]
+) -> dict[str, np.ndarray]:
+    for name in overrides:
+        if name not in scenario.parameters:
+            raise ScenarioError(
+                f"--set names an unknown parameter {name!r}", ("parameters",),
+                expected=f"one of: {', '.join(scenario.parameters)}",
+            )
+    arrays = {}
+    for name, parameter in scenario.parameters.items():
+        path = ("parameters", name, "value")
+        if name in overrides:
+            if parameter.dims:
+                raise ScenarioError(
+                    f"--set cannot replace the per-stratum parameter {name!r} by one number",
+                    ("parameters", name), expected="a scalar parameter",
+                )
+            value = overrides[name]
+            if parameter.unit.strip().lower() in ("fraction", "probability", "share") and not 0 <= value <= 1:
+                raise ScenarioError(f"--set {name}={value:g} is not a probability", path, expected="0 to 1")
+            raw = np.asarray(float(value))
+        else:
+            raw = stratum_array(scenario, parameter.value, list(parameter.dims), parameter.default, path)
+        arrays[name] = to_base(_align_from(raw, list(parameter.dims), dims), parameter.unit)[None]
+    return arrays
+
+
+def _policy_strengths(scenario: Scenario, policies: Mapping[str, float | None]) -> dict[str, float]:
+    strengths = {}
+    for name, strength in policies.items():
+        intervention = scenario.interventions.get(name)
+        if intervention is None:
+            raise ScenarioError(
+                f"unknown policy {name!r}", ("interventions",),
+                expected=f"one of: {', '.join(scenario.interventions) or '(the scenario has none)'}",
+            )
+        value = intervention.strength if strength is None else float(strength)
+        if value < 0:
+            raise ScenarioError(f"policy {name!r} has a negative strength", ("interventions", name), expected="a strength >= 0")
+        strengths[name] = value
+    return strengths
+
+
+def _active_steps(scenario: Scenario, name: str, months: np.ndarray) -> tuple[int, int]:
+    intervention = scenario.interventions[name]
+    end = intervention.end if intervention.end is not None else months[-1]
+    first = int(np.searchsorted(months, intervention.start))
+    last = int(np.searchsorted(months, end, side="right")) - 1
+    return first, last
+
+
+def _parameter_effects(
+    scenario: Scenario, months: np.ndarray, strengths: dict[str, float]
+) -> list[tuple[str, int, int, str, float, float]]:
+    effects = []
+    for name, strength in strengths.items():
+        first, last = _active_steps(scenario, name, months)
+        for effect in scenario.interventions[name].effects:
+            if effect.parameter is not None:
+                operation, value = effect.operation
+                unit = scenario.parameters[effect.parameter].unit
+                base_value = value if operation == "multiply" else to_base(value, unit)
+                effects.append((effect.parameter, first, last, operation, base_value, strength))
+    return effects
+
+
+def _schedule_arrays(
+    scenario: Scenario, months: np.ndarray, strengths: dict[str, float]
+) -> dict[str, np.ndarray]:
+    from aftermath.scenario.schema import parse_month
+
+    arrays = {}
+    for name, schedule in scenario.schedules.items():
+        points = sorted((parse_month(k), v) for k, v in schedule.points.items())
+        at = np.array([p[0] for p in points], dtype=float)
+        values = np.array([p[1] for p in points], dtype=float)
+        if schedule.interpolation == "linear":
+            series = np.interp(months, at, values)
+        else:
+            index = np.clip(np.searchsorted(at, months, side="right") - 1, 0, len(at) - 1)
+            series = values[index]
+        arrays[name] = to_base(series, schedule.unit)
+    for name, strength in strengths.items():
+        first, last = _active_steps(scenario, name, months)
+        for effect in scenario.interventions[name].effects:
+            if effect.schedule is not None:
+                operation, value = effect.operation
+                unit = scenario.schedules[effect.schedule].unit
+                value = value if operation == "multiply" else to_base(value, unit)
+                window = slice(first, last + 1)
+                arrays[effect.schedule] = arrays[effect.schedule].copy()
+                arrays[effect.schedule][window] = apply_effect(
+                    arrays[effect.schedule][window], operation, value, strength
+                )
+    return arrays
+
+
+def _resolver(scenario: Scenario, model: CompiledModel, context: tuple[str, ...]) -> Any:
+    """Reading a name inside an expression evaluated over the strata `context`."""
+    global_dims = list(model.dims)
+
+    def resolve(name: str) -> Evaluator:
+        if name == TIME_SYMBOL:
+            return lambda env: env.t
+        if name in scenario.parameters:
+            return lambda env: env.parameters[name]
+        if name in scenario.schedules:
+            return lambda env: env.schedules[name]
+        own = model.layout(name).dims
+        axes = tuple(1 + global_dims.index(d) for d in own if d not in context)
+        if not axes:
+            return lambda env: env.compartments[name]
+        return lambda env: env.compartments[name].sum(axis=axes, keepdims=True)
+
+    return resolve
+
+
+def _target_cells(model: CompiledModel, context: tuple[str, ...], target: str | None) -> np.ndarray:
+    """For each cell of `context`, the absolute state cell of `target` it maps to (-1: a sink)."""
+    shape = model.aligned_shape(context)
+    if target is None:
+        return np.full(int(np.prod(shape)), -1, dtype=np.int64)
+    layout = model.layout(target)
+    local = np.arange(layout.size).reshape(layout.aligned)
+    return (layout.offset + np.broadcast_to(local, shape)).reshape(-1).astype(np.int64)
+
+
+def _compile_flows(scenario: Scenario, model: CompiledModel) -> list[CompiledFlow]:
+    names = [c.name for c in model.compartments]
+    flows, offset = [], 0
+    for index, flow in enumerate(scenario.flows):
+        context = flow_context(scenario, index)
+        tree = parsed(flow.rate, ("flows", index, "rate"))
+        cells = int(np.prod(model.aligned_shape(context)))
+        target = flow.to if flow.to in scenario.compartments else None
+        flows.append(
+            CompiledFlow(
+                name=flow.name,
+                source=names.index(flow.from_) if flow.from_ in scenario.compartments else None,
+                context=context,
+                rate=compile_expression(tree, _resolver(scenario, model, context)),
+                rate_offset=offset,
+                cells=cells,
+                to_cells=_target_cells(model, context, target),
+                stream=stable_id(f"flow:{flow.name}"),
+            )
+        )
+        offset += cells
+    return flows
+
+
+def _compile_events(scenario: Scenario, model: CompiledModel) -> list[CompiledEvent]:
+    names = [c.name for c in model.compartments]
+    events = []
+    for index, event in enumerate(scenario.events):
+        context = model.layout(event.from_).dims
+        tree = parsed(event.fraction, ("events", index, "fraction"))
+        target = event.to if event.to in scenario.compartments else None
+        events.append(
+            CompiledEvent(
+                name=event.name,
+                step=int(np.searchsorted(model.months, event.date)),
+                source=names.index(event.from_),
+                fraction=compile_expression(tree, _resolver(scenario, model, context)),
+                to_cells=_target_cells(model, context, target),
+                stream=stable_id(f"event:{event.name}"),
+            )
+        )
+    return events
+
+
+def _compile_outcome(scenario: Scenario, name: str, model: CompiledModel) -> CompiledOutcome:
+    tree, terms = outcome_terms(scenario, name)
+    outcome = scenario.outcomes[name]
+    select = {d: [model.dims[d].index(label) for label in labels] for d, labels in outcome.select.items()}
+    return CompiledOutcome(
+        name=name,
+        by=ordered_dims(scenario, outcome.by),
+        terms=terms,
+        evaluate=compile_expression(tree, lambda term: lambda env: env[term]),
+        select=select,
+        cumulative=outcome.cumulative,
+    )

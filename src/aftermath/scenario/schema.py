@@ -1,0 +1,265 @@
+"""The shape of a scenario file, validated with pydantic v2.
+
+Only shape and local rules live here (types, required fields, one-of choices, value ranges that a
+field can check alone). Rules that relate fields to each other (names, dimensions, units, dates)
+are in `validate.py`, so each error can name the field it is about.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+FORMAT_VERSION = 1
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
+_MONTH = re.compile(r"^(\d{4})-(\d{1,2})(?:-(\d{1,2}))?$")
+
+
+def parse_month(value: Any) -> int:
+    """'2017-07' (or a date) as a month index: year * 12 + month - 1."""
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.year * 12 + value.month - 1
+    match = _MONTH.match(str(value).strip()) if isinstance(value, str) else None
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise ValueError(f"not a date: {value!r}; expected a month as YYYY-MM, e.g. 2017-07")
+    return int(match.group(1)) * 12 + int(match.group(2)) - 1
+
+
+def month_label(index: int) -> str:
+    """Month index back to 'YYYY-MM'."""
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+Month = Annotated[int, BeforeValidator(parse_month)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
+Text = Annotated[str, Field(max_length=20_000)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Provenance(Strict):
+    """Where numbers come from: source ids, or an explicit assumption with its reason."""
+
+    sources: list[str] = []
+    assumption: Text | None = None
+
+    @property
+    def has_provenance(self) -> bool:
+        return bool(self.sources) or bool(self.assumption and self.assumption.strip())
+
+
+class TimeAxis(Strict):
+    start: Month
+    end: Month
+    step: Literal["month", "quarter", "year"] = "month"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeAxis:
+        if self.end <= self.start:
+            raise ValueError("time.end must come after time.start")
+        return self
+
+
+class Compartment(Provenance):
+    description: Text = ""
+    dims: list[Name] = []
+    initial: float | str | dict[str, Any] = 0.0
+
+
+class Boundary(Strict):
+    kind: Literal["source", "sink"]
+    description: Text = ""
+
+
+class Flow(Strict):
+    name: Name
+    from_: Name = Field(alias="from")
+    to: Name
+    rate: str | float
+    description: Text = ""
+
+
+class Distribution(Strict):
+    """Uncertainty of a parameter; with `relative: true` it multiplies the value(s)."""
+
+    type: Literal["uniform", "triangular", "normal", "lognormal", "beta"]
+    low: float | None = None
+    high: float | None = None
+    mode: float | None = None
+    mean: float | None = None
+    sd: float | None = Field(default=None, gt=0)
+    median: float | None = Field(default=None, gt=0)
+    sigma: float | None = Field(default=None, gt=0)
+    alpha: float | None = Field(default=None, gt=0)
+    beta: float | None = Field(default=None, gt=0)
+    relative: bool = False
+
+    _REQUIRED = {
+        "uniform": ("low", "high"),
+        "triangular": ("low", "mode", "high"),
+        "normal": ("mean", "sd"),
+        "lognormal": ("median", "sigma"),
+        "beta": ("alpha", "beta"),
+    }
+
+    @model_validator(mode="after")
+    def _fields_for_type(self) -> Distribution:
+        needed = self._REQUIRED[self.type]
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.type} distribution needs {', '.join(needed)}")
+        extra = [
+            name
+            for name in ("low", "high", "mode", "mean", "sd", "median", "sigma", "alpha", "beta")
+            if name not in needed and getattr(self, name) is not None
+        ]
+        if extra:
+            raise ValueError(
+                f"a {self.type} distribution takes only {', '.join(needed)}, not {', '.join(extra)}"
+            )
+        if self.low is not None and self.high is not None and self.low >= self.high:
+            raise ValueError("low must be smaller than high")
+        if self.mode is not None and not (self.low <= self.mode <= self.high):  # type: ignore[operator]
+            raise ValueError("mode must lie between low and high")
+        return self
+
+
+class Parameter(Provenance):
+    description: Text = ""
+    unit: str
+    dims: list[Name] = []
+    value: float | dict[str, Any]
+    default: float | None = None
+    distribution: Distribution | None = None
+    fixed: Text | None = None
+
+    @model_validator(mode="after")
+    def _uncertainty_declared(self) -> Parameter:
+        if self.distribution is None and not (self.fixed and self.fixed.strip()):
+            raise ValueError(
+                "a parameter needs its uncertainty: a 'distribution', or 'fixed' with the reason "
+                "it has none"
+            )
+        if self.distribution is not None and self.fixed:
+            raise ValueError("give either 'distribution' or 'fixed', not both")
+        return self
+
+
+class Schedule(Provenance):
+    description: Text = ""
+    unit: str = "dimensionless"
+    interpolation: Literal["step", "linear"] = "step"
+    points: dict[str, float] = Field(min_length=1)
+
+
+class Event(Provenance):
+    name: Name
+    date: Month
+    from_: Name = Field(alias="from")
+    to: Name
+    fraction: str | float
+    description: Text = ""
+
+
+class Effect(Strict):
+    """One change an intervention makes, scaled by its strength s.
+
+    multiply m -> value * (1 + s * (m - 1)); add a -> value + s * a; set v -> (1 - s) * value + s * v.
+    """
+
+    parameter: Name | None = None
+    schedule: Name | None = None
+    multiply: float | None = None
+    add: float | None = None
+    set: float | None = None
+
+    @model_validator(mode="after")
+    def _one_target_one_change(self) -> Effect:
+        if (self.parameter is None) == (self.schedule is None):
+            raise ValueError("an effect changes exactly one 'parameter' or one 'schedule'")
+        changes = [c for c in ("multiply", "add", "set") if getattr(self, c) is not None]
+        if len(changes) != 1:
+            raise ValueError("an effect has exactly one of 'multiply', 'add' or 'set'")
+        return self
+
+    @property
+    def operation(self) -> tuple[str, float]:
+        for name in ("multiply", "add", "set"):
+            value = getattr(self, name)
+            if value is not None:
+                return name, float(value)
+        raise AssertionError("validated to have one change")
+
+
+class Intervention(Provenance):
+    description: Text = ""
+    start: Month
+    end: Month | None = None
+    strength: float = Field(default=1.0, ge=0)
+    strength_range: tuple[float, float] = (0.0, 1.0)
+    effects: list[Effect] = Field(min_length=1)
+
+    @field_validator("strength_range")
+    @classmethod
+    def _range_ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= value[0] <= value[1]:
+            raise ValueError("strength_range must be [low, high] with 0 <= low <= high")
+        return value
+
+
+class Outcome(Strict):
+    description: Text = ""
+    expr: str | float
+    select: dict[Name, list[str]] = {}
+    by: list[Name] = []
+    cumulative: bool = False
+
+
+class Observation(Strict):
+    outcome: Name
+    date: Month
+    value: float
+    low: float | None = None
+    high: float | None = None
+    source: str
+    note: Text = ""
+
+    @model_validator(mode="after")
+    def _band_contains_value(self) -> Observation:
+        if self.low is not None and self.low > self.value:
+            raise ValueError("low must not exceed value")
+        if self.high is not None and self.high < self.value:
+            raise ValueError("high must not be below value")
+        return self
+
+
+class SourceEntry(Strict):
+    id: str = Field(min_length=1, max_length=200)
+    citation: Text
+    url: str | None = None
+
+
+class Scenario(Strict):
+    """A whole scenario file. Keys are names; lists keep the order they were written in."""
+
+    format: Literal[1] = FORMAT_VERSION
+    name: Name
+    title: Text
+    description: Text = ""
+    time: TimeAxis
+    dimensions: dict[Name, list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$")]]] = {}
+    compartments: dict[Name, Compartment] = Field(min_length=1)
+    boundaries: dict[Name, Boundary] = {}
+    parameters: dict[Name, Parameter] = {}
+    schedules: dict[Name, Schedule] = {}
+    flows: list[Flow] = Field(min_length=1)
+    events: list[Event] = []
+    interventions: dict[Name, Intervention] = {}
+    outcomes: dict[Name, Outcome] = {}
+    observations: list[Observation] = []
+    sources: list[SourceEntry] = []

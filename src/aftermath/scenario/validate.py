@@ -1,0 +1,524 @@
+"""Rules that relate a scenario's fields to each other; each failure names its field path.
+
+The helpers here (`symbols`, `stratum_array`, `flow_context`, `parsed`) are also what the model
+compiler uses, so a scenario that validates is one that compiles.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from aftermath.errors import FieldPath, ScenarioError
+from aftermath.scenario.evidence import known_citations
+from aftermath.scenario.expressions import (
+    FUNCTIONS,
+    ExpressionError,
+    Symbol,
+    check_names,
+    infer_unit,
+    names_in,
+    parse_expression,
+)
+from aftermath.scenario.schema import Distribution, Parameter, Scenario, month_label, parse_month
+from aftermath.units import (
+    DIMENSIONLESS,
+    PER_TIME,
+    PERSONS,
+    PERSONS_PER_TIME,
+    TIME,
+    VOCABULARY,
+    Unit,
+    is_probability_unit,
+    parse_unit,
+)
+
+#: Names every expression may use besides the scenario's own: months since the start.
+TIME_SYMBOL = "t"
+RESERVED = {TIME_SYMBOL, *FUNCTIONS, "and", "or", "not", "entered", "exited", "replicate", "time"}
+
+
+def validate_scenario(scenario: Scenario) -> None:
+    """Run every cross-field rule; raise the first ScenarioError found, in file order."""
+    _check_dimensions(scenario)
+    _check_unique_names(scenario)
+    cited = _citable(scenario)
+    for name, parameter in scenario.parameters.items():
+        _check_parameter(scenario, name, parameter, cited)
+    for name, schedule in scenario.schedules.items():
+        where: FieldPath = ("schedules", name)
+        _unit(schedule.unit, (*where, "unit"))
+        _check_provenance(schedule, where, cited)
+        months = {}
+        for key in schedule.points:
+            month = _month(key, (*where, "points", key))
+            _in_horizon(scenario, month, (*where, "points", key))
+            if month in months:
+                raise ScenarioError(f"the month {month_label(month)} is given twice", (*where, "points", key))
+            months[month] = key
+    for name, compartment in scenario.compartments.items():
+        where = ("compartments", name)
+        _check_dims_exist(scenario, compartment.dims, (*where, "dims"))
+        _check_initial(scenario, name, cited)
+    table = symbols(scenario)
+    for index, flow in enumerate(scenario.flows):
+        _check_flow(scenario, index, table)
+    for index, event in enumerate(scenario.events):
+        _check_event(scenario, index, table, cited)
+    for name, intervention in scenario.interventions.items():
+        _check_intervention(scenario, name, cited)
+    for name in scenario.outcomes:
+        outcome_terms(scenario, name)
+    for index, observation in enumerate(scenario.observations):
+        _check_observation(scenario, index, cited)
+
+
+# --- helpers shared with the compiler -------------------------------------------------------
+
+
+def parsed(text: str | float, path: FieldPath) -> ast.Expression:
+    try:
+        return parse_expression(text)
+    except ExpressionError as exc:
+        raise ScenarioError(str(exc), path, expected="an arithmetic expression of known names") from None
+
+
+def _unit(text: str, path: FieldPath) -> Unit:
+    try:
+        return parse_unit(text)
+    except ValueError as exc:
+        raise ScenarioError(str(exc), path, expected=VOCABULARY) from None
+
+
+def _month(value: Any, path: FieldPath) -> int:
+    try:
+        return parse_month(value)
+    except ValueError as exc:
+        raise ScenarioError(str(exc).split(";")[0], path, expected="a month as YYYY-MM") from None
+
+
+def ordered_dims(scenario: Scenario, dims: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Dimensions in the scenario's global order, the order arrays are laid out in."""
+    return tuple(d for d in scenario.dimensions if d in dims)
+
+
+def symbols(scenario: Scenario) -> dict[str, Symbol]:
+    """What each name in a rate expression means."""
+    table: dict[str, Symbol] = {TIME_SYMBOL: Symbol("time", TIME)}
+    for name, parameter in scenario.parameters.items():
+        table[name] = Symbol("parameter", parse_unit(parameter.unit), ordered_dims(scenario, parameter.dims))
+    for name, schedule in scenario.schedules.items():
+        table[name] = Symbol("schedule", parse_unit(schedule.unit))
+    for name, compartment in scenario.compartments.items():
+        table[name] = Symbol("compartment", PERSONS, ordered_dims(scenario, compartment.dims))
+    return table
+
+
+def flow_context(scenario: Scenario, index: int) -> tuple[str, ...]:
+    """The strata a flow's rate is evaluated over: its origin's (or, from a source, its target's)."""
+    flow = scenario.flows[index]
+    holder = flow.from_ if flow.from_ in scenario.compartments else flow.to
+    return ordered_dims(scenario, scenario.compartments[holder].dims)
+
+
+def stratum_array(
+    scenario: Scenario, value: Any, dims: list[str], default: float | None, path: FieldPath
+) -> np.ndarray:
+    """A scalar or a nested mapping {label: ...} in the order of `dims`, as an array over `dims`."""
+    if not isinstance(value, Mapping):
+        return np.full([len(scenario.dimensions[d]) for d in dims], _number(value, path))
+    if not dims:
+        raise ScenarioError("per-stratum values need 'dims'", path, expected="a number, or add dims")
+    dim, rest = dims[0], dims[1:]
+    labels = scenario.dimensions[dim]
+    unknown = [key for key in value if key not in labels]
+    if unknown:
+        raise ScenarioError(
+            f"{unknown[0]!r} is not a stratum of {dim!r}", (*path, unknown[0]),
+            expected=f"one of: {', '.join(labels)}",
+        )
+    parts = []
+    for label in labels:
+        if label in value:
+            parts.append(stratum_array(scenario, value[label], rest, default, (*path, label)))
+        elif default is not None:
+            parts.append(np.full([len(scenario.dimensions[d]) for d in rest], float(default)))
+        else:
+            raise ScenarioError(
+                f"no value for stratum {label!r} of {dim!r}", path,
+                expected="a value for every stratum, or a 'default'",
+            )
+    return np.stack(parts)
+
+
+def _number(value: Any, path: FieldPath) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ScenarioError(f"{value!r} is not a number", path, expected="a number")
+    if not np.isfinite(value):
+        raise ScenarioError(f"{value!r} is not a finite number", path, expected="a finite number")
+    return float(value)
+
+
+def outcome_terms(scenario: Scenario, name: str) -> tuple[ast.Expression, dict[str, str]]:
+    """An outcome's parsed expression and what each of its names is ('compartment' or 'flow')."""
+    outcome = scenario.outcomes[name]
+    where: FieldPath = ("outcomes", name)
+    tree = parsed(outcome.expr, (*where, "expr"))
+    flows = {flow.name: flow for flow in scenario.flows}
+    kinds: dict[str, str] = {}
+    for dim in [*outcome.select, *outcome.by]:
+        if dim not in scenario.dimensions:
+            raise ScenarioError(f"unknown dimension {dim!r}", where, expected=_one_of(scenario.dimensions))
+    for dim, labels in outcome.select.items():
+        for label in labels:
+            if label not in scenario.dimensions[dim]:
+                raise ScenarioError(
+                    f"{label!r} is not a stratum of {dim!r}", (*where, "select", dim),
+                    expected=_one_of(scenario.dimensions[dim]),
+                )
+    table = {n: Symbol("compartment", PERSONS) for n in scenario.compartments}
+    table.update({n: Symbol("flow", PERSONS) for n in flows})
+    try:
+        check_names(tree, table)
+        infer_unit(tree, table)
+    except ExpressionError as exc:
+        raise ScenarioError(str(exc), (*where, "expr"), expected="names of compartments or flows") from None
+    for term in names_in(tree):
+        if term in scenario.compartments:
+            kinds[term], dims = "compartment", scenario.compartments[term].dims
+        else:
+            kinds[term] = "flow"
+            dims = list(flow_context(scenario, [f.name for f in scenario.flows].index(term)))
+        missing = [d for d in [*outcome.by, *outcome.select] if d not in dims]
+        if missing:
+            raise ScenarioError(
+                f"{term!r} is not stratified by {missing[0]!r}, so it cannot be selected or kept by it",
+                (*where, "expr"), expected=f"terms stratified by {', '.join(missing)}",
+            )
+    return tree, kinds
+
+
+# --- the rules ------------------------------------------------------------------------------
+
+
+def _one_of(names: Any) -> str:
+    names = list(names)
+    return f"one of: {', '.join(names)}" if names else "a name defined in the scenario (none are)"
+
+
+def _check_dimensions(scenario: Scenario) -> None:
+    for dim, labels in scenario.dimensions.items():
+        if not labels:
+            raise ScenarioError("a dimension needs at least one stratum", ("dimensions", dim))
+        seen = set()
+        for index, label in enumerate(labels):
+            if label in seen:
+                raise ScenarioError(f"the stratum {label!r} is listed twice", ("dimensions", dim, index))
+            seen.add(label)
+
+
+def _check_unique_names(scenario: Scenario) -> None:
+    owners: dict[str, FieldPath] = {}
+    groups: list[tuple[str, list[str]]] = [
+        ("dimensions", list(scenario.dimensions)),
+        ("compartments", list(scenario.compartments)),
+        ("boundaries", list(scenario.boundaries)),
+        ("parameters", list(scenario.parameters)),
+        ("schedules", list(scenario.schedules)),
+        ("outcomes", list(scenario.outcomes)),
+    ]
+    for section, names in groups:
+        for name in names:
+            _claim(owners, name, (section, name))
+    for section, items in (("flows", scenario.flows), ("events", scenario.events)):
+        for index, item in enumerate(items):
+            _claim(owners, item.name, (section, index, "name"))
+
+
+def _claim(owners: dict[str, FieldPath], name: str, path: FieldPath) -> None:
+    if name in RESERVED:
+        raise ScenarioError(f"{name!r} is a reserved name", path, expected="another name")
+    if name in owners:
+        from aftermath.errors import format_path
+
+        raise ScenarioError(
+            f"the name {name!r} is already used by {format_path(owners[name])}", path,
+            expected="names unique across the scenario",
+        )
+    owners[name] = path
+
+
+def _citable(scenario: Scenario) -> set[str]:
+    return set(known_citations()) | {entry.id for entry in scenario.sources}
+
+
+def _check_provenance(item: Any, path: FieldPath, cited: set[str]) -> None:
+    for index, source in enumerate(item.sources):
+        if source not in cited:
+            raise ScenarioError(
+                f"unknown source id {source!r}", (*path, "sources", index),
+                expected="an id of evidence/sources.csv or figures.csv, a seed file name, or an "
+                "entry under 'sources:'",
+            )
+    if not item.has_provenance:
+        raise ScenarioError(
+            "no source for this number", path,
+            expected="'sources: [ids]' or 'assumption: <the reason>'",
+        )
+
+
+def _check_dims_exist(scenario: Scenario, dims: list[str], path: FieldPath) -> None:
+    for index, dim in enumerate(dims):
+        if dim not in scenario.dimensions:
+            raise ScenarioError(f"unknown dimension {dim!r}", (*path, index), expected=_one_of(scenario.dimensions))
+        if dims.index(dim) != index:
+            raise ScenarioError(f"the dimension {dim!r} is listed twice", (*path, index))
+
+
+def _check_parameter(scenario: Scenario, name: str, parameter: Parameter, cited: set[str]) -> None:
+    where: FieldPath = ("parameters", name)
+    _unit(parameter.unit, (*where, "unit"))
+    _check_dims_exist(scenario, parameter.dims, (*where, "dims"))
+    _check_provenance(parameter, where, cited)
+    values = stratum_array(scenario, parameter.value, parameter.dims, parameter.default, (*where, "value"))
+    probability = is_probability_unit(parameter.unit)
+    if probability and (values.min() < 0 or values.max() > 1):
+        raise ScenarioError(
+            f"{values.min() if values.min() < 0 else values.max():g} is not a probability",
+            (*where, "value"), expected="values between 0 and 1 for a unit of " + parameter.unit,
+        )
+    if values.min() < 0 and parse_unit(parameter.unit).same_dimension(PER_TIME):
+        raise ScenarioError("a rate cannot be negative", (*where, "value"), expected="a value >= 0")
+    if parameter.distribution is not None:
+        _check_distribution(parameter.distribution, values, probability, bool(parameter.dims), where)
+
+
+def frozen_distribution(distribution: Distribution) -> Any:
+    """The scipy distribution a Distribution describes."""
+    d = distribution
+    if d.type == "uniform":
+        return stats.uniform(d.low, d.high - d.low)  # type: ignore[operator]
+    if d.type == "triangular":
+        width = d.high - d.low  # type: ignore[operator]
+        return stats.triang((d.mode - d.low) / width, d.low, width)  # type: ignore[operator]
+    if d.type == "normal":
+        return stats.norm(d.mean, d.sd)
+    if d.type == "lognormal":
+        return stats.lognorm(d.sigma, scale=d.median)
+    return stats.beta(d.alpha, d.beta)
+
+
+def _check_distribution(
+    distribution: Distribution, values: np.ndarray, probability: bool, stratified: bool, where: FieldPath
+) -> None:
+    path = (*where, "distribution")
+    if stratified and not distribution.relative:
+        raise ScenarioError(
+            "a per-stratum parameter needs a relative distribution (a multiplier of its values)",
+            path, expected="'relative: true' with a distribution around 1",
+        )
+    low, high = frozen_distribution(distribution).support()
+    if distribution.relative:
+        if low < 0:
+            raise ScenarioError(
+                "a relative distribution must not go below 0", path,
+                expected="a multiplier distribution on [0, inf), e.g. uniform 0.8-1.2 or lognormal",
+            )
+        if not low <= 1 <= high:
+            raise ScenarioError("a relative distribution must contain 1", path, expected="e.g. low <= 1 <= high")
+        return
+    value = float(values.reshape(-1)[0])
+    if not low <= value <= high:
+        raise ScenarioError(
+            f"the value {value:g} lies outside its distribution ({low:g} to {high:g})", path,
+            expected="a distribution whose range contains the value",
+        )
+    if probability and (low < 0 or high > 1):
+        raise ScenarioError(
+            f"the distribution reaches {low:g} to {high:g}, outside [0, 1]", path,
+            expected="bounds within [0, 1] (uniform, triangular or beta) for a probability",
+        )
+
+
+def _check_initial(scenario: Scenario, name: str, cited: set[str]) -> None:
+    compartment = scenario.compartments[name]
+    where: FieldPath = ("compartments", name, "initial")
+    initial = compartment.initial
+    if isinstance(initial, str):
+        parameter = scenario.parameters.get(initial)
+        if parameter is None:
+            raise ScenarioError(
+                f"unknown parameter {initial!r}", where,
+                expected="a number, a mapping per stratum, or a parameter name",
+            )
+        if not parse_unit(parameter.unit).same_dimension(PERSONS):
+            raise ScenarioError(
+                f"the parameter {initial!r} is in {parameter.unit}", where, expected="a parameter in persons"
+            )
+        extra = [d for d in parameter.dims if d not in compartment.dims]
+        if extra:
+            raise ScenarioError(
+                f"the parameter {initial!r} varies by {extra[0]!r}, which {name!r} is not stratified by",
+                where, expected=f"a parameter over {compartment.dims or 'no dimensions'}",
+            )
+        values = stratum_array(scenario, parameter.value, parameter.dims, parameter.default, where)
+    else:
+        values = stratum_array(scenario, initial, compartment.dims, None, where)
+        if values.size and values.max() > 0:
+            _check_provenance(compartment, ("compartments", name), cited)
+    if values.size and values.min() < 0:
+        raise ScenarioError(f"a negative count ({values.min():g})", where, expected="counts >= 0")
+
+
+def _check_flow(scenario: Scenario, index: int, table: dict[str, Symbol]) -> None:
+    flow = scenario.flows[index]
+    where: FieldPath = ("flows", index)
+    places = {**{n: "compartment" for n in scenario.compartments}, **{n: b.kind for n, b in scenario.boundaries.items()}}
+    for key, target in (("from", flow.from_), ("to", flow.to)):
+        if target not in places:
+            raise ScenarioError(
+                f"unknown compartment {target!r}", (*where, key),
+                expected=_one_of(places) + " (a compartment or a declared boundary)",
+            )
+    kind_from, kind_to = places[flow.from_], places[flow.to]
+    if kind_from == "sink" or kind_to == "source":
+        raise ScenarioError(
+            "people cannot leave a sink or enter a source", where,
+            expected="'from' a compartment or source, 'to' a compartment or sink",
+        )
+    if kind_from == "source" and kind_to == "sink":
+        raise ScenarioError("a flow from a source straight to a sink moves no one", where)
+    if flow.from_ == flow.to:
+        raise ScenarioError("a flow must go to another compartment", (*where, "to"))
+    if kind_from == "compartment" and kind_to == "compartment":
+        _check_subset(scenario, flow.from_, flow.to, (*where, "to"))
+    context = flow_context(scenario, index)
+    expected_unit = PERSONS_PER_TIME if kind_from == "source" else PER_TIME
+    what = "persons per unit of time (an inflow from a source)" if kind_from == "source" else (
+        "a per-capita hazard, per unit of time (e.g. a parameter in 'per year')"
+    )
+    _check_expression(flow.rate, (*where, "rate"), table, context, expected_unit, what)
+
+
+def _check_subset(scenario: Scenario, origin: str, target: str, path: FieldPath) -> None:
+    from_dims = scenario.compartments[origin].dims
+    to_dims = scenario.compartments[target].dims
+    extra = [d for d in to_dims if d not in from_dims]
+    if extra:
+        raise ScenarioError(
+            f"{target!r} is stratified by {extra[0]!r} but {origin!r} is not, so people cannot be "
+            "placed in its strata", path,
+            expected=f"a target whose dimensions are among {from_dims or 'none'}",
+        )
+
+
+def _check_expression(
+    text: str | float, path: FieldPath, table: dict[str, Symbol], context: tuple[str, ...],
+    unit: Unit, what: str,
+) -> None:
+    tree = parsed(text, path)
+    try:
+        check_names(tree, table)
+        found = infer_unit(tree, table)
+    except ExpressionError as exc:
+        raise ScenarioError(str(exc), path, expected=what) from None
+    if not found.same_dimension(unit) and not (isinstance(tree.body, ast.Constant) and tree.body.value == 0):
+        raise ScenarioError(f"the expression is in {found.describe()}", path, expected=what)
+    for name in names_in(tree):
+        symbol = table[name]
+        if symbol.kind == "parameter":
+            extra = [d for d in symbol.dims if d not in context]
+            if extra:
+                raise ScenarioError(
+                    f"the parameter {name!r} varies by {extra[0]!r}, which this is not stratified by",
+                    path, expected=f"parameters over {', '.join(context) or 'no dimensions'}",
+                )
+
+
+def _check_event(scenario: Scenario, index: int, table: dict[str, Symbol], cited: set[str]) -> None:
+    event = scenario.events[index]
+    where: FieldPath = ("events", index)
+    _in_horizon(scenario, event.date, (*where, "date"))
+    sinks = {n for n, b in scenario.boundaries.items() if b.kind == "sink"}
+    if event.from_ not in scenario.compartments:
+        raise ScenarioError(f"unknown compartment {event.from_!r}", (*where, "from"), expected=_one_of(scenario.compartments))
+    if event.to not in scenario.compartments and event.to not in sinks:
+        raise ScenarioError(
+            f"unknown compartment {event.to!r}", (*where, "to"), expected=_one_of([*scenario.compartments, *sinks])
+        )
+    if event.from_ == event.to:
+        raise ScenarioError("an event must move people to another compartment", (*where, "to"))
+    if event.to in scenario.compartments:
+        _check_subset(scenario, event.from_, event.to, (*where, "to"))
+    context = ordered_dims(scenario, scenario.compartments[event.from_].dims)
+    parameters_only = {n: s for n, s in table.items() if s.kind == "parameter"}
+    _check_expression(
+        event.fraction, (*where, "fraction"), parameters_only, context, DIMENSIONLESS,
+        "a fraction between 0 and 1 (a number or parameters)",
+    )
+    tree = parsed(event.fraction, (*where, "fraction"))
+    if isinstance(tree.body, ast.Constant):
+        if not 0 <= float(tree.body.value) <= 1:
+            raise ScenarioError(f"{tree.body.value!r} is not a fraction", (*where, "fraction"), expected="a number between 0 and 1")
+        _check_provenance(event, where, cited)
+    else:
+        _check_provenance_if_given(event, where, cited)
+
+
+def _check_provenance_if_given(item: Any, path: FieldPath, cited: set[str]) -> None:
+    if item.sources or item.assumption:
+        _check_provenance(item, path, cited)
+
+
+def _check_intervention(scenario: Scenario, name: str, cited: set[str]) -> None:
+    intervention = scenario.interventions[name]
+    where: FieldPath = ("interventions", name)
+    _in_horizon(scenario, intervention.start, (*where, "start"))
+    if intervention.end is not None:
+        _in_horizon(scenario, intervention.end, (*where, "end"))
+        if intervention.end <= intervention.start:
+            raise ScenarioError("the end comes before the start", (*where, "end"), expected="an end after start")
+    _check_provenance(intervention, where, cited)
+    for index, effect in enumerate(intervention.effects):
+        path = (*where, "effects", index)
+        if effect.parameter is not None and effect.parameter not in scenario.parameters:
+            raise ScenarioError(f"unknown parameter {effect.parameter!r}", (*path, "parameter"), expected=_one_of(scenario.parameters))
+        if effect.schedule is not None and effect.schedule not in scenario.schedules:
+            raise ScenarioError(f"unknown schedule {effect.schedule!r}", (*path, "schedule"), expected=_one_of(scenario.schedules))
+        operation, value = effect.operation
+        unit = scenario.parameters[effect.parameter].unit if effect.parameter else scenario.schedules[effect.schedule].unit  # type: ignore[index]
+        if operation == "set" and is_probability_unit(unit) and not 0 <= value <= 1:
+            raise ScenarioError(f"{value:g} is not a probability", (*path, "set"), expected="a value between 0 and 1")
+        if operation == "multiply" and value < 0:
+            raise ScenarioError("a negative multiplier", (*path, "multiply"), expected="a factor >= 0")
+
+
+def _check_observation(scenario: Scenario, index: int, cited: set[str]) -> None:
+    observation = scenario.observations[index]
+    where: FieldPath = ("observations", index)
+    if observation.outcome not in scenario.outcomes:
+        raise ScenarioError(f"unknown outcome {observation.outcome!r}", (*where, "outcome"), expected=_one_of(scenario.outcomes))
+    if scenario.outcomes[observation.outcome].by:
+        raise ScenarioError(
+            "observations compare with outcomes that are one number per date", (*where, "outcome"),
+            expected="an outcome without 'by'",
+        )
+    _in_horizon(scenario, observation.date, (*where, "date"))
+    if observation.source not in cited:
+        raise ScenarioError(
+            f"unknown source id {observation.source!r}", (*where, "source"),
+            expected="an id of evidence/sources.csv or figures.csv, a seed file name, or an entry under 'sources:'",
+        )
+
+
+def _in_horizon(scenario: Scenario, month: int, path: FieldPath) -> None:
+    start, end = scenario.time.start, scenario.time.end
+    if not start <= month <= end:
+        raise ScenarioError(
+            f"the date {month_label(month)} is outside the time horizon", path,
+            expected=f"a month from {month_label(start)} to {month_label(end)}",
+        )
