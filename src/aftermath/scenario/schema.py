@@ -252,6 +252,8 @@ class Scenario(Strict):
     title: Text
     description: Text = ""
     time: TimeAxis
+    key_dates: list[Month] = []
+    """Dates the summary table shows (default: evenly spaced over the horizon)."""
     dimensions: dict[Name, list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$")]]] = {}
     compartments: dict[Name, Compartment] = Field(min_length=1)
     boundaries: dict[Name, Boundary] = {}

@@ -46,6 +46,8 @@ def validate_scenario(scenario: Scenario) -> None:
     """Run every cross-field rule; raise the first ScenarioError found, in file order."""
     _check_dimensions(scenario)
     _check_unique_names(scenario)
+    for index, month in enumerate(scenario.key_dates):
+        _in_horizon(scenario, month, ("key_dates", index))
     cited = _citable(scenario)
     for name, parameter in scenario.parameters.items():
         _check_parameter(scenario, name, parameter, cited)

@@ -1,0 +1,6 @@
+"""`aftermath ...`: a thin layer over the Python API. Each feature's commands live in their own module."""
+
+from aftermath.cli.app import app, main
+from aftermath.cli import core  # noqa: F401  (registers run, check, scenarios, explain)
+
+__all__ = ["app", "main"]

@@ -1,0 +1,162 @@
+"""run, check, scenarios, explain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from aftermath.cli.app import app, console, fail
+from aftermath.cli.options import parse_assignments, parse_policies
+from aftermath.engines.simulate import ENGINES, simulate
+from aftermath.model.compile import compile_model
+from aftermath.results import check_output_path, write_results
+from aftermath.scenario.describe import citations, initial_text, parameter_rows
+from aftermath.scenario.loader import load_scenario, resolve_scenario_path, shipped_scenarios
+from aftermath.summary import bands, key_dates
+
+ScenarioArg = Annotated[
+    str | None, typer.Argument(help="A scenario file, or the name of a shipped scenario (default: the default one).")
+]
+
+
+def band_text(median: float, low: float, high: float) -> str:
+    return f"{median:,.0f} ({low:,.0f}-{high:,.0f})" if max(abs(high), abs(low)) >= 10 else (
+        f"{median:.3g} ({low:.3g}-{high:.3g})"
+    )
+
+
+@app.command()
+def run(
+    scenario: ScenarioArg = None,
+    replicates: Annotated[int, typer.Option("--replicates", "-n", min=1, help="Stochastic replicates.")] = 200,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same numbers.")] = 1,
+    engine: Annotated[str, typer.Option(help="stochastic or deterministic.")] = "stochastic",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="PARAM=VALUE, in the parameter's unit.")] = None,
+    policy: Annotated[list[str] | None, typer.Option(help="An intervention: NAME, NAME=STRENGTH, or A+B.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write full results to FILE.nc or FILE.parquet.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+) -> None:
+    """Run a scenario and show each outcome at key dates: median and 5-95% band."""
+    if engine not in ENGINES:
+        fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    if out is not None:
+        try:
+            check_output_path(out)
+        except ValueError as exc:
+            fail(f"--out {exc}")
+    loaded = load_scenario(scenario)
+    model = compile_model(loaded, overrides=parse_assignments(set_), policies=parse_policies(policy))
+    runs = 1 if engine == "deterministic" else replicates
+    with Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=console, transient=True, disable=as_json,
+    ) as progress:
+        task = progress.add_task(f"{loaded.name}: {engine}", total=runs)
+        dataset = simulate(
+            model, replicates=runs, seed=seed, engine=engine,  # type: ignore[arg-type]
+            keep_compartments=out is not None, progress=lambda done: progress.advance(task, done),
+        )
+    table = bands(dataset, key_dates(loaded))
+    if out is not None:
+        write_results(dataset, out)
+    if as_json:
+        payload = {
+            "scenario": loaded.name,
+            "scenario_hash": model.scenario_hash,
+            "engine": engine,
+            "seed": seed,
+            "replicates": runs,
+            "policies": model.interventions,
+            "overrides": parse_assignments(set_),
+            "bands": json.loads(table.to_json(orient="records")),
+        }
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    _print_bands(loaded.title, table, runs, seed, engine, model.interventions)
+    if out is not None:
+        console.print(f"full results written to {out}")
+
+
+def _print_bands(title: str, table, runs: int, seed: int, engine: str, policies: dict) -> None:  # noqa: ANN001
+    scalar = table[[c for c in table.columns if c not in ("outcome", "date", "median", "low", "high")]].isna().all(
+        axis=1
+    ) if len(table.columns) > 5 else table["outcome"].notna()
+    plain = table[scalar]
+    dates = list(dict.fromkeys(plain["date"]))
+    grid = Table(title=f"{title}\n{engine}, {runs} replicate(s), seed {seed}"
+                 + (f", policies {policies}" if policies else ""), title_justify="left")
+    grid.add_column("outcome (median, 5-95%)")
+    for date in dates:
+        grid.add_column(date, justify="right")
+    for outcome, rows in plain.groupby("outcome", sort=False):
+        cells = {r.date: band_text(r.median, r.low, r.high) for r in rows.itertuples()}
+        grid.add_row(str(outcome), *[cells.get(d, "") for d in dates])
+    console.print(grid)
+    stratified = sorted(set(table["outcome"]) - set(plain["outcome"]))
+    if stratified:
+        console.print(f"stratified outcomes (see --json or --out): {', '.join(stratified)}")
+
+
+@app.command()
+def check(file: Annotated[str, typer.Argument(help="A scenario file or shipped name.")]) -> None:
+    """Validate a scenario file only."""
+    scenario = load_scenario(file)
+    model = compile_model(scenario)
+    console.print(
+        f"ok: {resolve_scenario_path(file)}: {scenario.name}: {len(scenario.compartments)} compartments "
+        f"({model.cells} cells), {len(scenario.flows)} flows, {len(scenario.parameters)} parameters, "
+        f"{len(scenario.interventions)} interventions, {len(scenario.outcomes)} outcomes, "
+        f"{len(scenario.observations)} observations",
+        markup=False, highlight=False,
+    )
+
+
+@app.command()
+def scenarios() -> None:
+    """List the shipped scenarios."""
+    grid = Table("name", "title", "file")
+    for name, path in sorted(shipped_scenarios().items()):
+        grid.add_row(name, load_scenario(path).title, str(path))
+    console.print(grid)
+
+
+@app.command()
+def explain(scenario: ScenarioArg = None) -> None:
+    """Show compartments, flows, parameters with units, ranges and sources."""
+    loaded = load_scenario(scenario)
+    console.print(f"[bold]{loaded.title}[/bold] ({loaded.name})\n{loaded.description.strip()}", highlight=False)
+    compartments = Table("compartment", "strata", "initial", "description", title="Compartments", title_justify="left")
+    for name, c in loaded.compartments.items():
+        compartments.add_row(name, ", ".join(c.dims) or "-", initial_text(loaded, name), c.description.strip())
+    console.print(compartments)
+    flows = Table("flow", "from -> to", "rate", title="Flows (rates are hazards per capita, or inflows from a source)",
+                  title_justify="left")
+    for flow in loaded.flows:
+        flows.add_row(flow.name, f"{flow.from_} -> {flow.to}", str(flow.rate))
+    console.print(flows)
+    parameters = Table("parameter", "value", "unit", "5-95% range", "uncertainty", "sources / assumption",
+                       title="Parameters", title_justify="left")
+    for row in parameter_rows(loaded):
+        provenance = ", ".join(row.sources) + (f" (assumption: {row.assumption})" if row.assumption else "")
+        parameters.add_row(row.name, row.value, row.unit, f"{row.low:.4g} to {row.high:.4g}", row.uncertainty,
+                           provenance)
+    console.print(parameters)
+    if loaded.interventions:
+        policies = Table("policy", "from", "effects", "description", title="Interventions", title_justify="left")
+        for name, item in loaded.interventions.items():
+            effects = "; ".join(
+                f"{e.parameter or e.schedule} {e.operation[0]} {e.operation[1]:g}" for e in item.effects
+            )
+            from aftermath.scenario.schema import month_label
+
+            policies.add_row(name, month_label(item.start), effects, item.description.strip())
+        console.print(policies)
+    sources = Table("id", "citation", title="Sources", title_justify="left")
+    for sid, text in citations(loaded).items():
+        sources.add_row(sid, text)
+    console.print(sources)

@@ -1,0 +1,41 @@
+"""Parsing of the command-line forms shared by several commands."""
+
+from __future__ import annotations
+
+import typer
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, float]:
+    """'--set name=value' options as a mapping."""
+    values: dict[str, float] = {}
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            values[name.strip()] = float(text)
+        except ValueError:
+            raise typer.BadParameter(f"{item!r}: expected PARAMETER=NUMBER, e.g. return_hazard=0.2") from None
+    return values
+
+
+def parse_policy(text: str) -> dict[str, float | None]:
+    """'A', 'A=0.5' or a combination 'A+B=0.5' as {policy: strength or None for its default}."""
+    policies: dict[str, float | None] = {}
+    for part in text.split("+"):
+        name, sep, strength = part.partition("=")
+        if not name.strip():
+            raise typer.BadParameter(f"{text!r}: expected NAME, NAME=STRENGTH or A+B")
+        try:
+            policies[name.strip()] = float(strength) if sep else None
+        except ValueError:
+            raise typer.BadParameter(f"{text!r}: the strength {strength!r} is not a number") from None
+    return policies
+
+
+def parse_policies(items: list[str] | None) -> dict[str, float | None]:
+    """Several --policy options applied together."""
+    combined: dict[str, float | None] = {}
+    for item in items or []:
+        combined.update(parse_policy(item))
+    return combined

@@ -1,0 +1,51 @@
+"""Summaries of an ensemble: bands (median and 5-95%), never a bare number."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from aftermath.scenario.schema import Scenario, month_label, parse_month
+
+LOW, HIGH = 0.05, 0.95
+
+
+def outcome_names(dataset: xr.Dataset) -> list[str]:
+    return [name for name, variable in dataset.data_vars.items() if variable.attrs.get("kind") == "outcome"]
+
+
+def key_dates(scenario: Scenario, count: int = 5) -> list[str]:
+    """The scenario's `key_dates`, or `count` evenly spaced Decembers ending at the horizon."""
+    if scenario.key_dates:
+        return [month_label(m) for m in scenario.key_dates]
+    first, last = scenario.time.start, scenario.time.end
+    picks = np.linspace(first, last, count).round().astype(int)
+    return sorted({month_label(int(m)) for m in picks})
+
+
+def bands(
+    dataset: xr.Dataset,
+    dates: Sequence[str] | None = None,
+    outcomes: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """One row per outcome, date and stratum: median and the 5-95% band over replicates."""
+    rows = []
+    wanted = list(outcomes) if outcomes is not None else outcome_names(dataset)
+    times = dataset["time"].values
+    if dates is not None:
+        chosen = np.array([np.datetime64(month_label(parse_month(d)), "M") for d in dates])
+        times = chosen.astype(times.dtype)
+    for name in wanted:
+        data = dataset[name].sel(time=times)
+        quantiles = data.quantile([LOW, 0.5, HIGH], dim="replicate")
+        frame = quantiles.to_dataframe(name="value")["value"].unstack("quantile").reset_index()
+        frame = frame.rename(columns={LOW: "low", 0.5: "median", HIGH: "high"})
+        frame.insert(0, "outcome", name)
+        frame["date"] = pd.to_datetime(frame.pop("time")).dt.strftime("%Y-%m")
+        rows.append(frame)
+    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    ordered = ["outcome", "date", *[c for c in table.columns if c not in ("outcome", "date", "low", "median", "high")]]
+    return table[[*ordered, "median", "low", "high"]] if rows else table
