@@ -173,12 +173,17 @@ def _run_block(
     events_by_step: dict[int, list] = {}
     for event in model.events:
         events_by_step.setdefault(event.step, []).append(event)
+    coupled = [c.start(replicates, first_replicate, seed, stochastic, base) for c in model.couplings]
+    coupled_record: dict[str, list[np.ndarray]] = {}
     with np.errstate(all="ignore"):
         for step in range(steps + 1):
-            environment = _environment(model, state, step, base)
+            environment = _environment(model, state, step, base, coupled)
             for event in events_by_step.get(step, []):
                 exited[step] += _apply_event(model, event, state, environment, key_seed, first_replicate, step, stochastic)
             record[step] = state
+            for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
+                for name, value in coupling.record(coupling_state).items():
+                    coupled_record.setdefault(name, []).append(value)
             if step == steps:
                 break
             _fill_rates(model, environment, rates, step)
@@ -189,12 +194,18 @@ def _run_block(
                 model.dt, key_seed, np.int64(first_replicate), np.int64(step), stochastic,
             )
             state, next_state = next_state, state
+            if model.couplings:
+                moved_by_flow = {f.name: moved[:, f.rate_offset : f.rate_offset + f.cells] for f in model.flows}
+                for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
+                    coupling.update(coupling_state, step, environment, moved_by_flow)
             entered[step + 1] = entered[step] + moved[:, tables.source_cells].sum(axis=1)
             exited[step + 1] += exited[step] + moved[:, tables.sink_cells].sum(axis=1)
             for i in flows_needed:
                 flow = model.flows[i]
                 moved_record[i][step + 1] = moved[:, flow.rate_offset : flow.rate_offset + flow.cells]
     result = {"__entered__": entered.T, "__exited__": exited.T}
+    for name, series in coupled_record.items():
+        result[name] = np.moveaxis(np.stack(series), 0, 1)
     for outcome in model.outcomes:
         result[outcome.name] = _outcome(model, outcome, record, moved_record)
     if keep_compartments:
@@ -205,16 +216,23 @@ def _run_block(
     return result
 
 
-def _environment(model: CompiledModel, state: np.ndarray, step: int, base: Mapping[str, np.ndarray]) -> Environment:
+def _environment(
+    model: CompiledModel, state: np.ndarray, step: int, base: Mapping[str, np.ndarray], coupled: list
+) -> Environment:
     replicates = state.shape[0]
+    parameters = model.parameters_at(step, base)
+    values: dict[str, np.ndarray] = {}
+    for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
+        values.update(coupling.values(coupling_state, step, parameters))
     return Environment(
         compartments={
             c.name: state[:, c.offset : c.offset + c.size].reshape(replicates, *c.aligned)
             for c in model.compartments
         },
-        parameters=model.parameters_at(step, base),
+        parameters=parameters,
         schedules={name: float(series[step]) for name, series in model.schedules.items()},
         t=float(step * model.dt),
+        coupled=values,
     )
 
 
@@ -314,6 +332,12 @@ def _assemble(
         variables[outcome.name] = xr.Variable(
             ("replicate", "time", *outcome.by), joined(outcome.name), {"kind": "outcome"}
         )
+    for coupling in model.couplings:
+        for name, dims in coupling.outputs.items():
+            coords.update({dim: labels for dim, labels in dims})
+            variables[name] = xr.Variable(
+                ("replicate", "time", *[dim for dim, _ in dims]), joined(name), {"kind": coupling.name}
+            )
     variables["entered"] = xr.Variable(
         ("replicate", "time"), joined("__entered__"), {"kind": "boundary", "description": "cumulative inflow from sources"}
     )

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from aftermath.errors import ScenarioError
+from aftermath.model.coupling import Coupling, build_couplings
 from aftermath.scenario.expressions import Evaluator, compile_expression
 from aftermath.scenario.schema import Scenario, month_label
 from aftermath.scenario.validate import (
@@ -91,6 +92,8 @@ class Environment:
     parameters: dict[str, np.ndarray]
     schedules: dict[str, float]
     t: float
+    coupled: dict[str, np.ndarray] = field(default_factory=dict)
+    """Values exposed by couplings (e.g. the alliance network) at this step."""
 
 
 @dataclass
@@ -115,6 +118,8 @@ class CompiledModel:
     """Active policies and their strengths."""
     parameter_effects: list[tuple[str, int, int, str, float, float]] = field(default_factory=list)
     """(parameter, first step, last step, operation, value, strength) of active interventions."""
+    couplings: list[Coupling] = field(default_factory=list)
+    """Sub-models run beside the compartments (see model/coupling.py)."""
 
     @property
     def steps(self) -> int:
@@ -218,6 +223,7 @@ def compile_model(
         interventions=strengths,
     )
     model.parameter_effects = _parameter_effects(scenario, months, strengths)
+    model.couplings = build_couplings(scenario, model)
     model.flows = _compile_flows(scenario, model)
     model.events = _compile_events(scenario, model)
     model.outcomes = [_compile_outcome(scenario, name, model) for name in scenario.outcomes]
@@ -333,6 +339,8 @@ def _resolver(scenario: Scenario, model: CompiledModel, context: tuple[str, ...]
             return lambda env: env.parameters[name]
         if name in scenario.schedules:
             return lambda env: env.schedules[name]
+        if name not in scenario.compartments:
+            return lambda env: env.coupled[name]
         own = model.layout(name).dims
         axes = tuple(1 + global_dims.index(d) for d in own if d not in context)
         if not axes:

@@ -117,6 +117,9 @@ def symbols(scenario: Scenario) -> dict[str, Symbol]:
         table[name] = Symbol("schedule", parse_unit(schedule.unit))
     for name, compartment in scenario.compartments.items():
         table[name] = Symbol("compartment", PERSONS, ordered_dims(scenario, compartment.dims))
+    from aftermath.model.coupling import coupling_symbols
+
+    table.update(coupling_symbols(scenario))
     return table
 
 
@@ -432,12 +435,12 @@ def _check_expression(
         raise ScenarioError(f"the expression is in {found.describe()}", path, expected=what)
     for name in names_in(tree):
         symbol = table[name]
-        if symbol.kind == "parameter":
+        if symbol.kind in ("parameter", "coupling"):
             extra = [d for d in symbol.dims if d not in context]
             if extra:
                 raise ScenarioError(
-                    f"the parameter {name!r} varies by {extra[0]!r}, which this is not stratified by",
-                    path, expected=f"parameters over {', '.join(context) or 'no dimensions'}",
+                    f"the {symbol.kind} {name!r} varies by {extra[0]!r}, which this is not stratified by",
+                    path, expected=f"{symbol.kind}s over {', '.join(context) or 'no dimensions'}",
                 )
 
 
