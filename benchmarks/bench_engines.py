@@ -1,0 +1,246 @@
+"""Benchmark aftermath's engines on a synthetic model of 12 compartments x 60 strata x 27 flows.
+
+Prints the stochastic engine's replicate-months per second, peak memory, deterministic runs per
+second for a batch of sampled parameters, the raw numpy binomial rate on the same counts (the
+ceiling of this approach), the same model written in Mesa 3 (speed ratio and a check that it is
+the same model), and each target with PASS or MISS.
+
+    .venv/bin/python benchmarks/bench_engines.py            # full run (several minutes)
+    .venv/bin/python benchmarks/bench_engines.py --quick    # smoke run, small sizes
+    .venv/bin/python benchmarks/bench_engines.py --profile  # also where simulate() spends its time
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+import aftermath
+from aftermath.scenario.validate import frozen_distribution, stratum_array
+from synthetic import COMPARTMENTS, SyntheticModel, synthetic_model
+
+STOCHASTIC_TARGET = 25_000.0
+"""Replicate-months per second of the stochastic engine in one process."""
+MESA_RATIO_TARGET = 300.0
+DETERMINISTIC_TARGET = 2_000.0
+"""Deterministic runs per second when a batch of parameter samples runs together."""
+MESA_TOLERANCE = 0.03
+"""Largest relative difference between Mesa's mean and aftermath's deterministic compartment totals."""
+
+
+@dataclass(frozen=True)
+class Sizes:
+    small: int
+    large: int
+    repeats: int
+    batch: int
+    mesa_replicates: int
+    mesa_months: int
+
+
+FULL = Sizes(small=1_000, large=10_000, repeats=3, batch=1_000, mesa_replicates=1, mesa_months=120)
+QUICK = Sizes(small=20, large=100, repeats=3, batch=50, mesa_replicates=1, mesa_months=3)
+
+
+def seconds(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def verdict(value: float, target: float) -> str:
+    return "PASS" if value >= target else "MISS"
+
+
+def sample_parameters(model: aftermath.CompiledModel, runs: int, seed: int) -> dict[str, np.ndarray]:
+    """`runs` draws of every uncertain parameter from its declared distribution, in declared units."""
+    rng = np.random.default_rng(seed)
+    samples = {}
+    for name, parameter in model.scenario.parameters.items():
+        if parameter.distribution is None:
+            continue
+        draws = frozen_distribution(parameter.distribution).rvs(size=runs, random_state=rng)
+        if parameter.distribution.relative:
+            base = _declared_value(model, name)
+            samples[name] = draws.reshape(runs, *[1] * base.ndim) * base
+        else:
+            samples[name] = draws
+    return samples
+
+
+def _declared_value(model: aftermath.CompiledModel, name: str) -> np.ndarray:
+    """A parameter's values over its own dims, in its declared unit."""
+    parameter = model.scenario.parameters[name]
+    return stratum_array(model.scenario, parameter.value, list(parameter.dims), parameter.default, ())
+
+
+def stochastic_rate(model: aftermath.CompiledModel, replicates: int, repeats: int) -> tuple[float, float]:
+    """Median replicate-months per second over `repeats` runs, and the median run time."""
+    times = [
+        seconds(lambda: aftermath.simulate(model, replicates, seed=11, keep_compartments=False))
+        for _ in range(repeats)
+    ]
+    median = statistics.median(times)
+    return replicates * model.steps / median, median
+
+
+def numpy_binomial_rate(model: aftermath.CompiledModel, spec: SyntheticModel, replicates: int) -> tuple[float, int]:
+    """Draws per second of numpy's Generator.binomial over (internal flows, strata, replicates) arrays.
+
+    Each flow's count is the initial count of the cell it leaves, its probability 1 - exp(-h dt)
+    with its month-0 hazard: one step of the model's flows, drawn independently, without any
+    bookkeeping. That is the most a binomial chain on numpy can do on this machine.
+    """
+    rates = spec.monthly_rates(0)
+    internal = [i for i, flow in enumerate(spec.flows) if flow.source in COMPARTMENTS]
+    counts = np.stack([spec.initial[COMPARTMENTS.index(spec.flows[i].source)] for i in internal])
+    probabilities = -np.expm1(-rates[internal] * model.dt)
+    shape = (len(internal), counts[0].size, replicates)
+    n = np.ascontiguousarray(np.broadcast_to(counts.reshape(*shape[:2], 1), shape)).astype(np.int64)
+    p = np.ascontiguousarray(np.broadcast_to(probabilities.reshape(*shape[:2], 1), shape))
+    rng = np.random.default_rng(5)
+    rng.binomial(n, p)
+    elapsed = statistics.median(seconds(lambda: rng.binomial(n, p)) for _ in range(5))
+    return n.size / elapsed, n.size
+
+
+def mesa_run(spec: SyntheticModel, replicates: int, months: int) -> tuple[float, np.ndarray]:
+    """Seconds per replicate (set-up included, as for aftermath) and mean compartment totals after `months`."""
+    from mesa_model import FlowModel
+
+    totals = []
+    start = time.perf_counter()
+    for replicate in range(replicates):
+        model = FlowModel(spec, seed=replicate + 1)
+        for _ in range(months):
+            model.step()
+        totals.append(model.totals())
+    return (time.perf_counter() - start) / replicates, np.mean(totals, axis=0)
+
+
+def deterministic_totals(model: aftermath.CompiledModel, month: int) -> np.ndarray:
+    result = aftermath.simulate(model, 1, engine="deterministic")
+    return np.array([float(result[name].isel(replicate=0, time=month).sum()) for name in COMPARTMENTS])
+
+
+def profile(model: aftermath.CompiledModel, replicates: int, engine: str) -> None:
+    """Where simulate() spends its time: rate expressions, the numba kernel, recording and outcomes."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    aftermath.simulate(model, replicates, seed=11, engine=engine, keep_compartments=False)  # type: ignore[arg-type]
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+
+    def timing(function: str, own: bool = False) -> float:
+        return sum(v[2] if own else v[3] for (_, _, name), v in stats.items() if name == function)
+
+    total = timing("simulate")
+    parts = {
+        "numba kernel advance()": timing("advance", own=True),
+        "rate expressions (_fill_rates)": timing("_fill_rates"),
+        "expression environment (_environment)": timing("_environment"),
+        "outcomes and assembly (_outcome, _assemble)": timing("_outcome") + timing("_assemble"),
+    }
+    parts["recording and the rest of the step loop"] = total - sum(parts.values())
+    print(f"  profile, {engine}, {replicates:,} replicates: {total:.2f} s under cProfile")
+    for label, value in parts.items():
+        print(f"    {label:<46} {value:7.2f} s  {100 * value / total:5.1f}%")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run with small sizes")
+    parser.add_argument("--profile", action="store_true", help="also profile simulate() with cProfile")
+    parser.add_argument("--mesa-replicates", type=int, help="Mesa replicates (default: 1)")
+    parser.add_argument("--mesa-months", type=int, help="months of each Mesa run (default: 120; quick: 3)")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    mesa_replicates = args.mesa_replicates or sizes.mesa_replicates
+    mesa_months = args.mesa_months or sizes.mesa_months
+
+    spec = synthetic_model()
+    model = spec.compiled()
+    flows, strata = len(model.flows), model.cells // len(model.compartments)
+    draws_per_month = flows * strata
+    print(f"model: {len(model.compartments)} compartments x {strata} strata x {flows} flows, "
+          f"{model.steps} monthly steps, {int(spec.initial.sum()):,} persons at start "
+          f"(cells of {int(spec.initial.min())} to {int(spec.initial.max()):,})")
+    warm = seconds(lambda: [aftermath.simulate(model, 2, engine=e, keep_compartments=False)
+                            for e in ("stochastic", "deterministic")])
+    print(f"warm-up (numba compile or cache load, excluded below): {warm:.1f} s")
+    rss_before = peak_rss_mib()
+
+    small_rate, small_time = stochastic_rate(model, sizes.small, sizes.repeats)
+    print(f"stochastic, {sizes.small:,} replicates: {small_rate:,.0f} replicate-months/s "
+          f"(median of {sizes.repeats} runs, {small_time:.2f} s each)")
+    large_rate, large_time = stochastic_rate(model, sizes.large, 1)
+    print(f"stochastic, {sizes.large:,} replicates: {large_rate:,.0f} replicate-months/s (1 run, {large_time:.2f} s)")
+    print(f"peak memory: {peak_rss_mib():,.0f} MiB resident (resource.getrusage ru_maxrss, whole process; "
+          f"{rss_before:,.0f} MiB before the engine runs)")
+
+    samples = sample_parameters(model, sizes.batch, seed=3)
+    batch_time = statistics.median(
+        seconds(lambda: aftermath.simulate(model, sizes.batch, engine="deterministic", parameters=samples,
+                                           keep_compartments=False))
+        for _ in range(sizes.repeats)
+    )
+    deterministic_rate = sizes.batch / batch_time
+    print(f"deterministic, batch of {sizes.batch:,} parameter samples ({len(samples)} parameters): "
+          f"{deterministic_rate:,.0f} runs/s (median of {sizes.repeats}, {batch_time:.2f} s per batch)")
+
+    numpy_rate, numpy_size = numpy_binomial_rate(model, spec, sizes.small)
+    engine_draws = small_rate * draws_per_month
+    print(f"numpy binomial ceiling: {numpy_rate:,.0f} draws/s (Generator.binomial over {numpy_size:,} "
+          f"flow x stratum x replicate cells), i.e. {numpy_rate / draws_per_month:,.0f} replicate-months/s "
+          f"at {draws_per_month:,} draws per replicate-month")
+    print(f"engine: {engine_draws:,.0f} binomial-equivalent draws/s ({flows} flows x {strata} strata per "
+          f"replicate-month), {100 * engine_draws / numpy_rate:.0f}% of the numpy ceiling")
+
+    if args.profile:
+        profile(model, sizes.small, "stochastic")
+        profile(model, sizes.batch, "deterministic")
+
+    mesa_seconds, mesa_totals = mesa_run(spec, mesa_replicates, mesa_months)
+    mesa_rate = mesa_months / mesa_seconds
+    ratio = small_rate / mesa_rate
+    print(f"Mesa {__import__('mesa').__version__}, one agent per person: {mesa_rate:,.2f} replicate-months/s "
+          f"({mesa_replicates} replicate(s) x {mesa_months} months, {mesa_seconds:.1f} s per replicate); "
+          f"peak memory now {peak_rss_mib():,.0f} MiB")
+    print(f"ratio aftermath/Mesa: {ratio:,.0f}x")
+    expected = deterministic_totals(model, mesa_months)
+    difference = np.abs(mesa_totals / expected - 1)
+    print(f"same model? compartment totals at month {mesa_months}: Mesa mean of {mesa_replicates} vs "
+          "aftermath deterministic")
+    for name, mesa_total, total, diff in zip(COMPARTMENTS, mesa_totals, expected, difference, strict=True):
+        print(f"    {name:<10} {mesa_total:10,.0f} {total:12,.1f}  {100 * diff:5.2f}%")
+    agree = bool(difference.max() <= MESA_TOLERANCE)
+    print(f"Mesa model {'agrees' if agree else 'DISAGREES'} with aftermath: largest difference "
+          f"{100 * difference.max():.2f}% (tolerance {100 * MESA_TOLERANCE:.0f}%)")
+
+    print("targets:")
+    print(f"  {verdict(small_rate, STOCHASTIC_TARGET)} stochastic {small_rate:,.0f} replicate-months/s at "
+          f"{sizes.small:,} replicates (target >= {STOCHASTIC_TARGET:,.0f})")
+    print(f"  {verdict(large_rate, STOCHASTIC_TARGET)} stochastic {large_rate:,.0f} replicate-months/s at "
+          f"{sizes.large:,} replicates (target >= {STOCHASTIC_TARGET:,.0f})")
+    print(f"  {verdict(ratio, MESA_RATIO_TARGET)} {ratio:,.0f}x Mesa (target >= {MESA_RATIO_TARGET:,.0f}x)")
+    print(f"  {verdict(deterministic_rate, DETERMINISTIC_TARGET)} deterministic {deterministic_rate:,.0f} runs/s "
+          f"in a batch (target >= {DETERMINISTIC_TARGET:,.0f})")
+    return 0 if agree else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

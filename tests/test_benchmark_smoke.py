@@ -1,0 +1,42 @@
+"""The engine benchmark still runs and prints every figure it promises (a smoke run, not a timing)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_engines.py"
+NUMBER = r"([\d,]+(?:\.\d+)?)"
+FIGURES = {
+    "stochastic replicate-months/s": rf"stochastic, [\d,]+ replicates: {NUMBER} replicate-months/s",
+    "peak memory": rf"peak memory: {NUMBER} MiB resident",
+    "deterministic runs/s": rf"deterministic, batch of [\d,]+ parameter samples .*: {NUMBER} runs/s",
+    "numpy binomial draws/s": rf"numpy binomial ceiling: {NUMBER} draws/s",
+    "engine binomial-equivalent draws/s": rf"engine: {NUMBER} binomial-equivalent draws/s",
+    "Mesa replicate-months/s": rf"Mesa [\d.]+, one agent per person: {NUMBER} replicate-months/s",
+    "ratio to Mesa": rf"ratio aftermath/Mesa: {NUMBER}x",
+    "kernel share of the profile": rf"numba kernel advance\(\)\s+{NUMBER} s",
+    "rate-expression share of the profile": rf"rate expressions \(_fill_rates\)\s+{NUMBER} s",
+}
+
+
+@pytest.mark.slow
+def test_quick_benchmark_prints_every_figure() -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--profile"],
+        capture_output=True, text=True, timeout=60, cwd=SCRIPT.parents[1],
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    for figure, pattern in FIGURES.items():
+        values = [float(v.replace(",", "")) for v in re.findall(pattern, out)]
+        assert values, f"the benchmark no longer prints {figure}:\n{out}"
+        assert all(v > 0 for v in values), f"{figure} is not positive:\n{out}"
+    assert len(re.findall(FIGURES["stochastic replicate-months/s"], out)) == 2, out
+    assert "Mesa model agrees with aftermath" in out, out
+    verdicts = re.findall(r"^  (PASS|MISS) ", out, flags=re.MULTILINE)
+    assert len(verdicts) == 4, out
