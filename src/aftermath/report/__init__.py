@@ -1,0 +1,6 @@
+"""The report: one self-contained HTML file an analyst can hand to a policymaker, and figures for papers."""
+
+from aftermath.report.build import build_report, render
+from aftermath.report.content import ReportContent, collect
+
+__all__ = ["ReportContent", "build_report", "collect", "render"]

@@ -1,0 +1,418 @@
+"""What a report shows, computed from ensembles: quantile bands over replicates, never raw replicates.
+
+Everything here is plain data (numbers and labels), so the same content renders to HTML, to figure
+files, or to a test's assertions. Sizes stay small: a fan is 5 quantiles per month, whatever the
+number of replicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from aftermath.model.compile import CompiledModel, compile_model
+from aftermath.scenario.schema import Scenario, month_label, parse_month
+from aftermath.summary import HIGH, LOW
+
+QUANTILES = (LOW, 0.25, 0.5, 0.75, HIGH)
+ORIGIN_DIM = "origin"
+MAX_SANKEY_ORIGINS = 11
+BLOCK_BYTES = 64_000_000
+
+
+@dataclass(frozen=True)
+class Band:
+    """Median and 5-95% band of one number over replicates."""
+
+    median: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Fan:
+    """Quantiles (QUANTILES) of one series across replicates, month by month."""
+
+    times: np.ndarray
+    """datetime64[M] dates."""
+    values: np.ndarray
+    """(len(QUANTILES), len(times))."""
+
+    def at(self, date: str) -> Band:
+        index = int(np.searchsorted(self.times, np.datetime64(date, "M")))
+        column = self.values[:, min(index, len(self.times) - 1)]
+        return Band(float(column[2]), float(column[0]), float(column[4]))
+
+
+@dataclass(frozen=True)
+class OutcomeSummary:
+    name: str
+    description: str
+    by: tuple[str, ...]
+    fans: dict[str, Fan]
+    """One fan per stratum, keyed by its label ('' for an outcome that is one number per date)."""
+
+
+@dataclass(frozen=True)
+class SankeyData:
+    """Average persons on each link of origin -> pathway -> destination at one date."""
+
+    date: str
+    nodes: list[str]
+    columns: list[int]
+    """Which layer (0 origin, 1 pathway, 2 destination) each node is drawn in."""
+    links: list[tuple[int, int, float]]
+
+
+@dataclass(frozen=True)
+class CountryTable:
+    date: str
+    dimension: str
+    columns: list[str]
+    rows: list[tuple[str, list[Band]]]
+
+
+@dataclass(frozen=True)
+class PolicyEffect:
+    label: str
+    strengths: dict[str, float]
+    outcomes: dict[str, Fan]
+    """The policy's own fan per one-number outcome."""
+    differences: dict[str, Fan]
+    """Policy minus baseline, replicate by replicate (same random numbers), per one-number outcome."""
+
+
+@dataclass(frozen=True)
+class ObservationRow:
+    outcome: str
+    date: str
+    value: float
+    low: float | None
+    high: float | None
+    source: str
+    note: str
+    fitted: bool
+    model: Band
+
+    @property
+    def inside(self) -> bool:
+        """Does the observed range overlap the model's 5-95% band?"""
+        low = self.value if self.low is None else self.low
+        high = self.value if self.high is None else self.high
+        return low <= self.model.high and high >= self.model.low
+
+
+@dataclass
+class ReportContent:
+    scenario: Scenario
+    scenario_hash: str
+    seed: int
+    replicates: int
+    engine: str
+    key_dates: list[str]
+    at: str
+    fit_until: str
+    outcomes: list[OutcomeSummary]
+    sankey: SankeyData | None
+    countries: CountryTable | None
+    policies: list[PolicyEffect]
+    observations: list[ObservationRow]
+    notes: list[str] = field(default_factory=list)
+
+
+def label(name: str) -> str:
+    """A machine name as a heading: 'returned_operational' -> 'Returned operational'."""
+    text = name.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def policy_label(strengths: Mapping[str, float | None]) -> str:
+    """'Border and intelligence + Military pressure (strength 0.5)'."""
+    return " + ".join(label(name) + ("" if value is None else f" (strength {value:g})")
+                      for name, value in strengths.items())
+
+
+def fan(data: np.ndarray, times: np.ndarray) -> Fan:
+    """Quantiles over the leading (replicate) axis of a (replicate, time) array."""
+    return Fan(times, np.quantile(data, QUANTILES, axis=0))
+
+
+def outcome_fans(scenario: Scenario, dataset: xr.Dataset, names: Sequence[str]) -> list[OutcomeSummary]:
+    times = dataset["time"].values.astype("datetime64[M]")
+    summaries = []
+    for name in names:
+        variable = dataset[name]
+        by = tuple(d for d in variable.dims if d not in ("replicate", "time"))
+        data = variable.transpose("replicate", "time", *by).values
+        if by:
+            flat = data.reshape(*data.shape[:2], -1)
+            labels = [" / ".join(str(variable[d].values[i]) for d, i in zip(by, combo, strict=True))
+                      for combo in np.ndindex(*data.shape[2:])]
+            fans = {lab: fan(flat[:, :, k], times) for k, lab in enumerate(labels)}
+        else:
+            fans = {"": fan(data, times)}
+        description = scenario.outcomes[name].description.strip() if name in scenario.outcomes else ""
+        summaries.append(OutcomeSummary(name, description, by, fans))
+    return summaries
+
+
+def block_size(model: CompiledModel) -> int:
+    """Replicates per simulate() call so one block's full record stays within BLOCK_BYTES."""
+    per_replicate = 8 * (2 * model.cells + model.rate_cells) * (model.steps + 1)
+    return int(np.clip(BLOCK_BYTES // max(per_replicate, 1), 8, 1000))
+
+
+def fighter_compartments(scenario: Scenario) -> list[str]:
+    """Compartments that hold the fighters followed by origin (all of them without an origin dimension)."""
+    if ORIGIN_DIM not in scenario.dimensions:
+        return list(scenario.compartments)
+    return [name for name, c in scenario.compartments.items() if ORIGIN_DIM in c.dims]
+
+
+def entry_dims(scenario: Scenario) -> set[str]:
+    """Dimensions people have when they enter the model (from a source or initially)."""
+    entering = {f.to for f in scenario.flows if f.from_ in scenario.boundaries}
+    entering |= {n for n, c in scenario.compartments.items() if c.initial not in (0, 0.0)}
+    return {d for name in entering if name in scenario.compartments for d in scenario.compartments[name].dims}
+
+
+def pathway(scenario: Scenario, name: str) -> str:
+    """The plain-language pathway a compartment belongs to (its own name unless the scenario groups it)."""
+    declared = getattr(scenario.compartments[name], "pathway", None)
+    return str(declared) if declared else label(name)
+
+
+def origin_group(scenario: Scenario, origin: str) -> str | None:
+    """The scenario's region for an origin label, if it declares one."""
+    groups = getattr(scenario, "groups", None) or {}
+    for group, members in (groups.get(ORIGIN_DIM) or {}).items():
+        if origin in members:
+            return str(group)
+    return None
+
+
+@dataclass
+class Stocks:
+    """Per-replicate stocks at one date: compartment -> (replicate, origin or 1, destination strata...)."""
+
+    date: str
+    arrays: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    destination_dims: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def add(self, scenario: Scenario, dataset: xr.Dataset) -> None:
+        entry = entry_dims(scenario)
+        when = np.datetime64(self.date, "M").astype(dataset["time"].dtype)
+        for name in fighter_compartments(scenario):
+            variable = dataset[name].sel(time=when)
+            extra = tuple(d for d in variable.dims if d not in ("replicate", ORIGIN_DIM) and d not in entry)
+            keep = (ORIGIN_DIM,) if ORIGIN_DIM in variable.dims else ()
+            summed = variable.sum([d for d in variable.dims if d not in ("replicate", *keep, *extra)])
+            values = summed.transpose("replicate", *keep, *extra).values
+            if not keep:
+                values = values[:, None]
+            self.destination_dims[name] = extra
+            self.arrays.setdefault(name, []).append(values.astype(float))
+
+    def joined(self) -> dict[str, np.ndarray]:
+        return {name: np.concatenate(parts) for name, parts in self.arrays.items()}
+
+
+def sankey_data(scenario: Scenario, stocks: Stocks) -> SankeyData | None:
+    """Origin (or region) -> pathway -> destination, average persons over replicates."""
+    arrays = {name: values.mean(axis=0) for name, values in stocks.joined().items()}
+    if not arrays:
+        return None
+    origins = scenario.dimensions.get(ORIGIN_DIM, ["All"])
+    totals = sum(values.reshape(len(origins), -1).sum(axis=1) for values in arrays.values())
+    if ORIGIN_DIM not in scenario.dimensions:
+        sources = ["All fighters"]
+    elif any(origin_group(scenario, o) for o in origins):
+        sources = [origin_group(scenario, o) or "Other origins" for o in origins]
+    else:
+        largest = set(np.argsort(-totals)[:MAX_SANKEY_ORIGINS]) if len(origins) > MAX_SANKEY_ORIGINS + 1 else None
+        sources = [o if largest is None or i in largest else "Other origins" for i, o in enumerate(origins)]
+    order = sorted(set(sources), key=lambda s: (s == "Other origins", -sum(
+        t for t, src in zip(totals, sources, strict=True) if src == s)))
+    nodes: list[str] = []
+    columns: list[int] = []
+    index: dict[tuple[int, str], int] = {}
+
+    def node(column: int, text: str) -> int:
+        if (column, text) not in index:
+            index[(column, text)] = len(nodes)
+            nodes.append(text)
+            columns.append(column)
+        return index[(column, text)]
+
+    for source in order:
+        node(0, source)
+    members: dict[str, list[str]] = {}
+    for name in arrays:
+        members.setdefault(pathway(scenario, name), []).append(name)
+    weights: dict[tuple[int, int], float] = {}
+    for name, values in arrays.items():
+        path = pathway(scenario, name)
+        per_origin = values.reshape(len(origins), -1)
+        destinations = _destinations(scenario, name, stocks.destination_dims[name], len(members[path]) > 1)
+        for i, source in enumerate(sources):
+            amount = float(per_origin[i].sum())
+            if amount > 0:
+                key = (node(0, source), node(1, path))
+                weights[key] = weights.get(key, 0.0) + amount
+        if destinations:
+            for k, destination in enumerate(destinations):
+                amount = float(per_origin[:, k].sum())
+                if amount > 0:
+                    key = (node(1, path), node(2, destination))
+                    weights[key] = weights.get(key, 0.0) + amount
+    links = [(a, b, value) for (a, b), value in weights.items()]
+    return SankeyData(stocks.date, nodes, columns, links)
+
+
+def _destinations(scenario: Scenario, name: str, dims: tuple[str, ...], grouped: bool) -> list[str]:
+    """Destination labels of a compartment's cells (flattened), or [] when it is its own end point."""
+    strata = [" / ".join(combo) for combo in _label_product([scenario.dimensions[d] for d in dims])]
+    if grouped:
+        return [label(name) + (f": {s}" if s else "") for s in strata]
+    return strata if dims else []
+
+
+def _label_product(lists: list[list[str]]) -> list[tuple[str, ...]]:
+    combos: list[tuple[str, ...]] = [()]
+    for labels in lists:
+        combos = [(*c, lab) for c in combos for lab in labels]
+    return combos
+
+
+def country_table(scenario: Scenario, stocks: Stocks) -> CountryTable | None:
+    """Per origin: all who went, then each pathway, as bands at the stocks' date."""
+    if ORIGIN_DIM not in scenario.dimensions:
+        return None
+    arrays = stocks.joined()
+    columns: dict[str, np.ndarray] = {}
+    for name, values in arrays.items():
+        per_origin = values.reshape(*values.shape[:2], -1).sum(axis=2)
+        path = pathway(scenario, name)
+        columns[path] = columns.get(path, 0) + per_origin
+    total = sum(columns.values())
+    origins = scenario.dimensions[ORIGIN_DIM]
+    order = np.argsort(-np.median(total, axis=0), kind="stable")
+    rows = []
+    for i in order:
+        cells = [_band(total[:, i])] + [_band(values[:, i]) for values in columns.values()]
+        rows.append((origins[i], cells))
+    return CountryTable(stocks.date, ORIGIN_DIM, ["Departed (all followed)", *columns], rows)
+
+
+def _band(values: np.ndarray) -> Band:
+    low, median, high = np.quantile(values, (LOW, 0.5, HIGH))
+    return Band(float(median), float(low), float(high))
+
+
+def observation_rows(scenario: Scenario, outcomes: list[OutcomeSummary], fit_until: str) -> list[ObservationRow]:
+    fans = {o.name: o.fans[""] for o in outcomes if not o.by}
+    cutoff = parse_month(fit_until)
+    rows = []
+    for observation in scenario.observations:
+        date = month_label(observation.date)
+        rows.append(
+            ObservationRow(
+                outcome=observation.outcome, date=date, value=observation.value, low=observation.low,
+                high=observation.high, source=observation.source, note=observation.note.strip(),
+                fitted=observation.date <= cutoff, model=fans[observation.outcome].at(date),
+            )
+        )
+    return rows
+
+
+Simulator = Callable[[CompiledModel, int, int, bool], xr.Dataset]
+
+
+def collect(
+    scenario: Scenario,
+    replicates: int,
+    seed: int,
+    policies: Sequence[Mapping[str, float | None]] = (),
+    at: str | None = None,
+    fit_until: str = "2017-12",
+    run_block: Simulator | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ReportContent:
+    """Run the baseline and each policy with the same seed and replicate numbers, and summarise.
+
+    Equal replicate numbers mean equal random streams, so policy - baseline is a paired difference.
+    `run_block(model, count, first_replicate, keep_compartments)` runs one block (default: stochastic
+    simulate); the ensemble machinery can pass its own.
+    """
+    from aftermath.engines.simulate import simulate
+    from aftermath.summary import key_dates
+
+    def default_block(model: CompiledModel, count: int, first: int, keep: bool) -> xr.Dataset:
+        return simulate(model, replicates=count, seed=seed, first_replicate=first, keep_compartments=keep)
+
+    runner = run_block or default_block
+    dates = key_dates(scenario)
+    at = month_label(parse_month(at)) if at else dates[-1]
+    names = list(scenario.outcomes)
+    baseline = compile_model(scenario)
+    stocks = Stocks(at)
+    base_outcomes = _run_arm(baseline, replicates, runner, names, stocks, progress)
+    outcomes = outcome_fans(scenario, base_outcomes, names)
+    scalar = [o.name for o in outcomes if not o.by]
+    effects = []
+    for strengths in policies:
+        model = compile_model(scenario, policies=strengths)
+        arm = _run_arm(model, replicates, runner, scalar, None, progress)
+        difference = arm[scalar] - base_outcomes[scalar]
+        effects.append(
+            PolicyEffect(
+                label=policy_label(strengths),
+                strengths=dict(model.interventions),
+                outcomes={o.name: o.fans[""] for o in outcome_fans(scenario, arm, scalar)},
+                differences={o.name: o.fans[""] for o in outcome_fans(scenario, difference, scalar)},
+            )
+        )
+    return ReportContent(
+        scenario=scenario,
+        scenario_hash=baseline.scenario_hash,
+        seed=seed,
+        replicates=replicates,
+        engine="stochastic",
+        key_dates=dates,
+        at=at,
+        fit_until=fit_until,
+        outcomes=outcomes,
+        sankey=sankey_data(scenario, stocks),
+        countries=country_table(scenario, stocks),
+        policies=effects,
+        observations=observation_rows(scenario, outcomes, fit_until),
+        notes=["Bands show the spread of stochastic runs with the parameters at their stated values; "
+               "parameter uncertainty is not sampled in this report."],
+    )
+
+
+def _run_arm(
+    model: CompiledModel, replicates: int, runner: Simulator, names: list[str], stocks: Stocks | None,
+    progress: Callable[[int], None] | None,
+) -> xr.Dataset:
+    """Run one arm in memory-bounded blocks, keeping outcomes and (optionally) stocks at one date."""
+    size = block_size(model)
+    parts = []
+    for first in range(0, replicates, size):
+        count = min(size, replicates - first)
+        dataset = runner(model, count, first, stocks is not None)
+        if stocks is not None:
+            stocks.add(model.scenario, dataset)
+        parts.append(dataset[names])
+        if progress is not None:
+            progress(count)
+    return xr.concat(parts, dim="replicate") if len(parts) > 1 else parts[0]
+
+
+def changed_outcomes(content: ReportContent) -> list[str]:
+    """One-number outcomes that at least one policy changes in at least one run and month."""
+    return [o.name for o in content.outcomes if not o.by
+            and any(np.any(e.differences[o.name].values != 0) for e in content.policies)]

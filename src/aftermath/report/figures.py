@@ -1,0 +1,246 @@
+"""The report's pictures, drawn once with matplotlib: inlined as SVG in the HTML, saved as PNG/SVG for papers.
+
+One drawing path for both uses keeps the web page and the paper figures identical. Figures are
+built with `matplotlib.figure.Figure` (no pyplot), so nothing global changes at import or use.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import PathPatch, Rectangle
+from matplotlib.path import Path as DrawPath
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from aftermath.report.content import Fan, ObservationRow, OutcomeSummary, PolicyEffect, SankeyData, label
+from aftermath.report.numbers import rounded
+
+INK = "#1d2733"
+FAN = "#2f6690"
+FITTED = "#1d2733"
+LATER = "#d1495b"
+PALETTE = ["#2f6690", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d6a9f", "#c17c74", "#3a3a3a",
+           "#a5be00", "#f18f01", "#6c8ead", "#b56576"]
+MAX_PANELS = 6
+STYLE = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "aftermath-report",
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.edgecolor": "#9aa5b1",
+    "axes.labelcolor": INK,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "xtick.color": INK,
+    "ytick.color": INK,
+    "text.color": INK,
+}
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A drawn figure with the name its files get and the alternative text a screen reader reads."""
+
+    stem: str
+    title: str
+    figure: Figure
+
+
+def plain(text: str) -> str:
+    """Scenario text as literal matplotlib text: a '$' would otherwise start mathematics."""
+    return text.replace("$", r"\$")
+
+
+def _count_axis(axis) -> None:
+    axis.set_major_formatter(FuncFormatter(lambda value, _: rounded(value)))
+
+
+def _fan_on(ax, series: Fan, color: str = FAN, name: str = "middle run") -> None:
+    times = series.times.astype("datetime64[D]")
+    q05, q25, q50, q75, q95 = series.values
+    ax.fill_between(times, q05, q95, color=color, alpha=0.18, linewidth=0, label="9 in 10 runs")
+    ax.fill_between(times, q25, q75, color=color, alpha=0.38, linewidth=0, label="half of runs")
+    ax.plot(times, q50, color=color, linewidth=1.8, label=name)
+
+
+def fan_picture(
+    outcome: OutcomeSummary, observations: Sequence[ObservationRow], fit_until: str
+) -> Picture:
+    """An outcome over time: middle run, the middle half of runs, and 9 in 10 runs; observations on top."""
+    strata = _largest_strata(outcome)
+    panels = len(strata)
+    columns = 1 if panels == 1 else 2
+    rows = -(-panels // columns)
+    size = (5.4, 3.0) if panels == 1 else (7.6, 1.0 + 2.0 * rows)
+    figure = Figure(figsize=size, layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False, sharex=True)
+    for k, key in enumerate(strata):
+        ax = axes[k // columns][k % columns]
+        _fan_on(ax, outcome.fans[key])
+        _count_axis(ax.yaxis)
+        ax.yaxis.set_major_locator(MaxNLocator(5))
+        ax.set_ylim(bottom=min(0.0, float(outcome.fans[key].values.min())))
+        if key:
+            ax.set_title(plain(key), fontsize=9, loc="left")
+        ax.grid(axis="y", color="#e4e8ec", linewidth=0.6)
+    for k in range(panels, rows * columns):
+        axes[k // columns][k % columns].set_visible(False)
+    if observations and not outcome.by:
+        _observations_on(axes[0][0], observations, fit_until, outcome.fans[""])
+    figure.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower left", fontsize=7.5, frameon=False,
+                  ncols=5)
+    title = label(outcome.name) + (f": the {panels} largest by {', '.join(outcome.by)}" if outcome.by else "")
+    figure.suptitle(plain(title), x=0.01, ha="left", fontsize=10, fontweight="bold")
+    return Picture(f"fan-{outcome.name}", title, figure)
+
+
+def _largest_strata(outcome: OutcomeSummary) -> list[str]:
+    if not outcome.by:
+        return [""]
+    final = {key: float(f.values[2, -1]) for key, f in outcome.fans.items()}
+    return sorted(final, key=lambda key: -final[key])[:MAX_PANELS]
+
+
+def _observations_on(ax, observations: Sequence[ObservationRow], fit_until: str, series: Fan) -> None:
+    for fitted, color, marker, name in (
+        (True, FITTED, "o", "record, used to fit"), (False, LATER, "D", "record, later (not used to fit)")
+    ):
+        chosen = [o for o in observations if o.fitted == fitted]
+        if not chosen:
+            continue
+        dates = np.array([o.date for o in chosen], dtype="datetime64[M]").astype("datetime64[D]")
+        values = np.array([o.value for o in chosen])
+        below = values - np.array([o.value if o.low is None else o.low for o in chosen])
+        above = np.array([o.value if o.high is None else o.high for o in chosen]) - values
+        ax.errorbar(dates, values, yerr=[below, above], fmt=marker, color=color, markersize=5,
+                    markerfacecolor=color if fitted else "white", capsize=2, linewidth=1, label=name, zorder=5)
+    cutoff = np.datetime64(fit_until, "M")
+    if series.times[0] < cutoff < series.times[-1]:
+        ax.axvline(cutoff.astype("datetime64[D]"), color="#9aa5b1", linestyle="--", linewidth=0.8)
+        ax.annotate(" fitted up to here", (cutoff.astype("datetime64[D]"), 1.0), xycoords=("data", "axes fraction"),
+                    fontsize=7, color="#5c6b7a", va="top")
+
+
+def sankey_picture(data: SankeyData) -> Picture:
+    """Flows drawn as bands from origin to pathway to destination, widths proportional to persons."""
+    columns = sorted(set(data.columns))
+    incoming = np.zeros(len(data.nodes))
+    outgoing = np.zeros(len(data.nodes))
+    for a, b, value in data.links:
+        outgoing[a] += value
+        incoming[b] += value
+    size = np.maximum(incoming, outgoing)
+    per_column = {c: [n for n in range(len(data.nodes)) if data.columns[n] == c] for c in columns}
+    gap = 0.012
+    scale = min((1 - gap * (len(nodes) - 1)) / max(size[nodes].sum(), 1e-9) for nodes in per_column.values())
+    top = np.zeros(len(data.nodes))
+    for nodes in per_column.values():
+        y = 1.0
+        for n in nodes:
+            top[n] = y
+            y -= size[n] * scale + gap
+    x_of = {c: i for i, c in enumerate(columns)}
+    width = 0.035
+    tallest = max(len(nodes) for nodes in per_column.values())
+    figure = Figure(figsize=(7.6, max(4.2, 0.2 * tallest + 1.2)), layout="constrained")
+    ax = figure.add_subplot()
+    ax.set_axis_off()
+    colors = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(per_column[columns[0]])}
+    out_cursor = top.copy()
+    in_cursor = top.copy()
+    for a, b, value in sorted(data.links, key=lambda link: (top[link[0]] * -1, -top[link[1]])):
+        color = colors.setdefault(a, PALETTE[len(colors) % len(PALETTE)])
+        height = value * scale
+        x0, x1 = x_of[data.columns[a]] + width, x_of[data.columns[b]]
+        y0, y1 = out_cursor[a], in_cursor[b]
+        out_cursor[a] -= height
+        in_cursor[b] -= height
+        middle = (x0 + x1) / 2
+        vertices = [(x0, y0), (middle, y0), (middle, y1), (x1, y1), (x1, y1 - height), (middle, y1 - height),
+                    (middle, y0 - height), (x0, y0 - height), (x0, y0)]
+        codes = [DrawPath.MOVETO, DrawPath.CURVE4, DrawPath.CURVE4, DrawPath.CURVE4, DrawPath.LINETO,
+                 DrawPath.CURVE4, DrawPath.CURVE4, DrawPath.CURVE4, DrawPath.CLOSEPOLY]
+        ax.add_patch(PathPatch(DrawPath(vertices, codes), facecolor=color, alpha=0.35, edgecolor="none"))
+    last = columns[-1]
+    for n, text in enumerate(data.nodes):
+        x = x_of[data.columns[n]]
+        height = size[n] * scale
+        ax.add_patch(Rectangle((x, top[n] - height), width, height, facecolor=colors.get(n, INK), edgecolor="none"))
+        right = data.columns[n] != columns[0]
+        ax.text(x + width + 0.01 if right else x - 0.01, top[n] - height / 2, plain(f"{text}  {rounded(size[n])}"),
+                ha="left" if right else "right", va="center", fontsize=7.5 if data.columns[n] == last else 8)
+    ax.set_xlim(-0.45, len(columns) - 1 + 0.6)
+    ax.set_ylim(min(float((top - size * scale).min()), 0) - 0.01, 1.01)
+    title = f"Where the fighters were in {data.date} (average of runs)"
+    figure.suptitle(title, x=0.01, ha="left", fontsize=10.5, fontweight="bold")
+    return Picture("where-they-went", title, figure)
+
+
+def policy_picture(effects: Sequence[PolicyEffect], outcomes: Sequence[str], date: str) -> Picture:
+    """Each policy's change from the baseline at one date, one panel per outcome (each on its own scale)."""
+    columns = 2 if len(outcomes) > 1 else 1
+    rows = -(-len(outcomes) // columns)
+    height = max(1.3, 0.32 * len(effects) + 0.8)
+    figure = Figure(figsize=(7.4, height * rows + 0.4), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
+    names = [plain(e.label) for e in effects]
+    for k, outcome in enumerate(outcomes):
+        ax = axes[k // columns][k % columns]
+        for row, effect in enumerate(effects):
+            series = effect.differences[outcome]
+            index = min(int(np.searchsorted(series.times, np.datetime64(date, "M"))), len(series.times) - 1)
+            q05, q25, q50, q75, q95 = series.values[:, index]
+            color = PALETTE[row % len(PALETTE)]
+            ax.plot([q05, q95], [row, row], color=color, linewidth=1.2)
+            ax.plot([q25, q75], [row, row], color=color, linewidth=5, solid_capstyle="butt")
+            ax.plot([q50], [row], "o", color="white", markeredgecolor=color, markersize=5)
+        ax.axvline(0, color="#9aa5b1", linewidth=0.8)
+        ax.set_yticks(range(len(effects)), names if k % columns == 0 else [""] * len(effects), fontsize=8)
+        ax.set_ylim(len(effects) - 0.5, -0.5)
+        _count_axis(ax.xaxis)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.set_title(plain(label(outcome)), fontsize=9, loc="left")
+        ax.grid(axis="x", color="#e4e8ec", linewidth=0.6)
+    for k in range(len(outcomes), rows * columns):
+        axes[k // columns][k % columns].set_visible(False)
+    title = f"Change from no new policy in {date}"
+    figure.suptitle(title, x=0.01, ha="left", fontsize=10.5, fontweight="bold")
+    return Picture("policy-effects", title, figure)
+
+
+def svg_markup(picture: Picture) -> str:
+    """The figure as an inline <svg> element (no XML prolog), text kept as text."""
+    buffer = io.StringIO()
+    with matplotlib.rc_context(STYLE):
+        picture.figure.savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def save_files(picture: Picture, folder: Path) -> list[Path]:
+    """Write FOLDER/STEM.png and .svg, each via a temporary file renamed into place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix, extra in ((".svg", {"metadata": {"Date": None}}), (".png", {"dpi": 200})):
+        path = folder / f"{safe_stem(picture.stem)}{suffix}"
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            with matplotlib.rc_context(STYLE):
+                picture.figure.savefig(partial, format=suffix[1:], **extra)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+        written.append(path)
+    return written
+
+
+def safe_stem(stem: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.") or "figure"
