@@ -113,7 +113,8 @@ def parse_expression(text: object) -> ast.Expression:
     try:
         tree = ast.parse(source, mode="eval")
     except (SyntaxError, ValueError) as exc:
-        raise ExpressionError(f"cannot parse {source!r}: {getattr(exc, 'msg', exc)}") from None
+        shown = source if len(source) <= 60 else f"{source[:60]}..."
+        raise ExpressionError(f"cannot parse {shown!r}: {getattr(exc, 'msg', exc)}") from None
     except (RecursionError, MemoryError):
         raise ExpressionError("the expression is nested too deeply") from None
     _check(tree.body, 0)
@@ -126,8 +127,9 @@ def _check(node: ast.AST, depth: int) -> None:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise ExpressionError(f"{_describe(node)} is not allowed")
-        if abs(float(node.value)) > MAX_LITERAL:
-            raise ExpressionError(f"the literal {node.value!r} is larger than {MAX_LITERAL:g}")
+        if abs(node.value) > MAX_LITERAL:  # compared exactly: float() of a 400-digit integer overflows
+            shown = repr(node.value) if len(repr(node.value)) <= 20 else f"with {len(repr(node.value))} digits"
+            raise ExpressionError(f"the literal {shown} is larger than {MAX_LITERAL:g}")
         return
     if isinstance(node, ast.Name):
         if node.id.startswith("_"):
@@ -140,11 +142,13 @@ def _check(node: ast.AST, depth: int) -> None:
             exponent = node.right
             if isinstance(exponent, ast.UnaryOp) and isinstance(exponent.op, (ast.USub, ast.UAdd)):
                 exponent = exponent.operand
-            if isinstance(exponent, ast.Constant) and isinstance(exponent.value, (int, float)):
-                if abs(float(exponent.value)) > MAX_EXPONENT:
-                    raise ExpressionError(
-                        f"the exponent {exponent.value!r} is too large (at most {MAX_EXPONENT})"
-                    )
+            if (
+                isinstance(exponent, ast.Constant)
+                and isinstance(exponent.value, (int, float))
+                and abs(exponent.value) > MAX_EXPONENT
+            ):
+                shown = repr(exponent.value) if len(repr(exponent.value)) <= 20 else "given"
+                raise ExpressionError(f"the exponent {shown} is too large (at most {MAX_EXPONENT})")
         _check(node.left, depth + 1)
         _check(node.right, depth + 1)
         return
@@ -165,10 +169,11 @@ def _check(node: ast.AST, depth: int) -> None:
             _check(value, depth + 1)
         return
     if isinstance(node, ast.Call):
-        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-            called = node.func.id if isinstance(node.func, ast.Name) else _describe(node.func)
+        if not isinstance(node.func, ast.Name):
+            raise ExpressionError(f"{_describe(node.func)} is not allowed in an expression")
+        if node.func.id not in FUNCTIONS:
             raise ExpressionError(
-                f"calling {called!r} is not allowed; the functions are {', '.join(sorted(FUNCTIONS))}"
+                f"calling {node.func.id!r} is not allowed; the functions are {', '.join(sorted(FUNCTIONS))}"
             )
         if node.keywords:
             raise ExpressionError(f"{node.func.id}() takes no keyword arguments")

@@ -6,6 +6,8 @@ expected; nothing else escapes for a bad file.
 
 from __future__ import annotations
 
+import difflib
+import re
 import types
 import typing
 from importlib import resources
@@ -14,14 +16,18 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
+from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.scanner import RoundTripScanner, ScannerError
 
 from aftermath.errors import FieldPath, ScenarioError
-from aftermath.scenario.schema import Scenario
+from aftermath.scenario.schema import NAME_PATTERN, Scenario
 from aftermath.scenario.validate import validate_scenario
 
 DEFAULT_SCENARIO = "isis_after_caliphate"
 MAX_FILE_BYTES = 20_000_000
+MAX_NESTING = 50
 
 
 def shipped_scenarios() -> dict[str, Path]:
@@ -67,7 +73,9 @@ def load_scenario(reference: str | Path | None = None) -> Scenario:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ScenarioError("the file is not UTF-8 text", file=path, line=_line_of_byte(data, exc.start)) from None
+        raise ScenarioError(
+            "the file is not UTF-8 text", expected="text saved as UTF-8", file=path, line=_line_of_byte(data, exc.start)
+        ) from None
     return parse_scenario(text, path)
 
 
@@ -91,21 +99,82 @@ def parse_scenario(text: str, file: str | Path = "<string>") -> Scenario:
     return scenario
 
 
+class _Scanner(RoundTripScanner):
+    """Refuses deep nesting at once: ruamel's scanner is quadratic in bracket depth, its parser recursive."""
+
+    def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:
+        self._check_depth(len(self.flow_context))
+        super().fetch_flow_collection_start(TokenClass, to_push)
+
+    def add_indent(self, column: int) -> bool:
+        self._check_depth(len(self.indents))
+        return super().add_indent(column)
+
+    def _check_depth(self, depth: int) -> None:
+        if depth >= MAX_NESTING:
+            raise ScannerError(None, None, f"nested more than {MAX_NESTING} levels deep", self.reader.get_mark())
+
+
+class _Constructor(RoundTripConstructor):
+    """Gives a value ruamel cannot build (a 30 February, a 5,000-digit number) the line it is on."""
+
+    def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
+        try:
+            return super().construct_non_recursive_object(node, tag)
+        except ValueError as exc:
+            shown = f"{node.value[:40]!r}" if isinstance(node.value, str) else "this value"
+            reason = str(exc).split(";")[0]
+            raise ConstructorError(None, None, f"cannot read {shown}: {reason}", node.start_mark) from None
+
+
+#: ruamel's wording of common mistakes -> (what was wrong, what was expected).
+_YAML_PROBLEMS = (
+    (re.compile(r"found character '\\t'"), "a tab character", "indentation with spaces, not tabs"),
+    (re.compile(r"^expected <block end>"), "this line is not indented like the lines around it",
+     "each key of a mapping (and each '-' of a list) at the same indentation"),
+    (re.compile(r"^found duplicate key \"(.+?)\" with value"), "the key {0!r} is given twice",
+     "each key once in a mapping"),
+    (re.compile(r"^mapping values are not allowed here"), "a ':' inside a value",
+     "quotes around a text that contains ': '"),
+    (re.compile(r"^(cannot read .*)"), "{0}", "a valid date (YYYY-MM) or number"),
+    (re.compile(r"^found unexpected end of stream"), "{context} that starts here is never closed",
+     "a closing quote or bracket"),
+)
+
+
+def _yaml_error(exc: MarkedYAMLError, file: str | Path) -> ScenarioError:
+    """One plain line for a YAML syntax error, at the line where the mistake is."""
+    problem = (exc.problem or exc.context or "malformed YAML").strip()
+    mark = exc.problem_mark or exc.context_mark
+    expected = "valid YAML (check indentation and quotes)"
+    for pattern, message, wanted in _YAML_PROBLEMS:
+        match = pattern.search(problem)
+        if match:
+            context = (exc.context or "a value").strip().removeprefix("while scanning ").replace("scalar", "text")
+            if "{context}" in message and exc.context_mark is not None:
+                mark = exc.context_mark
+            problem, expected = message.format(*match.groups(), context=context), wanted
+            break
+    line = mark.line + 1 if mark is not None else None
+    return ScenarioError(f"malformed YAML: {problem}", expected=expected, file=file, line=line)
+
+
 def _read_yaml(text: str, file: str | Path) -> Any:
     yaml = YAML(typ="rt")
+    yaml.Scanner = _Scanner
+    yaml.Constructor = _Constructor
     yaml.allow_duplicate_keys = False
     try:
         document = yaml.load(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = (exc.problem or exc.context or "malformed YAML").strip()
+        raise _yaml_error(exc, file) from None
+    except ReaderError as exc:
         raise ScenarioError(
-            f"malformed YAML: {problem}", expected="valid YAML (check indentation and quotes)",
-            file=file, line=line,
+            f"the character #x{exc.character:04x} is not allowed in YAML", expected="printable text",
+            file=file, line=text.count("\n", 0, exc.position) + 1,
         ) from None
     except (YAMLError, RecursionError, ValueError) as exc:
-        raise ScenarioError(f"malformed YAML: {exc}", file=file) from None
+        raise ScenarioError(f"malformed YAML: {str(exc).splitlines()[0]}", file=file) from None
     if document is None:
         raise ScenarioError(
             "the scenario is empty", expected="a mapping with name, title, time, compartments and flows",
@@ -113,7 +182,7 @@ def _read_yaml(text: str, file: str | Path) -> Any:
         )
     if not isinstance(document, dict):
         raise ScenarioError(
-            f"the top level is a {type(document).__name__}", expected="a mapping of fields",
+            f"the top level is {_shown(document)}", expected="a mapping of fields",
             file=file, line=1,
         )
     return document
@@ -137,15 +206,19 @@ def line_of(document: Any, path: FieldPath) -> int | None:
     return line
 
 
-def _data_path(document: Any, loc: tuple[Any, ...]) -> FieldPath:
-    """Drop pydantic's union tags ('float', 'dict[str,any]') that are not keys of the data."""
+def _data_path(document: Any, loc: tuple[Any, ...], missing: bool = False) -> FieldPath:
+    """Drop pydantic's tags ('float', 'dict[str,any]', '[key]') that are not keys of the data.
+
+    A name absent from the data is kept only as the last part of a 'missing' error: the missing field.
+    """
     path: list[str | int] = []
     node = document
-    for part in loc:
-        if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+    for index, part in enumerate(loc):
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if (isinstance(node, dict) and part in node) or in_list:
             path.append(part)
             node = node[part]
-        elif isinstance(node, (dict, list)) or not isinstance(part, str):
+        elif not isinstance(part, str) or (missing and index == len(loc) - 1):
             path.append(part)
             node = None
     return tuple(path)
@@ -185,21 +258,90 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
+#: Pydantic's type errors as what the field wanted.
+_WANTED_TYPES = {
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a text",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+    "tuple_type": "a list",
+}
+
+
+def _in_words(error: Any, value: Any) -> tuple[str, str] | None:
+    """A pydantic error as (what was wrong, what was expected); None keeps pydantic's own message."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind in _WANTED_TYPES:
+        return f"wrong type: {_shown(value)}", _WANTED_TYPES[kind]
+    if kind == "literal_error":
+        choices = str(ctx["expected"])
+        return f"{_shown(value)} is not allowed", f"one of {choices}" if " or " in choices else choices
+    if kind == "string_pattern_mismatch":
+        rule = "letters, digits and '_', starting with a letter" if ctx["pattern"] == NAME_PATTERN else (
+            f"a text matching {ctx['pattern']}"
+        )
+        return f"{_shown(value)} is not a valid name", rule
+    if kind == "too_short":
+        return "it is empty", f"at least {ctx['min_length']} entry"
+    if kind in ("greater_than", "greater_than_equal"):
+        sign, bound = (">", ctx["gt"]) if kind == "greater_than" else (">=", ctx["ge"])
+        return f"{_shown(value)} is too small", f"a number {sign} {bound}"
+    return None
+
+
+def _shown(value: Any) -> str:
+    """A value as the analyst wrote it, in a few words."""
+    tag = getattr(getattr(value, "tag", None), "value", None)
+    if tag:
+        return f"a value tagged {tag.replace('tag:yaml.org,2002:', '!!')}"
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a yes/no value)"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}" + ("..." if len(value) > 40 else "")
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"the value {str(value)[:40]}"
+
+
 def _first_pydantic_error(exc: ValidationError, document: Any) -> ScenarioError:
     errors = exc.errors(include_url=False)
     first = errors[0]
-    path = _data_path(document, tuple(first["loc"]))
-    same_place = [e for e in errors if _data_path(document, tuple(e["loc"])) == path]
+    path = _data_path(document, tuple(first["loc"]), first["type"] == "missing")
+    same_place = [e for e in errors if _data_path(document, tuple(e["loc"]), e["type"] == "missing") == path]
+    line = line_of(document, path)
+    value = _value_at(document, path)
     if first["type"] == "extra_forbidden":
         allowed = _fields_at(path[:-1])
+        close = difflib.get_close_matches(str(path[-1]), allowed, n=1)
         return ScenarioError(
-            f"unknown field {path[-1]!r}",
+            f"unknown field {path[-1]!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
             path,
             expected=f"one of: {', '.join(allowed)}" if allowed else None,
-            line=line_of(document, path),
+            line=line,
         )
     if first["type"] == "missing":
-        return ScenarioError("missing required field", path, line=line_of(document, path))
+        return ScenarioError("missing required field", path, line=line)
+    if "[key]" in first["loc"]:
+        return ScenarioError(f"the key {path[-1]!r} is not a name", path, expected="a text name", line=line)
+    described = [_in_words(error, value) for error in same_place]
+    if all(described):
+        problems = dict.fromkeys(problem for problem, _ in described)  # type: ignore[misc]
+        wanted = dict.fromkeys(expected for _, expected in described)  # type: ignore[misc]
+        return ScenarioError(" or ".join(problems), path, expected=" or ".join(wanted), line=line)
     messages = []
     for error in same_place:
         message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
@@ -207,11 +349,8 @@ def _first_pydantic_error(exc: ValidationError, document: Any) -> ScenarioError:
             messages.append(message)
     if len(messages) > 1:
         wanted = "; or ".join(m.removeprefix("Input should be ") for m in messages)
-        return ScenarioError(
-            f"wrong type ({type(_value_at(document, path)).__name__})",
-            path, expected=wanted, line=line_of(document, path),
-        )
-    return ScenarioError(messages[0], path, line=line_of(document, path))
+        return ScenarioError(f"wrong type: {_shown(value)}", path, expected=wanted, line=line)
+    return ScenarioError(messages[0], path, line=line)
 
 
 def _value_at(document: Any, path: FieldPath) -> Any:

@@ -60,7 +60,10 @@ def validate_scenario(scenario: Scenario) -> None:
             month = _month(key, (*where, "points", key))
             _in_horizon(scenario, month, (*where, "points", key))
             if month in months:
-                raise ScenarioError(f"the month {month_label(month)} is given twice", (*where, "points", key))
+                raise ScenarioError(
+                    f"the month {month_label(month)} is given twice", (*where, "points", key),
+                    expected="each month once",
+                )
             months[month] = key
     for name, compartment in scenario.compartments.items():
         where = ("compartments", name)
@@ -218,11 +221,15 @@ def _one_of(names: Any) -> str:
 def _check_dimensions(scenario: Scenario) -> None:
     for dim, labels in scenario.dimensions.items():
         if not labels:
-            raise ScenarioError("a dimension needs at least one stratum", ("dimensions", dim))
+            raise ScenarioError(
+                "a dimension needs at least one stratum", ("dimensions", dim), expected="a list of strata"
+            )
         seen = set()
         for index, label in enumerate(labels):
             if label in seen:
-                raise ScenarioError(f"the stratum {label!r} is listed twice", ("dimensions", dim, index))
+                raise ScenarioError(
+                    f"the stratum {label!r} is listed twice", ("dimensions", dim, index), expected="each stratum once"
+                )
             seen.add(label)
 
 
@@ -281,7 +288,9 @@ def _check_dims_exist(scenario: Scenario, dims: list[str], path: FieldPath) -> N
         if dim not in scenario.dimensions:
             raise ScenarioError(f"unknown dimension {dim!r}", (*path, index), expected=_one_of(scenario.dimensions))
         if dims.index(dim) != index:
-            raise ScenarioError(f"the dimension {dim!r} is listed twice", (*path, index))
+            raise ScenarioError(
+                f"the dimension {dim!r} is listed twice", (*path, index), expected="each dimension once"
+            )
 
 
 def _check_parameter(scenario: Scenario, name: str, parameter: Parameter, cited: set[str]) -> None:
@@ -298,6 +307,10 @@ def _check_parameter(scenario: Scenario, name: str, parameter: Parameter, cited:
         )
     if values.min() < 0 and parse_unit(parameter.unit).same_dimension(PER_TIME):
         raise ScenarioError("a rate cannot be negative", (*where, "value"), expected="a value >= 0")
+    if values.min() < 0 and parse_unit(parameter.unit).persons > 0:
+        raise ScenarioError(
+            f"a number of persons cannot be negative ({values.min():g})", (*where, "value"), expected="values >= 0"
+        )
     if parameter.distribution is not None:
         _check_distribution(parameter.distribution, values, probability, bool(parameter.dims), where)
 
@@ -362,13 +375,13 @@ def _check_initial(scenario: Scenario, name: str, cited: set[str]) -> None:
             )
         if not parse_unit(parameter.unit).same_dimension(PERSONS):
             raise ScenarioError(
-                f"the parameter {initial!r} is in {parameter.unit}", where, expected="a parameter in persons"
+                f"the parameter {initial!r} has the unit {parameter.unit!r}", where, expected="a parameter in persons"
             )
         extra = [d for d in parameter.dims if d not in compartment.dims]
         if extra:
             raise ScenarioError(
                 f"the parameter {initial!r} varies by {extra[0]!r}, which {name!r} is not stratified by",
-                where, expected=f"a parameter over {compartment.dims or 'no dimensions'}",
+                where, expected=f"a parameter over {', '.join(compartment.dims) or 'no dimensions'}",
             )
         values = stratum_array(scenario, parameter.value, parameter.dims, parameter.default, where)
     else:
@@ -390,15 +403,22 @@ def _check_flow(scenario: Scenario, index: int, table: dict[str, Symbol]) -> Non
                 expected=_one_of(places) + " (a compartment or a declared boundary)",
             )
     kind_from, kind_to = places[flow.from_], places[flow.to]
-    if kind_from == "sink" or kind_to == "source":
+    if kind_from == "sink":
         raise ScenarioError(
-            "people cannot leave a sink or enter a source", where,
-            expected="'from' a compartment or source, 'to' a compartment or sink",
+            f"{flow.from_!r} is a sink: people cannot leave it", (*where, "from"), expected="a compartment or a source"
+        )
+    if kind_to == "source":
+        raise ScenarioError(
+            f"{flow.to!r} is a source: people cannot enter it", (*where, "to"), expected="a compartment or a sink"
         )
     if kind_from == "source" and kind_to == "sink":
-        raise ScenarioError("a flow from a source straight to a sink moves no one", where)
+        raise ScenarioError(
+            "a flow from a source straight to a sink moves no one", where, expected="a compartment at one end"
+        )
     if flow.from_ == flow.to:
-        raise ScenarioError("a flow must go to another compartment", (*where, "to"))
+        raise ScenarioError(
+            "a flow must go to another compartment", (*where, "to"), expected=f"not {flow.from_!r}"
+        )
     if kind_from == "compartment" and kind_to == "compartment":
         _check_subset(scenario, flow.from_, flow.to, (*where, "to"))
     context = flow_context(scenario, index)
@@ -417,7 +437,7 @@ def _check_subset(scenario: Scenario, origin: str, target: str, path: FieldPath)
         raise ScenarioError(
             f"{target!r} is stratified by {extra[0]!r} but {origin!r} is not, so people cannot be "
             "placed in its strata", path,
-            expected=f"a target whose dimensions are among {from_dims or 'none'}",
+            expected=f"a target whose dimensions are among: {', '.join(from_dims) or 'none'}",
         )
 
 
@@ -432,7 +452,7 @@ def _check_expression(
     except ExpressionError as exc:
         raise ScenarioError(str(exc), path, expected=what) from None
     if not found.same_dimension(unit) and not (isinstance(tree.body, ast.Constant) and tree.body.value == 0):
-        raise ScenarioError(f"the expression is in {found.describe()}", path, expected=what)
+        raise ScenarioError(f"the unit of the expression is {found.describe()}", path, expected=what)
     for name in names_in(tree):
         symbol = table[name]
         if symbol.kind in ("parameter", "coupling"):
@@ -451,12 +471,18 @@ def _check_event(scenario: Scenario, index: int, table: dict[str, Symbol], cited
     sinks = {n for n, b in scenario.boundaries.items() if b.kind == "sink"}
     if event.from_ not in scenario.compartments:
         raise ScenarioError(f"unknown compartment {event.from_!r}", (*where, "from"), expected=_one_of(scenario.compartments))
+    if event.to in scenario.boundaries and event.to not in sinks:
+        raise ScenarioError(
+            f"{event.to!r} is a source: people cannot enter it", (*where, "to"), expected="a compartment or a sink"
+        )
     if event.to not in scenario.compartments and event.to not in sinks:
         raise ScenarioError(
             f"unknown compartment {event.to!r}", (*where, "to"), expected=_one_of([*scenario.compartments, *sinks])
         )
     if event.from_ == event.to:
-        raise ScenarioError("an event must move people to another compartment", (*where, "to"))
+        raise ScenarioError(
+            "an event must move people to another compartment", (*where, "to"), expected=f"not {event.from_!r}"
+        )
     if event.to in scenario.compartments:
         _check_subset(scenario, event.from_, event.to, (*where, "to"))
     context = ordered_dims(scenario, scenario.compartments[event.from_].dims)
