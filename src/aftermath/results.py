@@ -38,7 +38,7 @@ def write_results(dataset: xr.Dataset, path: str | Path) -> Path:
     partial = path.with_name(f".{path.name}.partial")
     try:
         if path.suffix == ".nc":
-            dataset.to_netcdf(partial, engine="h5netcdf")
+            dataset.to_netcdf(partial, engine="netcdf4")
         else:
             table = long_table(dataset)
             table.attrs = {}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 from rich.console import Console
 
@@ -18,9 +17,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-console = Console()
+# Piped output has no terminal width to respect: don't squeeze tables to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 errors = Console(stderr=True)
 BAD_INPUT = 2
+# Typer may bundle its own copy of click: take its exception classes from typer's, whichever it is.
+UsageError = typer.BadParameter.__bases__[0]
+ClickException = UsageError.__bases__[0]
 
 
 def fail(message: str) -> None:
@@ -35,11 +38,14 @@ def main() -> None:
         result = app(standalone_mode=False)
     except (ScenarioError, ModelError) as exc:
         fail(str(exc))
-    except click.exceptions.UsageError as exc:
+    except UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+            console.print(exc.ctx.get_help(), markup=False, highlight=False)
+            raise SystemExit(0) from None
         fail(exc.format_message() + (f" (see 'aftermath {exc.ctx.info_name} --help')" if exc.ctx else ""))
-    except click.exceptions.ClickException as exc:
+    except ClickException as exc:
         fail(exc.format_message())
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         errors.print("interrupted")
         raise SystemExit(130) from None
     sys.exit(result if isinstance(result, int) else 0)

@@ -24,10 +24,11 @@ ScenarioArg = Annotated[
 ]
 
 
-def band_text(median: float, low: float, high: float) -> str:
-    return f"{median:,.0f} ({low:,.0f}-{high:,.0f})" if max(abs(high), abs(low)) >= 10 else (
-        f"{median:.3g} ({low:.3g}-{high:.3g})"
-    )
+def band_text(median: float, low: float, high: float, separator: str = " ") -> str:
+    """'1,234 (1,100-1,380)': counts rounded to persons, small numbers to 3 significant digits."""
+    if max(abs(high), abs(low)) >= 10:
+        return f"{median:,.0f}{separator}({low:,.0f}-{high:,.0f})"
+    return f"{median:.3g}{separator}({low:.3g}-{high:.3g})"
 
 
 @app.command()
@@ -53,13 +54,22 @@ def run(
     model = compile_model(loaded, overrides=parse_assignments(set_), policies=parse_policies(policy))
     runs = 1 if engine == "deterministic" else replicates
     with Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), console=console, transient=True, disable=as_json,
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=as_json,
     ) as progress:
         task = progress.add_task(f"{loaded.name}: {engine}", total=runs)
         dataset = simulate(
-            model, replicates=runs, seed=seed, engine=engine,  # type: ignore[arg-type]
-            keep_compartments=out is not None, progress=lambda done: progress.advance(task, done),
+            model,
+            replicates=runs,
+            seed=seed,
+            engine=engine,  # type: ignore[arg-type]
+            keep_compartments=out is not None,
+            progress=lambda done: progress.advance(task, done),
         )
     table = bands(dataset, key_dates(loaded))
     if out is not None:
@@ -82,19 +92,23 @@ def run(
         console.print(f"full results written to {out}")
 
 
-def _print_bands(title: str, table, runs: int, seed: int, engine: str, policies: dict) -> None:  # noqa: ANN001
-    scalar = table[[c for c in table.columns if c not in ("outcome", "date", "median", "low", "high")]].isna().all(
-        axis=1
-    ) if len(table.columns) > 5 else table["outcome"].notna()
+def _print_bands(title: str, table, runs: int, seed: int, engine: str, policies: dict) -> None:
+    scalar = (
+        table[[c for c in table.columns if c not in ("outcome", "date", "median", "low", "high")]].isna().all(axis=1)
+        if len(table.columns) > 5
+        else table["outcome"].notna()
+    )
     plain = table[scalar]
     dates = list(dict.fromkeys(plain["date"]))
-    grid = Table(title=f"{title}\n{engine}, {runs} replicate(s), seed {seed}"
-                 + (f", policies {policies}" if policies else ""), title_justify="left")
-    grid.add_column("outcome (median, 5-95%)")
+    grid = Table(
+        title=f"{title}\n{engine}, {runs} replicate(s), seed {seed}" + (f", policies {policies}" if policies else ""),
+        title_justify="left",
+    )
+    grid.add_column("outcome\nmedian (5-95%)", no_wrap=True)
     for date in dates:
         grid.add_column(date, justify="right")
     for outcome, rows in plain.groupby("outcome", sort=False):
-        cells = {r.date: band_text(r.median, r.low, r.high) for r in rows.itertuples()}
+        cells = {r.date: band_text(r.median, r.low, r.high, "\n") for r in rows.itertuples()}
         grid.add_row(str(outcome), *[cells.get(d, "") for d in dates])
     console.print(grid)
     stratified = sorted(set(table["outcome"]) - set(plain["outcome"]))
@@ -112,7 +126,8 @@ def check(file: Annotated[str, typer.Argument(help="A scenario file or shipped n
         f"({model.cells} cells), {len(scenario.flows)} flows, {len(scenario.parameters)} parameters, "
         f"{len(scenario.interventions)} interventions, {len(scenario.outcomes)} outcomes, "
         f"{len(scenario.observations)} observations",
-        markup=False, highlight=False,
+        markup=False,
+        highlight=False,
     )
 
 
@@ -134,17 +149,31 @@ def explain(scenario: ScenarioArg = None) -> None:
     for name, c in loaded.compartments.items():
         compartments.add_row(name, ", ".join(c.dims) or "-", initial_text(loaded, name), c.description.strip())
     console.print(compartments)
-    flows = Table("flow", "from -> to", "rate", title="Flows (rates are hazards per capita, or inflows from a source)",
-                  title_justify="left")
+    flows = Table(
+        "flow",
+        "from -> to",
+        "rate",
+        title="Flows (rates are hazards per capita, or inflows from a source)",
+        title_justify="left",
+    )
     for flow in loaded.flows:
         flows.add_row(flow.name, f"{flow.from_} -> {flow.to}", str(flow.rate))
     console.print(flows)
-    parameters = Table("parameter", "value", "unit", "5-95% range", "uncertainty", "sources / assumption",
-                       title="Parameters", title_justify="left")
+    parameters = Table(
+        "parameter",
+        "value",
+        "unit",
+        "5-95% range",
+        "uncertainty",
+        "sources / assumption",
+        title="Parameters",
+        title_justify="left",
+    )
     for row in parameter_rows(loaded):
         provenance = ", ".join(row.sources) + (f" (assumption: {row.assumption})" if row.assumption else "")
-        parameters.add_row(row.name, row.value, row.unit, f"{row.low:.4g} to {row.high:.4g}", row.uncertainty,
-                           provenance)
+        parameters.add_row(
+            row.name, row.value, row.unit, f"{row.low:.4g} to {row.high:.4g}", row.uncertainty, provenance
+        )
     console.print(parameters)
     if loaded.interventions:
         policies = Table("policy", "from", "effects", "description", title="Interventions", title_justify="left")

@@ -161,13 +161,21 @@ def poisson(mean: float, key: np.uint64) -> float:
             return k
         if k < 0.0 or (us < 0.013 and v > us):
             continue
-        if math.log(v) + math.log(inverse_alpha) - math.log(a / (us * us) + b) <= -mean + k * log_mean - math.lgamma(k + 1.0):
+        if math.log(v) + math.log(inverse_alpha) - math.log(a / (us * us) + b) <= -mean + k * log_mean - math.lgamma(
+            k + 1.0
+        ):
             return k
 
 
 @numba.njit(cache=True)
-def binomial_array(counts: np.ndarray, probabilities: np.ndarray, seed: np.uint64, first_replicate: np.int64,
-                   stream: np.uint64, step: np.int64) -> np.ndarray:
+def binomial_array(
+    counts: np.ndarray,
+    probabilities: np.ndarray,
+    seed: np.uint64,
+    first_replicate: np.int64,
+    stream: np.uint64,
+    step: np.int64,
+) -> np.ndarray:
     """Binomial draws over an (R, cells) array, keyed like the step kernel's draws."""
     out = np.empty_like(counts)
     for r in range(counts.shape[0]):

@@ -92,7 +92,9 @@ def parameter_batch(model: CompiledModel, values: Mapping[str, np.ndarray]) -> d
         array = np.asarray(raw, dtype=float)
         own = [len(model.dims[d]) for d in parameter.dims]
         if array.ndim == 0 or list(array.shape[1:]) != own:
-            raise ValueError(f"parameter {name!r}: expected shape (runs, {', '.join(map(str, own))}), got {array.shape}")
+            raise ValueError(
+                f"parameter {name!r}: expected shape (runs, {', '.join(map(str, own))}), got {array.shape}"
+            )
         aligned = np.stack([_align_from(row, list(parameter.dims), model) for row in array])
         batch[name] = to_base(aligned, parameter.unit)
     return batch
@@ -160,7 +162,7 @@ def _run_block(
     stochastic = engine == "stochastic"
     key_seed = np.uint64(seed & SEED_MASK)
     base = {**model.parameters, **rows}
-    state = np.ascontiguousarray(np.broadcast_to(model.initial_state(base), (replicates, model.cells)))
+    state = np.broadcast_to(model.initial_state(base), (replicates, model.cells)).copy()
     next_state = np.empty_like(state)
     rates = np.empty((replicates, model.rate_cells))
     moved = np.zeros((replicates, model.rate_cells))
@@ -179,7 +181,9 @@ def _run_block(
         for step in range(steps + 1):
             environment = _environment(model, state, step, base, coupled)
             for event in events_by_step.get(step, []):
-                exited[step] += _apply_event(model, event, state, environment, key_seed, first_replicate, step, stochastic)
+                exited[step] += _apply_event(
+                    model, event, state, environment, key_seed, first_replicate, step, stochastic
+                )
             record[step] = state
             for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
                 for name, value in coupling.record(coupling_state).items():
@@ -188,10 +192,23 @@ def _run_block(
                 break
             _fill_rates(model, environment, rates, step)
             advance(
-                state, rates, next_state, moved,
-                tables.flow_source, tables.flow_offset, tables.flow_cells, tables.flow_stream,
-                tables.to_cells, tables.group_start, tables.group_stream, tables.source_flows,
-                model.dt, key_seed, np.int64(first_replicate), np.int64(step), stochastic,
+                state,
+                rates,
+                next_state,
+                moved,
+                tables.flow_source,
+                tables.flow_offset,
+                tables.flow_cells,
+                tables.flow_stream,
+                tables.to_cells,
+                tables.group_start,
+                tables.group_stream,
+                tables.source_flows,
+                model.dt,
+                key_seed,
+                np.int64(first_replicate),
+                np.int64(step),
+                stochastic,
             )
             state, next_state = next_state, state
             if model.couplings:
@@ -226,8 +243,7 @@ def _environment(
         values.update(coupling.values(coupling_state, step, parameters))
     return Environment(
         compartments={
-            c.name: state[:, c.offset : c.offset + c.size].reshape(replicates, *c.aligned)
-            for c in model.compartments
+            c.name: state[:, c.offset : c.offset + c.size].reshape(replicates, *c.aligned) for c in model.compartments
         },
         parameters=parameters,
         schedules={name: float(series[step]) for name, series in model.schedules.items()},
@@ -256,8 +272,14 @@ def _fill_rates(model: CompiledModel, environment: Environment, rates: np.ndarra
 
 
 def _apply_event(
-    model: CompiledModel, event, state: np.ndarray, environment: Environment,
-    seed: np.uint64, first_replicate: int, step: int, stochastic: bool,
+    model: CompiledModel,
+    event,
+    state: np.ndarray,
+    environment: Environment,
+    seed: np.uint64,
+    first_replicate: int,
+    step: int,
+    stochastic: bool,
 ) -> np.ndarray:
     """Move a share of a compartment at the event's date; returns persons sent to a sink."""
     layout = model.compartments[event.source]
@@ -270,8 +292,14 @@ def _apply_event(
         )
     counts = state[:, layout.offset : layout.offset + layout.size]
     if stochastic:
-        moving = binomial_array(counts, np.ascontiguousarray(fraction), seed, np.int64(first_replicate),
-                                np.uint64(event.stream), np.int64(step))
+        moving = binomial_array(
+            counts,
+            np.ascontiguousarray(fraction),
+            seed,
+            np.int64(first_replicate),
+            np.uint64(event.stream),
+            np.int64(step),
+        )
     else:
         moving = counts * fraction
     state[:, layout.offset : layout.offset + layout.size] -= moving
@@ -307,8 +335,12 @@ def _outcome(model: CompiledModel, outcome, record: np.ndarray, moved: Mapping[i
 
 
 def _assemble(
-    model: CompiledModel, pieces: list[dict[str, np.ndarray]], seed: int, engine: Engine,
-    first_replicate: int, keep_compartments: bool,
+    model: CompiledModel,
+    pieces: list[dict[str, np.ndarray]],
+    seed: int,
+    engine: Engine,
+    first_replicate: int,
+    keep_compartments: bool,
 ) -> xr.Dataset:
     def joined(name: str) -> np.ndarray:
         data = np.concatenate([piece[name] for piece in pieces])
@@ -339,7 +371,9 @@ def _assemble(
                 ("replicate", "time", *[dim for dim, _ in dims]), joined(name), {"kind": coupling.name}
             )
     variables["entered"] = xr.Variable(
-        ("replicate", "time"), joined("__entered__"), {"kind": "boundary", "description": "cumulative inflow from sources"}
+        ("replicate", "time"),
+        joined("__entered__"),
+        {"kind": "boundary", "description": "cumulative inflow from sources"},
     )
     variables["exited"] = xr.Variable(
         ("replicate", "time"), joined("__exited__"), {"kind": "boundary", "description": "cumulative outflow to sinks"}

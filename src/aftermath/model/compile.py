@@ -145,8 +145,13 @@ class CompiledModel:
             if isinstance(initial, str):
                 block = values[initial]
             else:
-                raw = stratum_array(self.scenario, initial, list(self.scenario.compartments[layout.name].dims),
-                                    None, ("compartments", layout.name, "initial"))
+                raw = stratum_array(
+                    self.scenario,
+                    initial,
+                    list(self.scenario.compartments[layout.name].dims),
+                    None,
+                    ("compartments", layout.name, "initial"),
+                )
                 block = _align_from(raw, self.scenario.compartments[layout.name].dims, self)[None]
             block = np.broadcast_to(block, (block.shape[0], *layout.aligned))
             state[:, layout.offset : layout.offset + layout.size] = block.reshape(block.shape[0], -1)
@@ -236,7 +241,8 @@ def _parameter_arrays(
     for name in overrides:
         if name not in scenario.parameters:
             raise ScenarioError(
-                f"--set names an unknown parameter {name!r}", ("parameters",),
+                f"--set names an unknown parameter {name!r}",
+                ("parameters",),
                 expected=f"one of: {', '.join(scenario.parameters)}",
             )
     arrays = {}
@@ -246,7 +252,8 @@ def _parameter_arrays(
             if parameter.dims:
                 raise ScenarioError(
                     f"--set cannot replace the per-stratum parameter {name!r} by one number",
-                    ("parameters", name), expected="a scalar parameter",
+                    ("parameters", name),
+                    expected="a scalar parameter",
                 )
             value = overrides[name]
             if parameter.unit.strip().lower() in ("fraction", "probability", "share") and not 0 <= value <= 1:
@@ -264,12 +271,15 @@ def _policy_strengths(scenario: Scenario, policies: Mapping[str, float | None]) 
         intervention = scenario.interventions.get(name)
         if intervention is None:
             raise ScenarioError(
-                f"unknown policy {name!r}", ("interventions",),
+                f"unknown policy {name!r}",
+                ("interventions",),
                 expected=f"one of: {', '.join(scenario.interventions) or '(the scenario has none)'}",
             )
         value = intervention.strength if strength is None else float(strength)
         if value < 0:
-            raise ScenarioError(f"policy {name!r} has a negative strength", ("interventions", name), expected="a strength >= 0")
+            raise ScenarioError(
+                f"policy {name!r} has a negative strength", ("interventions", name), expected="a strength >= 0"
+            )
         strengths[name] = value
     return strengths
 
@@ -297,9 +307,7 @@ def _parameter_effects(
     return effects
 
 
-def _schedule_arrays(
-    scenario: Scenario, months: np.ndarray, strengths: dict[str, float]
-) -> dict[str, np.ndarray]:
+def _schedule_arrays(scenario: Scenario, months: np.ndarray, strengths: dict[str, float]) -> dict[str, np.ndarray]:
     from aftermath.scenario.schema import parse_month
 
     arrays = {}

@@ -76,8 +76,13 @@ def citations(scenario: Scenario) -> dict[str, str]:
     """Full citation text of every source id the scenario uses."""
     known = {**{k: c.text for k, c in known_citations().items()}, **{s.id: s.citation for s in scenario.sources}}
     used: list[str] = []
-    for part in [*scenario.parameters.values(), *scenario.schedules.values(), *scenario.compartments.values(),
-                 *scenario.events, *scenario.interventions.values()]:
+    for part in [
+        *scenario.parameters.values(),
+        *scenario.schedules.values(),
+        *scenario.compartments.values(),
+        *scenario.events,
+        *scenario.interventions.values(),
+    ]:
         used.extend(part.sources)
     used.extend(o.source for o in scenario.observations)
     return {sid: known[sid] for sid in dict.fromkeys(used) if sid in known}

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from aftermath.errors import FieldPath, ScenarioError
 from aftermath.scenario.evidence import known_citations
@@ -69,6 +68,9 @@ def validate_scenario(scenario: Scenario) -> None:
         where = ("compartments", name)
         _check_dims_exist(scenario, compartment.dims, (*where, "dims"))
         _check_initial(scenario, name, cited)
+    from aftermath.network.validate import validate_network  # the `network` section, if any
+
+    validate_network(scenario)
     table = symbols(scenario)
     for index, flow in enumerate(scenario.flows):
         _check_flow(scenario, index, table)
@@ -317,6 +319,8 @@ def _check_parameter(scenario: Scenario, name: str, parameter: Parameter, cited:
 
 def frozen_distribution(distribution: Distribution) -> Any:
     """The scipy distribution a Distribution describes."""
+    from scipy import stats  # imported here: scipy.stats costs seconds at CLI start-up
+
     d = distribution
     if d.type == "uniform":
         return stats.uniform(d.low, d.high - d.low)  # type: ignore[operator]

@@ -1,0 +1,5 @@
+"""`python -m aftermath ...` runs the command-line interface."""
+
+from aftermath.cli import main
+
+main()

@@ -1,0 +1,81 @@
+"""Shared fixtures: small scenarios written as dicts, and a way to run the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aftermath import compile_model, load_scenario, parse_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def scenario_from(data: dict[str, Any], file: str = "<test>"):
+    """Validate a scenario written as a dict (JSON is YAML)."""
+    return parse_scenario(json.dumps(data), file)
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aftermath", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+
+
+@pytest.fixture(scope="session")
+def competing_exits():
+    return load_scenario("competing_exits")
+
+
+@pytest.fixture(scope="session")
+def competing_model(competing_exits):
+    return compile_model(competing_exits)
+
+
+def cohort_scenario(per: str = "month", scale: float = 1.0, **extra: Any) -> dict[str, Any]:
+    """A two-stratum cohort with three exits, an inflow, a sink and an event: every engine feature."""
+    data: dict[str, Any] = {
+        "name": "cohort",
+        "title": "test cohort",
+        "time": {"start": "2015-01", "end": "2016-12"},
+        "dimensions": {"origin": ["A", "B"]},
+        "compartments": {
+            "active": {"dims": ["origin"], "initial": {"A": 500, "B": 300}, "assumption": "test"},
+            "gone": {"dims": ["origin"]},
+            "home": {"dims": []},
+        },
+        "boundaries": {"recruits": {"kind": "source"}, "dead": {"kind": "sink"}},
+        "parameters": {
+            "leave": {"unit": f"per {per}", "value": 0.03 * scale, "fixed": "test", "assumption": "test"},
+            "die": {
+                "unit": f"per {per}",
+                "dims": ["origin"],
+                "value": {"A": 0.01 * scale, "B": 0.02 * scale},
+                "fixed": "test",
+                "assumption": "test",
+            },
+            "inflow": {"unit": f"persons per {per}", "value": 20 * scale, "fixed": "test", "assumption": "test"},
+            "share": {"unit": "fraction", "value": 0.25, "fixed": "test", "assumption": "test"},
+        },
+        "schedules": {
+            "surge": {"interpolation": "linear", "points": {"2015-01": 1.0, "2016-01": 2.0}, "assumption": "test"}
+        },
+        "flows": [
+            {"name": "leaving", "from": "active", "to": "gone", "rate": "leave * surge"},
+            {"name": "dying", "from": "active", "to": "dead", "rate": "die"},
+            {"name": "going_home", "from": "gone", "to": "home", "rate": "leave"},
+            {"name": "recruiting", "from": "recruits", "to": "active", "rate": "inflow"},
+        ],
+        "events": [{"name": "amnesty", "date": "2016-01", "from": "active", "to": "home", "fraction": "share"}],
+        "outcomes": {
+            "active_total": {"expr": "active"},
+            "home_total": {"expr": "home"},
+            "leavers": {"expr": "leaving", "cumulative": True},
+        },
+    }
+    data.update(extra)
+    return data

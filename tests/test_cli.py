@@ -1,0 +1,93 @@
+"""The command line as a user meets it: exit codes, tables, JSON, output files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from tests.conftest import run_cli
+
+
+def test_run_prints_bands_at_key_dates():
+    result = run_cli("run", "competing_exits", "-n", "50")
+    assert result.returncode == 0, result.stderr
+    assert "returned_total" in result.stdout
+    assert "2018-12" in result.stdout
+
+
+def test_run_json_is_machine_readable_and_reproducible():
+    first = run_cli("run", "competing_exits", "-n", "30", "--seed", "4", "--json")
+    second = run_cli("run", "competing_exits", "-n", "30", "--seed", "4", "--json")
+    assert first.returncode == 0, first.stderr
+    payload = json.loads(first.stdout)
+    assert payload == json.loads(second.stdout)
+    rows = [r for r in payload["bands"] if r["outcome"] == "returned_total" and r["date"] == "2018-12"]
+    assert len(rows) == 1 and rows[0]["low"] <= rows[0]["median"] <= rows[0]["high"]
+
+
+def test_run_set_and_policy_change_the_numbers():
+    base = json.loads(run_cli("run", "competing_exits", "-n", "20", "--json").stdout)
+    more = json.loads(run_cli("run", "competing_exits", "-n", "20", "--json", "--set", "return_hazard=0.4").stdout)
+    policy = json.loads(
+        run_cli("run", "competing_exits", "-n", "20", "--json", "--policy", "border_and_intelligence=0.8").stdout
+    )
+
+    def final(payload, outcome):
+        return next(r["median"] for r in payload["bands"] if r["outcome"] == outcome and r["date"] == "2018-12")
+
+    assert final(more, "returned_total") > final(base, "returned_total")
+    assert final(policy, "returned_total") < final(base, "returned_total")
+    assert policy["policies"] == {"border_and_intelligence": 0.8}
+
+
+def test_out_writes_netcdf_and_parquet(tmp_path):
+    nc, parquet = tmp_path / "r.nc", tmp_path / "r.parquet"
+    assert run_cli("run", "competing_exits", "-n", "5", "--out", str(nc)).returncode == 0
+    assert run_cli("run", "competing_exits", "-n", "5", "--out", str(parquet)).returncode == 0
+    dataset = xr.load_dataset(nc)
+    assert dataset["in_theatre"].dims == ("replicate", "time", "origin", "cohort")
+    table = pd.read_parquet(parquet)
+    assert set(table["variable"]) >= {"in_theatre", "returned_total"}
+    in_nc = dataset["returned_total"].sel(replicate=0).values
+    in_parquet = table[(table.variable == "returned_total") & (table.replicate == 0)].sort_values("time")["value"]
+    np.testing.assert_array_equal(in_nc, in_parquet.values)
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_deterministic_engine_runs_once():
+    result = run_cli("run", "competing_exits", "--engine", "deterministic", "--json")
+    assert json.loads(result.stdout)["replicates"] == 1
+
+
+def test_bad_options_exit_2_with_one_line(tmp_path):
+    cases = [
+        ("run", "competing_exits", "--set", "nope=1"),
+        ("run", "competing_exits", "--set", "death_hazard"),
+        ("run", "competing_exits", "--policy", "nope"),
+        ("run", "competing_exits", "--engine", "quantum"),
+        ("run", "competing_exits", "--out", str(tmp_path / "x.csv")),
+        ("run", "competing_exits", "--out", str(tmp_path / "missing" / "x.nc")),
+        ("run", "no/such/file.yaml"),
+        ("check", str(tmp_path)),
+    ]
+    for args in cases:
+        result = run_cli(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (args, result.stderr)
+        assert "Traceback" not in result.stderr + result.stdout
+    assert not list(tmp_path.iterdir())
+
+
+def test_check_scenarios_and_explain():
+    check = run_cli("check", "competing_exits")
+    assert check.returncode == 0 and check.stdout.startswith("ok: ")
+    listing = run_cli("scenarios")
+    assert "competing_exits" in listing.stdout
+    explain = run_cli("explain", "competing_exits")
+    assert explain.returncode == 0
+    for text in ("death_hazard", "per year", "E05", "Counter-Terrorism Coordinator", "returning"):
+        assert text in explain.stdout, text

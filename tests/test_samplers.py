@@ -1,0 +1,99 @@
+"""The engine's binomial and Poisson samplers against scipy's distributions (chi-square tests)."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+from scipy import stats
+
+from aftermath.engines.kernels import binomial_array, draw_key, poisson, uniform
+
+DRAWS = 200_000
+
+
+@numba.njit
+def _poisson_array(mean: float, size: int, seed: np.uint64) -> np.ndarray:
+    out = np.empty(size)
+    for i in range(size):
+        out[i] = poisson(mean, draw_key(seed, 0, np.uint64(99), 0, i))
+    return out
+
+
+@numba.njit
+def _uniforms(size: int) -> np.ndarray:
+    out = np.empty(size)
+    for i in range(size):
+        out[i] = uniform(draw_key(np.uint64(1), i, np.uint64(2), 3, 4), 0)
+    return out
+
+
+def _chi_square_p(samples: np.ndarray, pmf) -> float:
+    """Chi-square goodness of fit, pooling the tails so every bin expects at least 5."""
+    values, counts = np.unique(samples.astype(np.int64), return_counts=True)
+    low, high = int(values.min()), int(values.max())
+    support = np.arange(low, high + 1)
+    observed = np.zeros(len(support))
+    observed[values - low] = counts
+    expected = pmf(support) * len(samples)
+    expected[0] += pmf(np.arange(0, low)).sum() * len(samples) if low > 0 else 0.0
+    bins_o, bins_e, acc_o, acc_e = [], [], 0.0, 0.0
+    for o, e in zip(observed, expected, strict=True):
+        acc_o, acc_e = acc_o + o, acc_e + e
+        if acc_e >= 5:
+            bins_o.append(acc_o)
+            bins_e.append(acc_e)
+            acc_o = acc_e = 0.0
+    bins_o[-1] += acc_o
+    bins_e[-1] += acc_e
+    bins_e = np.array(bins_e) * sum(bins_o) / sum(bins_e)
+    return float(stats.chisquare(bins_o, bins_e).pvalue)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("n", "p"),
+    [(1, 0.3), (7, 0.2), (50, 0.1), (400, 0.02), (1000, 0.05), (2000, 0.4), (30000, 0.3), (100, 0.93), (5, 0.5)],
+)
+def test_binomial_matches_scipy(n, p):
+    counts = np.full((1, DRAWS), float(n))
+    probabilities = np.full((1, DRAWS), p)
+    samples = binomial_array(counts, probabilities, np.uint64(12345), np.int64(0), np.uint64(7), np.int64(0))[0]
+    assert samples.min() >= 0 and samples.max() <= n
+    assert np.all(samples == np.round(samples))
+    mean, var = stats.binom.stats(n, p)
+    assert abs(samples.mean() - mean) < 5 * np.sqrt(var / DRAWS) + 1e-12
+    if var > 0:
+        assert _chi_square_p(samples, lambda k: stats.binom.pmf(k, n, p)) > 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mean", [0.05, 0.9, 4.0, 9.99, 10.0, 37.5, 800.0, 25000.0])
+def test_poisson_matches_scipy(mean):
+    samples = _poisson_array(mean, DRAWS, np.uint64(54321))
+    assert samples.min() >= 0
+    assert abs(samples.mean() - mean) < 5 * np.sqrt(mean / DRAWS)
+    assert _chi_square_p(samples, lambda k: stats.poisson.pmf(k, mean)) > 1e-4
+
+
+def test_uniforms_are_uniform_and_keys_are_distinct():
+    values = _uniforms(100_000)
+    assert values.min() > 0 and values.max() < 1
+    assert stats.kstest(values, "uniform").pvalue > 1e-4
+    assert len(np.unique(values)) == len(values)
+
+
+def test_edge_cases_of_the_binomial():
+    counts = np.array([[0.0, 10.0, 10.0, 10.0]])
+    probabilities = np.array([[0.5, 0.0, 1.0, 0.5]])
+    samples = binomial_array(counts, probabilities, np.uint64(1), np.int64(0), np.uint64(1), np.int64(0))
+    assert samples[0, 0] == 0 and samples[0, 1] == 0 and samples[0, 2] == 10
+    assert 0 <= samples[0, 3] <= 10
+
+
+def test_inversion_couples_draws_monotonically_in_p():
+    """Common random numbers: the same uniform with a larger p never gives fewer successes."""
+    counts = np.full((1, 20_000), 30.0)
+    low = binomial_array(counts, np.full((1, 20_000), 0.10), np.uint64(3), np.int64(0), np.uint64(5), np.int64(0))
+    high = binomial_array(counts, np.full((1, 20_000), 0.12), np.uint64(3), np.int64(0), np.uint64(5), np.int64(0))
+    assert np.all(high >= low)
