@@ -244,6 +244,9 @@ class SourceEntry(Strict):
     url: str | None = None
 
 
+from aftermath.network.schema import NetworkSpec  # noqa: E402  (needs the types above)
+
+
 class Scenario(Strict):
     """A whole scenario file. Keys are names; lists keep the order they were written in."""
 
@@ -265,3 +268,4 @@ class Scenario(Strict):
     outcomes: dict[Name, Outcome] = {}
     observations: list[Observation] = []
     sources: list[SourceEntry] = []
+    network: NetworkSpec | None = None

@@ -1,0 +1,346 @@
+"""Alliance-network dynamics on the model's clock, vectorised over replicates x groups (x groups).
+
+State, for R replicates and G groups: `alive` (R, G) and symmetric alliance `ties` (R, G, G). In the
+stochastic engine they are 0/1; in the deterministic one they are probabilities (`ties[g, h]`: the
+tie exists and both groups are alive), advanced by their expected changes. Per step of dt months:
+
+- capacities: c_gk(t) = c_gk * damage_g * (1 - d (1 - tau_g(t))) for k in training, safe haven,
+  infrastructure (tau: share of peak territory, d: territorial dependence); cachet only * damage_g.
+  The capacity index C_g is the mean of the four.
+- termination: a group with a_g allies ends with probability 1 - exp(-mu rho^a_g dt) (Phillips 2014:
+  rho < 1); the end is split among the endings by their shares (Jones & Libicki 2008).
+- dissolution: each tie ends with probability 1 - exp(-delta dt) (the disruption lever raises delta).
+- formation (preferential attachment, Bacon 2018): each group seeks an ally with probability
+  q = 1 - exp(-lambda dt) and picks partner h with probability C_h / sum of C_k over the partners it
+  may join: alive, untied, same ideology family (or a declared pair), not a rival of it or of its
+  allies (nor allied with its rivals), and not a pair whose declared tie is still to come.
+- lethality index: ell^a_g (BAAD: ell ~ 1.25 per tie).
+- dated events: declared ties start (the joining group drops ties that conflict with its new camp);
+  a tie is cut; a leader is killed (capacities * (1 - loss), the group ends with probability
+  q_d rho^a_g).
+
+The deterministic engine uses the expected number of allies inside the hazards (a mean-field
+approximation) and treats groups as independent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from aftermath.engines.kernels import draw_key, uniform
+from aftermath.model.compile import stable_id
+from aftermath.network.schema import CAPACITIES, MATERIAL, NetworkSpec
+from aftermath.scenario.schema import Scenario
+
+MATERIAL_COLUMNS = np.array([CAPACITIES.index(k) for k in MATERIAL])
+SAFE_HAVEN = CAPACITIES.index("safe_haven")
+LEADER_KILLED = "leader_killed"
+STREAMS = {name: np.uint64(stable_id(f"network:{name}")) for name in ("end", "ending", "dissolve", "seek", "pick")}
+
+
+@numba.njit(cache=True)
+def uniforms(seed: np.uint64, first_replicate: np.int64, stream: np.uint64, step: np.int64,
+             replicates: np.int64, cells: np.int64) -> np.ndarray:
+    """(replicates, cells) uniforms keyed like the engine's draws: batch- and worker-independent."""
+    out = np.empty((replicates, cells))
+    for r in range(replicates):
+        for i in range(cells):
+            out[r, i] = uniform(draw_key(seed, first_replicate + r, stream, step, i), 0)
+    return out
+
+
+@dataclass(frozen=True)
+class EventRow:
+    name: str
+    kind: str
+    first: int
+    second: int
+    """The other group of a cut tie (-1 for a decapitation)."""
+    probability: float | str
+    stream: np.uint64
+
+
+@dataclass(frozen=True)
+class NetworkTables:
+    """The network section as arrays, for one compiled model (its months and schedules)."""
+
+    groups: tuple[str, ...]
+    capacities: np.ndarray
+    """(G, 4) at full territory, in the order of CAPACITIES."""
+    strength: np.ndarray
+    territory: np.ndarray
+    """(steps + 1, G) share of peak territory held; 1 where territory is not modelled."""
+    has_territory: np.ndarray
+    allowed: np.ndarray
+    """(G, G) the pair may hold an alliance tie: same family or declared, not rivals, not itself."""
+    rival: np.ndarray
+    province: np.ndarray
+    opens: np.ndarray
+    """(G, G) step from which dynamics may form the pair's tie (its declared start, else 0)."""
+    starts: dict[int, list[tuple[int, int]]]
+    events: dict[int, list[EventRow]]
+    dynamics_from: int
+    pairs: tuple[np.ndarray, np.ndarray]
+    """Upper-triangle indices of the pairs that may ever be allied (the recorded ties)."""
+    endings: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.groups)
+
+    def pair_labels(self) -> list[str]:
+        return [f"{self.groups[g]}--{self.groups[h]}" for g, h in zip(*self.pairs, strict=True)]
+
+
+def compile_tables(scenario: Scenario, months: np.ndarray, schedules: Mapping[str, np.ndarray]) -> NetworkTables:
+    network: NetworkSpec = scenario.network  # type: ignore[assignment]
+    names = tuple(network.groups)
+    index = {name: i for i, name in enumerate(names)}
+    size = len(names)
+    groups = list(network.groups.values())
+
+    def step_of(month: int) -> int:
+        return int(np.searchsorted(months, month))
+
+    territory = np.ones((len(months), size))
+    for g, group in enumerate(groups):
+        if isinstance(group.territory, str):
+            territory[:, g] = schedules[group.territory]
+        elif group.territory is not None:
+            territory[:, g] = group.territory
+    family = np.array([group.family for group in groups])
+    declared = np.zeros((size, size), bool)
+    rival = np.zeros((size, size))
+    province = np.zeros((size, size), bool)
+    opens = np.zeros((size, size), np.int64)
+    starts: dict[int, list[tuple[int, int]]] = {}
+    for tie in network.ties:
+        g, h = index[tie.groups[0]], index[tie.groups[1]]
+        if tie.type == "rivalry":
+            rival[g, h] = rival[h, g] = 1.0
+            continue
+        declared[g, h] = declared[h, g] = True
+        province[g, h] = province[h, g] = tie.type == "province"
+        opens[g, h] = opens[h, g] = step_of(tie.start)
+        starts.setdefault(step_of(tie.start), []).append((g, h))
+    allowed = (declared | (family[:, None] == family[None, :])) & (rival == 0) & ~np.eye(size, dtype=bool)
+    events: dict[int, list[EventRow]] = {}
+    for event in network.events:
+        first, second = (event.group, None) if event.type == "decapitation" else event.groups  # type: ignore[misc]
+        events.setdefault(step_of(event.date), []).append(EventRow(
+            event.name, event.type, index[first], index[second] if second else -1,  # type: ignore[index]
+            event.probability, np.uint64(stable_id(f"network:event:{event.name}")),
+        ))
+    endings = tuple(network.dynamics.endings) or ("ended",)
+    if any(event.type == "decapitation" for event in network.events):
+        endings = (*endings, LEADER_KILLED)
+    return NetworkTables(
+        groups=names,
+        capacities=np.array([[getattr(group.capacities, k) for k in CAPACITIES] for group in groups]),
+        strength=np.array([group.strength for group in groups], dtype=float),
+        territory=territory,
+        has_territory=np.array([group.territory is not None for group in groups]),
+        allowed=allowed,
+        rival=rival,
+        province=province,
+        opens=opens,
+        starts=starts,
+        events=events,
+        dynamics_from=step_of(network.dynamics_from) if network.dynamics_from is not None else 0,
+        pairs=np.nonzero(np.triu(allowed, 1)),
+        endings=endings,
+    )
+
+
+def scalar(parameters: Mapping[str, np.ndarray], name: str | None, default: float = 0.0) -> np.ndarray:
+    """A scalar parameter in force as an (R or 1, 1) column, to broadcast over groups."""
+    if name is None:
+        return np.full((1, 1), default)
+    value = np.asarray(parameters[name], dtype=float)
+    return value.reshape(value.shape[0], -1)[:, :1]
+
+
+@dataclass
+class NetworkState:
+    """One block of replicates: the network and what the coupling records about it."""
+
+    stochastic: bool
+    seed: np.uint64
+    first_replicate: int
+    base: Mapping[str, np.ndarray]
+    alive: np.ndarray
+    ties: np.ndarray
+    damage: np.ndarray
+    """(R, G) share of capacities left after decapitations."""
+    strength: np.ndarray
+    arrivals: np.ndarray
+    endings: np.ndarray
+    exposed: dict[str, np.ndarray] = field(default_factory=dict)
+    """What the last `values` call computed (attraction, pull...), for records and arrivals."""
+
+    @property
+    def replicates(self) -> int:
+        return self.alive.shape[0]
+
+    def draws(self, stream: np.uint64, step: int, cells: int) -> np.ndarray:
+        return uniforms(self.seed, np.int64(self.first_replicate), stream, np.int64(step),
+                        np.int64(self.replicates), np.int64(cells))
+
+
+def new_state(tables: NetworkTables, replicates: int, first_replicate: int, seed: int, stochastic: bool,
+              base: Mapping[str, np.ndarray]) -> NetworkState:
+    size = tables.size
+    return NetworkState(
+        stochastic=stochastic,
+        seed=np.uint64(seed & ((1 << 64) - 1)),
+        first_replicate=first_replicate,
+        base=base,
+        alive=np.ones((replicates, size)),
+        ties=np.zeros((replicates, size, size)),
+        damage=np.ones((replicates, size)),
+        strength=np.broadcast_to(tables.strength, (replicates, size)).copy(),
+        arrivals=np.zeros((replicates, size)),
+        endings=np.zeros((replicates, len(tables.endings))),
+    )
+
+
+def capacities(tables: NetworkTables, state: NetworkState, step: int, dependence: np.ndarray) -> np.ndarray:
+    """(R, G, 4) capacities now: damaged by decapitations, material ones shrunk with territory."""
+    loss = np.where(tables.has_territory, 1.0 - tables.territory[step], 0.0)  # (G,)
+    material = 1.0 - dependence * loss  # (R or 1, G)
+    factor = np.ones((material.shape[0], tables.size, len(CAPACITIES)))
+    factor[:, :, MATERIAL_COLUMNS] = material[:, :, None]
+    return tables.capacities * factor * state.damage[:, :, None]
+
+
+def allies(state: NetworkState) -> np.ndarray:
+    """(R, G) alliance ties of each group, given it is alive (expected, in the deterministic engine)."""
+    total = state.ties.sum(axis=2)
+    return np.divide(total, state.alive, out=np.zeros_like(total), where=state.alive > 0)
+
+
+def conflict(ties: np.ndarray, rival: np.ndarray) -> np.ndarray:
+    """(R, G, G) 1 where g or one of its allies is a rival of h or of one of h's allies."""
+    camp = ties + np.eye(ties.shape[1])
+    return np.minimum(1.0, camp @ rival @ camp.transpose(0, 2, 1))
+
+
+def lethality(state: NetworkState, per_tie: np.ndarray) -> np.ndarray:
+    """(R, G) lethality index ell^allies of alive groups (0 once a group has ended)."""
+    return per_tie ** allies(state) * state.alive
+
+
+def terminate(state: NetworkState, step: int, dt: float, hazard: np.ndarray, ratio: np.ndarray,
+              shares: np.ndarray) -> None:
+    """Groups end at hazard mu rho^allies; ends are tallied by how groups end (shares, (R or 1, M))."""
+    probability = -np.expm1(-hazard * ratio ** allies(state) * dt)
+    if state.stochastic:
+        ended = (state.alive > 0) & (state.draws(STREAMS["end"], step, state.alive.shape[1]) < probability)
+        cumulative = np.cumsum(shares, axis=1)[:, None, :]
+        pick = state.draws(STREAMS["ending"], step, state.alive.shape[1])[:, :, None] * cumulative[:, :, -1:]
+        mode = np.minimum((cumulative < pick).sum(axis=2), shares.shape[1] - 1)
+        counted = (mode[:, :, None] == np.arange(shares.shape[1])) & ended[:, :, None]
+        state.endings[:, : shares.shape[1]] += counted.sum(axis=1)
+        survive = 1.0 - ended
+    else:
+        share = shares / shares.sum(axis=1, keepdims=True)
+        state.endings[:, : shares.shape[1]] += (state.alive * probability).sum(axis=1, keepdims=True) * share
+        survive = 1.0 - probability
+    _survive(state, survive)
+
+
+def _survive(state: NetworkState, survive: np.ndarray) -> None:
+    state.alive *= survive
+    state.ties *= survive[:, :, None] * survive[:, None, :]
+
+
+def dissolve(state: NetworkState, step: int, dt: float, hazard: np.ndarray) -> None:
+    probability = -np.expm1(-hazard * dt)[:, :, None]
+    if state.stochastic:
+        size = state.ties.shape[1]
+        draws = state.draws(STREAMS["dissolve"], step, size * size).reshape(-1, size, size)
+        cut = np.triu(draws < probability, 1)
+        state.ties[cut | cut.transpose(0, 2, 1)] = 0.0
+    else:
+        state.ties *= 1.0 - probability
+
+
+def form(tables: NetworkTables, state: NetworkState, step: int, dt: float, rate: np.ndarray,
+         index: np.ndarray) -> None:
+    """Each group seeks an ally with probability q and picks one in proportion to capacity `index`."""
+    seek = -np.expm1(-rate * dt)  # (R or 1, 1)
+    both = state.alive[:, :, None] * state.alive[:, None, :]
+    open_pairs = tables.allowed & (tables.opens <= step)
+    free = np.clip(both - state.ties, 0.0, None) * (1.0 - conflict(state.ties, tables.rival)) * open_pairs
+    weight = free * index[:, None, :]
+    total = weight.sum(axis=2)
+    size = tables.size
+    if state.stochastic:
+        seeking = (state.draws(STREAMS["seek"], step, size) < seek) & (total > 0)
+        cumulative = np.cumsum(weight, axis=2)
+        target = state.draws(STREAMS["pick"], step, size) * total
+        pick = np.minimum((cumulative < target[:, :, None]).sum(axis=2), size - 1)
+        chosen = (pick[:, :, None] == np.arange(size)) & seeking[:, :, None] & (weight > 0)
+        new = chosen | chosen.transpose(0, 2, 1)
+        new &= conflict(state.ties + new, tables.rival) == 0
+        state.ties += new
+    else:
+        others = np.divide(total, state.alive, out=np.zeros_like(total), where=state.alive > 0)
+        own = index[:, None, :]
+        denominator = own + np.clip(others[:, :, None] - weight / np.maximum(state.alive[:, :, None], 1e-300), 0, None)
+        share = np.divide(own, denominator, out=np.zeros_like(weight), where=denominator > 0)
+        picks = seek[:, :, None] * share
+        state.ties += free * (1.0 - (1.0 - picks) * (1.0 - picks.transpose(0, 2, 1)))
+
+
+def start_tie(tables: NetworkTables, state: NetworkState, first: int, second: int) -> None:
+    """A declared tie begins; each side drops allies that conflict with its new partner's camp."""
+    clash = conflict(state.ties, tables.rival)
+    for g, h in ((first, second), (second, first)):
+        keep = 1.0 - clash[:, :, h]
+        keep[:, h] = 1.0
+        state.ties[:, g, :] *= keep
+        state.ties[:, :, g] *= keep
+    state.ties[:, first, second] = state.ties[:, second, first] = state.alive[:, first] * state.alive[:, second]
+
+
+def apply_event(tables: NetworkTables, state: NetworkState, event: EventRow, step: int,
+                parameters: Mapping[str, np.ndarray], dynamics: Mapping[str, str | None]) -> None:
+    """A dated event; its probability may be a parameter (an intervention can switch it on)."""
+    chance = (np.full((1, 1), event.probability) if isinstance(event.probability, float)
+              else scalar(parameters, event.probability))[:, 0]
+    draws = state.draws(event.stream, step, 2) if state.stochastic else None
+    happens = (draws[:, 0] < chance).astype(float) if draws is not None else chance
+    g = event.first
+    if event.kind == "tie_cut":
+        h = event.second
+        state.ties[:, g, h] *= 1.0 - happens
+        state.ties[:, h, g] = state.ties[:, g, h]
+        return
+    loss = scalar(parameters, dynamics["decapitation_capacity_loss"])[:, 0]
+    ending = scalar(parameters, dynamics["decapitation_termination"])[:, 0]
+    ratio = scalar(parameters, dynamics["ally_hazard_ratio"])[:, 0]
+    state.damage[:, g] *= 1.0 - happens * loss
+    end_probability = ending * ratio ** allies(state)[:, g]
+    if draws is not None:
+        ends = happens * (draws[:, 1] < end_probability) * state.alive[:, g]
+        state.endings[:, -1] += ends
+    else:
+        ends = happens * end_probability
+        state.endings[:, -1] += ends * state.alive[:, g]
+    survive = np.ones_like(state.alive)
+    survive[:, g] = 1.0 - ends
+    _survive(state, survive)
+
+
+def advance_dated(tables: NetworkTables, state: NetworkState, step: int, parameters: Mapping[str, np.ndarray],
+                  dynamics: Mapping[str, str | None]) -> None:
+    """What the record dates at `step`: declared ties that start, then the section's events."""
+    for first, second in tables.starts.get(step, []):
+        start_tie(tables, state, first, second)
+    for event in tables.events.get(step, []):
+        apply_event(tables, state, event, step, parameters, dynamics)
