@@ -4,3 +4,4 @@ from aftermath.cli.app import app, main
 from aftermath.cli import core  # noqa: F401  (registers run, check, scenarios, explain)
 
 __all__ = ["app", "main"]
+from aftermath.cli import network  # noqa: F401  (registers network)
