@@ -1,0 +1,205 @@
+"""Where ranges run: in this process, in local worker processes, or on a Dask cluster.
+
+Every executor sends the experiment's small context once per worker and then one range
+descriptor per task, keeps a bounded window of tasks in flight (never the whole queue), and
+yields results as they finish. Results do not depend on the executor: each range's random
+numbers are keyed by its members' global indices.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+from aftermath.experiments.worker import Task, TaskResult, WorkerContext, run_task
+
+WINDOW_PER_WORKER = 2
+"""Tasks in flight per worker: one running, one queued so no worker waits for the next."""
+
+
+class ExecutorError(Exception):
+    """An executor could not start or lost its workers."""
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """How to run: `workers` processes (1: in this process), or on Dask (`dask`: 'local' or tcp://HOST:PORT)."""
+
+    workers: int | None = None
+    dask: str | None = None
+
+    def describe(self) -> str:
+        if self.dask == "local":
+            return f"dask LocalCluster, {self.resolved_workers()} workers"
+        if self.dask:
+            return f"dask {self.dask}"
+        workers = self.resolved_workers()
+        return "serial" if workers == 1 else f"{workers} processes"
+
+    def resolved_workers(self) -> int:
+        """The worker count asked for, else one per available core."""
+        return self.workers if self.workers else available_cores()
+
+
+def _windowed(
+    submit: Callable[[Task], Any],
+    wait_first: Callable[[set], set],
+    tasks: Iterable[Task],
+    window: int,
+) -> Iterator[TaskResult]:
+    pending: set = set()
+    queue = iter(tasks)
+
+    def fill() -> None:
+        for task in queue:
+            pending.add(submit(task))
+            if len(pending) >= window:
+                return
+
+    fill()
+    while pending:
+        done = wait_first(pending)
+        pending.difference_update(done)
+        for future in done:
+            yield future.result()
+        fill()
+
+
+class SerialExecutor:
+    """Runs every range in this process, in order."""
+
+    def __init__(self, context: WorkerContext) -> None:
+        self.context = context
+
+    def results(self, tasks: Iterable[Task]) -> Iterator[TaskResult]:
+        for task in tasks:
+            yield run_task(self.context, task)
+
+    def close(self, interrupted: bool = False) -> None:
+        """Nothing to release."""
+
+
+_installed: WorkerContext | None = None
+
+
+def _install(context: WorkerContext) -> None:
+    """Worker initializer: keep the context; leave Ctrl-C to the main process, which stops the pool."""
+    global _installed
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _installed = context
+
+
+def _run_installed(task: Task) -> TaskResult:
+    assert _installed is not None, "the worker initializer did not run"
+    return run_task(_installed, task)
+
+
+class ProcessExecutor:
+    """Local worker processes, started by 'forkserver' (or 'spawn') on this executor only."""
+
+    def __init__(self, context: WorkerContext, workers: int) -> None:
+        methods = multiprocessing.get_all_start_methods()
+        method = "forkserver" if "forkserver" in methods else "spawn"
+        self.workers = workers
+        self.pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context(method),
+            initializer=_install, initargs=(context,),
+        )
+
+    def results(self, tasks: Iterable[Task]) -> Iterator[TaskResult]:
+        def wait_first(pending: set) -> set:
+            return set(wait_futures(pending, return_when=FIRST_COMPLETED).done)
+
+        try:
+            yield from _windowed(
+                lambda task: self.pool.submit(_run_installed, task), wait_first, tasks, WINDOW_PER_WORKER * self.workers
+            )
+        except BrokenProcessPool as exc:
+            raise ExecutorError(f"a worker process died ({exc}); finished ranges are kept") from None
+
+    def close(self, interrupted: bool = False) -> None:
+        """On interruption, drop queued work and stop the running workers at once."""
+        if interrupted:
+            processes = list(getattr(self.pool, "_processes", {}).values())
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.join(timeout=5)
+        else:
+            self.pool.shutdown(wait=True)
+
+
+class DaskExecutor:
+    """A Dask cluster: a LocalCluster of `workers` single-threaded processes, or an existing scheduler."""
+
+    def __init__(self, context: WorkerContext, address: str, workers: int) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:  # pragma: no cover - a dependency of the package
+            raise ExecutorError("--dask needs the 'distributed' package") from None
+        self.cluster = None
+        try:
+            if address == "local":
+                self.cluster = LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
+                self.client = Client(self.cluster)
+            else:
+                self.client = Client(address, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            if self.cluster is not None:
+                self.cluster.close()
+            raise ExecutorError(f"--dask {address}: cannot reach the scheduler ({exc})") from None
+        threads = sum(self.client.nthreads().values()) or 1
+        self.window = WINDOW_PER_WORKER * threads
+        self.context = self.client.scatter(context, broadcast=True, hash=False)
+
+    def results(self, tasks: Iterable[Task]) -> Iterator[TaskResult]:
+        from distributed import wait
+
+        def wait_first(pending: set) -> set:
+            return set(wait(list(pending), return_when="FIRST_COMPLETED").done)
+
+        yield from _windowed(
+            lambda task: self.client.submit(run_task, self.context, task, pure=False), wait_first, tasks, self.window
+        )
+
+    def close(self, interrupted: bool = False) -> None:
+        """Closing the client releases its queued and running tasks."""
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+Executor = SerialExecutor | ProcessExecutor | DaskExecutor
+
+
+def open_executor(spec: ExecutorSpec, context: WorkerContext) -> Executor:
+    """The executor `spec` asks for; one worker without Dask runs in this process."""
+    workers = spec.resolved_workers()
+    if workers < 1:
+        raise ExecutorError("--workers must be at least 1")
+    if spec.dask:
+        if spec.dask != "local" and not spec.dask.startswith("tcp://"):
+            raise ExecutorError(f"--dask {spec.dask!r}: expected 'local' or a scheduler address tcp://HOST:PORT")
+        return DaskExecutor(context, spec.dask, workers)
+    if workers == 1:
+        return SerialExecutor(context)
+    return ProcessExecutor(context, workers)

@@ -1,0 +1,105 @@
+"""The work a worker does: run one member range of every arm.
+
+A worker gets the experiment's small context once (the scenario text, not a compiled model) and
+then only range descriptors; it parses and compiles once per scenario and arm and keeps the
+result, so a long-lived (e.g. Dask) worker pays for compilation once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from aftermath.engines.simulate import simulate
+from aftermath.errors import ModelError
+from aftermath.experiments.design import Arm, Experiment, recorded_series
+from aftermath.experiments.sampling import expand_draws
+from aftermath.model.compile import CompiledModel, compile_model
+from aftermath.scenario.loader import parse_scenario
+
+_CACHE_LIMIT = 16
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What every task of an experiment shares; sent once per worker."""
+
+    scenario_text: str
+    scenario_file: str
+    scenario_hash: str
+    seed: int
+    engine: str
+    replicates: int
+    arms: tuple[Arm, ...]
+
+    @classmethod
+    def of(cls, experiment: Experiment) -> WorkerContext:
+        return cls(
+            experiment.scenario_text, experiment.scenario_file, experiment.scenario_hash, experiment.seed,
+            experiment.engine, experiment.replicates, experiment.arms,
+        )
+
+
+@dataclass(frozen=True)
+class Task:
+    """Members [first, last) and the draws of the samples they belong to (from `first_sample` on)."""
+
+    first: int
+    last: int
+    first_sample: int
+    draws: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    first: int
+    last: int
+    series: tuple[dict[str, np.ndarray], ...]
+    """Per arm (in the experiment's order): recorded series name -> (members, time, *its strata)."""
+    seconds: float
+
+
+def make_task(experiment: Experiment, first: int, last: int) -> Task:
+    first_sample = first // experiment.replicates
+    stop = (last - 1) // experiment.replicates + 1
+    return Task(first, last, first_sample, {name: d[first_sample:stop] for name, d in experiment.draws.items()})
+
+
+_models: dict[tuple[str, tuple[tuple[str, float], ...]], CompiledModel] = {}
+
+
+def compiled(context: WorkerContext, arm: Arm) -> CompiledModel:
+    """The arm's model, compiled once per worker process (keyed by scenario hash and policies)."""
+    key = (context.scenario_hash, tuple(sorted(arm.policies.items())))
+    if key not in _models:
+        if len(_models) >= _CACHE_LIMIT:
+            _models.clear()
+        model = compile_model(parse_scenario(context.scenario_text, context.scenario_file), policies=arm.policies)
+        if model.scenario_hash != context.scenario_hash:
+            raise ModelError(
+                f"this worker reads the scenario as {model.scenario_hash}, not {context.scenario_hash}; "
+                "expected every worker to run the same aftermath version as the main process"
+            )
+        _models[key] = model
+    return _models[key]
+
+
+def run_task(context: WorkerContext, task: Task) -> TaskResult:
+    """Simulate members [first, last) of every arm with the same seed and parameters."""
+    started = time.perf_counter()
+    members = np.arange(task.first, task.last)
+    rows = members // context.replicates - task.first_sample
+    series = []
+    for arm in context.arms:
+        model = compiled(context, arm)
+        values = expand_draws(model.scenario, task.draws)
+        dataset = simulate(
+            model, replicates=len(members), seed=context.seed, engine=context.engine,  # type: ignore[arg-type]
+            parameters={name: array[rows] for name, array in values.items()},
+            keep_compartments=False, first_replicate=task.first,
+        )
+        series.append({name: dataset[name].values for name in recorded_series(model)})
+    return TaskResult(task.first, task.last, tuple(series), time.perf_counter() - started)
+

@@ -1,0 +1,424 @@
+"""The run store: one DuckDB file holding runs, their parameter samples and their outcome series.
+
+Crash safety comes from transactions: a run's description is written in one transaction, and each
+finished member range (all arms) in one more, together with its row in `ranges`, whose primary key
+makes a second copy of a range impossible. A process killed at any point leaves whole ranges only;
+resuming runs the ranges that have no row.
+
+DuckDB lets one process at a time open a file for writing, so every operation opens the file,
+does its work and closes it again; a second process waits its turn (up to `lock_timeout`
+seconds) and is then refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import socket
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from aftermath.experiments.design import Experiment, Layout
+    from aftermath.experiments.worker import TaskResult
+
+SCHEMA_VERSION = 1
+DEFAULT_STORE = Path("aftermath.duckdb")
+FIXED_COLUMNS = ("run_id", "arm", "replicate", "sample", "outcome", "time", "value")
+_PACKAGES = ("aftermath", "numpy", "numba", "scipy", "xarray", "duckdb", "dask", "distributed")
+
+SCHEMA = f"""
+CREATE TABLE schema_version (version INTEGER NOT NULL, created TIMESTAMP NOT NULL);
+INSERT INTO schema_version VALUES ({SCHEMA_VERSION}, now()::TIMESTAMP);
+CREATE SEQUENCE run_ids START 1;
+CREATE TABLE runs (
+    run_id INTEGER PRIMARY KEY,
+    kind VARCHAR NOT NULL,
+    scenario VARCHAR NOT NULL,
+    scenario_file VARCHAR NOT NULL,
+    scenario_hash VARCHAR NOT NULL,
+    scenario_text VARCHAR NOT NULL,
+    seed BIGINT NOT NULL,
+    engine VARCHAR NOT NULL,
+    sampler VARCHAR NOT NULL,
+    samples INTEGER NOT NULL,
+    replicates INTEGER NOT NULL,
+    members INTEGER NOT NULL,
+    range_size INTEGER NOT NULL,
+    policies VARCHAR NOT NULL,
+    versions VARCHAR NOT NULL,
+    executor VARCHAR,
+    host VARCHAR,
+    pid INTEGER,
+    started TIMESTAMP NOT NULL,
+    finished TIMESTAMP,
+    status VARCHAR NOT NULL,
+    message VARCHAR
+);
+CREATE TABLE arms (
+    run_id INTEGER NOT NULL,
+    arm VARCHAR NOT NULL,
+    position INTEGER NOT NULL,
+    policies VARCHAR NOT NULL,
+    PRIMARY KEY (run_id, arm)
+);
+CREATE TABLE parameters (
+    run_id INTEGER NOT NULL,
+    sample INTEGER NOT NULL,
+    parameter VARCHAR NOT NULL,
+    value DOUBLE NOT NULL,
+    relative BOOLEAN NOT NULL,
+    unit VARCHAR NOT NULL
+);
+CREATE TABLE ranges (
+    run_id INTEGER NOT NULL,
+    first_replicate INTEGER NOT NULL,
+    last_replicate INTEGER NOT NULL,
+    seconds DOUBLE NOT NULL,
+    written TIMESTAMP NOT NULL,
+    PRIMARY KEY (run_id, first_replicate)
+);
+CREATE TABLE outcomes (
+    run_id INTEGER NOT NULL,
+    arm VARCHAR NOT NULL,
+    replicate INTEGER NOT NULL,
+    sample INTEGER NOT NULL,
+    outcome VARCHAR NOT NULL,
+    time DATE NOT NULL,
+    value DOUBLE
+);
+"""
+
+
+class StoreError(Exception):
+    """The store cannot be used as asked: missing, locked, another schema, unknown run."""
+
+
+def stratum_column(dim: str) -> str:
+    """The outcomes column holding a dimension's labels (renamed if it clashes with a fixed column)."""
+    return f"{dim}_stratum" if dim in FIXED_COLUMNS else dim
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for name in _PACKAGES:
+        with suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def _now() -> dt.datetime:
+    """UTC, without a zone (what a TIMESTAMP column holds)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A run as the store holds it: its row, arms in order, and parameter draws."""
+
+    row: dict
+    arms: list[tuple[str, dict[str, float]]]
+    draws: dict[str, np.ndarray]
+
+    @property
+    def run_id(self) -> int:
+        return int(self.row["run_id"])
+
+    @property
+    def labels(self) -> list[str]:
+        return [label for label, _ in self.arms]
+
+
+class Store:
+    """A DuckDB run store at `path`."""
+
+    def __init__(self, path: str | Path = DEFAULT_STORE, lock_timeout: float = 60.0) -> None:
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+
+    @contextmanager
+    def connect(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open the file (waiting for another process's lock), check its schema, close it after."""
+        if not write and not self.path.exists():
+            raise StoreError(
+                f"{self.path}: no run store here; 'aftermath ensemble' and 'aftermath compare' create one "
+                "(or pass --store PATH)"
+            )
+        connection = self._open(write)
+        try:
+            self._check_schema(connection, write)
+            yield connection
+        finally:
+            connection.close()
+
+    def _open(self, write: bool) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_timeout
+        pause = 0.02
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=not write)
+            except duckdb.IOException as exc:
+                text = str(exc)
+                if "lock" not in text.lower():
+                    raise StoreError(f"{self.path}: cannot open the run store ({text.splitlines()[0]})") from None
+                if time.monotonic() >= deadline:
+                    holder = re.search(r"PID (\d+)", text)
+                    who = f"process {holder.group(1)}" if holder else "another process"
+                    raise StoreError(
+                        f"{self.path}: the run store is in use by {who} and stayed locked for "
+                        f"{self.lock_timeout:g} s; wait for it to finish, or use another --store"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
+            except duckdb.Error as exc:
+                raise StoreError(f"{self.path}: cannot open the run store ({str(exc).splitlines()[0]})") from None
+
+    def _check_schema(self, connection: duckdb.DuckDBPyConnection, write: bool) -> None:
+        tables = {row[0] for row in connection.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()}
+        if not tables and write:
+            connection.execute("BEGIN")
+            connection.execute(SCHEMA)
+            connection.execute("COMMIT")
+            return
+        if "schema_version" not in tables:
+            raise StoreError(f"{self.path}: this DuckDB file is not an aftermath run store (no schema_version table)")
+        version = connection.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            age = "an older" if (version or 0) < SCHEMA_VERSION else "a newer"
+            raise StoreError(
+                f"{self.path}: the run store has schema version {version}, written by {age} aftermath; this "
+                f"version reads version {SCHEMA_VERSION}. Open it with the aftermath that wrote it, or start a "
+                "new store with --store"
+            )
+
+    # writing
+
+    def create_run(self, experiment: Experiment, layout: Layout, kind: str, executor: str) -> int:
+        """Record a new run (description, arms, parameter draws) in one transaction; returns its id."""
+        with self.connect(write=True) as connection:
+            connection.execute("BEGIN")
+            existing = {row[0] for row in connection.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'outcomes'"
+            ).fetchall()}
+            for dim in layout.dims:
+                if stratum_column(dim) not in existing:
+                    connection.execute(f'ALTER TABLE outcomes ADD COLUMN "{stratum_column(dim)}" VARCHAR')
+            run_id = connection.execute("SELECT nextval('run_ids')").fetchone()[0]
+            connection.execute(
+                f"INSERT INTO runs VALUES ({', '.join(['?'] * 19)}, NULL, 'running', NULL)",
+                [
+                    run_id, kind, experiment.scenario.name, experiment.scenario_file, experiment.scenario_hash,
+                    experiment.scenario_text, experiment.seed, experiment.engine, experiment.sampler,
+                    experiment.samples, experiment.replicates, experiment.members, experiment.range_size,
+                    ", ".join(arm.label for arm in experiment.arms), json.dumps(package_versions()), executor,
+                    socket.gethostname(), os.getpid(), _now(),
+                ],
+            )
+            connection.executemany(
+                "INSERT INTO arms VALUES (?, ?, ?, ?)",
+                [[run_id, arm.label, i, json.dumps(arm.policies)] for i, arm in enumerate(experiment.arms)],
+            )
+            rows = [
+                [run_id, sample, name, float(value), bool(experiment.scenario.parameters[name].distribution.relative),
+                 experiment.scenario.parameters[name].unit]
+                for name, values in experiment.draws.items()
+                for sample, value in enumerate(values)
+            ]
+            if rows:
+                frame = pd.DataFrame(rows, columns=["run_id", "sample", "parameter", "value", "relative", "unit"])
+                connection.register("draws", frame)
+                connection.execute("INSERT INTO parameters BY NAME SELECT * FROM draws")
+            connection.execute("COMMIT")
+        return int(run_id)
+
+    def write_range(self, run_id: int, labels: Sequence[str], result: TaskResult, layout: Layout,
+                    replicates: int) -> bool:
+        """Store one finished range of every arm atomically; False if it was already stored."""
+        batch = range_table(run_id, labels, result, layout, replicates)
+        with self.connect(write=True) as connection:
+            connection.execute("BEGIN")
+            try:
+                connection.execute(
+                    "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
+                    [run_id, result.first, result.last, result.seconds, _now()],
+                )
+            except duckdb.ConstraintException:
+                connection.execute("ROLLBACK")
+                return False
+            connection.register("batch", batch)
+            connection.execute("INSERT INTO outcomes BY NAME SELECT * FROM batch")
+            connection.execute("COMMIT")
+        return True
+
+    def set_status(self, run_id: int, status: str, message: str | None = None) -> None:
+        finished = _now() if status != "running" else None
+        with self.connect(write=True) as connection:
+            connection.execute(
+                "UPDATE runs SET status = ?, message = ?, finished = ? WHERE run_id = ?",
+                [status, message, finished, run_id],
+            )
+
+    def claim(self, run: StoredRun, executor: str) -> None:
+        """Mark a run as being finished by this process; refuse while its own process still runs it."""
+        row = run.row
+        if (row["status"] == "running" and row["host"] == socket.gethostname() and row["pid"] != os.getpid()
+                and process_alive(int(row["pid"]))):
+            raise StoreError(
+                f"run {run.run_id} is still running (process {row['pid']}); wait for it, or stop it and resume"
+            )
+        with self.connect(write=True) as connection:
+            connection.execute(
+                "UPDATE runs SET status = 'running', message = NULL, finished = NULL, executor = ?, host = ?, "
+                "pid = ? WHERE run_id = ?",
+                [executor, socket.gethostname(), os.getpid(), run.run_id],
+            )
+
+    # reading
+
+    def completed(self, run_id: int) -> list[tuple[int, int]]:
+        with self.connect() as connection:
+            return [tuple(row) for row in connection.execute(  # type: ignore[misc]
+                "SELECT first_replicate, last_replicate FROM ranges WHERE run_id = ? ORDER BY first_replicate",
+                [run_id],
+            ).fetchall()]
+
+    def runs(self) -> pd.DataFrame:
+        """One row per run, newest first, with how many members are stored and the run's state."""
+        with self.connect() as connection:
+            table = connection.execute(
+                """
+                SELECT r.run_id, r.kind, r.scenario, r.scenario_hash, r.seed, r.engine, r.sampler, r.samples,
+                       r.replicates, r.members, coalesce(sum(g.last_replicate - g.first_replicate), 0) AS stored,
+                       r.policies, r.status, r.host, r.pid, r.started, r.finished, r.executor
+                FROM runs r LEFT JOIN ranges g USING (run_id)
+                GROUP BY ALL ORDER BY r.run_id DESC
+                """
+            ).df()
+        table["stored"] = table["stored"].astype(int)
+        table["status"] = [effective_status(row) for row in table.to_dict("records")]
+        return table.drop(columns=["host", "pid"])
+
+    def run(self, run_id: int) -> StoredRun:
+        with self.connect() as connection:
+            found = connection.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]).df()
+            if found.empty:
+                raise StoreError(f"{self.path}: no run {run_id} (see 'aftermath runs')")
+            row = found.to_dict("records")[0]
+            arms = [
+                (label, json.loads(policies))
+                for label, policies in connection.execute(
+                    "SELECT arm, policies FROM arms WHERE run_id = ? ORDER BY position", [run_id]
+                ).fetchall()
+            ]
+            draws_table = connection.execute(
+                "SELECT parameter, sample, value FROM parameters WHERE run_id = ? ORDER BY parameter, sample", [run_id]
+            ).df()
+        row["status"] = effective_status(row)
+        draws = {str(name): group["value"].to_numpy() for name, group in draws_table.groupby("parameter", sort=False)}
+        return StoredRun(row, arms, draws)
+
+    def load_series(
+        self, run: StoredRun, layout: Layout, dates: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, list[dict[str, np.ndarray]], np.ndarray]:
+        """(stored member indices, per-arm arrays (members, time, *strata), months) of a run."""
+        times = layout.times if dates is None else np.array([np.datetime64(d, "M") for d in dates])
+        members = np.concatenate(
+            [np.arange(first, last) for first, last in self.completed(run.run_id)] or [np.zeros(0, np.int64)]
+        )
+        arrays = [
+            {name: np.full((len(members), len(times), *[len(labels) for _, labels in strata]), np.nan)
+             for name, strata in layout.series.items()}
+            for _ in run.labels
+        ]
+        dims = list(layout.dims)
+        columns = ", ".join(f'"{stratum_column(d)}"' for d in dims)
+        query = (
+            f"SELECT arm, outcome, replicate, time, {columns + ', ' if columns else ''}value "
+            "FROM outcomes WHERE run_id = ?"
+        )
+        parameters: list = [run.run_id]
+        if dates is not None:
+            query += " AND time IN (SELECT unnest(?::DATE[]))"
+            parameters.append([t.astype("datetime64[D]").item() for t in times])
+        with self.connect() as connection:
+            table = connection.execute(query, parameters).df()
+        table["time"] = pd.to_datetime(table["time"]).to_numpy().astype("datetime64[M]")
+        for (label, name), rows in table.groupby(["arm", "outcome"], sort=False):
+            if name not in layout.series or label not in run.labels:
+                continue
+            index = [np.searchsorted(members, rows["replicate"].to_numpy()),
+                     np.searchsorted(times, rows["time"].to_numpy())]
+            for dim, labels in layout.series[name]:
+                index.append(pd.Categorical(rows[stratum_column(dim)], categories=labels).codes)
+            arrays[run.labels.index(label)][name][tuple(index)] = rows["value"].to_numpy()
+        return members, arrays, times
+
+
+def effective_status(row: dict) -> str:
+    """'running' only while its process lives (on this host); a killed run reads 'stopped'."""
+    if (row["status"] == "running" and row.get("host") == socket.gethostname() and row.get("pid") is not None
+            and not process_alive(int(row["pid"]))):
+        return "stopped"
+    return str(row["status"])
+
+
+def range_table(run_id: int, labels: Sequence[str], result: TaskResult, layout: Layout, replicates: int) -> pa.Table:
+    """A range's series in long format (one row per arm, member, outcome, month and stratum)."""
+    dims = list(layout.dims)
+    names = list(layout.series)
+    days = layout.times.astype("datetime64[D]")
+    parts: dict[str, list[np.ndarray]] = {key: [] for key in ("arm", "outcome", "replicate", "time", "value", *dims)}
+    for arm, series in enumerate(result.series):
+        for position, name in enumerate(names):
+            array = series[name]
+            index = np.unravel_index(np.arange(array.size), array.shape)
+            parts["arm"].append(np.full(array.size, arm, np.int32))
+            parts["outcome"].append(np.full(array.size, position, np.int32))
+            parts["replicate"].append((result.first + index[0]).astype(np.int32))
+            parts["time"].append(days[index[1]])
+            parts["value"].append(array.reshape(-1).astype(float))
+            own = [d for d, _ in layout.series[name]]
+            for dim in dims:
+                parts[dim].append(index[2 + own.index(dim)].astype(np.int32) if dim in own
+                                  else np.full(array.size, -1, np.int32))
+    joined = {key: np.concatenate(chunks) for key, chunks in parts.items()}
+    columns = {
+        "run_id": pa.array(np.full(len(joined["value"]), run_id, np.int32)),
+        "arm": pa.DictionaryArray.from_arrays(joined["arm"], pa.array(list(labels))),
+        "replicate": pa.array(joined["replicate"]),
+        "sample": pa.array(joined["replicate"] // replicates),
+        "outcome": pa.DictionaryArray.from_arrays(joined["outcome"], pa.array(names)),
+        "time": pa.array(joined["time"]),
+        "value": pa.array(joined["value"]),
+    }
+    for dim in dims:
+        codes = joined[dim]
+        columns[stratum_column(dim)] = pa.DictionaryArray.from_arrays(
+            pa.array(codes, mask=codes < 0), pa.array(layout.dims[dim])
+        )
+    return pa.table(columns)
