@@ -6,3 +6,4 @@ from aftermath.cli import core  # noqa: F401  (registers run, check, scenarios, 
 __all__ = ["app", "main"]
 from aftermath.cli import network  # noqa: F401  (registers network)
 from aftermath.cli import experiments  # noqa: F401  (registers ensemble, compare, runs, show, resume)
+from aftermath.cli import report  # noqa: F401  (registers report)
