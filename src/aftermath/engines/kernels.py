@@ -185,7 +185,7 @@ def binomial_array(
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, parallel=True)
 def advance(
     state: np.ndarray,
     rates: np.ndarray,
@@ -218,7 +218,7 @@ def advance(
     groups = group_start.shape[0] - 1
     next_state[:, :] = state
     moved[:, :] = 0.0
-    for r in range(replicates):
+    for r in numba.prange(replicates):
         replicate = first_replicate + r
         for g in range(groups):
             first, last = group_start[g], group_start[g + 1]

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+import numba
 import numpy as np
 import xarray as xr
 
@@ -19,7 +20,7 @@ from aftermath.model.compile import CompiledModel, Environment, stable_id
 
 Engine = Literal["stochastic", "deterministic"]
 ENGINES: tuple[str, ...] = ("stochastic", "deterministic")
-RECORD_BUDGET_BYTES = 96_000_000
+RECORD_BUDGET_BYTES = 256_000_000
 SEED_MASK = (1 << 64) - 1
 
 
@@ -76,6 +77,55 @@ def kernel_tables(model: CompiledModel) -> KernelTables:
     )
 
 
+@dataclass(frozen=True)
+class OutcomeTables:
+    """Each outcome term (a compartment or flow, its selection, summed down to the outcome's `by`
+    strata) as columns of a sparse 0/1 matrix, so one product per step reduces the whole state."""
+
+    from_state: object
+    """Sparse (state-term columns, cells): term values = from_state @ state."""
+    from_moved: object
+    """Sparse (flow-term columns, rate cells): term values = from_moved @ moved."""
+    columns: dict[tuple[str, str], tuple[str, int, tuple[int, ...]]]
+    """(outcome, term) -> ('state' or 'moved', first column, by-shape)."""
+
+
+def outcome_tables(model: CompiledModel) -> OutcomeTables:
+    from scipy import sparse
+
+    global_dims = list(model.dims)
+    entries: dict[str, tuple[list[int], list[int]]] = {"state": ([], []), "moved": ([], [])}
+    widths = {"state": 0, "moved": 0}
+    columns = {}
+    flows = {f.name: f for f in model.flows}
+    for outcome in model.outcomes:
+        by_shape = tuple(len(model.dims[d]) for d in outcome.by)
+        for term, kind in outcome.terms.items():
+            if kind == "compartment":
+                source, layout = "state", model.layout(term)
+                offset, shape = layout.offset, layout.aligned
+            else:
+                source, flow = "moved", flows[term]
+                offset, shape = flow.rate_offset, model.aligned_shape(flow.context)
+            index = np.indices(shape).reshape(len(shape), -1)
+            selected = np.ones(index.shape[1], dtype=bool)
+            for dim, labels in outcome.select.items():
+                selected &= np.isin(index[global_dims.index(dim)], labels)
+            by_index = [index[global_dims.index(d)] for d in outcome.by]
+            column = np.ravel_multi_index(by_index, by_shape) if by_shape else np.zeros(index.shape[1], dtype=int)
+            rows, cols = entries[source]
+            rows.extend((widths[source] + column[selected]).tolist())
+            cols.extend((offset + np.flatnonzero(selected)).tolist())
+            columns[(outcome.name, term)] = (source, widths[source], by_shape)
+            widths[source] += int(np.prod(by_shape))
+
+    def matrix(source: str, width: int) -> object:
+        rows, cols = entries[source]
+        return sparse.csr_array((np.ones(len(rows)), (rows, cols)), shape=(widths[source], width))
+
+    return OutcomeTables(matrix("state", model.cells), matrix("moved", model.rate_cells), columns)
+
+
 def parameter_batch(model: CompiledModel, values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per-run parameter values (in their declared units) as aligned base-unit arrays.
 
@@ -110,12 +160,14 @@ def simulate(
     first_replicate: int = 0,
     block_size: int | None = None,
     progress: Callable[[int], None] | None = None,
+    threads: int = 1,
 ) -> xr.Dataset:
     """Run `replicates` runs of the model and return compartments and outcomes as a Dataset.
 
     `parameters` gives per-run values (see `parameter_batch`); with it, replicate r uses row r.
     Replicates are numbered from `first_replicate`, which keys their random numbers, so runs
-    split into pieces reproduce one whole run exactly.
+    split into pieces reproduce one whole run exactly. `threads` > 1 runs a block's replicates
+    on several cores (same numbers); the default of 1 suits process pools and busy machines.
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {ENGINES}")
@@ -126,32 +178,46 @@ def simulate(
         if array.shape[0] != replicates:
             raise ValueError(f"parameter {name!r} has {array.shape[0]} rows for {replicates} replicates")
     tables = kernel_tables(model)
-    block = block_size or _block_size(model)
+    outcomes = outcome_tables(model)
+    block = block_size or _block_size(model, outcomes, keep_compartments)
     pieces = []
-    for start in range(0, replicates, block):
-        stop = min(start + block, replicates)
-        rows = {name: array[start:stop] for name, array in batch.items()}
-        pieces.append(
-            _run_block(model, tables, stop - start, seed, engine, rows, first_replicate + start, keep_compartments)
-        )
-        if progress is not None:
-            progress(stop - start)
+    previous_threads = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        for start in range(0, replicates, block):
+            stop = min(start + block, replicates)
+            rows = {name: array[start:stop] for name, array in batch.items()}
+            pieces.append(
+                _run_block(
+                    model,
+                    tables,
+                    outcomes,
+                    stop - start,
+                    seed,
+                    engine,
+                    rows,
+                    first_replicate + start,
+                    keep_compartments,
+                )
+            )
+            if progress is not None:
+                progress(stop - start)
+    finally:
+        numba.set_num_threads(previous_threads)
     return _assemble(model, pieces, seed, engine, first_replicate, keep_compartments)
 
 
-def _block_size(model: CompiledModel) -> int:
-    per_replicate = 8 * (model.cells + model.rate_cells) * (model.steps + 1)
+def _block_size(model: CompiledModel, outcomes: OutcomeTables, keep_compartments: bool) -> int:
+    """As many replicates per block as the recorded series fit in the memory budget."""
+    recorded = outcomes.from_state.shape[0] + outcomes.from_moved.shape[0] + (model.cells if keep_compartments else 0)
+    per_replicate = 8 * (recorded * (model.steps + 1) + 2 * model.cells + 3 * model.rate_cells)
     return int(np.clip(RECORD_BUDGET_BYTES // max(per_replicate, 1), 16, 1024))
-
-
-def _needed_flows(model: CompiledModel) -> list[int]:
-    wanted = {term for o in model.outcomes for term, kind in o.terms.items() if kind == "flow"}
-    return [i for i, f in enumerate(model.flows) if f.name in wanted]
 
 
 def _run_block(
     model: CompiledModel,
     tables: KernelTables,
+    outcomes: OutcomeTables,
     replicates: int,
     seed: int,
     engine: Engine,
@@ -165,11 +231,12 @@ def _run_block(
     state = np.broadcast_to(model.initial_state(base), (replicates, model.cells)).copy()
     next_state = np.empty_like(state)
     rates = np.empty((replicates, model.rate_cells))
+    rate_views = [_window(rates, f.rate_offset, f.cells, model.aligned_shape(f.context)) for f in model.flows]
     moved = np.zeros((replicates, model.rate_cells))
     steps = model.steps
-    record = np.empty((steps + 1, replicates, model.cells))
-    flows_needed = _needed_flows(model)
-    moved_record = {i: np.zeros((steps + 1, replicates, model.flows[i].cells)) for i in flows_needed}
+    record = np.empty((steps + 1, replicates, model.cells)) if keep_compartments else None
+    state_terms = np.empty((steps + 1, replicates, outcomes.from_state.shape[0]))
+    moved_terms = np.zeros((steps + 1, replicates, outcomes.from_moved.shape[0]))
     entered = np.zeros((steps + 1, replicates))
     exited = np.zeros((steps + 1, replicates))
     events_by_step: dict[int, list] = {}
@@ -184,13 +251,15 @@ def _run_block(
                 exited[step] += _apply_event(
                     model, event, state, environment, key_seed, first_replicate, step, stochastic
                 )
-            record[step] = state
+            if record is not None:
+                record[step] = state
+            state_terms[step] = (outcomes.from_state @ state.T).T
             for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
                 for name, value in coupling.record(coupling_state).items():
                     coupled_record.setdefault(name, []).append(value)
             if step == steps:
                 break
-            _fill_rates(model, environment, rates, step)
+            _fill_rates(model, environment, rates, rate_views, step)
             advance(
                 state,
                 rates,
@@ -217,20 +286,25 @@ def _run_block(
                     coupling.update(coupling_state, step, environment, moved_by_flow)
             entered[step + 1] = entered[step] + moved[:, tables.source_cells].sum(axis=1)
             exited[step + 1] += exited[step] + moved[:, tables.sink_cells].sum(axis=1)
-            for i in flows_needed:
-                flow = model.flows[i]
-                moved_record[i][step + 1] = moved[:, flow.rate_offset : flow.rate_offset + flow.cells]
-    result = {"__entered__": entered.T, "__exited__": exited.T}
-    for name, series in coupled_record.items():
-        result[name] = np.moveaxis(np.stack(series), 0, 1)
-    for outcome in model.outcomes:
-        result[outcome.name] = _outcome(model, outcome, record, moved_record)
-    if keep_compartments:
+            moved_terms[step + 1] = (outcomes.from_moved @ moved.T).T
+        result = {"__entered__": entered.T, "__exited__": exited.T}
+        for name, series in coupled_record.items():
+            result[name] = np.moveaxis(np.stack(series), 0, 1)
+        for outcome in model.outcomes:
+            result[outcome.name] = _outcome(outcome, outcomes, state_terms, moved_terms)
+    if record is not None:
         for layout in model.compartments:
             block = record[:, :, layout.offset : layout.offset + layout.size]
             shape = [len(model.dims[d]) for d in layout.dims]
             result[layout.name] = np.moveaxis(block, 0, 1).reshape(replicates, steps + 1, *shape)
     return result
+
+
+def _window(array: np.ndarray, offset: int, width: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Columns [offset, offset + width) of a 2-d array seen as (rows, *shape): a view, never a copy."""
+    window = array[:, offset : offset + width].view()
+    window.shape = (array.shape[0], *shape)  # raises instead of silently copying
+    return window
 
 
 def _environment(
@@ -252,14 +326,12 @@ def _environment(
     )
 
 
-def _fill_rates(model: CompiledModel, environment: Environment, rates: np.ndarray, step: int) -> None:
-    replicates = rates.shape[0]
-    for flow in model.flows:
-        value = flow.rate(environment)
-        shape = (replicates, *model.aligned_shape(flow.context))
-        rates[:, flow.rate_offset : flow.rate_offset + flow.cells] = np.broadcast_to(value, shape).reshape(
-            replicates, flow.cells
-        )
+def _fill_rates(
+    model: CompiledModel, environment: Environment, rates: np.ndarray, views: list[np.ndarray], step: int
+) -> None:
+    """Evaluate every flow's rate into `rates` through `views`, its per-flow (R, *context) windows."""
+    for flow, view in zip(model.flows, views, strict=True):
+        view[...] = flow.rate(environment)
     valid = np.isfinite(rates) & (rates >= 0)
     if not valid.all():
         column = int(np.argwhere(~valid)[0][1])
@@ -310,25 +382,21 @@ def _apply_event(
     return np.zeros(replicates)
 
 
-def _outcome(model: CompiledModel, outcome, record: np.ndarray, moved: Mapping[int, np.ndarray]) -> np.ndarray:
-    """An outcome over (replicate, time, *by): its terms selected, summed, then combined."""
-    global_dims = list(model.dims)
-    names = [f.name for f in model.flows]
-    keep = [1 + 1 + global_dims.index(d) for d in outcome.by]
+def _outcome(
+    outcome,
+    tables: OutcomeTables,
+    state_terms: np.ndarray,
+    moved_terms: np.ndarray,
+) -> np.ndarray:
+    """An outcome over (replicate, time, *by), combining its terms' reduced series."""
     terms = {}
-    for term, kind in outcome.terms.items():
-        if kind == "compartment":
-            layout = model.layout(term)
-            data = record[:, :, layout.offset : layout.offset + layout.size].reshape(*record.shape[:2], *layout.aligned)
-        else:
-            index = names.index(term)
-            flow = model.flows[index]
-            data = moved[index].reshape(*record.shape[:2], *model.aligned_shape(flow.context))
-        for dim, labels in outcome.select.items():
-            data = np.take(data, labels, axis=2 + global_dims.index(dim))
-        axes = tuple(a for a in range(2, data.ndim) if a not in keep)
-        terms[term] = data.sum(axis=axes)
-    value = np.broadcast_to(outcome.evaluate(terms), (*record.shape[:2], *[len(model.dims[d]) for d in outcome.by]))
+    for term in outcome.terms:
+        source, first, by_shape = tables.columns[(outcome.name, term)]
+        series = state_terms if source == "state" else moved_terms
+        width = int(np.prod(by_shape))
+        terms[term] = series[:, :, first : first + width].reshape(*series.shape[:2], *by_shape)
+    shape = (*state_terms.shape[:2], *next(iter(terms.values())).shape[2:])
+    value = np.broadcast_to(outcome.evaluate(terms), shape)
     if outcome.cumulative:
         value = np.cumsum(value, axis=0)
     return np.moveaxis(np.asarray(value, dtype=float), 0, 1)
