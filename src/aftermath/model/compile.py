@@ -200,6 +200,15 @@ def compile_model(
 ) -> CompiledModel:
     """Compile a scenario. `overrides` set scalar parameters (in their declared unit); `policies`
     switches interventions on, each at its given strength (None = its default strength)."""
+    try:
+        return _compile(scenario, overrides or {}, policies or {})
+    except ScenarioError as exc:
+        raise exc.located(scenario._source, None) from None
+
+
+def _compile(
+    scenario: Scenario, overrides: Mapping[str, float], policies: Mapping[str, float | None]
+) -> CompiledModel:
     dims = {d: list(labels) for d, labels in scenario.dimensions.items()}
     step = STEP_MONTHS[scenario.time.step]
     months = np.arange(scenario.time.start, scenario.time.end + 1, step)
@@ -210,8 +219,8 @@ def compile_model(
         size = int(np.prod(aligned))
         layouts.append(CompartmentLayout(name, own, offset, size, aligned))
         offset += size
-    parameters = _parameter_arrays(scenario, dims, overrides or {})
-    strengths = _policy_strengths(scenario, policies or {})
+    parameters = _parameter_arrays(scenario, dims, overrides)
+    strengths = _policy_strengths(scenario, policies)
     model = CompiledModel(
         scenario=scenario,
         scenario_hash=scenario_hash(scenario),

@@ -96,6 +96,7 @@ def parse_scenario(text: str, file: str | Path = "<string>") -> Scenario:
         validate_scenario(scenario)
     except ScenarioError as exc:
         raise exc.located(file, line_of(document, exc.path)) from None
+    scenario._source = str(file)
     return scenario
 
 

@@ -11,7 +11,7 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 FORMAT_VERSION = 1
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
@@ -249,6 +249,9 @@ from aftermath.network.schema import NetworkSpec  # noqa: E402  (needs the types
 
 class Scenario(Strict):
     """A whole scenario file. Keys are names; lists keep the order they were written in."""
+
+    _source: str = PrivateAttr(default="<scenario>")
+    """The file it was read from, to name it in errors found after loading (e.g. a bad --set)."""
 
     format: Literal[1] = FORMAT_VERSION
     name: Name

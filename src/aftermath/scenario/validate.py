@@ -197,6 +197,11 @@ def outcome_terms(scenario: Scenario, name: str) -> tuple[ast.Expression, dict[s
         infer_unit(tree, table)
     except ExpressionError as exc:
         raise ScenarioError(str(exc), (*where, "expr"), expected="names of compartments or flows") from None
+    if not names_in(tree):
+        raise ScenarioError(
+            "the outcome refers to no compartment or flow", (*where, "expr"),
+            expected="an expression of compartments or flows, e.g. returned_home + detained",
+        )
     for term in names_in(tree):
         if term in scenario.compartments:
             kinds[term], dims = "compartment", scenario.compartments[term].dims
