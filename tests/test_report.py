@@ -1,4 +1,4 @@
-"""The report: its numbers come from the engine, policy changes are paired, scenario text is inert, writes are atomic."""
+"""The report: its numbers are the ensemble's, policy changes are paired, scenario text is inert, writes are atomic."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 from ruamel.yaml import YAML
 
-from aftermath import compile_model, load_scenario, parse_scenario, simulate
+from aftermath import compile_model, load_scenario, parse_scenario
+from aftermath.experiments import ExecutorSpec, design_experiment, read_scenario, run_experiment, run_stored
 from aftermath.report import build
-from aftermath.report.build import build_report
-from aftermath.report.content import collect
+from aftermath.report.build import build_report, collect, collect_stored
+from aftermath.report.content import QUANTILES, observation_rows, pathway
 from aftermath.report.html import script_json
 from aftermath.report.numbers import rounded, signed
 from aftermath.scenario.loader import resolve_scenario_path
+from aftermath.store import Store
 from aftermath.summary import bands
 from tests.conftest import run_cli
 
@@ -35,63 +37,82 @@ def hostile_yaml() -> str:
     return json.dumps(data, default=str)
 
 
+SERIAL = ExecutorSpec(workers=1)
+
+
 @pytest.fixture(scope="module")
-def content():  # noqa: ANN201
-    return collect(load_scenario("competing_exits"), 60, 7, [POLICY, {"border_and_intelligence": 0.5}])
+def experiment_and_content():
+    arms = [{}, POLICY, {"border_and_intelligence": 0.5}]
+    text, file, _ = read_scenario("competing_exits")
+    experiment = design_experiment(text, file, samples=20, replicates=3, arms=arms, seed=7)
+    result = run_experiment(experiment, SERIAL)
+    content = collect("competing_exits", samples=20, replicates=3, seed=7, policies=arms[1:], executor=SERIAL,
+                      stock_runs=25)
+    return result, content
 
 
-def test_headline_bands_are_the_engines_bands(content) -> None:  # noqa: ANN001
-    dataset = simulate(compile_model(load_scenario("competing_exits")), replicates=60, seed=7)
-    expected = bands(dataset, content.key_dates, ["returned_total", "killed_total"])
+def test_headline_bands_are_the_ensembles_bands(experiment_and_content) -> None:
+    result, content = experiment_and_content
+    expected = bands(result.arms["baseline"], content.key_dates, ["returned_total", "killed_total"])
     for row in expected.itertuples():
-        fan = next(o for o in content.outcomes if o.name == row.outcome).fans[""]
-        band = fan.at(row.date)
+        band = next(o for o in content.outcomes if o.name == row.outcome).fans[""].at(row.date)
         assert (band.median, band.low, band.high) == pytest.approx((row.median, row.low, row.high))
+    assert content.members == 60 and content.facts.samples == 20 and content.facts.uncertain_parameters == 4
 
 
-def test_policy_differences_are_paired_replicate_by_replicate(content) -> None:  # noqa: ANN001
-    scenario = load_scenario("competing_exits")
-    base = simulate(compile_model(scenario), replicates=60, seed=7)
-    policy = simulate(compile_model(scenario, policies=POLICY), replicates=60, seed=7)
-    paired = (policy["returned_total"] - base["returned_total"]).values
+def test_policy_differences_are_paired_member_by_member(experiment_and_content) -> None:
+    result, content = experiment_and_content
+    paired = (result.arms["border_and_intelligence"] - result.arms["baseline"])["returned_total"].values
     effect = content.policies[0]
-    assert np.allclose(effect.differences["returned_total"].values, np.quantile(paired, [0.05, 0.25, 0.5, 0.75, 0.95],
-                                                                                axis=0))
+    assert effect.label == "Border and intelligence"
+    assert np.allclose(effect.differences["returned_total"].values, np.quantile(paired, QUANTILES, axis=0))
     # The policy only diverts returns into detention: the total leaving theatre, and so those still in
     # theatre, is the same draw for draw. Independent streams would give a spread around zero instead.
     assert not effect.differences["in_theatre_total"].values.any()
     assert effect.differences["returned_total"].at("2018-12").high < 0
-    half = content.policies[1].differences["returned_total"].at("2018-12").median
-    assert effect.differences["returned_total"].at("2018-12").median < half < 0
+    half = content.policies[1]
+    assert half.label == "Border and intelligence (strength 0.5)"
+    assert effect.differences["returned_total"].at("2018-12").median < half.differences[
+        "returned_total"].at("2018-12").median < 0
 
 
-def test_sankey_and_country_table_account_for_everyone(content) -> None:  # noqa: ANN001
+def test_map_and_country_table_are_the_same_runs(experiment_and_content) -> None:
+    result, content = experiment_and_content
     sankey = content.sankey
-    assert sankey.date == content.key_dates[-1]
-    cohort = 1585 + 325 + 705 + 145 + 760 + 155 + 397 + 81
-    from_origins = sum(value for a, _, value in sankey.links if sankey.columns[a] == 0)
-    assert from_origins == pytest.approx(cohort)
-    assert {sankey.nodes[b] for _, b, _ in sankey.links} == {"In theatre", "Killed", "Returned", "Detained"}
+    assert sankey.date == content.key_dates[-1] == content.at and content.facts.stock_members == 25
+    first = result.arms["baseline"].isel(replicate=slice(0, 25)).sel(time=np.datetime64(sankey.date, "M"))
+    into = {sankey.nodes[b]: 0.0 for _, b, _ in sankey.links}
+    for _, b, value in sankey.links:
+        into[sankey.nodes[b]] += value
+    assert set(into) == {"In theatre", "Killed", "Returned", "Detained"}
+    assert into["In theatre"] == pytest.approx(float(first["in_theatre_total"].mean()))
+    assert into["Returned"] == pytest.approx(float(first["returned_total"].mean()))
     table = content.countries
     assert [origin for origin, _ in table.rows] == ["FR", "DE", "GB", "BE"]
+    assert table.columns == ["Departed (all followed)", "In theatre", "Killed", "Returned", "Detained"]
     departed = table.rows[0][1][0]
-    assert departed.median == departed.low == departed.high == 1585 + 325
-    parts = sum(cell.median for cell in table.rows[0][1][1:])
-    assert abs(parts - departed.median) < 0.05 * departed.median
+    assert 0.9 * 1910 - 1 <= departed.low <= departed.median <= departed.high <= 1.1 * 1910 + 1
 
 
-def test_observations_split_fitted_and_later() -> None:
-    scenario = load_scenario("competing_exits")
-    early = collect(scenario, 20, 1, fit_until="2017-12").observations[0]
-    late = collect(scenario, 20, 1, fit_until="2016-06").observations[0]
+def test_compartments_sharing_a_prefix_form_one_pathway() -> None:
+    text = resolve_scenario_path("competing_exits").read_text(encoding="utf-8")
+    scenario = parse_scenario(text.replace("returned", "home_returned").replace("detained", "home_detained"))
+    assert pathway(scenario, "home_returned") == pathway(scenario, "home_detained") == "Home"
+    assert pathway(scenario, "in_theatre") == "In theatre"
+
+
+def test_observations_split_fitted_and_later(experiment_and_content) -> None:
+    _, content = experiment_and_content
+    early = observation_rows(content.scenario, content.outcomes, "2017-12")[0]
+    late = observation_rows(content.scenario, content.outcomes, "2016-06")[0]
     assert early.fitted and not late.fitted
-    assert early.model == late.model
+    assert early.model == late.model == content.outcomes[2].fans[""].at("2016-12")
     assert early.inside == (early.low <= early.model.high and early.high >= early.model.low)
 
 
 def test_report_is_one_self_contained_file(tmp_path: Path) -> None:
-    out = build_report("competing_exits", tmp_path / "report.html", replicates=30, seed=3, policies=[POLICY],
-                       figures_dir=tmp_path / "figures")
+    out = build_report(tmp_path / "report.html", "competing_exits", samples=10, replicates=2, seed=3,
+                       policies=[POLICY], executor=SERIAL, stock_runs=10, figures_dir=tmp_path / "figures")
     page = out.read_text(encoding="utf-8")
     for heading in ("What the model expects", "How the numbers change over time", "Where the fighters went",
                     "Country by country", "What the policies change", "How well the model matches the record",
@@ -102,7 +123,7 @@ def test_report_is_one_self_contained_file(tmp_path: Path) -> None:
     assert page.count("<svg") == page.count("data-chart=") >= 8
     assert "Figure E04" in page  # the observation's and parameters' full citation
     data = json.loads(re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page).group(1))
-    assert data["metadata"]["seed"] == 3 and data["metadata"]["runs (replicates)"] == 30
+    assert data["metadata"]["seed"] == 3 and data["metadata"]["runs (replicates)"] == 20
     assert data["metadata"]["scenario hash"] == compile_model(load_scenario("competing_exits")).scenario_hash
     files = sorted(p.name for p in (tmp_path / "figures").iterdir())
     stems = {name.rsplit(".", 1)[0] for name in files}
@@ -112,17 +133,18 @@ def test_report_is_one_self_contained_file(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.rglob(".*partial")]
 
 
-def test_same_seed_same_report(tmp_path: Path) -> None:
-    content_a = collect(load_scenario("competing_exits"), 25, 11)
-    content_b = collect(load_scenario("competing_exits"), 25, 11)
-    page_a = build.render(content_a, generated="fixed")
-    assert page_a == build.render(content_b, generated="fixed")
+def test_same_seed_same_report() -> None:
+    made = [collect("competing_exits", samples=6, replicates=2, seed=11, executor=SERIAL, stock_runs=6)
+            for _ in range(2)]
+    assert build.render(made[0], generated="fixed") == build.render(made[1], generated="fixed")
 
 
 def test_scenario_text_cannot_become_markup(tmp_path: Path) -> None:
-    scenario = parse_scenario(hostile_yaml(), "hostile.yaml")
-    assert scenario.title == ATTACK
-    page = build_report(scenario, tmp_path / "hostile.html", replicates=10).read_text(encoding="utf-8")
+    source = tmp_path / "hostile.yaml"
+    source.write_text(hostile_yaml(), encoding="utf-8")
+    assert parse_scenario(hostile_yaml()).title == ATTACK
+    page = build_report(tmp_path / "hostile.html", source, samples=4, replicates=1, executor=SERIAL,
+                        stock_runs=4).read_text(encoding="utf-8")
     assert "<script>alert" not in page and "<img" not in page and "<!--" not in page
     assert page.count("<script") == 1  # our JSON data block, which never runs
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -140,21 +162,21 @@ def test_a_failed_write_leaves_the_old_report(tmp_path: Path, monkeypatch: pytes
     out = tmp_path / "report.html"
     out.write_text("old", encoding="utf-8")
 
-    def broken(*args, **kwargs) -> str:  # noqa: ANN002, ANN003
+    def broken(*args, **kwargs) -> str:
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(build, "render", broken)
     with pytest.raises(RuntimeError):
-        build_report("competing_exits", out, replicates=5)
+        build_report(out, "competing_exits", samples=2, replicates=1, executor=SERIAL, stock_runs=2)
     assert out.read_text(encoding="utf-8") == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
 
 
 def test_bad_output_path_is_refused_before_any_run(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="expected a file ending in .html"):
-        build_report("competing_exits", tmp_path / "report.pdf")
+    with pytest.raises(ValueError, match=r"expected a file ending in \.html"):
+        build_report(tmp_path / "report.pdf", "competing_exits")
     with pytest.raises(ValueError, match="does not exist"):
-        build_report("competing_exits", tmp_path / "missing" / "report.html")
+        build_report(tmp_path / "missing" / "report.html", "competing_exits")
 
 
 @pytest.mark.parametrize(
@@ -172,18 +194,37 @@ def test_changes_carry_their_sign() -> None:
 
 def test_cli_report_and_its_errors(tmp_path: Path) -> None:
     out = tmp_path / "cli.html"
-    done = run_cli("report", "competing_exits", "-n", "8", "--policy", "border_and_intelligence=0.5",
-                   "--at", "2016-12", "-o", str(out))
+    done = run_cli("report", "competing_exits", "-s", "4", "-n", "2", "--workers", "1", "--map-runs", "4",
+                   "--policy", "border_and_intelligence=0.5", "--at", "2016-12", "-o", str(out))
     assert done.returncode == 0, done.stderr
     page = out.read_text(encoding="utf-8")
     assert "in 2016-12" in page and "Border and intelligence (strength 0.5)" in page
     for args, message in (
-        (["-o", str(tmp_path / "r.txt")], "expected a file ending in .html"),
-        (["--policy", "nope", "-o", str(out)], "unknown policy 'nope'"),
-        (["--at", "2040-01", "-o", str(out)], "outside the scenario's time span"),
-        (["--at", "soon", "-o", str(out)], "not a date"),
+        (["competing_exits", "-o", str(tmp_path / "r.txt")], "expected a file ending in .html"),
+        (["competing_exits", "--policy", "nope", "-o", str(out)], "unknown policy 'nope'"),
+        (["competing_exits", "--at", "2040-01", "-o", str(out)], "outside the scenario's time span"),
+        (["--run", "1", "--policy", "x", "-o", str(out)], "give no SCENARIO or --policy"),
+        (["--run", "1", "--store", str(tmp_path / "none.duckdb"), "-o", str(out)], "none.duckdb"),
     ):
-        failed = run_cli("report", "competing_exits", *args)
-        assert failed.returncode == 2, args
+        failed = run_cli("report", *args)
+        assert failed.returncode == 2, (args, failed.stderr)
         assert message in failed.stderr and "Traceback" not in failed.stderr
         assert len(failed.stderr.strip().splitlines()) == 1
+
+
+def test_report_of_a_stored_run(tmp_path: Path) -> None:
+    text, file, _ = read_scenario("competing_exits")
+    experiment = design_experiment(text, file, samples=6, replicates=2, arms=[{}, POLICY], seed=5)
+    store = Store(tmp_path / "runs.duckdb")
+    run_id = run_stored(store, experiment, "compare")
+    stored = collect_stored(store, run_id, stock_runs=6)
+    fresh = collect("competing_exits", samples=6, replicates=2, seed=5, policies=[POLICY], executor=SERIAL,
+                    stock_runs=6)
+    assert stored.facts.run_id == run_id
+    for mine, theirs in zip(stored.outcomes, fresh.outcomes, strict=True):
+        assert all(np.array_equal(mine.fans[k].values, theirs.fans[k].values) for k in mine.fans)
+    assert np.array_equal(stored.policies[0].differences["returned_total"].values,
+                          fresh.policies[0].differences["returned_total"].values)
+    assert stored.sankey == fresh.sankey
+    page = build_report(tmp_path / "stored.html", run=run_id, store=tmp_path / "runs.duckdb", stock_runs=6)
+    assert f"<dt>stored run</dt><dd>{run_id}</dd>" in page.read_text(encoding="utf-8")

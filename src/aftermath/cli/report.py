@@ -10,10 +10,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from aftermath.cli.app import app, console, fail
 from aftermath.cli.options import parse_policy
-from aftermath.report.build import check_report_path, render, write_atomically
-from aftermath.report.content import collect
-from aftermath.scenario.loader import load_scenario
+from aftermath.experiments import ExecutorError, ExecutorSpec
+from aftermath.experiments.sampling import SAMPLERS
+from aftermath.report.build import (
+    FIT_UNTIL,
+    STOCK_RUNS,
+    ReportError,
+    check_report_path,
+    collect,
+    collect_stored,
+    render,
+    write_atomically,
+)
 from aftermath.scenario.schema import parse_month
+from aftermath.store import DEFAULT_STORE, Store, StoreError
 
 
 @app.command()
@@ -22,22 +32,31 @@ def report(
         str | None, typer.Argument(help="A scenario file or the name of a shipped scenario (default: the default one).")
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
+    run: Annotated[int | None, typer.Option(help="Report a stored run (see 'aftermath runs') instead.")] = None,
+    store: Annotated[Path, typer.Option(help="The DuckDB run store, with --run.")] = DEFAULT_STORE,
     policy: Annotated[
         list[str] | None,
         typer.Option(help="A policy to compare with the baseline: NAME, NAME=STRENGTH or A+B. Repeat for more."),
     ] = None,
-    replicates: Annotated[int, typer.Option("--replicates", "-n", min=1, help="Stochastic runs per policy.")] = 200,
+    samples: Annotated[int, typer.Option("--samples", "-s", min=1, help="Parameter samples.")] = 50,
+    replicates: Annotated[int, typer.Option("--replicates", "-n", min=1, help="Stochastic runs per sample.")] = 4,
+    sampler: Annotated[str, typer.Option(help="lhs (Latin hypercube) or mc (plain Monte Carlo).")] = "lhs",
     seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same numbers.")] = 1,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes (default: one per core; 1 runs in this process).")
+    ] = None,
+    dask: Annotated[str | None, typer.Option(help="Run on Dask: 'local' or tcp://HOST:PORT.")] = None,
     at: Annotated[
         str | None, typer.Option(help="Date (YYYY-MM) of the 'where they went' picture and the country table.")
     ] = None,
-    fit_until: Annotated[str, typer.Option(help="Last month of the data the scenario was fitted to.")] = "2017-12",
-    figures: Annotated[
-        Path | None, typer.Option(help="Also write every figure to this folder as PNG and SVG.")
-    ] = None,
+    fit_until: Annotated[str, typer.Option(help="Last month of the data the scenario was fitted to.")] = FIT_UNTIL,
+    map_runs: Annotated[
+        int, typer.Option(min=1, help="Baseline runs re-run for the map and the country table.")
+    ] = STOCK_RUNS,
+    figures: Annotated[Path | None, typer.Option(help="Also write every figure to this folder as PNG and SVG.")] = None,
 ) -> None:
     """Write a report: headline numbers with ranges, charts over time, where the fighters went, by country,
-    policy effects, the record, and the source of every number."""
+    policy effects, the alliance network, the record, and the source of every number."""
     try:
         check_report_path(out)
     except ValueError as exc:
@@ -48,17 +67,32 @@ def report(
                 parse_month(value)
             except ValueError as exc:
                 fail(f"{option}: {exc}")
+    if sampler not in SAMPLERS:
+        fail(f"--sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
+    if run is not None and (scenario is not None or policy):
+        fail("--run reports a stored run as it is: give no SCENARIO or --policy with it")
     arms = [parse_policy(item) for item in policy or []]
-    loaded = load_scenario(scenario)
-    if at is not None and not loaded.time.start <= parse_month(at) <= loaded.time.end:
-        fail(f"--at {at}: outside the scenario's time span")
     with Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeRemainingColumn(), console=console, transient=True,
     ) as progress:
-        task = progress.add_task(f"{loaded.name}: {1 + len(arms)} run set(s)", total=replicates * (1 + len(arms)))
-        content = collect(loaded, replicates, seed, arms, at=at, fit_until=fit_until,
-                          progress=lambda done: progress.advance(task, done))
+        task = progress.add_task("running", total=None)
+
+        def advance(done: int) -> None:
+            progress.advance(task, done)
+
+        try:
+            if run is not None:
+                content = collect_stored(Store(store), run, at=at, fit_until=fit_until, stock_runs=map_runs,
+                                         progress=advance)
+            else:
+                members = samples * replicates
+                progress.update(task, total=members * (1 + len(arms)) + min(members, map_runs))
+                content = collect(scenario, samples=samples, replicates=replicates, seed=seed, policies=arms,
+                                  sampler=sampler, at=at, fit_until=fit_until, executor=ExecutorSpec(workers, dask),
+                                  stock_runs=map_runs, progress=advance)
+        except (ReportError, StoreError, ExecutorError) as exc:
+            fail(str(exc))
     written = write_atomically(render(content, figures), out)
     console.print(f"report written to {written}" + (f"; figures in {figures}" if figures else ""),
                   markup=False, highlight=False)

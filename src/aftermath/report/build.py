@@ -6,25 +6,50 @@ import datetime as dt
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
+from aftermath.experiments import ExecutorSpec, design_experiment, load_result, read_scenario, run_experiment
 from aftermath.report import figures
-from aftermath.report.content import ReportContent, changed_outcomes, collect
+from aftermath.report.content import (
+    MAX_POLICY_PANELS,
+    OutcomeSummary,
+    ReportContent,
+    baseline_stocks,
+    changed_outcomes,
+    charted_outcomes,
+    content_from_ensemble,
+)
 from aftermath.report.html import page
-from aftermath.scenario.loader import load_scenario
-from aftermath.scenario.schema import Scenario
+from aftermath.scenario.schema import Scenario, month_label, parse_month
+from aftermath.store import DEFAULT_STORE, Store
+from aftermath.summary import key_dates
+
+FIT_UNTIL = "2017-12"
+
+
+class ReportError(ValueError):
+    """A report cannot be made as asked (a date outside the run, an unfinished run): one line for the analyst."""
+
+
+STOCK_RUNS = 100
+"""Baseline runs re-run with their compartments kept, for the map of where fighters went and the country table."""
 
 
 def pictures(content: ReportContent) -> list[figures.Picture]:
     """Every figure the report shows, in page order."""
     drawn = []
-    for outcome in content.outcomes:
+    for outcome in charted_outcomes(content):
         chosen = [o for o in content.observations if o.outcome == outcome.name]
         drawn.append(figures.fan_picture(outcome, chosen, content.fit_until))
     if content.sankey is not None and content.sankey.links:
         drawn.append(figures.sankey_picture(content.sankey))
-    changed = changed_outcomes(content)
+    if content.network is not None:
+        drawn.append(figures.network_picture(content.network))
+        provinces = OutcomeSummary("network_provinces", "", (), {"": content.network.provinces})
+        drawn.append(figures.fan_picture(provinces, [], content.fit_until))
+    changed = changed_outcomes(content, MAX_POLICY_PANELS)
     if content.policies and changed:
         drawn.append(figures.policy_picture(content.policies, changed, content.key_dates[-1]))
     return drawn
@@ -41,7 +66,7 @@ def render(content: ReportContent, figures_dir: Path | None = None, generated: s
             svgs[picture.stem] = figures.svg_markup(picture)
             if figures_dir is not None:
                 figures.save_files(picture, figures_dir)
-    return page(content, svgs, [], stamp, __version__)
+    return page(content, svgs, stamp, __version__)
 
 
 def write_atomically(text: str, path: Path) -> Path:
@@ -63,26 +88,83 @@ def check_report_path(path: Path) -> None:
         raise ValueError(f"{path}: the folder {path.parent} does not exist")
 
 
-def build_report(
-    scenario: Scenario | str | Path | None,
-    output: str | Path,
+def collect(
+    scenario: str | Path | None = None,
     *,
-    replicates: int = 200,
+    samples: int = 50,
+    replicates: int = 4,
     seed: int = 1,
     policies: Sequence[Mapping[str, float | None]] = (),
+    sampler: str = "lhs",
     at: str | None = None,
-    fit_until: str = "2017-12",
-    figures_dir: str | Path | None = None,
+    fit_until: str = FIT_UNTIL,
+    executor: ExecutorSpec | None = None,
+    stock_runs: int = STOCK_RUNS,
     progress: Callable[[int], None] | None = None,
-) -> Path:
-    """Run the scenario (baseline and each policy, paired by seed) and write the report to `output`.
+) -> ReportContent:
+    """Run the baseline and each policy as one experiment (same seed, same parameter draws: paired runs)
+    and summarise it. `samples` parameter draws x `replicates` stochastic runs each, per policy."""
+    text, file, scenario_ = read_scenario(scenario)
+    date = report_date(scenario_, at)
+    experiment = design_experiment(text, file, samples=samples, replicates=replicates, arms=[{}, *policies],
+                                   sampler=sampler, seed=seed)  # type: ignore[arg-type]
+    result = run_experiment(experiment, executor or ExecutorSpec(), progress)
+    stocks = baseline_stocks(experiment, min(experiment.members, stock_runs), date, progress)
+    return content_from_ensemble(experiment, result, stocks, date, fit_until)
 
-    `scenario`: a Scenario, a file, a shipped name, or None for the default. `policies`: one mapping
-    {intervention: strength or None} per policy arm. `at`: the date of the map of where fighters went
-    and of the country table (default: the last key date). Returns the path written.
+
+def collect_stored(
+    store: Store,
+    run_id: int,
+    *,
+    at: str | None = None,
+    fit_until: str = FIT_UNTIL,
+    stock_runs: int = STOCK_RUNS,
+    progress: Callable[[int], None] | None = None,
+) -> ReportContent:
+    """Summarise a run from the store (its first arm is the reference); refuses an unfinished run."""
+    stored = load_result(store, run_id)
+    if stored.run.row["status"] != "done":
+        status = stored.run.row["status"]
+        raise ReportError(f"run {run_id} is {status}; finish it first with 'aftermath resume {run_id}'")
+    date = report_date(stored.experiment.scenario, at)
+    members = min(stored.experiment.members, stock_runs)
+    stocks = baseline_stocks(stored.experiment, members, date, progress)
+    return content_from_ensemble(stored.experiment, stored.result, stocks, date, fit_until, run_id=run_id)
+
+
+def report_date(scenario: Scenario, at: str | None) -> str:
+    """`at` as YYYY-MM within the scenario's span (default: its last key date)."""
+    if at is None:
+        return key_dates(scenario)[-1]
+    try:
+        month = parse_month(at)
+    except ValueError as exc:
+        raise ReportError(f"--at {exc}") from None
+    if not scenario.time.start <= month <= scenario.time.end:
+        raise ReportError(f"--at {at} is outside the scenario's time span ({month_label(scenario.time.start)} to "
+                         f"{month_label(scenario.time.end)})")
+    return month_label(month)
+
+
+def build_report(
+    output: str | Path,
+    scenario: str | Path | None = None,
+    *,
+    run: int | None = None,
+    store: str | Path = DEFAULT_STORE,
+    figures_dir: str | Path | None = None,
+    **options: Any,
+) -> Path:
+    """Write the report of a scenario (run now) or of a stored run to `output`; returns the path.
+
+    `options` go to `collect` (samples, replicates, seed, policies, sampler, at, fit_until, executor,
+    stock_runs, progress) or, for a stored run, to `collect_stored` (at, fit_until, stock_runs, progress).
     """
     path = Path(output)
     check_report_path(path)
-    loaded = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-    content = collect(loaded, replicates, seed, policies, at=at, fit_until=fit_until, progress=progress)
+    if run is not None:
+        content = collect_stored(Store(store), run, **options)
+    else:
+        content = collect(scenario, **options)
     return write_atomically(render(content, Path(figures_dir) if figures_dir else None), path)

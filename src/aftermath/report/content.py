@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import networkx as nx
 import numpy as np
 import xarray as xr
 
+from aftermath.experiments.design import Experiment
+from aftermath.experiments.results import EnsembleResult
 from aftermath.model.compile import CompiledModel, compile_model
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 from aftermath.summary import HIGH, LOW
@@ -20,6 +23,7 @@ from aftermath.summary import HIGH, LOW
 QUANTILES = (LOW, 0.25, 0.5, 0.75, HIGH)
 ORIGIN_DIM = "origin"
 MAX_SANKEY_ORIGINS = 11
+MAX_POLICY_PANELS = 12
 BLOCK_BYTES = 64_000_000
 
 
@@ -54,6 +58,13 @@ class OutcomeSummary:
     by: tuple[str, ...]
     fans: dict[str, Fan]
     """One fan per stratum, keyed by its label ('' for an outcome that is one number per date)."""
+    subset: bool = False
+    """A `select`ed part of another outcome (one country, one cohort): shown in tables, not charted."""
+
+    @property
+    def main(self) -> bool:
+        """One number per date for everyone: the outcomes the report leads with."""
+        return not self.by and not self.subset
 
 
 @dataclass(frozen=True)
@@ -105,13 +116,39 @@ class ObservationRow:
         return low <= self.model.high and high >= self.model.low
 
 
+@dataclass(frozen=True)
+class NetworkContent:
+    """The alliance network at a few dates (ties with the share of runs that hold them) and its key numbers."""
+
+    graphs: list[tuple[str, nx.Graph]]
+    summary: list[tuple[str, list[Band]]]
+    dates: list[str]
+    provinces: Fan
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What produced the numbers, for the report's metadata."""
+
+    seed: int
+    samples: int
+    replicates: int
+    """Stochastic replicates per parameter sample."""
+    engine: str
+    sampler: str
+    uncertain_parameters: int
+    run_id: int | None = None
+    stock_members: int = 0
+    """Baseline members the stocks (map, country table) come from."""
+
+
 @dataclass
 class ReportContent:
     scenario: Scenario
     scenario_hash: str
-    seed: int
-    replicates: int
-    engine: str
+    facts: RunFacts
+    reference: str
+    """Policies already applied in the reference arm ('' for the baseline)."""
     key_dates: list[str]
     at: str
     fit_until: str
@@ -120,7 +157,11 @@ class ReportContent:
     countries: CountryTable | None
     policies: list[PolicyEffect]
     observations: list[ObservationRow]
-    notes: list[str] = field(default_factory=list)
+    network: NetworkContent | None = None
+
+    @property
+    def members(self) -> int:
+        return self.facts.samples * self.facts.replicates
 
 
 def label(name: str) -> str:
@@ -129,10 +170,12 @@ def label(name: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def policy_label(strengths: Mapping[str, float | None]) -> str:
-    """'Border and intelligence + Military pressure (strength 0.5)'."""
-    return " + ".join(label(name) + ("" if value is None else f" (strength {value:g})")
-                      for name, value in strengths.items())
+def policy_label(scenario: Scenario, strengths: Mapping[str, float]) -> str:
+    """'Border and intelligence + Military pressure (strength 0.5)': strengths shown where not the default."""
+    return " + ".join(
+        label(name) + ("" if value == scenario.interventions[name].strength else f" (strength {value:g})")
+        for name, value in strengths.items()
+    )
 
 
 def fan(data: np.ndarray, times: np.ndarray) -> Fan:
@@ -154,8 +197,9 @@ def outcome_fans(scenario: Scenario, dataset: xr.Dataset, names: Sequence[str]) 
             fans = {lab: fan(flat[:, :, k], times) for k, lab in enumerate(labels)}
         else:
             fans = {"": fan(data, times)}
-        description = scenario.outcomes[name].description.strip() if name in scenario.outcomes else ""
-        summaries.append(OutcomeSummary(name, description, by, fans))
+        declared = scenario.outcomes.get(name)
+        description = declared.description.strip() if declared else ""
+        summaries.append(OutcomeSummary(name, description, by, fans, bool(declared and declared.select)))
     return summaries
 
 
@@ -180,9 +224,11 @@ def entry_dims(scenario: Scenario) -> set[str]:
 
 
 def pathway(scenario: Scenario, name: str) -> str:
-    """The plain-language pathway a compartment belongs to (its own name unless the scenario groups it)."""
-    declared = getattr(scenario.compartments[name], "pathway", None)
-    return str(declared) if declared else label(name)
+    """The pathway a compartment belongs to: compartments named PREFIX_x, when two or more of the
+    followed ones share PREFIX (affiliate_libya, affiliate_yemen), form the pathway PREFIX; others stand alone."""
+    prefix = name.split("_", 1)[0]
+    shared = [n for n in fighter_compartments(scenario) if "_" in n and n.split("_", 1)[0] == prefix]
+    return label(prefix) if "_" in name and len(shared) > 1 else label(name)
 
 
 def origin_group(scenario: Scenario, origin: str) -> str | None:
@@ -201,6 +247,10 @@ class Stocks:
     date: str
     arrays: dict[str, list[np.ndarray]] = field(default_factory=dict)
     destination_dims: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def members(self) -> int:
+        return sum(len(part) for part in next(iter(self.arrays.values()), []))
 
     def add(self, scenario: Scenario, dataset: xr.Dataset) -> None:
         entry = entry_dims(scenario)
@@ -274,13 +324,13 @@ def sankey_data(scenario: Scenario, stocks: Stocks) -> SankeyData | None:
 
 def _destinations(scenario: Scenario, name: str, dims: tuple[str, ...], grouped: bool) -> list[str]:
     """Destination labels of a compartment's cells (flattened), or [] when it is its own end point."""
-    strata = [" / ".join(combo) for combo in _label_product([scenario.dimensions[d] for d in dims])]
+    strata = [" / ".join(combo) for combo in _arm_labelproduct([scenario.dimensions[d] for d in dims])]
     if grouped:
         return [label(name) + (f": {s}" if s else "") for s in strata]
     return strata if dims else []
 
 
-def _label_product(lists: list[list[str]]) -> list[tuple[str, ...]]:
+def _arm_labelproduct(lists: list[list[str]]) -> list[tuple[str, ...]]:
     combos: list[tuple[str, ...]] = [()]
     for labels in lists:
         combos = [(*c, lab) for c in combos for lab in labels]
@@ -328,91 +378,120 @@ def observation_rows(scenario: Scenario, outcomes: list[OutcomeSummary], fit_unt
     return rows
 
 
-Simulator = Callable[[CompiledModel, int, int, bool], xr.Dataset]
-
-
-def collect(
-    scenario: Scenario,
-    replicates: int,
-    seed: int,
-    policies: Sequence[Mapping[str, float | None]] = (),
-    at: str | None = None,
-    fit_until: str = "2017-12",
-    run_block: Simulator | None = None,
-    progress: Callable[[int], None] | None = None,
+def content_from_ensemble(
+    experiment: Experiment, result: EnsembleResult, stocks: Stocks | None, at: str, fit_until: str,
+    run_id: int | None = None,
 ) -> ReportContent:
-    """Run the baseline and each policy with the same seed and replicate numbers, and summarise.
-
-    Equal replicate numbers mean equal random streams, so policy - baseline is a paired difference.
-    `run_block(model, count, first_replicate, keep_compartments)` runs one block (default: stochastic
-    simulate); the ensemble machinery can pass its own.
-    """
-    from aftermath.engines.simulate import simulate
+    """Summarise an ensemble whose first arm is the reference: bands, paired differences, observations."""
+    from aftermath.experiments import paired_differences
     from aftermath.summary import key_dates
 
-    def default_block(model: CompiledModel, count: int, first: int, keep: bool) -> xr.Dataset:
-        return simulate(model, replicates=count, seed=seed, first_replicate=first, keep_compartments=keep)
-
-    runner = run_block or default_block
-    dates = key_dates(scenario)
-    at = month_label(parse_month(at)) if at else dates[-1]
-    names = list(scenario.outcomes)
-    baseline = compile_model(scenario)
-    stocks = Stocks(at)
-    base_outcomes = _run_arm(baseline, replicates, runner, names, stocks, progress)
-    outcomes = outcome_fans(scenario, base_outcomes, names)
+    scenario = experiment.scenario
+    reference = result.arms[result.reference]
+    names = [name for name in scenario.outcomes if name in reference.data_vars]
+    outcomes = outcome_fans(scenario, reference, names)
     scalar = [o.name for o in outcomes if not o.by]
+    arms = dict(experiment_arms(experiment))
     effects = []
-    for strengths in policies:
-        model = compile_model(scenario, policies=strengths)
-        arm = _run_arm(model, replicates, runner, scalar, None, progress)
-        difference = arm[scalar] - base_outcomes[scalar]
+    for arm_label, difference in paired_differences(result).items():
         effects.append(
             PolicyEffect(
-                label=policy_label(strengths),
-                strengths=dict(model.interventions),
-                outcomes={o.name: o.fans[""] for o in outcome_fans(scenario, arm, scalar)},
+                label=policy_label(scenario, arms[arm_label]),
+                strengths=arms[arm_label],
+                outcomes={o.name: o.fans[""] for o in outcome_fans(scenario, result.arms[arm_label], scalar)},
                 differences={o.name: o.fans[""] for o in outcome_fans(scenario, difference, scalar)},
             )
         )
+    facts = RunFacts(
+        seed=experiment.seed, samples=experiment.samples, replicates=experiment.replicates, engine=experiment.engine,
+        sampler=experiment.sampler, uncertain_parameters=len(experiment.draws), run_id=run_id,
+        stock_members=stocks.members if stocks is not None else 0,
+    )
     return ReportContent(
         scenario=scenario,
-        scenario_hash=baseline.scenario_hash,
-        seed=seed,
-        replicates=replicates,
-        engine="stochastic",
-        key_dates=dates,
+        scenario_hash=experiment.scenario_hash,
+        facts=facts,
+        reference=policy_label(scenario, arms[result.reference]) if arms[result.reference] else "",
+        key_dates=key_dates(scenario),
         at=at,
         fit_until=fit_until,
         outcomes=outcomes,
-        sankey=sankey_data(scenario, stocks),
-        countries=country_table(scenario, stocks),
+        sankey=sankey_data(scenario, stocks) if stocks is not None else None,
+        countries=country_table(scenario, stocks) if stocks is not None else None,
         policies=effects,
         observations=observation_rows(scenario, outcomes, fit_until),
-        notes=["Bands show the spread of stochastic runs with the parameters at their stated values; "
-               "parameter uncertainty is not sampled in this report."],
+        network=network_content(scenario, reference, key_dates(scenario)),
     )
 
 
-def _run_arm(
-    model: CompiledModel, replicates: int, runner: Simulator, names: list[str], stocks: Stocks | None,
-    progress: Callable[[int], None] | None,
-) -> xr.Dataset:
-    """Run one arm in memory-bounded blocks, keeping outcomes and (optionally) stocks at one date."""
+def experiment_arms(experiment: Experiment) -> list[tuple[str, dict[str, float]]]:
+    return [(arm.label, dict(arm.policies)) for arm in experiment.arms]
+
+
+def baseline_stocks(
+    experiment: Experiment, members: int, at: str, progress: Callable[[int], None] | None = None
+) -> Stocks:
+    """Compartment stocks at `at` of the reference arm's first `members` members, re-run with their draws.
+
+    Same seed, member numbers and parameter draws as the ensemble, so these are the same runs.
+    """
+    from aftermath.engines.simulate import simulate
+    from aftermath.experiments.sampling import expand_draws
+
+    reference = experiment.arms[0]
+    model = compile_model(experiment.scenario, policies=reference.policies)
+    values = expand_draws(experiment.scenario, experiment.draws)
+    stocks = Stocks(at)
     size = block_size(model)
-    parts = []
-    for first in range(0, replicates, size):
-        count = min(size, replicates - first)
-        dataset = runner(model, count, first, stocks is not None)
-        if stocks is not None:
-            stocks.add(model.scenario, dataset)
-        parts.append(dataset[names])
+    for first in range(0, members, size):
+        last = min(first + size, members)
+        rows = np.arange(first, last) // experiment.replicates
+        dataset = simulate(
+            model, replicates=last - first, seed=experiment.seed, engine=experiment.engine,  # type: ignore[arg-type]
+            parameters={name: array[rows] for name, array in values.items()}, keep_compartments=True,
+            first_replicate=first,
+        )
+        stocks.add(experiment.scenario, dataset)
         if progress is not None:
-            progress(count)
-    return xr.concat(parts, dim="replicate") if len(parts) > 1 else parts[0]
+            progress(last - first)
+    return stocks
 
 
-def changed_outcomes(content: ReportContent) -> list[str]:
-    """One-number outcomes that at least one policy changes in at least one run and month."""
-    return [o.name for o in content.outcomes if not o.by
-            and any(np.any(e.differences[o.name].values != 0) for e in content.policies)]
+def main_outcomes(content: ReportContent) -> list[OutcomeSummary]:
+    """The outcomes the report leads with (every one-number outcome if the scenario only has parts)."""
+    return [o for o in content.outcomes if o.main] or [o for o in content.outcomes if not o.by]
+
+
+def charted_outcomes(content: ReportContent) -> list[OutcomeSummary]:
+    """Outcomes drawn over time: the main ones, the stratified ones, and any with recorded figures."""
+    observed = {o.outcome for o in content.observations}
+    return [o for o in content.outcomes if o.main or o.by or o.name in observed]
+
+
+def changed_outcomes(content: ReportContent, limit: int | None = None) -> list[str]:
+    """Main outcomes that some policy changes, largest relative change (of the median, at the end) first."""
+    final = content.key_dates[-1]
+    sizes = {}
+    for outcome in main_outcomes(content):
+        if any(np.any(e.differences[outcome.name].values != 0) for e in content.policies):
+            scale = max(abs(outcome.fans[""].at(final).median), 1e-9)
+            sizes[outcome.name] = max(abs(e.differences[outcome.name].at(final).median) / scale
+                                      for e in content.policies)
+    ranked = sorted(sizes, key=lambda name: -sizes[name])
+    return ranked[:limit] if limit else ranked
+
+
+def network_content(scenario: Scenario, dataset: xr.Dataset, dates: Sequence[str]) -> NetworkContent | None:
+    """The network at the key dates, when the scenario has one and the run recorded it."""
+    if scenario.network is None or "network_ties" not in dataset.data_vars:
+        return None
+    from aftermath.network.export import network_graph, network_summary
+
+    times = dataset["time"].values.astype("datetime64[M]")
+    summary = [(text, [Band(*band) for band in bands]) for text, bands in network_summary(dataset, list(dates))]
+    return NetworkContent(
+        graphs=[(date, network_graph(dataset, scenario, date)) for date in dates],
+        summary=summary,
+        dates=list(dates),
+        provinces=fan(dataset["network_provinces"].transpose("replicate", "time").values, times),
+    )

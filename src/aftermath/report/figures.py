@@ -14,13 +14,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import networkx as nx
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import PathPatch, Rectangle
 from matplotlib.path import Path as DrawPath
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from aftermath.report.content import Fan, ObservationRow, OutcomeSummary, PolicyEffect, SankeyData, label
+from aftermath.report.content import (
+    Fan,
+    NetworkContent,
+    ObservationRow,
+    OutcomeSummary,
+    PolicyEffect,
+    SankeyData,
+    label,
+)
 from aftermath.report.numbers import rounded
 
 INK = "#1d2733"
@@ -214,6 +224,52 @@ def policy_picture(effects: Sequence[PolicyEffect], outcomes: Sequence[str], dat
     title = f"Change from no new policy in {date}"
     figure.suptitle(title, x=0.01, ha="left", fontsize=10.5, fontweight="bold")
     return Picture("policy-effects", title, figure)
+
+
+def network_picture(data: NetworkContent) -> Picture:
+    """The alliance network at each date, groups kept in place so the panels can be compared."""
+    union = nx.Graph()
+    for _, graph in data.graphs:
+        union.add_nodes_from(graph.nodes(data=True))
+        union.add_edges_from((a, b) for a, b, kind in graph.edges(data="type") if kind != "rivalry")
+    position = nx.spring_layout(union, seed=7, k=1.6 / max(np.sqrt(union.number_of_nodes()), 1))
+    families = sorted({str(union.nodes[n].get("family", "")) for n in union.nodes})
+    colors = {family: PALETTE[i % len(PALETTE)] for i, family in enumerate(families)}
+    panels = len(data.graphs)
+    columns = min(panels, 3)
+    rows = -(-panels // columns)
+    figure = Figure(figsize=(7.6, 2.9 * rows + 0.5), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
+    largest = max((float(g.nodes[n].get("strength", 0)) for _, g in data.graphs for n in g.nodes), default=1) or 1
+    for k, (date, graph) in enumerate(data.graphs):
+        ax = axes[k // columns][k % columns]
+        ax.set_axis_off()
+        ax.set_title(date, fontsize=9, loc="left")
+        for a, b, attributes in graph.edges(data=True):
+            (xa, ya), (xb, yb) = position[a], position[b]
+            if attributes.get("type") == "rivalry":
+                ax.plot([xa, xb], [ya, yb], color=LATER, linewidth=0.8, linestyle=(0, (3, 2)), alpha=0.6)
+            else:
+                share = float(attributes.get("probability", 1.0))
+                ax.plot([xa, xb], [ya, yb], color=INK, linewidth=0.4 + 2.2 * share, alpha=0.15 + 0.7 * share)
+        for node, attributes in graph.nodes(data=True):
+            x, y = position[node]
+            active = float(attributes.get("active", 1.0))
+            size = 18 + 260 * np.sqrt(max(float(attributes.get("strength", 0)), 0) / largest)
+            ax.scatter([x], [y], s=size, color=colors[str(attributes.get("family", ""))], alpha=0.25 + 0.75 * active,
+                       edgecolors="white", linewidths=0.6, zorder=3)
+            ax.annotate(plain(label(str(node))), (x, y), xytext=(0, -7), textcoords="offset points", ha="center",
+                        va="top", fontsize=6, alpha=0.4 + 0.6 * active, zorder=4)
+        ax.margins(0.12)
+    for k in range(panels, rows * columns):
+        axes[k // columns][k % columns].set_visible(False)
+    handles = [Line2D([], [], marker="o", linestyle="", color=colors[f], label=plain(label(f) or "groups"))
+               for f in families]
+    handles.append(Line2D([], [], color=LATER, linestyle=(0, (3, 2)), label="rivalry"))
+    figure.legend(handles=handles, loc="outside lower left", ncols=min(len(handles), 5), fontsize=7.5, frameon=False)
+    title = "The alliance network"
+    figure.suptitle(title, x=0.01, ha="left", fontsize=10, fontweight="bold")
+    return Picture("alliance-network", title, figure)
 
 
 def svg_markup(picture: Picture) -> str:

@@ -11,7 +11,15 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from aftermath.report.content import Band, ReportContent, changed_outcomes, label
+from aftermath.report.content import (
+    MAX_POLICY_PANELS,
+    Band,
+    ReportContent,
+    changed_outcomes,
+    charted_outcomes,
+    label,
+    main_outcomes,
+)
 from aftermath.report.numbers import band_text, rounded
 from aftermath.scenario.describe import ParameterRow, citations, parameter_rows
 from aftermath.scenario.schema import month_label
@@ -36,6 +44,7 @@ figure svg { width: 100%; height: auto; display: block; background: #fff; border
   border-radius: 6px; }
 .scroll { overflow-x: auto; border: 1px solid var(--line); border-radius: 6px; background: #fff; }
 table { border-collapse: collapse; font-size: 0.88em; width: 100%; }
+td:first-child { min-width: 13em; }
 th, td { padding: 6px 9px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
 th { background: #f3f6f9; font-weight: 600; }
 td.num, th.num { text-align: right; white-space: nowrap; }
@@ -99,18 +108,21 @@ def outcome_cell_label(content: ReportContent, name: str) -> str:
 
 
 def headline(content: ReportContent) -> str:
-    rows = []
-    for outcome in content.outcomes:
-        if outcome.by:
-            continue
-        cells = "".join(band_cell(outcome.fans[""].at(d)) for d in content.key_dates)
-        rows.append(outcome_cell_label(content, outcome.name) + cells)
+    rows = [outcome_cell_label(content, o.name) + "".join(band_cell(o.fans[""].at(d)) for d in content.key_dates)
+            for o in main_outcomes(content)]
     caption = (
-        f"Each figure is the middle value of {content.replicates:,} model runs; the smaller line below it "
+        f"Each figure is the middle value of {content.members:,} model runs; the smaller line below it "
         "is the range that 9 in 10 runs fall within. Numbers are rounded."
+        + (f" Every run includes: {content.reference}." if content.reference else "")
     )
-    return section("headline", "What the model expects", f'<p class="caption">{esc(caption)}</p>'
-                   + table(["", *content.key_dates], rows))
+    body = f'<p class="caption">{esc(caption)}</p>' + table(["", *content.key_dates], rows)
+    parts = [o for o in content.outcomes if o.subset and not o.by]
+    if parts:
+        more = [outcome_cell_label(content, o.name) + "".join(band_cell(o.fans[""].at(d)) for d in content.key_dates)
+                for o in parts]
+        body += (f"<details><summary>{len(parts)} more numbers for single countries, regions or groups</summary>"
+                 f"{table(['', *content.key_dates], more)}</details>")
+    return section("headline", "What the model expects", body)
 
 
 def section(anchor: str, heading: str, body: str) -> str:
@@ -119,7 +131,7 @@ def section(anchor: str, heading: str, body: str) -> str:
 
 def fans(content: ReportContent, svgs: dict[str, str]) -> str:
     parts = []
-    for outcome in content.outcomes:
+    for outcome in charted_outcomes(content):
         part = figure(svgs[f"fan-{outcome.name}"], outcome.description, label(outcome.name))
         if outcome.by:
             head = [" / ".join(label(d) for d in outcome.by), *content.key_dates]
@@ -146,7 +158,7 @@ def sankey(content: ReportContent, svgs: dict[str, str]) -> str:
         f"Where the fighters the model follows were in {content.at}: where they came from (left), "
         + ("the pathway they took (middle) and where it led them (right). " if layers == 3 else
            "and where they were (right). ")
-        + f"The width of each band is the average number of persons over {content.replicates:,} runs."
+        + f"The width of each band is the average number of persons over {content.facts.stock_members:,} runs."
     )
     heading = "Where the fighters went"
     return section("where", heading, figure(svgs["where-they-went"], caption, heading))
@@ -158,8 +170,9 @@ def countries(content: ReportContent) -> str:
         return ""
     rows = [f"<td>{esc(origin)}</td>" + "".join(band_cell(b) for b in cells) for origin, cells in data.rows]
     caption = (
-        f"Persons by country of origin in {data.date}. Departed is everyone from that country the model "
-        "follows (the sum of the other columns). Each cell: middle value, and below it the range of 9 in 10 runs."
+        f"Persons by country of origin in {data.date}, from {content.facts.stock_members:,} runs. Departed is "
+        "everyone from that country the model follows (the sum of the other columns). Each cell: middle value, "
+        "and below it the range of 9 in 10 runs."
     )
     return section("countries", "Country by country",
                    f'<p class="caption">{esc(caption)}</p>' + table(["Country", *data.columns], rows, sticky=True))
@@ -176,10 +189,13 @@ def policies(content: ReportContent, svgs: dict[str, str]) -> str:
     }
     final = content.key_dates[-1]
     changed = changed_outcomes(content)
-    unchanged = [label(o.name) for o in content.outcomes if not o.by and o.name not in changed]
+    drawn = changed_outcomes(content, MAX_POLICY_PANELS)
+    unchanged = [label(o.name) for o in main_outcomes(content) if o.name not in changed]
     caption = (
         "Each policy was run with the same random draws as the run without it, so the change shown is the "
         f"policy's effect, not chance. Dot: middle change in {final}; thick bar: half of runs; thin line: 9 in 10."
+        + (f" Shown: the {len(drawn)} numbers the policies change most; the table has all." if len(drawn) < len(
+            changed) else "")
         + (f" No policy changes: {', '.join(unchanged)}." if unchanged else "")
     )
     parts = [f"<ul>{''.join(described.values())}</ul>"]
@@ -187,7 +203,7 @@ def policies(content: ReportContent, svgs: dict[str, str]) -> str:
         parts.append(figure(svgs["policy-effects"], caption, "What the policies change"))
     else:
         parts.append(f'<p class="caption">{esc(caption)}</p>')
-    baseline = {o.name: o.fans[""] for o in content.outcomes if not o.by}
+    baseline = {o.name: o.fans[""] for o in main_outcomes(content)}
     rows = [outcome_cell_label(content, name) + band_cell(baseline[name].at(final))
             + "".join(band_cell(e.differences[name].at(final), sign=True) for e in content.policies)
             for name in baseline]
@@ -200,6 +216,23 @@ def policies(content: ReportContent, svgs: dict[str, str]) -> str:
         parts.append(f"<details><summary>Change with {esc(effect.label)} at every date</summary>"
                      + table(["", *content.key_dates], rows) + "</details>")
     return section("policies", "What the policies change", "".join(parts))
+
+
+def network(content: ReportContent, svgs: dict[str, str]) -> str:
+    data = content.network
+    if data is None:
+        return ""
+    caption = (
+        "The groups allied with the two hubs at each date. A line is drawn when the tie exists in at least one "
+        "run; the darker and thicker it is, the more runs hold it. Circles are sized by the group's strength; "
+        "faded circles are groups that had ended in most runs."
+    )
+    rows = [f"<td>{esc(label(text))}</td>" + "".join(band_cell(b) for b in bands) for text, bands in data.summary]
+    return section("network", "The alliance network",
+                   figure(svgs["alliance-network"], caption, "The alliance network")
+                   + figure(svgs["fan-network_provinces"], "Provinces: groups tied to the core as its provinces.",
+                            "Active provinces")
+                   + table(["", *data.dates], rows))
 
 
 def observations(content: ReportContent) -> str:
@@ -264,21 +297,37 @@ def assumptions(content: ReportContent) -> str:
     ]
     items += [f"<li><b>Event {esc(label(e.name))}:</b> {esc(e.assumption.strip())}</li>"
               for e in scenario.events if e.assumption and e.assumption.strip()]
-    items += [f"<li>{esc(note)}</li>" for note in content.notes]
+    items.append(f"<li>{esc(uncertainty_note(content))}</li>")
     caption = "Where the record is silent, the model rests on these judgements. Change them in the scenario file."
     return section("assumptions", "What we assumed",
                    f'<p class="caption">{esc(caption)}</p><ul class="assumptions">{"".join(items)}</ul>')
 
 
+def uncertainty_note(content: ReportContent) -> str:
+    facts = content.facts
+    if facts.samples > 1 and facts.uncertain_parameters:
+        how = "Latin hypercube" if facts.sampler == "lhs" else "plain Monte Carlo"
+        return (f"Ranges combine what we do not know about {facts.uncertain_parameters} parameters ({facts.samples:,} "
+                f"draws from their stated ranges, {how}) with chance ({facts.replicates:,} runs per draw).")
+    return (f"Ranges show chance only ({facts.replicates:,} runs with the parameters at their stated values); "
+            "what we do not know about the parameters is not included.")
+
+
 def metadata(content: ReportContent, generated: str, version: str) -> dict[str, Any]:
+    facts = content.facts
     return {
         "aftermath version": version,
         "scenario": content.scenario.name,
         "scenario hash": content.scenario_hash,
-        "seed": content.seed,
-        "runs (replicates)": content.replicates,
-        "engine": content.engine,
-        "policies": [e.label for e in content.policies],
+        "seed": facts.seed,
+        "runs (replicates)": content.members,
+        "parameter samples": facts.samples,
+        "runs per sample": facts.replicates,
+        "sampler": facts.sampler,
+        "engine": facts.engine,
+        "reference": content.reference or "baseline (no new policy)",
+        "policies compared": [e.label for e in content.policies],
+        "stored run": facts.run_id if facts.run_id is not None else "not stored",
         "generated (UTC)": generated,
     }
 
@@ -301,9 +350,8 @@ def machine_readable(content: ReportContent, meta: dict[str, Any]) -> dict[str, 
     return {"title": content.scenario.title, "metadata": meta, "bands": bands}
 
 
-def page(content: ReportContent, svgs: dict[str, str], extra_sections: Sequence[tuple[str, str, str]],
-         generated: str, version: str) -> str:
-    """The whole document. `extra_sections`: (anchor, heading, html) of optional parts such as the network."""
+def page(content: ReportContent, svgs: dict[str, str], generated: str, version: str) -> str:
+    """The whole document."""
     scenario = content.scenario
     meta = metadata(content, generated, version)
     bodies = [
@@ -312,14 +360,14 @@ def page(content: ReportContent, svgs: dict[str, str], extra_sections: Sequence[
         ("where", "Where they went", sankey(content, svgs)),
         ("countries", "By country", countries(content)),
         ("policies", "Policies", policies(content, svgs)),
-        *[(a, h, section(a, h, body)) for a, h, body in extra_sections],
+        ("network", "Alliances", network(content, svgs)),
         ("record", "Against the record", observations(content)),
         ("sources", "Sources", provenance(content)),
         ("assumptions", "Assumptions", assumptions(content)),
         ("about", "About this run", about(meta)),
     ]
     nav = "".join(f'<a href="#{esc(a)}">{esc(h)}</a>' for a, h, body in bodies if body)
-    run_line = (f"{content.replicates:,} runs, seed {content.seed}, scenario {scenario.name} "
+    run_line = (f"{content.members:,} runs, seed {content.facts.seed}, scenario {scenario.name} "
                 f"({content.scenario_hash}), made {generated} with aftermath {version}")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
