@@ -1,0 +1,144 @@
+"""The report in a real browser (Debian's headless Chromium, driven by Playwright): it loads offline with no
+console error and no request beyond the file itself, every chart is drawn, and scenario text cannot run code.
+
+scripts/install-browser.sh installs the browser; Playwright never downloads one. Without a browser the tests
+are skipped on a developer's machine and fail in CI (CI=true), so a missing install cannot pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from aftermath.experiments import ExecutorSpec
+from aftermath.report.build import build_report
+from tests.test_report import ATTACK, hostile_yaml
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+OPTIONS = {"samples": 8, "replicates": 2, "executor": ExecutorSpec(workers=1), "stock_runs": 8}
+
+
+def _missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[dev]')"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (run scripts/install-browser.sh)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    missing = _missing()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield launched
+        launched.close()
+
+
+class Visit:
+    """A page opened from a file, with every request, console message, page error and dialog recorded."""
+
+    def __init__(self, browser, path: Path) -> None:
+        self.context = browser.new_context(viewport={"width": 1200, "height": 900})
+        self.requests: list[str] = []
+        self.console: list[tuple[str, str]] = []
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on("console", lambda message: self.console.append((message.type, message.text)))
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("dialog", self._dialog)
+        self.page.goto(path.resolve().as_uri(), wait_until="load")
+        self.page.wait_for_timeout(300)
+
+    def _route(self, route) -> None:
+        self.requests.append(route.request.url)
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            route.abort()
+
+    def _dialog(self, dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("report")
+    return build_report(folder / "report.html", "competing_exits", policies=[{"border_and_intelligence": None}],
+                        seed=2, **OPTIONS)
+
+
+def test_report_loads_offline_without_errors_and_draws_every_chart(browser, report: Path) -> None:
+    visit = Visit(browser, report)
+    try:
+        assert visit.requests == [report.resolve().as_uri()]
+        assert not visit.errors
+        assert not [text for kind, text in visit.console if kind in ("error", "warning")]
+        charts = visit.page.locator("figure[data-chart]")
+        assert charts.count() >= 8
+        for index in range(charts.count()):
+            chart = charts.nth(index)
+            svg = chart.locator("svg")
+            assert svg.count() == 1, chart.get_attribute("data-chart")
+            box = svg.bounding_box()
+            assert box is not None and box["width"] > 200 and box["height"] > 100
+            drawn = svg.evaluate("s => s.querySelectorAll('path, use, rect').length")
+            assert drawn > 10, chart.get_attribute("data-chart")
+        headings = visit.page.locator("h2").all_inner_texts()
+        assert headings[:2] == ["What the model expects", "How the numbers change over time"]
+        ARTIFACTS.mkdir(exist_ok=True)
+        visit.page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+        visit.page.locator("#where").screenshot(path=str(ARTIFACTS / "report-where.png"))
+        assert (ARTIFACTS / "report.png").stat().st_size > 50_000
+    finally:
+        visit.close()
+
+
+def test_markup_in_the_scenario_is_shown_as_text_and_never_runs(browser, tmp_path: Path) -> None:
+    source = tmp_path / "hostile.yaml"
+    source.write_text(hostile_yaml(), encoding="utf-8")
+    report = build_report(tmp_path / "hostile.html", source, **OPTIONS)
+    visit = Visit(browser, report)
+    try:
+        assert not visit.dialogs and not visit.errors
+        assert visit.requests == [report.resolve().as_uri()]  # the <img src=x> never became an element
+        assert visit.page.title() == ATTACK
+        assert visit.page.locator("h1").inner_text() == ATTACK
+        assert visit.page.locator("img").count() == 0
+        assert visit.page.evaluate("document.scripts.length") == 1
+        data = visit.page.evaluate("JSON.parse(document.getElementById('report-data').textContent)")
+        assert data["title"] == ATTACK
+        ARTIFACTS.mkdir(exist_ok=True)
+        visit.page.locator("header").screenshot(path=str(ARTIFACTS / "report-hostile-title.png"))
+    finally:
+        visit.close()
+
+
+def test_the_report_opens_the_same_from_another_folder(browser, report: Path, tmp_path: Path) -> None:
+    moved = Path(shutil.copy(report, tmp_path / "copy.html"))
+    visit = Visit(browser, moved)
+    try:
+        assert visit.requests == [moved.resolve().as_uri()]
+        assert visit.page.locator("figure[data-chart] svg").count() >= 8
+    finally:
+        visit.close()
