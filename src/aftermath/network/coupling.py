@@ -1,13 +1,15 @@
 """The alliance network as a coupling: it runs beside the compartments in both engines.
 
-It gives rate expressions, over the affiliate-theatre dimension:
-- `affiliate_attraction`: the share of free agents each theatre draws, W_i / sum_j W_j with
-  W_i = b_i * sum over its groups of tie(g, hub) * C_g * safe_haven_g * (S_g / S_g0)^eta
-  (0 for ended or untied groups; b_i an optional weight parameter; eta the strength elasticity);
-- `affiliate_active`: the share of the theatre's groups still active;
-- `affiliate_lethality`: the mean lethality index of its active groups.
-After each step, the persons that the `arrivals` flows moved into a theatre join its groups (split
-by their pull), so an affiliate's strength grows with arrivals.
+It gives rate expressions, for each affiliate theatre T of the `affiliates` mapping:
+- `affiliate_attraction_T`: the share of the hub's free agents that T draws,
+  P(any theatre tied) * b_T * W_T / sum over theatres U of b_U * W_U, where
+  W_T = sum over T's groups g of tie(g, hub) * C_g * safe_haven_g * (S_g / S_g0)^eta
+  (0 for ended or untied groups; C the capacity index, S the strength, eta its elasticity) and
+  b_T the theatre's optional weight parameter (e.g. by origin), so attraction varies as b does;
+- `affiliate_active_T`: the share of T's groups still active;
+- `affiliate_lethality_T`: the mean lethality index of T's active groups.
+After each step, the persons that T's `arrivals` flows moved join its groups (split by their
+pull, else evenly), so an affiliate's strength grows with arrivals.
 """
 
 from __future__ import annotations
@@ -30,9 +32,8 @@ from aftermath.network.dynamics import (
     scalar,
     terminate,
 )
-from aftermath.network.validate import EXPOSED
+from aftermath.network.validate import attraction_dims, exposed_names
 from aftermath.scenario.expressions import Symbol
-from aftermath.scenario.validate import flow_context
 from aftermath.units import DIMENSIONLESS
 
 if TYPE_CHECKING:
@@ -42,10 +43,13 @@ if TYPE_CHECKING:
 
 def network_symbols(scenario: Scenario) -> dict[str, Symbol]:
     """The names the network adds to rate expressions (only with an `affiliates` mapping)."""
-    affiliates = scenario.network.affiliates if scenario.network is not None else None
-    if affiliates is None:
+    if scenario.network is None:
         return {}
-    return {name: Symbol("coupling", DIMENSIONLESS, (affiliates.dimension,)) for name in EXPOSED}
+    dims = attraction_dims(scenario)
+    return {
+        name: Symbol("coupling", DIMENSIONLESS, dims if what == "affiliate_attraction" else ())
+        for name, (what, _) in exposed_names(scenario.network).items()
+    }
 
 
 class NetworkCoupling:
@@ -77,21 +81,17 @@ class NetworkCoupling:
         self.affiliates = network.affiliates
         if self.affiliates is None:
             return
-        dim = self.affiliates.dimension
-        labels = model.dims[dim]
+        theatres = list(self.affiliates.theatres.items())
+        self.theatres = [name for name, _ in theatres]
         self.hub = self.tables.groups.index(self.affiliates.hub)
-        self.membership = np.zeros((len(labels), self.tables.size))
-        for i, label in enumerate(labels):
-            for name in self.affiliates.members(label):
+        self.membership = np.zeros((len(theatres), self.tables.size))
+        for i, (_, theatre) in enumerate(theatres):
+            for name in theatre.groups:
                 self.membership[i, self.tables.groups.index(name)] = 1.0
-        self.exposed_shape = model.aligned_shape((dim,))
-        axis = list(model.dims).index(dim)
-        flow_index = {flow.name: i for i, flow in enumerate(scenario.flows)}
-        self.arrival_flows = []
-        for name in self.affiliates.arrivals:
-            shape = model.aligned_shape(flow_context(scenario, flow_index[name]))
-            self.arrival_flows.append((name, shape, tuple(1 + a for a in range(len(shape)) if a != axis)))
-        self.outputs["affiliate_attraction"] = ((dim, labels),)
+        self.weights = [theatre.weight for _, theatre in theatres]
+        self.weight_shape = model.aligned_shape(attraction_dims(scenario))
+        self.arrivals = [theatre.arrivals for _, theatre in theatres]
+        self.outputs["network_attraction"] = (("theatre", self.theatres),)
 
     def start(self, replicates: int, first_replicate: int, seed: int, stochastic: bool,
               parameters: Mapping[str, np.ndarray]) -> NetworkState:
@@ -113,27 +113,38 @@ class NetworkCoupling:
             initial = self.tables.strength
             growth = np.divide(state.strength, initial, out=np.ones_like(state.strength), where=initial > 0)
             pull = pull * growth ** scalar(parameters, elasticity)
-        theatre = pull @ self.membership.T
-        if self.affiliates.weight is not None:
-            weight = np.asarray(parameters[self.affiliates.weight], dtype=float)
-            theatre = theatre * weight.reshape(weight.shape[0], -1)
+        theatre = pull @ self.membership.T  # (R, theatres)
         total = theatre.sum(axis=1, keepdims=True)
-        attraction = np.divide(theatre, total, out=np.zeros_like(theatre), where=total > 0)
+        # the chance that any theatre is open to the hub's free agents: 0 or 1 in a stochastic run
+        untied = np.where(self.membership.any(axis=0), 1.0 - state.ties[:, :, self.hub], 1.0)
+        available = 1.0 - untied.prod(axis=1, keepdims=True)
+        state.exposed.update(pull=pull, attraction=available * np.divide(theatre, total, out=np.zeros_like(theatre),
+                                                                         where=total > 0))
+        flat = [1] * len(self.weight_shape)
+        column = theatre.reshape(*theatre.shape, *flat)
+        shape = (state.replicates, *self.weight_shape)
+        weighted = np.stack([
+            np.broadcast_to((np.asarray(parameters[w], dtype=float) if w else 1.0) * column[:, i], shape)
+            for i, w in enumerate(self.weights)
+        ])
+        total = weighted.sum(axis=0)
         present = state.alive @ self.membership.T
         members = self.membership.sum(axis=1)
         active = np.divide(present, members, out=np.zeros_like(present), where=members > 0)
-        deadliness = state.exposed["lethality"] @ self.membership.T
-        state.exposed.update(pull=pull, attraction=attraction)
-        values = {
-            "affiliate_attraction": attraction,
-            "affiliate_active": active,
-            "affiliate_lethality": np.divide(deadliness, present, out=np.zeros_like(present), where=present > 0),
-        }
-        return {name: value.reshape(value.shape[0], *self.exposed_shape) for name, value in values.items()}
+        deadliness = np.divide(state.exposed["lethality"] @ self.membership.T, present, out=np.zeros_like(present),
+                               where=present > 0)
+        values = {}
+        for i, name in enumerate(self.theatres):
+            values[f"affiliate_attraction_{name}"] = available.reshape(-1, *flat) * np.divide(
+                weighted[i], total, out=np.zeros_like(total), where=total > 0
+            )
+            values[f"affiliate_active_{name}"] = active[:, i].reshape(-1, *flat)
+            values[f"affiliate_lethality_{name}"] = deadliness[:, i].reshape(-1, *flat)
+        return values
 
     def update(self, state: NetworkState, step: int, environment: Environment,
                moved: Mapping[str, np.ndarray]) -> None:
-        if self.affiliates is not None and self.arrival_flows:
+        if self.affiliates is not None:
             self._arrive(state, moved)
         parameters = environment.parameters
         dt = self.model.dt
@@ -150,8 +161,9 @@ class NetworkCoupling:
 
     def _arrive(self, state: NetworkState, moved: Mapping[str, np.ndarray]) -> None:
         """Persons moved into each theatre this step join its groups, split by their pull (else evenly)."""
-        arriving = sum(
-            moved[name].reshape(-1, *shape).sum(axis=axes) for name, shape, axes in self.arrival_flows
+        arriving = np.stack(
+            [sum((moved[name].sum(axis=1) for name in flows), np.zeros(state.replicates)) for flows in self.arrivals],
+            axis=1,
         )
         pull = state.exposed["pull"]
         theatre_pull = pull @ self.membership.T @ self.membership
@@ -161,7 +173,7 @@ class NetworkCoupling:
             np.divide(pull, theatre_pull, out=np.zeros_like(pull), where=theatre_pull > 0),
             np.divide(state.alive, theatre_alive, out=np.zeros_like(pull), where=theatre_alive > 0),
         )
-        joining = (np.asarray(arriving) @ self.membership) * share
+        joining = (arriving @ self.membership) * share
         state.strength += joining
         state.arrivals += joining
 
@@ -182,5 +194,5 @@ class NetworkCoupling:
             "network_endings": state.endings.copy(),
         }
         if self.affiliates is not None:
-            outputs["affiliate_attraction"] = state.exposed["attraction"]
+            outputs["network_attraction"] = state.exposed["attraction"]
         return outputs

@@ -12,10 +12,11 @@ tie exists and both groups are alive), advanced by their expected changes. Per s
 - dissolution: each tie ends with probability 1 - exp(-delta dt) (the disruption lever raises delta).
 - formation (preferential attachment, Bacon 2018): each group seeks an ally with probability
   q = 1 - exp(-lambda dt) and picks partner h with probability C_h / sum of C_k over the partners it
-  may join: alive, untied, same ideology family (or a declared pair), not a rival of it or of its
-  allies (nor allied with its rivals), and not a pair whose declared tie is still to come.
+  may join: alive, untied, same ideology family (or a declared pair), no rivals between their camps
+  (the groups each is linked to through alliances), and not a pair whose declared tie is still to come.
 - lethality index: ell^a_g (BAAD: ell ~ 1.25 per tie).
-- dated events: declared ties start (the joining group drops ties that conflict with its new camp);
+- dated events: declared ties start (if the two camps are rivals, the side with fewer allies leaves
+  its allies);
   a tie is cut; a leader is killed (capacities * (1 - loss), the group ends with probability
   q_d rho^a_g).
 
@@ -224,9 +225,43 @@ def allies(state: NetworkState) -> np.ndarray:
 
 
 def conflict(ties: np.ndarray, rival: np.ndarray) -> np.ndarray:
-    """(R, G, G) 1 where g or one of its allies is a rival of h or of one of h's allies."""
-    camp = ties + np.eye(ties.shape[1])
-    return np.minimum(1.0, camp @ rival @ camp.transpose(0, 2, 1))
+    """(R, G, G) 1 where a group of g's camp is a rival of a group of h's camp; a camp is all the groups
+    linked to one through alliance ties. With expected ties, reachability is found by squaring."""
+    if not ((ties == 0) | (ties == 1)).all():
+        camp = ties + np.eye(ties.shape[1])
+        for _ in range(int(np.ceil(np.log2(max(ties.shape[1], 2))))):
+            camp = np.minimum(1.0, camp @ camp)
+        return np.minimum(1.0, camp @ rival @ camp.transpose(0, 2, 1))
+    return _camp_conflict(ties, rival)
+
+
+@numba.njit(cache=True)
+def _camp_conflict(ties: np.ndarray, rival: np.ndarray) -> np.ndarray:
+    """conflict() for 0/1 ties: label each camp by its smallest member, then compare camps' rivals."""
+    replicates, size = ties.shape[0], ties.shape[1]
+    out = np.zeros((replicates, size, size))
+    label = np.empty(size, np.int64)
+    for r in range(replicates):
+        for g in range(size):
+            label[g] = g
+        changed = True
+        while changed:
+            changed = False
+            for g in range(size):
+                for h in range(size):
+                    if ties[r, g, h] > 0 and label[h] < label[g]:
+                        label[g] = label[h]
+                        changed = True
+        hostile = np.zeros((size, size), np.bool_)
+        for a in range(size):
+            for b in range(size):
+                if rival[a, b] > 0:
+                    hostile[label[a], label[b]] = True
+        for g in range(size):
+            for h in range(size):
+                if hostile[label[g], label[h]]:
+                    out[r, g, h] = 1.0
+    return out
 
 
 def lethality(state: NetworkState, per_tie: np.ndarray) -> np.ndarray:
@@ -240,6 +275,8 @@ def terminate(state: NetworkState, step: int, dt: float, hazard: np.ndarray, rat
     probability = -np.expm1(-hazard * ratio ** allies(state) * dt)
     if state.stochastic:
         ended = (state.alive > 0) & (state.draws(STREAMS["end"], step, state.alive.shape[1]) < probability)
+        if not ended.any():
+            return
         cumulative = np.cumsum(shares, axis=1)[:, None, :]
         pick = state.draws(STREAMS["ending"], step, state.alive.shape[1])[:, :, None] * cumulative[:, :, -1:]
         mode = np.minimum((cumulative < pick).sum(axis=2), shares.shape[1] - 1)
@@ -273,38 +310,50 @@ def form(tables: NetworkTables, state: NetworkState, step: int, dt: float, rate:
          index: np.ndarray) -> None:
     """Each group seeks an ally with probability q and picks one in proportion to capacity `index`."""
     seek = -np.expm1(-rate * dt)  # (R or 1, 1)
-    both = state.alive[:, :, None] * state.alive[:, None, :]
-    open_pairs = tables.allowed & (tables.opens <= step)
-    free = np.clip(both - state.ties, 0.0, None) * (1.0 - conflict(state.ties, tables.rival)) * open_pairs
-    weight = free * index[:, None, :]
-    total = weight.sum(axis=2)
     size = tables.size
     if state.stochastic:
-        seeking = (state.draws(STREAMS["seek"], step, size) < seek) & (total > 0)
-        cumulative = np.cumsum(weight, axis=2)
-        target = state.draws(STREAMS["pick"], step, size) * total
-        pick = np.minimum((cumulative < target[:, :, None]).sum(axis=2), size - 1)
-        chosen = (pick[:, :, None] == np.arange(size)) & seeking[:, :, None] & (weight > 0)
+        seeking = state.draws(STREAMS["seek"], step, size) < seek
+        target = state.draws(STREAMS["pick"], step, size)
+        rows = np.flatnonzero(seeking.any(axis=1))  # few replicates have a seeker in a month
+        if rows.size == 0:
+            return
+        ties, alive, index = state.ties[rows], state.alive[rows], index[rows]
+        weight, _ = _candidates(tables, ties, alive, index, step)
+        total = weight.sum(axis=2)
+        pick = np.minimum((np.cumsum(weight, axis=2) < (target[rows] * total)[:, :, None]).sum(axis=2), size - 1)
+        chosen = (pick[:, :, None] == np.arange(size)) & (seeking[rows] & (total > 0))[:, :, None] & (weight > 0)
         new = chosen | chosen.transpose(0, 2, 1)
-        new &= conflict(state.ties + new, tables.rival) == 0
-        state.ties += new
-    else:
-        others = np.divide(total, state.alive, out=np.zeros_like(total), where=state.alive > 0)
-        own = index[:, None, :]
-        denominator = own + np.clip(others[:, :, None] - weight / np.maximum(state.alive[:, :, None], 1e-300), 0, None)
-        share = np.divide(own, denominator, out=np.zeros_like(weight), where=denominator > 0)
-        picks = seek[:, :, None] * share
-        state.ties += free * (1.0 - (1.0 - picks) * (1.0 - picks.transpose(0, 2, 1)))
+        new &= conflict(ties + new, tables.rival) == 0
+        state.ties[rows] += new
+        return
+    weight, free = _candidates(tables, state.ties, state.alive, index, step)
+    total = weight.sum(axis=2)
+    others = np.divide(total, state.alive, out=np.zeros_like(total), where=state.alive > 0)
+    own = index[:, None, :]
+    denominator = own + np.clip(others[:, :, None] - weight / np.maximum(state.alive[:, :, None], 1e-300), 0, None)
+    share = np.divide(own, denominator, out=np.zeros_like(weight), where=denominator > 0)
+    picks = seek[:, :, None] * share
+    state.ties += free * (1.0 - (1.0 - picks) * (1.0 - picks.transpose(0, 2, 1)))
+
+
+def _candidates(tables: NetworkTables, ties: np.ndarray, alive: np.ndarray, index: np.ndarray,
+                step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Who may join whom (both alive, untied, allowed, open, no rival camps) and the weight of each choice."""
+    both = alive[:, :, None] * alive[:, None, :]
+    open_pairs = tables.allowed & (tables.opens <= step)
+    free = np.clip(both - ties, 0.0, None) * (1.0 - conflict(ties, tables.rival)) * open_pairs
+    return free * index[:, None, :], free
 
 
 def start_tie(tables: NetworkTables, state: NetworkState, first: int, second: int) -> None:
-    """A declared tie begins; each side drops allies that conflict with its new partner's camp."""
-    clash = conflict(state.ties, tables.rival)
-    for g, h in ((first, second), (second, first)):
-        keep = 1.0 - clash[:, :, h]
-        keep[:, h] = 1.0
-        state.ties[:, g, :] *= keep
-        state.ties[:, :, g] *= keep
+    """A declared tie begins. If it would join rival camps, the side with fewer allies switches: it
+    leaves all its allies first (in expectation: with the probability of the clash)."""
+    clash = conflict(state.ties, tables.rival)[:, first, second]
+    degree = state.ties.sum(axis=2)
+    joiner = np.where(degree[:, first] <= degree[:, second], first, second)
+    rows = np.arange(state.replicates)
+    state.ties[rows, joiner, :] *= (1.0 - clash)[:, None]
+    state.ties[rows, :, joiner] *= (1.0 - clash)[:, None]
     state.ties[:, first, second] = state.ties[:, second, first] = state.alive[:, first] * state.alive[:, second]
 
 

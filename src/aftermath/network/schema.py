@@ -103,22 +103,23 @@ class NetworkEvent(Provenance):
         return self
 
 
-class Affiliates(Strict):
-    """How the network meets the fighter flows: theatres (labels of a dimension) and their groups."""
+class Theatre(Strict):
+    """An affiliate theatre: where free agents go, the group(s) they join there, and the flows that bring them."""
 
-    dimension: Name
-    hub: Name
-    """The core whose fighters the theatres draw; an affiliate without a tie to it draws none."""
-    groups: dict[str, Name | list[Name]]
-    """Each label of `dimension` -> the group(s) in that theatre ([] for none)."""
+    groups: list[Name] = Field(min_length=1)
+    weight: Name | None = None
+    """Optional parameter (dimensionless, any dimensions, e.g. by origin): the pull of the theatre
+    beyond the network (routes, languages); attraction is proportional to weight x network pull."""
     arrivals: list[Name] = Field(default_factory=list)
     """Flows whose movers join the theatre's groups (their strength grows with them)."""
-    weight: Name | None = None
-    """Optional parameter (dimensionless, over `dimension`): pull of a theatre beyond the network."""
 
-    def members(self, label: str) -> list[str]:
-        value = self.groups.get(label, [])
-        return [value] if isinstance(value, str) else list(value)
+
+class Affiliates(Strict):
+    """How the network meets the fighter flows: the theatres free agents of the `hub` choose among."""
+
+    hub: Name
+    """The core whose free agents the theatres draw; an affiliate without a tie to it draws none."""
+    theatres: dict[Name, Theatre] = Field(min_length=1)
 
 
 class NetworkSpec(Strict):

@@ -9,8 +9,8 @@ from aftermath.scenario.validate import _check_provenance, _citable, _in_horizon
 from aftermath.units import DIMENSIONLESS, PER_TIME, Unit, is_probability_unit, parse_unit
 
 EXPOSED = ("affiliate_attraction", "affiliate_active", "affiliate_lethality")
-"""Names the network gives rate expressions when it has `affiliates`."""
-OUTPUT_DIMS = ("group", "tie", "ending")
+"""Per theatre T the network gives rate expressions `affiliate_attraction_T` (and the others)."""
+OUTPUT_DIMS = ("group", "tie", "ending", "theatre")
 """Dimensions of the network's outputs; the scenario's own dimensions must not reuse them."""
 
 _RATE = (PER_TIME, "a hazard per unit of time (e.g. 'per year')")
@@ -106,16 +106,14 @@ def _check_ties(scenario: Scenario, network: NetworkSpec, cited: set[str]) -> No
         _check_provenance(tie, path, cited)
 
 
-def _parameter(
-    scenario: Scenario, name: str, path: FieldPath, unit: Unit | None, what: str, dims: tuple[str, ...] = ()
-) -> None:
+def _parameter(scenario: Scenario, name: str, path: FieldPath, unit: Unit | None, what: str) -> None:
+    """A scalar parameter in the right unit (unit None: a fraction)."""
     parameter = scenario.parameters.get(name)
     if parameter is None:
         raise ScenarioError(f"unknown parameter {name!r}", path, expected=f"{what}: {_one_of(scenario.parameters)}")
-    if list(parameter.dims) not in ([], list(dims)):
+    if parameter.dims:
         raise ScenarioError(
-            f"the parameter {name!r} varies by {', '.join(parameter.dims)}", path,
-            expected=f"{what}, over {' or '.join(['no dimension', *dims])}",
+            f"the parameter {name!r} varies by {', '.join(parameter.dims)}", path, expected=f"{what}, one number",
         )
     right = is_probability_unit(parameter.unit) if unit is None else parse_unit(parameter.unit).same_dimension(unit)
     if not right:
@@ -163,54 +161,66 @@ def _check_events(scenario: Scenario, network: NetworkSpec, cited: set[str]) -> 
         _check_provenance(event, path, cited)
 
 
+def exposed_names(network: NetworkSpec) -> dict[str, tuple[str, str]]:
+    """Name given to rate expressions -> (what, theatre), e.g. affiliate_attraction_libya."""
+    if network.affiliates is None:
+        return {}
+    return {f"{what}_{theatre}": (what, theatre) for theatre in network.affiliates.theatres for what in EXPOSED}
+
+
+def attraction_dims(scenario: Scenario) -> tuple[str, ...]:
+    """The dimensions attraction varies over: those of the theatres' weights, in the scenario's order."""
+    affiliates = scenario.network.affiliates if scenario.network is not None else None
+    if affiliates is None:
+        return ()
+    used = {d for t in affiliates.theatres.values() if t.weight for d in scenario.parameters[t.weight].dims}
+    return tuple(d for d in scenario.dimensions if d in used)
+
+
 def _check_affiliates(scenario: Scenario, network: NetworkSpec) -> None:
     affiliates = network.affiliates
     assert affiliates is not None
     where: FieldPath = ("network", "affiliates")
-    dim = affiliates.dimension
-    if dim not in scenario.dimensions:
-        raise ScenarioError(f"unknown dimension {dim!r}", (*where, "dimension"), expected=_one_of(scenario.dimensions))
     _group(network, affiliates.hub, (*where, "hub"))
-    labels = scenario.dimensions[dim]
+    flows = {flow.name: flow for flow in scenario.flows}
     owner: dict[str, str] = {}
-    for label in affiliates.groups:
-        if label not in labels:
-            raise ScenarioError(f"{label!r} is not a stratum of {dim!r}", (*where, "groups", label),
-                                expected=_one_of(labels))
-        for name in affiliates.members(label):
-            _group(network, name, (*where, "groups", label))
+    for theatre, spec in affiliates.theatres.items():
+        path: FieldPath = (*where, "theatres", theatre)
+        for index, name in enumerate(spec.groups):
+            _group(network, name, (*path, "groups", index))
             if name == affiliates.hub:
-                raise ScenarioError(f"the hub {name!r} cannot be its own affiliate", (*where, "groups", label))
+                raise ScenarioError(f"the hub {name!r} cannot be its own affiliate", (*path, "groups", index))
             if name in owner:
                 raise ScenarioError(
-                    f"the group {name!r} is in two theatres ({owner[name]!r} and {label!r})", (*where, "groups", label)
+                    f"the group {name!r} is in two theatres ({owner[name]!r} and {theatre!r})", (*path, "groups", index)
                 )
-            owner[name] = label
-    missing = [label for label in labels if label not in affiliates.groups]
-    if missing:
-        raise ScenarioError(
-            f"no group for the stratum {missing[0]!r} of {dim!r}", (*where, "groups"),
-            expected="every stratum of the dimension mapped to its group(s), or [] for none",
-        )
-    flows = {flow.name: flow for flow in scenario.flows}
-    for index, name in enumerate(affiliates.arrivals):
-        path = (*where, "arrivals", index)
-        flow = flows.get(name)
-        if flow is None:
-            raise ScenarioError(f"unknown flow {name!r}", path, expected=_one_of(flows))
-        target = scenario.compartments.get(flow.to)
-        if target is None or dim not in target.dims:
-            raise ScenarioError(
-                f"the flow {name!r} does not bring people into strata of {dim!r}", path,
-                expected=f"a flow into a compartment stratified by {dim!r}",
-            )
-    if affiliates.weight is not None:
-        _parameter(scenario, affiliates.weight, (*where, "weight"), DIMENSIONLESS, "a dimensionless weight", (dim,))
+            owner[name] = theatre
+        for index, name in enumerate(spec.arrivals):
+            flow = flows.get(name)
+            if flow is None:
+                raise ScenarioError(f"unknown flow {name!r}", (*path, "arrivals", index), expected=_one_of(flows))
+            if flow.to not in scenario.compartments:
+                raise ScenarioError(
+                    f"the flow {name!r} goes to {flow.to!r}, not a compartment", (*path, "arrivals", index),
+                    expected="a flow into the compartment of this theatre",
+                )
+        if spec.weight is not None:
+            weight = scenario.parameters.get(spec.weight)
+            if weight is None:
+                raise ScenarioError(f"unknown parameter {spec.weight!r}", (*path, "weight"),
+                                    expected=_one_of(scenario.parameters))
+            if not parse_unit(weight.unit).same_dimension(DIMENSIONLESS):
+                raise ScenarioError(f"the parameter {spec.weight!r} is in {weight.unit}", (*path, "weight"),
+                                    expected="a dimensionless weight")
+            values = stratum_array(scenario, weight.value, list(weight.dims), weight.default, (*path, "weight"))
+            if values.min() < 0:
+                raise ScenarioError(f"the weight {spec.weight!r} is negative", (*path, "weight"),
+                                    expected="weights >= 0")
     taken = {*scenario.parameters, *scenario.schedules, *scenario.compartments, *scenario.dimensions,
              *scenario.boundaries, *scenario.outcomes, *(f.name for f in scenario.flows)}
-    for name in EXPOSED:
+    for name in exposed_names(network):
         if name in taken:
             raise ScenarioError(
-                f"the name {name!r} is given by the network to rate expressions", where,
+                f"the name {name!r} is given by the network to rate expressions", (*where, "theatres"),
                 expected=f"no other scenario item named {name!r}",
             )
