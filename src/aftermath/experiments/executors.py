@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aftermath.experiments.worker import Task, TaskResult, WorkerContext, run_task
@@ -133,16 +133,9 @@ class ProcessExecutor:
             raise ExecutorError(f"a worker process died ({exc}); finished ranges are kept") from None
 
     def close(self, interrupted: bool = False) -> None:
-        """On interruption, drop queued work and stop the running workers at once."""
-        if interrupted:
-            processes = list(getattr(self.pool, "_processes", {}).values())
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.join(timeout=5)
-        else:
-            self.pool.shutdown(wait=True)
+        """On interruption, drop the queued ranges and let the running ones end (a range is short);
+        killing a worker mid-task would leave the pool's queue locks behind."""
+        self.pool.shutdown(wait=True, cancel_futures=interrupted)
 
 
 class DaskExecutor:
@@ -196,10 +189,11 @@ def open_executor(spec: ExecutorSpec, context: WorkerContext) -> Executor:
     workers = spec.resolved_workers()
     if workers < 1:
         raise ExecutorError("--workers must be at least 1")
+    one_core_each = replace(context, kernel_threads=1)
     if spec.dask:
         if spec.dask != "local" and not spec.dask.startswith("tcp://"):
             raise ExecutorError(f"--dask {spec.dask!r}: expected 'local' or a scheduler address tcp://HOST:PORT")
-        return DaskExecutor(context, spec.dask, workers)
+        return DaskExecutor(one_core_each, spec.dask, workers)
     if workers == 1:
         return SerialExecutor(context)
-    return ProcessExecutor(context, workers)
+    return ProcessExecutor(one_core_each, workers)

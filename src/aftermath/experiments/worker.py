@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from aftermath.engines.simulate import simulate
@@ -33,6 +34,9 @@ class WorkerContext:
     engine: str
     replicates: int
     arms: tuple[Arm, ...]
+    kernel_threads: int | None = None
+    """Threads the engine's parallel kernel may use per task (None: numba's default). Executors that
+    run one task per core set 1, so workers do not fight over the cores."""
 
     @classmethod
     def of(cls, experiment: Experiment) -> WorkerContext:
@@ -89,6 +93,8 @@ def compiled(context: WorkerContext, arm: Arm) -> CompiledModel:
 def run_task(context: WorkerContext, task: Task) -> TaskResult:
     """Simulate members [first, last) of every arm with the same seed and parameters."""
     started = time.perf_counter()
+    if context.kernel_threads is not None:
+        numba.set_num_threads(min(context.kernel_threads, numba.config.NUMBA_NUM_THREADS))
     members = np.arange(task.first, task.last)
     rows = members // context.replicates - task.first_sample
     series = []

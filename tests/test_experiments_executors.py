@@ -1,0 +1,93 @@
+"""Executors give identical arrays (serial, local processes, a real Dask LocalCluster); Ctrl-C keeps work."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aftermath.experiments import (
+    ExecutorError,
+    ExecutorSpec,
+    design_experiment,
+    load_result,
+    read_scenario,
+    run_experiment,
+    run_stored,
+)
+from aftermath.store import Store
+from tests.test_experiments import one_kernel_thread  # noqa: F401  (autouse)
+
+POLICY = "border_and_intelligence"
+
+
+@pytest.fixture(scope="module")
+def experiment():
+    text, file, _ = read_scenario("competing_exits")
+    # 7 does not divide 5: ranges cut through samples, which must not matter.
+    return design_experiment(text, file, samples=6, replicates=5, arms=[{}, {POLICY: 0.5}], seed=11, range_size=7)
+
+
+def assert_identical(first, second) -> None:
+    assert list(first.arms) == list(second.arms)
+    for label, dataset in first.arms.items():
+        assert np.array_equal(dataset["replicate"].values, second.arms[label]["replicate"].values)
+        for name in first.series:
+            assert np.array_equal(dataset[name].values, second.arms[label][name].values), (label, name)
+
+
+@pytest.mark.slow
+def test_serial_processes_and_dask_give_identical_arrays(experiment) -> None:
+    serial = run_experiment(experiment)
+    assert_identical(serial, run_experiment(experiment, ExecutorSpec(workers=2)))
+    assert_identical(serial, run_experiment(experiment, ExecutorSpec(workers=3)))
+    assert_identical(serial, run_experiment(experiment, ExecutorSpec(workers=2, dask="local")))
+
+
+def test_bad_executor_requests_are_clear(experiment) -> None:
+    with pytest.raises(ExecutorError, match="expected 'local' or a scheduler address"):
+        run_experiment(experiment, ExecutorSpec(dask="somewhere"))
+    with pytest.raises(ExecutorError, match="cannot reach the scheduler"):
+        run_experiment(experiment, ExecutorSpec(dask="tcp://127.0.0.1:9"))
+
+
+def _stored_members(path: Path) -> int:
+    try:
+        table = Store(path, lock_timeout=5).runs()
+    except Exception:  # not created yet, or busy: try again
+        return 0
+    return int(table["stored"].sum()) if len(table) else 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_workers_and_keeps_finished_ranges(tmp_path: Path) -> None:
+    path = tmp_path / "runs.duckdb"
+    command = [sys.executable, "-m", "aftermath", "compare", "competing_exits", "--policy", POLICY, "-s", "100",
+               "-n", "10", "--workers", "2", "--store", str(path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + 300
+    while _stored_members(path) == 0 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert process.poll() is None, f"the run ended before it could be interrupted: {process.communicate()}"
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "aftermath resume 1" in stderr and "Traceback" not in stderr
+    run = Store(path).runs().iloc[0]
+    assert run.status == "interrupted" and 0 < run.stored < 1000
+    done = subprocess.run([sys.executable, "-m", "aftermath", "resume", "1", "--workers", "1", "--store",
+                           str(path), "--json"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert Store(path).runs().iloc[0].stored == 1000
+    text, file, _ = read_scenario("competing_exits")
+    fresh = design_experiment(text, file, samples=100, replicates=10, arms=[{}, {POLICY: None}], seed=1)
+    reference = Store(tmp_path / "reference.duckdb")
+    assert_identical(load_result(reference, run_stored(reference, fresh, "compare")).result,
+                     load_result(Store(path), 1).result)

@@ -1,0 +1,164 @@
+"""The DuckDB run store: round trip, no duplicate ranges, schema versions, locks and concurrent writers."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from aftermath.experiments import design_experiment, load_result, read_scenario, run_experiment, run_stored
+from aftermath.experiments.design import layout_of
+from aftermath.experiments.worker import WorkerContext, make_task, run_task
+from aftermath.store import SCHEMA_VERSION, Store, StoreError
+from tests.conftest import run_cli
+from tests.test_experiments import one_kernel_thread  # noqa: F401  (autouse)
+
+POLICY = "border_and_intelligence"
+
+
+@pytest.fixture(scope="module")
+def experiment():
+    text, file, _ = read_scenario("competing_exits")
+    return design_experiment(text, file, samples=3, replicates=4, arms=[{}, {POLICY: None}], seed=2, range_size=5)
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory, experiment) -> tuple[Store, int]:
+    """One finished run; tests that change the file work on a copy."""
+    store = Store(tmp_path_factory.mktemp("store") / "runs.duckdb")
+    return store, run_stored(store, experiment, "compare")
+
+
+def copy_of(stored: tuple[Store, int], folder: Path) -> Path:
+    path = folder / "runs.duckdb"
+    shutil.copy(stored[0].path, path)
+    return path
+
+
+def test_a_stored_run_reads_back_exactly_as_it_ran(stored, experiment) -> None:
+    store, run_id = stored
+    memory = run_experiment(experiment)
+    stored = load_result(store, run_id)
+    assert list(stored.result.arms) == ["baseline", POLICY]
+    for label, dataset in memory.arms.items():
+        for name in memory.series:
+            assert np.array_equal(dataset[name].values, stored.result.arms[label][name].values), (label, name)
+    listed = store.runs().iloc[0]
+    assert (listed.run_id, listed.status, listed.stored, listed.members) == (run_id, "done", 12, 12)
+    with duckdb.connect(str(store.path), read_only=True) as db:
+        draws = db.execute("SELECT count(*), count(DISTINCT sample) FROM parameters WHERE run_id = ?",
+                           [run_id]).fetchone()
+        origins = db.execute("SELECT DISTINCT origin FROM outcomes WHERE outcome = 'returned_by_origin' "
+                             "ORDER BY origin").fetchall()
+        versions = db.execute("SELECT versions FROM runs").fetchone()[0]
+    assert draws == (3 * 4, 3)
+    assert [o for (o,) in origins] == ["BE", "DE", "FR", "GB"]
+    assert '"duckdb"' in versions and '"aftermath"' in versions
+
+
+def test_key_dates_load_only_those_months(stored) -> None:
+    loaded = load_result(*stored, key_dates_only=True)
+    months = [str(t)[:7] for t in loaded.result.arms["baseline"]["time"].values]
+    assert months == loaded.dates and len(months) == 5
+    assert not np.isnan(loaded.result.arms[POLICY]["returned_by_origin"].values).any()
+
+
+def test_a_range_is_stored_once(tmp_path: Path, experiment) -> None:
+    store = Store(tmp_path / "runs.duckdb")
+    layout = layout_of(experiment)
+    run_id = store.create_run(experiment, layout, "compare", "serial")
+    result = run_task(WorkerContext.of(experiment), make_task(experiment, 0, 5))
+    labels = [arm.label for arm in experiment.arms]
+    assert store.write_range(run_id, labels, result, layout, experiment.replicates)
+    assert not store.write_range(run_id, labels, result, layout, experiment.replicates)
+    with duckdb.connect(str(store.path), read_only=True) as db:
+        rows = db.execute("SELECT count(*) FROM outcomes").fetchone()[0]
+    per_member = 2 * 60 * (6 + 4)  # arms x months x (scalar outcomes + one by origin)
+    assert rows == 5 * per_member
+    assert store.completed(run_id) == [(0, 5)]
+
+
+def _set_version(path: Path, version: int) -> None:
+    with duckdb.connect(str(path)) as db:
+        db.execute("UPDATE schema_version SET version = ?", [version])
+
+
+@pytest.mark.parametrize(("version", "age"), [(SCHEMA_VERSION - 1, "older"), (SCHEMA_VERSION + 1, "newer")])
+def test_another_schema_version_gets_a_clear_message(tmp_path: Path, stored, version: int, age: str) -> None:
+    path = copy_of(stored, tmp_path)
+    _set_version(path, version)
+    with pytest.raises(StoreError, match=f"schema version {version}, written by an? {age} aftermath"):
+        Store(path).runs()
+    done = run_cli("runs", "--store", str(path))
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "schema version" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_files_that_are_not_stores_are_refused(tmp_path: Path) -> None:
+    other = tmp_path / "other.duckdb"
+    with duckdb.connect(str(other)) as db:
+        db.execute("CREATE TABLE t (x INTEGER)")
+    with pytest.raises(StoreError, match="not an aftermath run store"):
+        Store(other).runs()
+    text = tmp_path / "notes.duckdb"
+    text.write_text("not a database\n" * 100)
+    with pytest.raises(StoreError, match="cannot open the run store"):
+        Store(text).runs()
+    with pytest.raises(StoreError, match="no run store here"):
+        Store(tmp_path / "missing.duckdb").runs()
+    done = run_cli("show", "7", "--store", str(tmp_path / "missing.duckdb"))
+    assert done.returncode == 2 and "no run store here" in done.stderr
+
+
+def test_unknown_run_is_a_clear_error(stored) -> None:
+    with pytest.raises(StoreError, match="no run 99"):
+        stored[0].run(99)
+
+
+def test_a_store_locked_by_another_process_is_refused_after_the_wait(tmp_path: Path, stored) -> None:
+    path = copy_of(stored, tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, sys, time; c = duckdb.connect({str(path)!r}); print('held', "
+         "flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        with pytest.raises(StoreError, match=rf"in use by process {holder.pid} .* another --store"):
+            Store(path, lock_timeout=0.5).runs()
+        assert time.monotonic() - started < 10
+    finally:
+        holder.kill()
+        holder.wait()
+    assert Store(path, lock_timeout=5).runs().iloc[0].status == "done"
+
+
+@pytest.mark.slow
+def test_two_processes_writing_one_store_take_turns(tmp_path: Path) -> None:
+    path = tmp_path / "runs.duckdb"
+    arguments = ["competing_exits", "-s", "40", "-n", "5", "--workers", "1", "--store", str(path), "--json"]
+    command = [sys.executable, "-m", "aftermath"]
+    first = subprocess.Popen([*command, "ensemble", *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    second = subprocess.Popen([*command, "compare", *arguments, "--policy", POLICY], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    outputs = [process.communicate(timeout=600) for process in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], [err for _, err in outputs]
+    runs = Store(path).runs().set_index("run_id")
+    assert set(runs["status"]) == {"done"} and list(runs["stored"]) == [200, 200]
+    with duckdb.connect(str(path), read_only=True) as db:
+        duplicates = db.execute(
+            "SELECT count(*) FROM (SELECT run_id, arm, replicate, outcome, time, origin, count(*) AS n "
+            "FROM outcomes GROUP BY ALL HAVING n > 1)"
+        ).fetchone()[0]
+        members = db.execute("SELECT run_id, count(DISTINCT (arm, replicate)) FROM outcomes GROUP BY run_id "
+                             "ORDER BY run_id").fetchall()
+    assert duplicates == 0
+    assert sorted(n for _, n in members) == [200, 400]
