@@ -69,6 +69,8 @@ class Compartment(Provenance):
     description: Text = ""
     dims: list[Name] = []
     initial: float | str | dict[str, Any] = 0.0
+    pathway: Annotated[str, Field(max_length=80)] | None = None
+    """A plain-language group of compartments for reports (e.g. 'returned' for three returnee types)."""
 
 
 class Boundary(Strict):
@@ -261,6 +263,8 @@ class Scenario(Strict):
     key_dates: list[Month] = []
     """Dates the summary table shows (default: evenly spaced over the horizon)."""
     dimensions: dict[Name, list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$")]]] = {}
+    groups: dict[Name, dict[Annotated[str, Field(min_length=1, max_length=80)], list[str]]] = {}
+    """Named groups of a dimension's strata for reports, e.g. {origin: {Western Europe: [FR, GB]}}."""
     compartments: dict[Name, Compartment] = Field(min_length=1)
     boundaries: dict[Name, Boundary] = {}
     parameters: dict[Name, Parameter] = {}

@@ -238,6 +238,23 @@ def _check_dimensions(scenario: Scenario) -> None:
                     f"the stratum {label!r} is listed twice", ("dimensions", dim, index), expected="each stratum once"
                 )
             seen.add(label)
+    for dim, groups in scenario.groups.items():
+        if dim not in scenario.dimensions:
+            raise ScenarioError(f"unknown dimension {dim!r}", ("groups", dim), expected=_one_of(scenario.dimensions))
+        grouped: dict[str, str] = {}
+        for group, labels in groups.items():
+            for index, label in enumerate(labels):
+                if label not in scenario.dimensions[dim]:
+                    raise ScenarioError(
+                        f"{label!r} is not a stratum of {dim!r}", ("groups", dim, group, index),
+                        expected=_one_of(scenario.dimensions[dim]),
+                    )
+                if label in grouped:
+                    raise ScenarioError(
+                        f"{label!r} is already in the group {grouped[label]!r}", ("groups", dim, group, index),
+                        expected="each stratum in at most one group",
+                    )
+                grouped[label] = group
 
 
 def _check_unique_names(scenario: Scenario) -> None:
