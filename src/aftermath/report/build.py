@@ -11,9 +11,10 @@ from typing import Any
 import matplotlib
 
 from aftermath.experiments import ExecutorSpec, design_experiment, load_result, read_scenario, run_experiment
-from aftermath.report import figures
+from aftermath.report import figures, svgchart
 from aftermath.report.content import (
     MAX_POLICY_PANELS,
+    ObservationRow,
     OutcomeSummary,
     ReportContent,
     baseline_stocks,
@@ -37,21 +38,24 @@ STOCK_RUNS = 100
 """Baseline runs re-run with their compartments kept, for the map of where fighters went and the country table."""
 
 
+def _fans(content: ReportContent) -> list[tuple[OutcomeSummary, list[ObservationRow]]]:
+    """Every outcome drawn over time, with the recorded figures to draw on it."""
+    drawn = [(o, [row for row in content.observations if row.outcome == o.name]) for o in charted_outcomes(content)]
+    if content.network is not None:
+        drawn.append((OutcomeSummary("network_provinces", "", (), {"": content.network.provinces}), []))
+    return drawn
+
+
 def pictures(content: ReportContent) -> list[figures.Picture]:
-    """Every figure the report shows, in page order."""
+    """The figures other than fan charts (the map, the policy effects, the network), drawn with matplotlib."""
     drawn = []
-    for outcome in charted_outcomes(content):
-        chosen = [o for o in content.observations if o.outcome == outcome.name]
-        drawn.append(figures.fan_picture(outcome, chosen, content.fit_until))
     if content.sankey is not None and content.sankey.links:
         drawn.append(figures.sankey_picture(content.sankey))
-    if content.network is not None:
-        drawn.append(figures.network_picture(content.network))
-        provinces = OutcomeSummary("network_provinces", "", (), {"": content.network.provinces})
-        drawn.append(figures.fan_picture(provinces, [], content.fit_until))
     changed = changed_outcomes(content, MAX_POLICY_PANELS)
     if content.policies and changed:
         drawn.append(figures.policy_picture(content.policies, changed, content.key_dates[-1]))
+    if content.network is not None:
+        drawn.append(figures.network_picture(content.network))
     return drawn
 
 
@@ -60,11 +64,14 @@ def render(content: ReportContent, figures_dir: Path | None = None, generated: s
     from aftermath import __version__
 
     stamp = generated or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
-    svgs = {}
+    svgs = {f"fan-{o.name}": svgchart.fan_svg(o, rows, content.fit_until) for o, rows in _fans(content)}
     with matplotlib.rc_context(figures.STYLE):
-        for picture in pictures(content):
-            svgs[picture.stem] = figures.svg_markup(picture)
-            if figures_dir is not None:
+        others = pictures(content)
+        svgs.update({picture.stem: figures.svg_markup(picture) for picture in others})
+        if figures_dir is not None:
+            for outcome, rows in _fans(content):
+                figures.save_files(figures.fan_picture(outcome, rows, content.fit_until), figures_dir)
+            for picture in others:
                 figures.save_files(picture, figures_dir)
     return page(content, svgs, stamp, __version__)
 

@@ -7,6 +7,7 @@ number of replicates.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -76,6 +77,8 @@ class SankeyData:
     columns: list[int]
     """Which layer (0 origin, 1 pathway, 2 destination) each node is drawn in."""
     links: list[tuple[int, int, float]]
+    regions: dict[str, list[str]] = field(default_factory=dict)
+    """The origins in each region of the first layer (empty when it shows single origins)."""
 
 
 @dataclass(frozen=True)
@@ -231,13 +234,28 @@ def pathway(scenario: Scenario, name: str) -> str:
     return label(prefix) if "_" in name and len(shared) > 1 else label(name)
 
 
-def origin_group(scenario: Scenario, origin: str) -> str | None:
-    """The scenario's region for an origin label, if it declares one."""
-    groups = getattr(scenario, "groups", None) or {}
-    for group, members in (groups.get(ORIGIN_DIM) or {}).items():
-        if origin in members:
-            return str(group)
-    return None
+def origin_regions(scenario: Scenario) -> dict[str, list[str]]:
+    """Regions of origins, as the scenario's own outcomes draw them: when outcomes of one family (returned_eu,
+    returned_fsu, ...) select disjoint groups of origins that together cover every origin, each group is a
+    region named by the outcome's last word (spelt as its description spells it; short words are taken
+    for acronyms). Empty when the outcomes draw no such partition."""
+    origins = scenario.dimensions.get(ORIGIN_DIM, [])
+    families: dict[str, dict[str, list[str]]] = {}
+    for name, outcome in scenario.outcomes.items():
+        chosen = outcome.select.get(ORIGIN_DIM, [])
+        if "_" in name and len(chosen) > 1:
+            family, word = name.rsplit("_", 1)
+            spelt = re.search(rf"\b{re.escape(word)}\b", outcome.description, re.IGNORECASE)
+            region = spelt.group(0) if spelt else word.upper() if len(word) <= 4 else label(word)
+            families.setdefault(family, {})[region] = list(chosen)
+    for groups in families.values():
+        taken: dict[str, list[str]] = {}
+        for region, members in sorted(groups.items(), key=lambda item: -len(item[1])):
+            if not set(members) & {o for m in taken.values() for o in m}:
+                taken[region] = members
+        if sorted(o for m in taken.values() for o in m) == sorted(origins):
+            return taken
+    return {}
 
 
 @dataclass
@@ -277,10 +295,11 @@ def sankey_data(scenario: Scenario, stocks: Stocks) -> SankeyData | None:
         return None
     origins = scenario.dimensions.get(ORIGIN_DIM, ["All"])
     totals = sum(values.reshape(len(origins), -1).sum(axis=1) for values in arrays.values())
+    regions = origin_regions(scenario)
     if ORIGIN_DIM not in scenario.dimensions:
         sources = ["All fighters"]
-    elif any(origin_group(scenario, o) for o in origins):
-        sources = [origin_group(scenario, o) or "Other origins" for o in origins]
+    elif regions:
+        sources = [next(region for region, members in regions.items() if o in members) for o in origins]
     else:
         largest = set(np.argsort(-totals)[:MAX_SANKEY_ORIGINS]) if len(origins) > MAX_SANKEY_ORIGINS + 1 else None
         sources = [o if largest is None or i in largest else "Other origins" for i, o in enumerate(origins)]
@@ -319,18 +338,19 @@ def sankey_data(scenario: Scenario, stocks: Stocks) -> SankeyData | None:
                     key = (node(1, path), node(2, destination))
                     weights[key] = weights.get(key, 0.0) + amount
     links = [(a, b, value) for (a, b), value in weights.items()]
-    return SankeyData(stocks.date, nodes, columns, links)
+    return SankeyData(stocks.date, nodes, columns, links, regions)
 
 
 def _destinations(scenario: Scenario, name: str, dims: tuple[str, ...], grouped: bool) -> list[str]:
     """Destination labels of a compartment's cells (flattened), or [] when it is its own end point."""
-    strata = [" / ".join(combo) for combo in _arm_labelproduct([scenario.dimensions[d] for d in dims])]
+    strata = [" / ".join(combo) for combo in _label_product([scenario.dimensions[d] for d in dims])]
     if grouped:
-        return [label(name) + (f": {s}" if s else "") for s in strata]
+        own = label(name.split("_", 1)[1])
+        return [own + (f": {s}" if s else "") for s in strata]
     return strata if dims else []
 
 
-def _arm_labelproduct(lists: list[list[str]]) -> list[tuple[str, ...]]:
+def _label_product(lists: list[list[str]]) -> list[tuple[str, ...]]:
     combos: list[tuple[str, ...]] = [()]
     for labels in lists:
         combos = [(*c, lab) for c in combos for lab in labels]

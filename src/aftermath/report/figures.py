@@ -40,6 +40,9 @@ LATER = "#d1495b"
 PALETTE = ["#2f6690", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d6a9f", "#c17c74", "#3a3a3a",
            "#a5be00", "#f18f01", "#6c8ead", "#b56576"]
 MAX_PANELS = 6
+GAP = 0.012
+MIN_SLOT = 0.03
+"""Vertical room (share of the Sankey's height) every node keeps for its label."""
 STYLE = {
     "svg.fonttype": "none",
     "svg.hashsalt": "aftermath-report",
@@ -139,6 +142,39 @@ def _observations_on(ax, observations: Sequence[ObservationRow], fit_until: str,
                     fontsize=7, color="#5c6b7a", va="top")
 
 
+def _sankey_layout(data: SankeyData, size: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(scale, top, slot) of each node: bars proportional to persons, each node at least a label high,
+    destinations placed beside the pathway they come from."""
+    columns = sorted(set(data.columns))
+    per_column = [[n for n in range(len(data.nodes)) if data.columns[n] == c] for c in columns]
+
+    def fits(scale: float) -> bool:
+        return all(sum(max(size[n] * scale, MIN_SLOT) for n in nodes) + GAP * (len(nodes) - 1) <= 1
+                   for nodes in per_column)
+
+    low, high = 0.0, 1.0 / max(float(size.max()), 1e-9)
+    for _ in range(40):
+        middle = (low + high) / 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    scale = low
+    slot = np.maximum(size * scale, MIN_SLOT)
+    top = np.zeros(len(data.nodes))
+    parent = {b: a for a, b, _ in data.links if data.columns[b] == 2}
+    for nodes in per_column:
+        y = 1.0
+        for n in nodes:
+            wanted = y
+            if n in parent:
+                siblings = [m for m in nodes if parent.get(m) == parent[n]]
+                wanted = min(y, top[parent[n]] - sum(slot[m] + GAP for m in siblings[: siblings.index(n)]))
+            top[n] = wanted
+            y = wanted - slot[n] - GAP
+        overflow = -min(0.0, min(top[n] - slot[n] for n in nodes))
+        for n in nodes:
+            top[n] += overflow
+    return scale, top, slot
+
+
 def sankey_picture(data: SankeyData) -> Picture:
     """Flows drawn as bands from origin to pathway to destination, widths proportional to persons."""
     columns = sorted(set(data.columns))
@@ -148,25 +184,17 @@ def sankey_picture(data: SankeyData) -> Picture:
         outgoing[a] += value
         incoming[b] += value
     size = np.maximum(incoming, outgoing)
-    per_column = {c: [n for n in range(len(data.nodes)) if data.columns[n] == c] for c in columns}
-    gap = 0.012
-    scale = min((1 - gap * (len(nodes) - 1)) / max(size[nodes].sum(), 1e-9) for nodes in per_column.values())
-    top = np.zeros(len(data.nodes))
-    for nodes in per_column.values():
-        y = 1.0
-        for n in nodes:
-            top[n] = y
-            y -= size[n] * scale + gap
+    scale, top, _ = _sankey_layout(data, size)
     x_of = {c: i for i, c in enumerate(columns)}
     width = 0.035
-    tallest = max(len(nodes) for nodes in per_column.values())
-    figure = Figure(figsize=(7.6, max(4.2, 0.2 * tallest + 1.2)), layout="constrained")
+    figure = Figure(figsize=(7.6, 5.2), layout="constrained")
     ax = figure.add_subplot()
     ax.set_axis_off()
-    colors = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(per_column[columns[0]])}
+    colors = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(n for n in range(len(data.nodes))
+                                                                    if data.columns[n] == columns[0])}
     out_cursor = top.copy()
     in_cursor = top.copy()
-    for a, b, value in sorted(data.links, key=lambda link: (top[link[0]] * -1, -top[link[1]])):
+    for a, b, value in sorted(data.links, key=lambda link: (-top[link[0]], -top[link[1]])):
         color = colors.setdefault(a, PALETTE[len(colors) % len(PALETTE)])
         height = value * scale
         x0, x1 = x_of[data.columns[a]] + width, x_of[data.columns[b]]
@@ -179,16 +207,15 @@ def sankey_picture(data: SankeyData) -> Picture:
         codes = [DrawPath.MOVETO, DrawPath.CURVE4, DrawPath.CURVE4, DrawPath.CURVE4, DrawPath.LINETO,
                  DrawPath.CURVE4, DrawPath.CURVE4, DrawPath.CURVE4, DrawPath.CLOSEPOLY]
         ax.add_patch(PathPatch(DrawPath(vertices, codes), facecolor=color, alpha=0.35, edgecolor="none"))
-    last = columns[-1]
     for n, text in enumerate(data.nodes):
         x = x_of[data.columns[n]]
         height = size[n] * scale
         ax.add_patch(Rectangle((x, top[n] - height), width, height, facecolor=colors.get(n, INK), edgecolor="none"))
         right = data.columns[n] != columns[0]
-        ax.text(x + width + 0.01 if right else x - 0.01, top[n] - height / 2, plain(f"{text}  {rounded(size[n])}"),
-                ha="left" if right else "right", va="center", fontsize=7.5 if data.columns[n] == last else 8)
-    ax.set_xlim(-0.45, len(columns) - 1 + 0.6)
-    ax.set_ylim(min(float((top - size * scale).min()), 0) - 0.01, 1.01)
+        ax.text(x + width + 0.01 if right else x - 0.01, top[n] - max(height, MIN_SLOT) / 2,
+                plain(f"{text}  {rounded(size[n])}"), ha="left" if right else "right", va="center", fontsize=7.5)
+    ax.set_xlim(-0.42, len(columns) - 1 + 0.55)
+    ax.set_ylim(-0.01, 1.01)
     title = f"Where the fighters were in {data.date} (average of runs)"
     figure.suptitle(title, x=0.01, ha="left", fontsize=10.5, fontweight="bold")
     return Picture("where-they-went", title, figure)

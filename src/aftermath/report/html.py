@@ -48,6 +48,7 @@ td:first-child { min-width: 13em; }
 th, td { padding: 6px 9px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
 th { background: #f3f6f9; font-weight: 600; }
 td.num, th.num { text-align: right; white-space: nowrap; }
+td.date { white-space: nowrap; }
 td.num b { font-size: 1.05em; }
 td.num small, td small { display: block; color: var(--muted); font-size: 0.82em; }
 .sticky th:first-child, .sticky td:first-child { position: sticky; left: 0; background: #fff; }
@@ -159,6 +160,8 @@ def sankey(content: ReportContent, svgs: dict[str, str]) -> str:
         + ("the pathway they took (middle) and where it led them (right). " if layers == 3 else
            "and where they were (right). ")
         + f"The width of each band is the average number of persons over {content.facts.stock_members:,} runs."
+        + (" Regions: " + "; ".join(f"{region}: {', '.join(members)}" for region, members in
+                                    content.sankey.regions.items()) + "." if content.sankey.regions else "")
     )
     heading = "Where the fighters went"
     return section("where", heading, figure(svgs["where-they-went"], caption, heading))
@@ -240,23 +243,26 @@ def observations(content: ReportContent) -> str:
         return ""
     rows = []
     for row in content.observations:
-        recorded = rounded(row.value) + (
-            f"<small>{esc(rounded(row.low if row.low is not None else row.value))} to "
-            f"{esc(rounded(row.high if row.high is not None else row.value))}</small>"
-            if row.low is not None or row.high is not None else ""
-        )
+        low = row.value if row.low is None else row.low
+        high = row.value if row.high is None else row.high
+        spread = f"<small>{esc(rounded(low))} to {esc(rounded(high))}</small>" if low != high else ""
         window = ('<span class="tag fit">used to fit</span>' if row.fitted
                   else '<span class="tag later">later check</span>')
         match = "yes" if row.inside else '<span class="no">no</span>'
         rows.append(
-            f"<td>{esc(label(row.outcome))}<small>{esc(row.note)}</small></td><td>{esc(row.date)}</td>"
-            f'<td class="num"><b>{recorded}</b></td>{band_cell(row.model)}<td>{match}</td><td>{window}</td>'
-            f"<td>{esc(row.source)}</td>"
+            f"<td>{esc(label(row.outcome))}<small>{esc(row.note)}</small></td><td class=date>{esc(row.date)}</td>"
+            f'<td class="num"><b>{esc(rounded(row.value))}</b>{spread}</td>{band_cell(row.model)}<td>{match}</td>'
+            f"<td>{window}</td><td>{esc(row.source)}</td>"
         )
+    counts = []
+    for fitted, words in ((True, "used to fit"), (False, "later checks")):
+        chosen = [row for row in content.observations if row.fitted == fitted]
+        if chosen:
+            counts.append(f"{sum(row.inside for row in chosen)} of {len(chosen)} figures {words}")
     caption = (
         f"Recorded figures set against the model. Figures dated up to {content.fit_until} were used to set the "
         "model up; later ones were not, so they test its forecasts honestly. 'Within range' means the recorded "
-        "range overlaps the range of 9 in 10 runs."
+        f"range overlaps the range of 9 in 10 runs. Within range: {'; '.join(counts)}."
     )
     head = ["What", "Date", "Recorded", "Model", "Within range", "Window", "Source"]
     return section("record", "How well the model matches the record",
