@@ -39,6 +39,8 @@ from aftermath.units import (
 #: Names every expression may use besides the scenario's own: months since the start.
 TIME_SYMBOL = "t"
 RESERVED = {TIME_SYMBOL, *FUNCTIONS, "and", "or", "not", "entered", "exited", "replicate", "time"}
+#: More people than live on Earth: a count above this is a slip (a wrong unit, a misplaced exponent).
+MAX_PERSONS = 1e10
 
 
 def validate_scenario(scenario: Scenario) -> None:
@@ -149,7 +151,7 @@ def stratum_array(
     if unknown:
         raise ScenarioError(
             f"{unknown[0]!r} is not a stratum of {dim!r}", (*path, unknown[0]),
-            expected=f"one of: {', '.join(labels)}",
+            expected=_one_of(labels),
         )
     parts = []
     for label in labels:
@@ -222,7 +224,8 @@ def outcome_terms(scenario: Scenario, name: str) -> tuple[ast.Expression, dict[s
 
 def _one_of(names: Any) -> str:
     names = list(names)
-    return f"one of: {', '.join(names)}" if names else "a name defined in the scenario (none are)"
+    more = f", ... ({len(names) - 20} more)" if len(names) > 20 else ""
+    return f"one of: {', '.join(names[:20])}{more}" if names else "a name defined in the scenario (none are)"
 
 
 def _check_dimensions(scenario: Scenario) -> None:
@@ -331,9 +334,10 @@ def _check_parameter(scenario: Scenario, name: str, parameter: Parameter, cited:
         )
     if values.min() < 0 and parse_unit(parameter.unit).same_dimension(PER_TIME):
         raise ScenarioError("a rate cannot be negative", (*where, "value"), expected="a value >= 0")
-    if values.min() < 0 and parse_unit(parameter.unit).persons > 0:
+    if parse_unit(parameter.unit).persons > 0 and (values.min() < 0 or values.max() > MAX_PERSONS):
         raise ScenarioError(
-            f"a number of persons cannot be negative ({values.min():g})", (*where, "value"), expected="values >= 0"
+            f"{values.min() if values.min() < 0 else values.max():g} is not a possible number of persons",
+            (*where, "value"), expected=f"values from 0 to {MAX_PERSONS:g}",
         )
     if parameter.distribution is not None:
         _check_distribution(parameter.distribution, values, probability, bool(parameter.dims), where)
@@ -416,6 +420,11 @@ def _check_initial(scenario: Scenario, name: str, cited: set[str]) -> None:
             _check_provenance(compartment, ("compartments", name), cited)
     if values.size and values.min() < 0:
         raise ScenarioError(f"a negative count ({values.min():g})", where, expected="counts >= 0")
+    if values.size and values.max() > MAX_PERSONS:
+        raise ScenarioError(
+            f"a count of {values.max():g} is more people than live on Earth", where,
+            expected=f"counts up to {MAX_PERSONS:g}",
+        )
 
 
 def _check_flow(scenario: Scenario, index: int, table: dict[str, Symbol]) -> None:
