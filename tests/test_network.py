@@ -321,10 +321,14 @@ def test_more_allies_longer_survival_in_both_engines():
 
 
 def test_survival_matches_the_hazard_in_the_expected_engine():
+    from aftermath.network.export import survival_curves
+
     result = run(allies_scenario(0.6))
-    months = result.sizes["time"] - 1
-    lonely = float(result["network_alive"].isel(replicate=0, time=-1).sel(group="lonely"))
-    assert np.isclose(lonely, (np.exp(-0.1 / 12)) ** months)
+    curves = survival_curves(result)
+    assert list(curves.columns) == list(result["group"].values) and curves.index[0] == "2017-01"
+    months = np.arange(len(curves))
+    np.testing.assert_allclose(curves["lonely"].to_numpy(), np.exp(-0.1 / 12 * months))
+    assert (np.diff(curves["allied"].to_numpy()) <= 0).all()
 
 
 @pytest.mark.parametrize("engine", ["stochastic", "deterministic"])

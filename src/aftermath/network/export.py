@@ -138,3 +138,10 @@ def network_summary(dataset: xr.Dataset, dates: list[str], hubs: int = 2) -> lis
     for g in np.nonzero(arrivals > 0)[0]:
         add(f"arrivals: {groups[g]}", lambda now, g=g: now["network_arrivals"].values[:, g])
     return rows
+
+
+def survival_curves(dataset: xr.Dataset) -> pd.DataFrame:
+    """Share of runs (or, deterministic, the probability) in which each group is still active, by month."""
+    curves = dataset["network_alive"].mean("replicate").to_pandas()
+    curves.index = pd.to_datetime(curves.index).strftime("%Y-%m")
+    return curves
