@@ -57,6 +57,11 @@ def test_a_stored_run_reads_back_exactly_as_it_ran(stored, experiment) -> None:
         origins = db.execute("SELECT DISTINCT origin FROM outcomes WHERE outcome = 'returned_by_origin' "
                              "ORDER BY origin").fetchall()
         versions = db.execute("SELECT versions FROM runs").fetchone()[0]
+        one = db.execute("SELECT value FROM outcomes WHERE arm = ? AND replicate = 7 "
+                         "AND outcome = 'returned_by_origin' "
+                         "AND origin = 'GB' AND time = DATE '2016-12-01'", [POLICY]).fetchone()[0]
+    expected = memory.arms[POLICY]["returned_by_origin"].sel(replicate=7, origin="GB", time="2016-12-01")
+    assert one == float(expected)
     assert draws == (3 * 4, 3)
     assert [o for (o,) in origins] == ["BE", "DE", "FR", "GB"]
     assert '"duckdb"' in versions and '"aftermath"' in versions
@@ -78,9 +83,9 @@ def test_a_range_is_stored_once(tmp_path: Path, experiment) -> None:
     assert store.write_range(run_id, labels, result, layout, experiment.replicates)
     assert not store.write_range(run_id, labels, result, layout, experiment.replicates)
     with duckdb.connect(str(store.path), read_only=True) as db:
-        rows = db.execute("SELECT count(*) FROM outcomes").fetchone()[0]
-    per_member = 2 * 60 * (6 + 4)  # arms x months x (scalar outcomes + one by origin)
-    assert rows == 5 * per_member
+        lists, rows = db.execute("SELECT (SELECT count(*) FROM series), count(*) FROM outcomes").fetchone()
+    per_member = 2 * (6 + 4)  # arms x (scalar outcomes + one by origin)
+    assert (lists, rows) == (5 * per_member, 5 * per_member * 60)
     assert store.completed(run_id) == [(0, 5)]
 
 

@@ -147,6 +147,7 @@ class Layout:
     series: dict[str, Strata]
     times: np.ndarray
     """datetime64[M], one per step."""
+    step_months: int
 
     @property
     def dims(self) -> dict[str, list[str]]:
@@ -164,4 +165,4 @@ def recorded_series(model: CompiledModel) -> dict[str, Strata]:
 def layout_of(experiment: Experiment) -> Layout:
     model = compile_model(experiment.scenario)
     times = np.array([model.month_label(i) for i in range(model.steps + 1)], dtype="datetime64[M]")
-    return Layout(recorded_series(model), times)
+    return Layout(recorded_series(model), times, int(model.dt))
