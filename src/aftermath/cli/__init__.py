@@ -7,3 +7,4 @@ __all__ = ["app", "main"]
 from aftermath.cli import network  # noqa: F401  (registers network)
 from aftermath.cli import experiments  # noqa: F401  (registers ensemble, compare, runs, show, resume)
 from aftermath.cli import report  # noqa: F401  (registers report)
+from aftermath.cli import fitcheck  # noqa: F401  (registers fit-check)

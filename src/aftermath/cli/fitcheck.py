@@ -1,0 +1,80 @@
+"""fit-check: every observation of a scenario against the model's band at its date."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from aftermath.cli.app import app, console
+from aftermath.cli.core import ScenarioArg, band_text
+from aftermath.fitcheck import FIT_END, ObservationCheck, fit_check, fit_summary
+from aftermath.scenario.loader import load_scenario
+from aftermath.scenario.schema import parse_month
+
+
+@app.command("fit-check")
+def fit_check_command(
+    scenario: ScenarioArg = None,
+    replicates: Annotated[int, typer.Option("--replicates", "-n", min=1, help="Runs in the ensemble.")] = 200,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same numbers.")] = 1,
+    uncertainty: Annotated[
+        bool, typer.Option("--uncertainty/--no-uncertainty", help="Draw parameters from their distributions.")
+    ] = True,
+    fitted_until: Annotated[str, typer.Option(help="Last month of the fitted window (YYYY-MM).")] = FIT_END,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON on stdout.")] = False,
+) -> None:
+    """Show each observation against the model band: in band, within tolerance, in- or out-of-sample."""
+    try:
+        parse_month(fitted_until)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--fitted-until") from None
+    loaded = load_scenario(scenario)
+    checks = fit_check(loaded, replicates=replicates, seed=seed, uncertainty=uncertainty, fitted_until=fitted_until)
+    summary = fit_summary(checks)
+    if as_json:
+        payload = {
+            "scenario": loaded.name,
+            "replicates": replicates,
+            "seed": seed,
+            "uncertainty": uncertainty,
+            "fitted_until": fitted_until,
+            "summary": summary,
+            "observations": [check.as_dict() for check in checks],
+        }
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    grid = Table(
+        "", "source", "outcome", "date", "observed", "model (median, 5-95%)", "error", "tolerance", "in band",
+        title=f"{loaded.title}\nobservations against the model: {replicates} runs, seed {seed}, "
+        f"{'parameter and stochastic' if uncertainty else 'stochastic'} uncertainty; fitted to {fitted_until}",
+        title_justify="left",
+    )
+    for check in checks:
+        grid.add_row(
+            "in-sample" if check.in_sample else "out-of-sample",
+            check.source,
+            check.outcome,
+            check.date,
+            _observed(check),
+            band_text(check.median, check.band_low, check.band_high),
+            f"{check.error:.0%}",
+            f"{check.tolerance:.0%} {'ok' if check.within_tolerance else 'OUT'}",
+            "yes" if check.in_band else "no",
+        )
+    console.print(grid)
+    for label, counts in summary.items():
+        console.print(
+            f"{label.replace('_', '-')}: {counts['observations']} observations, {counts['in_band']} in band, "
+            f"{counts['within_tolerance']} within tolerance",
+            highlight=False,
+        )
+
+
+def _observed(check: ObservationCheck) -> str:
+    """The observation as written: its value, and its interval where the source gives one."""
+    if check.low != check.high:
+        return band_text(check.value, check.low, check.high)
+    return f"{check.value:,.0f}" if abs(check.value) >= 10 else f"{check.value:.3g}"
