@@ -129,7 +129,7 @@ def network_summary(dataset: xr.Dataset, dates: list[str], hubs: int = 2) -> lis
     add("alliance ties", lambda now: now["network_ties"].values.sum(axis=1))
     add("groups active", lambda now: now["network_alive"].values.sum(axis=1))
     groups = [str(g) for g in dataset["group"].values]
-    centrality = dataset["network_centrality"].isel(time=0).median("replicate").values
+    centrality = dataset["network_centrality"].median("replicate").max("time").values  # the hubs of the run
     for g in np.argsort(-centrality, kind="stable")[:hubs]:
         add(f"centrality: {groups[g]}", lambda now, g=g: now["network_centrality"].values[:, g])
     for e, ending in enumerate(dataset["ending"].values):
