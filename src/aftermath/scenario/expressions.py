@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -259,7 +260,7 @@ def _unit(node: ast.AST, symbols: Mapping[str, Symbol]) -> Unit:
         )
     if isinstance(node, ast.Compare):
         values = [node.left, *node.comparators]
-        for a, b in zip(values, values[1:], strict=False):
+        for a, b in itertools.pairwise(values):
             _same(_unit(a, symbols), _unit(b, symbols), f"'{ast.unparse(node)}'", (a, b))
         return DIMENSIONLESS
     if isinstance(node, ast.BoolOp):

@@ -74,15 +74,15 @@ def validate_scenario(scenario: Scenario) -> None:
 
     validate_network(scenario)
     table = symbols(scenario)
-    for index, flow in enumerate(scenario.flows):
+    for index in range(len(scenario.flows)):
         _check_flow(scenario, index, table)
-    for index, event in enumerate(scenario.events):
+    for index in range(len(scenario.events)):
         _check_event(scenario, index, table, cited)
-    for name, intervention in scenario.interventions.items():
+    for name in scenario.interventions:
         _check_intervention(scenario, name, cited)
     for name in scenario.outcomes:
         outcome_terms(scenario, name)
-    for index, observation in enumerate(scenario.observations):
+    for index in range(len(scenario.observations)):
         _check_observation(scenario, index, cited)
 
 
@@ -430,7 +430,8 @@ def _check_initial(scenario: Scenario, name: str, cited: set[str]) -> None:
 def _check_flow(scenario: Scenario, index: int, table: dict[str, Symbol]) -> None:
     flow = scenario.flows[index]
     where: FieldPath = ("flows", index)
-    places = {**{n: "compartment" for n in scenario.compartments}, **{n: b.kind for n, b in scenario.boundaries.items()}}
+    places = {n: "compartment" for n in scenario.compartments}
+    places.update({n: b.kind for n, b in scenario.boundaries.items()})
     for key, target in (("from", flow.from_), ("to", flow.to)):
         if target not in places:
             raise ScenarioError(
@@ -505,7 +506,9 @@ def _check_event(scenario: Scenario, index: int, table: dict[str, Symbol], cited
     _in_horizon(scenario, event.date, (*where, "date"))
     sinks = {n for n, b in scenario.boundaries.items() if b.kind == "sink"}
     if event.from_ not in scenario.compartments:
-        raise ScenarioError(f"unknown compartment {event.from_!r}", (*where, "from"), expected=_one_of(scenario.compartments))
+        raise ScenarioError(
+            f"unknown compartment {event.from_!r}", (*where, "from"), expected=_one_of(scenario.compartments)
+        )
     if event.to in scenario.boundaries and event.to not in sinks:
         raise ScenarioError(
             f"{event.to!r} is a source: people cannot enter it", (*where, "to"), expected="a compartment or a sink"
@@ -529,7 +532,9 @@ def _check_event(scenario: Scenario, index: int, table: dict[str, Symbol], cited
     tree = parsed(event.fraction, (*where, "fraction"))
     if isinstance(tree.body, ast.Constant):
         if not 0 <= float(tree.body.value) <= 1:
-            raise ScenarioError(f"{tree.body.value!r} is not a fraction", (*where, "fraction"), expected="a number between 0 and 1")
+            raise ScenarioError(
+                f"{tree.body.value!r} is not a fraction", (*where, "fraction"), expected="a number between 0 and 1"
+            )
         _check_provenance(event, where, cited)
     else:
         _check_provenance_if_given(event, where, cited)
@@ -552,11 +557,16 @@ def _check_intervention(scenario: Scenario, name: str, cited: set[str]) -> None:
     for index, effect in enumerate(intervention.effects):
         path = (*where, "effects", index)
         if effect.parameter is not None and effect.parameter not in scenario.parameters:
-            raise ScenarioError(f"unknown parameter {effect.parameter!r}", (*path, "parameter"), expected=_one_of(scenario.parameters))
+            raise ScenarioError(
+                f"unknown parameter {effect.parameter!r}", (*path, "parameter"), expected=_one_of(scenario.parameters)
+            )
         if effect.schedule is not None and effect.schedule not in scenario.schedules:
-            raise ScenarioError(f"unknown schedule {effect.schedule!r}", (*path, "schedule"), expected=_one_of(scenario.schedules))
+            raise ScenarioError(
+                f"unknown schedule {effect.schedule!r}", (*path, "schedule"), expected=_one_of(scenario.schedules)
+            )
         operation, value = effect.operation
-        unit = scenario.parameters[effect.parameter].unit if effect.parameter else scenario.schedules[effect.schedule].unit  # type: ignore[index]
+        target = scenario.parameters[effect.parameter] if effect.parameter else scenario.schedules[effect.schedule]  # type: ignore[index]
+        unit = target.unit
         if operation == "set" and is_probability_unit(unit) and not 0 <= value <= 1:
             raise ScenarioError(f"{value:g} is not a probability", (*path, "set"), expected="a value between 0 and 1")
         if operation == "multiply" and value < 0:
@@ -567,7 +577,9 @@ def _check_observation(scenario: Scenario, index: int, cited: set[str]) -> None:
     observation = scenario.observations[index]
     where: FieldPath = ("observations", index)
     if observation.outcome not in scenario.outcomes:
-        raise ScenarioError(f"unknown outcome {observation.outcome!r}", (*where, "outcome"), expected=_one_of(scenario.outcomes))
+        raise ScenarioError(
+            f"unknown outcome {observation.outcome!r}", (*where, "outcome"), expected=_one_of(scenario.outcomes)
+        )
     if scenario.outcomes[observation.outcome].by:
         raise ScenarioError(
             "observations compare with outcomes that are one number per date", (*where, "outcome"),
