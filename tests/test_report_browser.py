@@ -21,6 +21,13 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+SHAPES = """s => {
+    const shapes = s.querySelectorAll('path, use, rect, polygon, polyline, line, circle');
+    const marks = [...s.querySelectorAll('path, polygon, polyline')].filter(m => {
+        const b = m.getBBox(); return b.width > 5 && b.height > 5; });
+    const box = s.getBBox();
+    return {count: shapes.length, marks: marks.length, width: box.width, height: box.height};
+}"""
 OPTIONS = {"samples": 8, "replicates": 2, "executor": ExecutorSpec(workers=1), "stock_runs": 8}
 
 
@@ -102,8 +109,9 @@ def test_report_loads_offline_without_errors_and_draws_every_chart(browser, repo
             assert svg.count() == 1, chart.get_attribute("data-chart")
             box = svg.bounding_box()
             assert box is not None and box["width"] > 200 and box["height"] > 100
-            drawn = svg.evaluate("s => s.querySelectorAll('path, use, rect').length")
-            assert drawn > 10, chart.get_attribute("data-chart")
+            shapes = svg.evaluate(SHAPES)
+            assert shapes["count"] > 10 and shapes["marks"] >= 2 and shapes["width"] > 100 and shapes["height"] > 50, (
+                chart.get_attribute("data-chart"), shapes)
         headings = visit.page.locator("h2").all_inner_texts()
         assert headings[:2] == ["What the model expects", "How the numbers change over time"]
         ARTIFACTS.mkdir(exist_ok=True)

@@ -173,6 +173,14 @@ def label(name: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def strata_title(outcome: OutcomeSummary, shown: int) -> str:
+    """'Returned by origin: the 6 largest by origin', or '... by cohort' when every stratum is shown."""
+    if not outcome.by:
+        return label(outcome.name)
+    which = "" if shown == len(outcome.fans) else f"the {shown} largest "
+    return f"{label(outcome.name)}: {which}by {', '.join(outcome.by)}"
+
+
 def policy_label(scenario: Scenario, strengths: Mapping[str, float]) -> str:
     """'Border and intelligence + Military pressure (strength 0.5)': strengths shown where not the default."""
     return " + ".join(

@@ -30,6 +30,7 @@ from aftermath.report.content import (
     PolicyEffect,
     SankeyData,
     label,
+    strata_title,
 )
 from aftermath.report.numbers import rounded
 
@@ -110,7 +111,7 @@ def fan_picture(
         _observations_on(axes[0][0], observations, fit_until, outcome.fans[""])
     figure.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower left", fontsize=7.5, frameon=False,
                   ncols=5)
-    title = label(outcome.name) + (f": the {panels} largest by {', '.join(outcome.by)}" if outcome.by else "")
+    title = strata_title(outcome, panels)
     figure.suptitle(plain(title), x=0.01, ha="left", fontsize=10, fontweight="bold")
     return Picture(f"fan-{outcome.name}", title, figure)
 

@@ -24,6 +24,7 @@ from aftermath.report.numbers import band_text, rounded
 from aftermath.scenario.describe import ParameterRow, citations, parameter_rows
 from aftermath.scenario.schema import month_label
 
+MAX_INLINE_SOURCES = 3
 CSS = """
 :root { --ink: #1d2733; --muted: #5c6b7a; --line: #dfe4ea; --accent: #2f6690; --bad: #d1495b; }
 * { box-sizing: border-box; }
@@ -64,6 +65,10 @@ dl.meta dd { margin: 0; font-family: ui-monospace, "DejaVu Sans Mono", monospace
 .cite { font-size: 0.85em; color: #3d4b59; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(430px, 1fr)); gap: 4px 18px; }
 .grid .wide { grid-column: 1 / -1; }
+table.provenance { table-layout: fixed; }
+table.provenance th:nth-child(1) { width: 24%; } table.provenance th:nth-child(2) { width: 15%; }
+table.provenance th:nth-child(3) { width: 10%; } table.provenance th:nth-child(4) { width: 12%; }
+table.provenance td { overflow-wrap: anywhere; }
 details summary { cursor: pointer; color: var(--accent); margin: 6px 0; }
 @media print { nav { display: none; } section { break-inside: avoid-page; } }
 """
@@ -87,13 +92,15 @@ def band_cell(band: Band, sign: bool = False) -> str:
     return f'<td class="num"><b>{esc(middle)}</b><small>{esc(spread)}</small></td>'
 
 
-def table(head: Sequence[str], rows: Iterable[str], sticky: bool = False, numeric_from: int = 1) -> str:
+def table(head: Sequence[str], rows: Iterable[str], sticky: bool = False, numeric_from: int = 1,
+          kind: str = "") -> str:
     cells = "".join(
         f'<th{" class=num" if i >= numeric_from else ""}>{esc(h)}</th>' for i, h in enumerate(head)
     )
     body = "".join(f"<tr>{row}</tr>" for row in rows)
-    return f'<div class="scroll"><table{" class=sticky" if sticky else ""}><thead><tr>{cells}</tr></thead>' \
-           f"<tbody>{body}</tbody></table></div>"
+    classes = " ".join(c for c in ("sticky" if sticky else "", kind) if c)
+    return f'<div class="scroll"><table{f" class={chr(34)}{classes}{chr(34)}" if classes else ""}><thead><tr>' \
+           f"{cells}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def figure(svg: str, caption: str, name: str) -> str:
@@ -277,19 +284,23 @@ def provenance(content: ReportContent) -> str:
     sources = "".join(f"<li><b>{esc(sid)}</b>: {esc(text)}</li>" for sid, text in cited.items())
     head = ["Parameter", "Value", "Unit", "Range", "Source"]
     return section("sources", "Where each number comes from",
-                   f'<p class="caption">{esc(caption)}</p>' + table(head, rows, numeric_from=1)
+                   f'<p class="caption">{esc(caption)}</p>'
+                   + table(head, rows, numeric_from=len(head), kind="provenance")
                    + f"<h3>Sources</h3><ul class=cite>{sources}</ul>")
 
 
 def _parameter_row(row: ParameterRow, cited: dict[str, str]) -> str:
     sources = "".join(f"<div class=cite><b>{esc(s)}</b>: {esc(cited.get(s, 'citation not found'))}</div>"
                       for s in row.sources)
+    if len(row.sources) > MAX_INLINE_SOURCES:
+        sources = (f"<details><summary>{len(row.sources)} sources: {esc(', '.join(row.sources))}</summary>"
+                   f"{sources}</details>")
     if row.assumption:
         sources += f"<div class=cite><b>Assumption:</b> {esc(row.assumption)}</div>"
     return (
         f"<td>{esc(label(row.name))}<small>{esc(row.description)}</small></td>"
-        f'<td class="num">{esc(row.value)}<small>{esc(row.uncertainty)}</small></td><td>{esc(row.unit)}</td>'
-        f'<td class="num">{esc(f"{row.low:.3g} to {row.high:.3g}")}</td><td>{sources}</td>'
+        f"<td>{esc(row.value)}<small>{esc(row.uncertainty)}</small></td><td>{esc(row.unit)}</td>"
+        f'<td>{esc(f"{row.low:.3g} to {row.high:.3g}")}</td><td>{sources}</td>'
     )
 
 

@@ -11,7 +11,7 @@ from html import escape
 
 import numpy as np
 
-from aftermath.report.content import Fan, ObservationRow, OutcomeSummary, label
+from aftermath.report.content import Fan, ObservationRow, OutcomeSummary, strata_title
 from aftermath.report.numbers import rounded
 
 FAN = "#2f6690"
@@ -160,7 +160,7 @@ def fan_svg(outcome: OutcomeSummary, observations: Sequence[ObservationRow], fit
     gap = 0 if columns == 1 else 46
     height = MARGIN_TOP + rows * panel_height + (rows - 1) * gap + MARGIN_BOTTOM + (16 if columns > 1 else 0)
     panel_width = (width - MARGIN_LEFT - MARGIN_RIGHT - (columns - 1) * (MARGIN_LEFT + 10)) / columns
-    title = label(outcome.name) + (f": the {len(keys)} largest by {', '.join(outcome.by)}" if outcome.by else "")
+    title = strata_title(outcome, len(keys))
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" font-size="11" '
              f'font-family="system-ui, DejaVu Sans, sans-serif" fill="{INK}">',
              f'<text x="6" y="18" font-size="13" font-weight="bold">{esc(title)}</text>']
