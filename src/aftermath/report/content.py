@@ -497,15 +497,23 @@ def charted_outcomes(content: ReportContent) -> list[OutcomeSummary]:
 
 
 def changed_outcomes(content: ReportContent, limit: int | None = None) -> list[str]:
-    """Main outcomes that some policy changes, largest relative change (of the median, at the end) first."""
+    """Main outcomes that some policy changes. Ranked by relative change of the median at the last key date,
+    taking each policy's largest changes in turn, so that every policy's main effects are among the first."""
     final = content.key_dates[-1]
-    sizes = {}
-    for outcome in main_outcomes(content):
-        if any(np.any(e.differences[outcome.name].values != 0) for e in content.policies):
-            scale = max(abs(outcome.fans[""].at(final).median), 1e-9)
-            sizes[outcome.name] = max(abs(e.differences[outcome.name].at(final).median) / scale
-                                      for e in content.policies)
-    ranked = sorted(sizes, key=lambda name: -sizes[name])
+    rankings = []
+    for effect in content.policies:
+        sizes = {}
+        for outcome in main_outcomes(content):
+            difference = effect.differences[outcome.name]
+            if np.any(difference.values != 0):
+                scale = max(abs(outcome.fans[""].at(final).median), 1e-9)
+                sizes[outcome.name] = abs(difference.at(final).median) / scale
+        rankings.append(sorted(sizes, key=lambda name: -sizes[name]))
+    ranked: list[str] = []
+    for position in range(max((len(r) for r in rankings), default=0)):
+        for ranking in rankings:
+            if position < len(ranking) and ranking[position] not in ranked:
+                ranked.append(ranking[position])
     return ranked[:limit] if limit else ranked
 
 
