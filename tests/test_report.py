@@ -14,7 +14,7 @@ from aftermath import compile_model, load_scenario, parse_scenario
 from aftermath.experiments import ExecutorSpec, design_experiment, read_scenario, run_experiment, run_stored
 from aftermath.report import build
 from aftermath.report.build import build_report, collect, collect_stored
-from aftermath.report.content import QUANTILES, observation_rows, pathway
+from aftermath.report.content import QUANTILES, observation_rows, origin_regions, pathway
 from aftermath.report.html import script_json
 from aftermath.report.numbers import rounded, signed
 from aftermath.scenario.loader import resolve_scenario_path
@@ -99,6 +99,18 @@ def test_compartments_sharing_a_prefix_form_one_pathway() -> None:
     scenario = parse_scenario(text.replace("returned", "home_returned").replace("detained", "home_detained"))
     assert pathway(scenario, "home_returned") == pathway(scenario, "home_detained") == "Home"
     assert pathway(scenario, "in_theatre") == "In theatre"
+
+
+def test_regions_come_from_outcomes_that_partition_the_origins() -> None:
+    data = YAML(typ="safe").load(resolve_scenario_path("competing_exits").read_text(encoding="utf-8"))
+    data["outcomes"]["returned_eu"] = {"expr": "returned", "select": {"origin": ["FR", "BE"]},
+                                       "description": "Returnees to two EU states."}
+    data["outcomes"]["returned_north"] = {"expr": "returned", "select": {"origin": ["GB", "DE"]}}
+    data["outcomes"]["returned_west"] = {"expr": "returned", "select": {"origin": ["FR", "GB"]}}
+    regions = origin_regions(parse_scenario(json.dumps(data, default=str)))
+    assert regions == {"EU": ["FR", "BE"], "North": ["GB", "DE"]}
+    del data["outcomes"]["returned_north"]
+    assert origin_regions(parse_scenario(json.dumps(data, default=str))) == {}
 
 
 def test_observations_split_fitted_and_later(experiment_and_content) -> None:
