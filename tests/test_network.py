@@ -292,6 +292,20 @@ def test_same_seed_same_arrays_and_independent_of_batching():
     assert not np.array_equal(whole["network_ties"].values, other["network_ties"].values)
 
 
+def test_per_run_parameter_values_reach_the_network():
+    """Sampled parameters (one value per run) drive the network like any other rate."""
+    data = network_scenario()
+    for name, share in (("politics", 0.5), ("policing", 0.5)):
+        data["parameters"][f"end_{name}"] = {"unit": "fraction", "value": share, **FIXED}
+    data["network"]["dynamics"]["endings"] = {k: f"end_{k}" for k in ("politics", "policing")}
+    model = compile_model(scenario_from(data))
+    rows = {"dissolution": np.array([0.0, 5.0, 0.0]), "end_politics": np.array([0.2, 0.5, 0.9])}
+    for engine in ("stochastic", "deterministic"):
+        result = simulate(model, replicates=3, seed=1, engine=engine, parameters=rows)  # type: ignore[arg-type]
+        ties = result["network_ties"].isel(time=-1).sum("tie").values
+        assert ties[1] < ties[0] and ties[1] < ties[2], engine
+
+
 # --- directions ---------------------------------------------------------------------------------
 
 

@@ -151,8 +151,8 @@ class NetworkCoupling:
         if step >= self.tables.dynamics_from:
             dynamics = self.dynamics
             ratio = scalar(parameters, dynamics["ally_hazard_ratio"])
-            shares = (np.concatenate([scalar(parameters, name) for name in self.endings], axis=1)
-                      if self.endings else np.ones((1, 1)))
+            columns = [scalar(parameters, name) for name in self.endings] or [np.ones((1, 1))]
+            shares = np.concatenate(np.broadcast_arrays(*columns), axis=1)  # some may vary by replicate
             terminate(state, step, dt, scalar(parameters, dynamics["termination"]), ratio, shares)
             dissolve(state, step, dt, scalar(parameters, dynamics["dissolution"]))
             form(self.tables, state, step, dt, scalar(parameters, dynamics["formation"]), state.exposed["capacity"])
