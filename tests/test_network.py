@@ -564,3 +564,23 @@ def test_a_group_that_pledges_to_a_rival_camp_leaves_its_old_allies(engine):
     assert (tie(result, "hub", "free").sel(time=after).values == 1).all()
     assert (tie(result, "hub", "gx").sel(time=after).values == 1).all()  # the hub keeps its provinces
     assert (tie(result, "rival", "rival_ally").sel(time=after).values == 1).all()
+
+
+def test_the_default_scenario_answers_the_khorasan_question():
+    """The record to 2017 (8 provinces of A01-A04), then: cut IS Khorasan's tie in January 2018."""
+    scenario = load_scenario()
+    base = simulate(compile_model(scenario), replicates=1, engine="deterministic", keep_compartments=False)
+    cut = simulate(compile_model(scenario, overrides={"khorasan_tie_cut": 1.0}), replicates=1,
+                   engine="deterministic", keep_compartments=False)
+    assert base["network_provinces"].sel(time=month("2017-12")).item() == 8
+    assert tie(base, "is_core", "is_khorasan").sel(time=month("2014-12")).item() == 0  # before A02
+    assert tie(cut, "is_core", "is_khorasan").sel(time=month("2018-01")).item() == 0
+    window = base["time"] <= month("2017-12")
+    np.testing.assert_array_equal(base["arrivals_afpak"].where(window, drop=True),
+                                  cut["arrivals_afpak"].where(window, drop=True))
+
+    def after_2018(data, outcome):
+        return data[outcome].sel(time=month("2022-12")).item() - data[outcome].sel(time=month("2018-01")).item()
+
+    assert after_2018(cut, "arrivals_afpak") < 0.5 * after_2018(base, "arrivals_afpak")
+    assert after_2018(cut, "arrivals_libya") > after_2018(base, "arrivals_libya")
