@@ -94,23 +94,31 @@ def test_map_and_country_table_are_the_same_runs(experiment_and_content) -> None
     assert 0.9 * 1910 - 1 <= departed.low <= departed.median <= departed.high <= 1.1 * 1910 + 1
 
 
-def test_compartments_sharing_a_prefix_form_one_pathway() -> None:
-    text = resolve_scenario_path("competing_exits").read_text(encoding="utf-8")
-    scenario = parse_scenario(text.replace("returned", "home_returned").replace("detained", "home_detained"))
-    assert pathway(scenario, "home_returned") == pathway(scenario, "home_detained") == "Home"
-    assert pathway(scenario, "in_theatre") == "In theatre"
-
-
-def test_regions_come_from_outcomes_that_partition_the_origins() -> None:
+def grouped_scenario_text() -> str:
+    """competing_exits with its origins in regions and the two ways home as one pathway."""
     data = YAML(typ="safe").load(resolve_scenario_path("competing_exits").read_text(encoding="utf-8"))
-    data["outcomes"]["returned_eu"] = {"expr": "returned", "select": {"origin": ["FR", "BE"]},
-                                       "description": "Returnees to two EU states."}
-    data["outcomes"]["returned_north"] = {"expr": "returned", "select": {"origin": ["GB", "DE"]}}
-    data["outcomes"]["returned_west"] = {"expr": "returned", "select": {"origin": ["FR", "GB"]}}
-    regions = origin_regions(parse_scenario(json.dumps(data, default=str)))
-    assert regions == {"EU": ["FR", "BE"], "North": ["GB", "DE"]}
-    del data["outcomes"]["returned_north"]
-    assert origin_regions(parse_scenario(json.dumps(data, default=str))) == {}
+    data["groups"] = {"origin": {"Western Europe": ["FR", "BE"], "North": ["GB"]}}
+    data["compartments"]["returned"]["pathway"] = "left theatre"
+    data["compartments"]["detained"]["pathway"] = "left theatre"
+    return json.dumps(data, default=str)
+
+
+def test_declared_regions_and_pathways_shape_the_map(tmp_path: Path) -> None:
+    scenario = parse_scenario(grouped_scenario_text())
+    assert origin_regions(scenario) == {"Western Europe": ["FR", "BE"], "North": ["GB"], "Other origins": ["DE"]}
+    assert pathway(scenario, "returned") == pathway(scenario, "detained") == "Left theatre"
+    source = tmp_path / "grouped.yaml"
+    source.write_text(grouped_scenario_text(), encoding="utf-8")
+    content = collect(source, samples=6, replicates=1, executor=SERIAL, stock_runs=6)
+    sankey = content.sankey
+    layers = {column: [n for n, c in zip(sankey.nodes, sankey.columns, strict=True) if c == column]
+              for column in (0, 1, 2)}
+    assert layers == {0: ["Western Europe", "North", "Other origins"],
+                      1: ["In theatre", "Killed", "Left theatre"], 2: ["Returned", "Detained"]}
+    leaving = sum(v for _, b, v in sankey.links if sankey.nodes[b] == "Left theatre")
+    assert leaving == pytest.approx(sum(v for a, _, v in sankey.links if sankey.columns[a] == 1))
+    assert content.countries.columns == ["Departed (all followed)", "In theatre", "Killed",
+                                         "Left theatre: returned", "Left theatre: detained"]
 
 
 def test_observations_split_fitted_and_later(experiment_and_content) -> None:

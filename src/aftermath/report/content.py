@@ -7,7 +7,6 @@ number of replicates.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +24,8 @@ QUANTILES = (LOW, 0.25, 0.5, 0.75, HIGH)
 ORIGIN_DIM = "origin"
 MAX_SANKEY_ORIGINS = 11
 MAX_POLICY_PANELS = 12
+MAX_SPLIT = 3
+"""Pathways of at most this many compartments get one country-table column per compartment."""
 BLOCK_BYTES = 64_000_000
 
 
@@ -235,35 +236,35 @@ def entry_dims(scenario: Scenario) -> set[str]:
 
 
 def pathway(scenario: Scenario, name: str) -> str:
-    """The pathway a compartment belongs to: compartments named PREFIX_x, when two or more of the
-    followed ones share PREFIX (affiliate_libya, affiliate_yemen), form the pathway PREFIX; others stand alone."""
-    prefix = name.split("_", 1)[0]
-    shared = [n for n in fighter_compartments(scenario) if "_" in n and n.split("_", 1)[0] == prefix]
-    return label(prefix) if "_" in name and len(shared) > 1 else label(name)
+    """The pathway a compartment belongs to: its declared `pathway`, else its own name."""
+    declared = scenario.compartments[name].pathway
+    return label(declared) if declared else label(name)
+
+
+def pathway_members(scenario: Scenario) -> dict[str, list[str]]:
+    """Followed compartments by pathway, in the file's order."""
+    members: dict[str, list[str]] = {}
+    for name in fighter_compartments(scenario):
+        members.setdefault(pathway(scenario, name), []).append(name)
+    return members
+
+
+def member_label(names: Sequence[str], name: str) -> str:
+    """A compartment's label within its pathway, without the prefix its members share
+    (affiliate_libya among affiliate_* -> 'Libya')."""
+    words = [n.split("_") for n in names]
+    shared = 0
+    while len(names) > 1 and all(len(w) > shared + 1 and w[shared] == words[0][shared] for w in words):
+        shared += 1
+    return label("_".join(name.split("_")[shared:]))
 
 
 def origin_regions(scenario: Scenario) -> dict[str, list[str]]:
-    """Regions of origins, as the scenario's own outcomes draw them: when outcomes of one family (returned_eu,
-    returned_fsu, ...) select disjoint groups of origins that together cover every origin, each group is a
-    region named by the outcome's last word (spelt as its description spells it; short words are taken
-    for acronyms). Empty when the outcomes draw no such partition."""
-    origins = scenario.dimensions.get(ORIGIN_DIM, [])
-    families: dict[str, dict[str, list[str]]] = {}
-    for name, outcome in scenario.outcomes.items():
-        chosen = outcome.select.get(ORIGIN_DIM, [])
-        if "_" in name and len(chosen) > 1:
-            family, word = name.rsplit("_", 1)
-            spelt = re.search(rf"\b{re.escape(word)}\b", outcome.description, re.IGNORECASE)
-            region = spelt.group(0) if spelt else word.upper() if len(word) <= 4 else label(word)
-            families.setdefault(family, {})[region] = list(chosen)
-    for groups in families.values():
-        taken: dict[str, list[str]] = {}
-        for region, members in sorted(groups.items(), key=lambda item: -len(item[1])):
-            if not set(members) & {o for m in taken.values() for o in m}:
-                taken[region] = members
-        if sorted(o for m in taken.values() for o in m) == sorted(origins):
-            return taken
-    return {}
+    """The scenario's groups of origins (its `groups: {origin: ...}`); origins in no group form 'Other origins'."""
+    declared = {group: list(labels) for group, labels in scenario.groups.get(ORIGIN_DIM, {}).items()}
+    grouped = {o for labels in declared.values() for o in labels}
+    rest = [o for o in scenario.dimensions.get(ORIGIN_DIM, []) if o not in grouped]
+    return {**declared, "Other origins": rest} if declared and rest else declared
 
 
 @dataclass
@@ -326,14 +327,12 @@ def sankey_data(scenario: Scenario, stocks: Stocks) -> SankeyData | None:
 
     for source in order:
         node(0, source)
-    members: dict[str, list[str]] = {}
-    for name in arrays:
-        members.setdefault(pathway(scenario, name), []).append(name)
+    members = pathway_members(scenario)
     weights: dict[tuple[int, int], float] = {}
     for name, values in arrays.items():
         path = pathway(scenario, name)
         per_origin = values.reshape(len(origins), -1)
-        destinations = _destinations(scenario, name, stocks.destination_dims[name], len(members[path]) > 1)
+        destinations = _destinations(scenario, name, stocks.destination_dims[name], members[path])
         for i, source in enumerate(sources):
             amount = float(per_origin[i].sum())
             if amount > 0:
@@ -349,11 +348,11 @@ def sankey_data(scenario: Scenario, stocks: Stocks) -> SankeyData | None:
     return SankeyData(stocks.date, nodes, columns, links, regions)
 
 
-def _destinations(scenario: Scenario, name: str, dims: tuple[str, ...], grouped: bool) -> list[str]:
+def _destinations(scenario: Scenario, name: str, dims: tuple[str, ...], members: list[str]) -> list[str]:
     """Destination labels of a compartment's cells (flattened), or [] when it is its own end point."""
     strata = [" / ".join(combo) for combo in _label_product([scenario.dimensions[d] for d in dims])]
-    if grouped:
-        own = label(name.split("_", 1)[1])
+    if len(members) > 1:
+        own = member_label(members, name)
         return [own + (f": {s}" if s else "") for s in strata]
     return strata if dims else []
 
@@ -366,14 +365,17 @@ def _label_product(lists: list[list[str]]) -> list[tuple[str, ...]]:
 
 
 def country_table(scenario: Scenario, stocks: Stocks) -> CountryTable | None:
-    """Per origin: all who went, then each pathway, as bands at the stocks' date."""
+    """Per origin: all who went, then each pathway (small pathways by type, e.g. returnees), as bands."""
     if ORIGIN_DIM not in scenario.dimensions:
         return None
     arrays = stocks.joined()
+    members = pathway_members(scenario)
     columns: dict[str, np.ndarray] = {}
     for name, values in arrays.items():
         per_origin = values.reshape(*values.shape[:2], -1).sum(axis=2)
         path = pathway(scenario, name)
+        if 1 < len(members[path]) <= MAX_SPLIT:
+            path = f"{path}: {member_label(members[path], name).lower()}"
         columns[path] = columns.get(path, 0) + per_origin
     total = sum(columns.values())
     origins = scenario.dimensions[ORIGIN_DIM]
