@@ -39,7 +39,8 @@ def assert_identical(first, second) -> None:
     for label, dataset in first.arms.items():
         assert np.array_equal(dataset["replicate"].values, second.arms[label]["replicate"].values)
         for name in first.series:
-            assert np.array_equal(dataset[name].values, second.arms[label][name].values), (label, name)
+            assert np.array_equal(dataset[name].values, second.arms[label][name].values, equal_nan=True), (
+                label, name)
 
 
 @pytest.mark.slow

@@ -48,7 +48,7 @@ def test_a_stored_run_reads_back_exactly_as_it_ran(stored, experiment) -> None:
     assert list(stored.result.arms) == ["baseline", POLICY]
     for label, dataset in memory.arms.items():
         for name in memory.series:
-            assert np.array_equal(dataset[name].values, stored.result.arms[label][name].values), (label, name)
+            assert np.array_equal(dataset[name].values, stored.result.arms[label][name].values, equal_nan=True)
     listed = store.runs().iloc[0]
     assert (listed.run_id, listed.status, listed.stored, listed.members) == (run_id, "done", 12, 12)
     with duckdb.connect(str(store.path), read_only=True) as db:

@@ -150,7 +150,7 @@ class DaskExecutor:
         try:
             if address == "local":
                 self.cluster = LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                     silence_logs=logging.ERROR,
                 )
                 self.client = Client(self.cluster)
