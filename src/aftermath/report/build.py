@@ -42,7 +42,7 @@ def _fans(content: ReportContent) -> list[tuple[OutcomeSummary, list[Observation
     """Every outcome drawn over time, with the recorded figures to draw on it."""
     drawn = [(o, [row for row in content.observations if row.outcome == o.name]) for o in charted_outcomes(content)]
     if content.network is not None:
-        drawn.append((OutcomeSummary("network_provinces", "", (), {"": content.network.provinces}), []))
+        drawn.append((OutcomeSummary("active_provinces", "", (), {"": content.network.provinces}), []))
     return drawn
 
 

@@ -260,7 +260,9 @@ def network_picture(data: NetworkContent) -> Picture:
     for _, graph in data.graphs:
         union.add_nodes_from(graph.nodes(data=True))
         union.add_edges_from((a, b) for a, b, kind in graph.edges(data="type") if kind != "rivalry")
-    position = nx.spring_layout(union, seed=7, k=1.6 / max(np.sqrt(union.number_of_nodes()), 1))
+    position = nx.kamada_kawai_layout(union) if union.number_of_nodes() > 2 else nx.circular_layout(union)
+    kinds = sorted({str(kind) for _, g in data.graphs for _, _, kind in g.edges(data="type") if kind != "rivalry"})
+    tie_colors = {kind: PALETTE[(i + 3) % len(PALETTE)] for i, kind in enumerate(kinds)}
     families = sorted({str(union.nodes[n].get("family", "")) for n in union.nodes})
     colors = {family: PALETTE[i % len(PALETTE)] for i, family in enumerate(families)}
     panels = len(data.graphs)
@@ -279,7 +281,8 @@ def network_picture(data: NetworkContent) -> Picture:
                 ax.plot([xa, xb], [ya, yb], color=LATER, linewidth=0.8, linestyle=(0, (3, 2)), alpha=0.6)
             else:
                 share = float(attributes.get("probability", 1.0))
-                ax.plot([xa, xb], [ya, yb], color=INK, linewidth=0.4 + 2.2 * share, alpha=0.15 + 0.7 * share)
+                ax.plot([xa, xb], [ya, yb], color=tie_colors[str(attributes.get("type"))], linewidth=0.4 + 2.2 * share,
+                        alpha=0.15 + 0.7 * share)
         for node, attributes in graph.nodes(data=True):
             x, y = position[node]
             active = float(attributes.get("active", 1.0))
@@ -293,8 +296,9 @@ def network_picture(data: NetworkContent) -> Picture:
         axes[k // columns][k % columns].set_visible(False)
     handles = [Line2D([], [], marker="o", linestyle="", color=colors[f], label=plain(label(f) or "groups"))
                for f in families]
+    handles += [Line2D([], [], color=tie_colors[k], linewidth=2, label=plain(k)) for k in kinds]
     handles.append(Line2D([], [], color=LATER, linestyle=(0, (3, 2)), label="rivalry"))
-    figure.legend(handles=handles, loc="outside lower left", ncols=min(len(handles), 5), fontsize=7.5, frameon=False)
+    figure.legend(handles=handles, loc="outside lower left", ncols=min(len(handles), 6), fontsize=7.5, frameon=False)
     title = "The alliance network"
     figure.suptitle(title, x=0.01, ha="left", fontsize=10, fontweight="bold")
     return Picture("alliance-network", title, figure)

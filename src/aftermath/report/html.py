@@ -63,7 +63,7 @@ dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; 
 dl.meta dt { color: var(--muted); }
 dl.meta dd { margin: 0; font-family: ui-monospace, "DejaVu Sans Mono", monospace; word-break: break-all; }
 .cite { font-size: 0.85em; color: #3d4b59; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(430px, 1fr)); gap: 4px 18px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(430px, 1fr)); gap: 4px 18px; }
 .grid .wide { grid-column: 1 / -1; }
 table.provenance { table-layout: fixed; }
 table.provenance th:nth-child(1) { width: 24%; } table.provenance th:nth-child(2) { width: 15%; }
@@ -233,15 +233,16 @@ def network(content: ReportContent, svgs: dict[str, str]) -> str:
     if data is None:
         return ""
     caption = (
-        "The groups allied with the two hubs at each date. A line is drawn when the tie exists in at least one "
-        "run; the darker and thicker it is, the more runs hold it. Circles are sized by the group's strength; "
-        "faded circles are groups that had ended in most runs."
+        "The groups allied with the hubs at each date. A line is drawn when the tie exists in at least one "
+        "run; the darker and thicker it is, the more runs hold it; its colour is the kind of tie. Circles are "
+        "sized by the group's strength; faded circles are groups that had ended in most runs."
     )
     rows = [f"<td>{esc(label(text))}</td>" + "".join(band_cell(b) for b in bands) for text, bands in data.summary]
     return section("network", "The alliance network",
                    figure(svgs["alliance-network"], caption, "The alliance network")
-                   + figure(svgs["fan-network_provinces"], "Provinces: groups tied to the core as its provinces.",
-                            "Active provinces")
+                   + '<div class="grid">' + figure(svgs["fan-active_provinces"],
+                                                   "Provinces: groups tied to the core as its provinces.",
+                                                   "Active provinces") + "</div>"
                    + table(["", *data.dates], rows))
 
 
