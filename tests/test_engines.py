@@ -190,3 +190,19 @@ def test_parameter_batch_runs_each_row_with_its_own_values(competing_model):
         compile_model(competing_model.scenario, overrides={"death_hazard": 0.2}), replicates=1, engine="deterministic"
     )
     assert killed[2] == pytest.approx(float(single["killed_total"].isel(replicate=0, time=-1)))
+
+
+@pytest.mark.parametrize(("step", "months"), [("quarter", 3), ("year", 12)])
+def test_quarterly_and_yearly_steps_run_and_summarise(step, months):
+    from aftermath.summary import bands, key_dates
+
+    data = cohort_scenario(time={"start": "2015-01", "end": "2017-01", "step": step})
+    data["events"] = []
+    data["flows"][0]["rate"] = "leave * where(t >= 12, 2, 1)"
+    scenario = scenario_from(data)
+    result = simulate(compile_model(scenario), replicates=1, engine="deterministic")
+    assert result.sizes["time"] == 24 // months + 1
+    total = result["active"].sum("origin") + result["gone"].sum("origin") + result["home"]
+    np.testing.assert_allclose(total, total.isel(time=0) + result["entered"] - result["exited"])
+    table = bands(result, key_dates(scenario))
+    assert set(table["date"]) <= {str(t)[:7] for t in result["time"].values}

@@ -36,8 +36,9 @@ def bands(
     wanted = list(outcomes) if outcomes is not None else outcome_names(dataset)
     times = dataset["time"].values
     if dates is not None:
-        chosen = np.array([np.datetime64(month_label(parse_month(d)), "M") for d in dates])
-        times = chosen.astype(times.dtype)
+        chosen = np.array([np.datetime64(month_label(parse_month(d)), "M") for d in dates]).astype(times.dtype)
+        # A date between two steps (quarterly or yearly runs) shows the last step on or before it.
+        times = np.unique(dataset["time"].sel(time=chosen, method="pad").values)
     for name in wanted:
         data = dataset[name].sel(time=times)
         quantiles = data.quantile([LOW, 0.5, HIGH], dim="replicate")

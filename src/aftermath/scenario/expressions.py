@@ -220,6 +220,13 @@ def _is_zero(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and node.value == 0
 
 
+def _is_months_against_literal(a: ast.AST, b: ast.AST) -> bool:
+    """`t >= 12`: t is months since the start, so a number compared with it is a number of months."""
+    pair = {type(a), type(b)}
+    names = [n.id for n in (a, b) if isinstance(n, ast.Name)]
+    return pair == {ast.Name, ast.Constant} and names == ["t"]
+
+
 def _same(a: Unit, b: Unit, what: str, nodes: tuple[ast.AST, ast.AST]) -> Unit:
     # A literal 0 fits any unit: max(rate, 0) is meaningful.
     if _is_zero(nodes[0]):
@@ -261,6 +268,8 @@ def _unit(node: ast.AST, symbols: Mapping[str, Symbol]) -> Unit:
     if isinstance(node, ast.Compare):
         values = [node.left, *node.comparators]
         for a, b in itertools.pairwise(values):
+            if _is_months_against_literal(a, b):
+                continue
             _same(_unit(a, symbols), _unit(b, symbols), f"'{ast.unparse(node)}'", (a, b))
         return DIMENSIONLESS
     if isinstance(node, ast.BoolOp):

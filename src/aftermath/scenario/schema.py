@@ -33,7 +33,15 @@ def month_label(index: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
+def _not_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is not a number")
+    return value
+
+
 Month = Annotated[int, BeforeValidator(parse_month)]
+Number = Annotated[float, BeforeValidator(_not_boolean)]
+"""A float that refuses YAML's true/false (which pydantic would read as 1 and 0)."""
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
 Text = Annotated[str, Field(max_length=20_000)]
 
@@ -58,17 +66,11 @@ class TimeAxis(Strict):
     end: Month
     step: Literal["month", "quarter", "year"] = "month"
 
-    @model_validator(mode="after")
-    def _ordered(self) -> TimeAxis:
-        if self.end <= self.start:
-            raise ValueError("time.end must come after time.start")
-        return self
-
 
 class Compartment(Provenance):
     description: Text = ""
     dims: list[Name] = []
-    initial: float | str | dict[str, Any] = 0.0
+    initial: Number | str | dict[str, Any] = 0.0
     pathway: Annotated[str, Field(max_length=80)] | None = None
     """A plain-language group of compartments for reports (e.g. 'returned' for three returnee types)."""
 
@@ -82,7 +84,7 @@ class Flow(Strict):
     name: Name
     from_: Name = Field(alias="from")
     to: Name
-    rate: str | float
+    rate: str | Number
     description: Text = ""
 
 
@@ -90,15 +92,15 @@ class Distribution(Strict):
     """Uncertainty of a parameter; with `relative: true` it multiplies the value(s)."""
 
     type: Literal["uniform", "triangular", "normal", "lognormal", "beta"]
-    low: float | None = None
-    high: float | None = None
-    mode: float | None = None
-    mean: float | None = None
-    sd: float | None = Field(default=None, gt=0)
-    median: float | None = Field(default=None, gt=0)
-    sigma: float | None = Field(default=None, gt=0)
-    alpha: float | None = Field(default=None, gt=0)
-    beta: float | None = Field(default=None, gt=0)
+    low: Number | None = None
+    high: Number | None = None
+    mode: Number | None = None
+    mean: Number | None = None
+    sd: Number | None = Field(default=None, gt=0)
+    median: Number | None = Field(default=None, gt=0)
+    sigma: Number | None = Field(default=None, gt=0)
+    alpha: Number | None = Field(default=None, gt=0)
+    beta: Number | None = Field(default=None, gt=0)
     relative: bool = False
 
     _REQUIRED = {
@@ -135,8 +137,8 @@ class Parameter(Provenance):
     description: Text = ""
     unit: str
     dims: list[Name] = []
-    value: float | dict[str, Any]
-    default: float | None = None
+    value: Number | dict[str, Any]
+    default: Number | None = None
     distribution: Distribution | None = None
     fixed: Text | None = None
 
@@ -156,7 +158,7 @@ class Schedule(Provenance):
     description: Text = ""
     unit: str = "dimensionless"
     interpolation: Literal["step", "linear"] = "step"
-    points: dict[str, float] = Field(min_length=1)
+    points: dict[str, Number] = Field(min_length=1)
 
 
 class Event(Provenance):
@@ -164,7 +166,7 @@ class Event(Provenance):
     date: Month
     from_: Name = Field(alias="from")
     to: Name
-    fraction: str | float
+    fraction: str | Number
     description: Text = ""
 
 
@@ -176,9 +178,9 @@ class Effect(Strict):
 
     parameter: Name | None = None
     schedule: Name | None = None
-    multiply: float | None = None
-    add: float | None = None
-    set: float | None = None
+    multiply: Number | None = None
+    add: Number | None = None
+    set: Number | None = None
 
     @model_validator(mode="after")
     def _one_target_one_change(self) -> Effect:
@@ -202,8 +204,8 @@ class Intervention(Provenance):
     description: Text = ""
     start: Month
     end: Month | None = None
-    strength: float = Field(default=1.0, ge=0)
-    strength_range: tuple[float, float] = (0.0, 1.0)
+    strength: Number = Field(default=1.0, ge=0)
+    strength_range: tuple[Number, Number] = (0.0, 1.0)
     effects: list[Effect] = Field(min_length=1)
 
     @field_validator("strength_range")
@@ -216,7 +218,7 @@ class Intervention(Provenance):
 
 class Outcome(Strict):
     description: Text = ""
-    expr: str | float
+    expr: str | Number
     select: dict[Name, list[str]] = {}
     by: list[Name] = []
     cumulative: bool = False
@@ -225,9 +227,9 @@ class Outcome(Strict):
 class Observation(Strict):
     outcome: Name
     date: Month
-    value: float
-    low: float | None = None
-    high: float | None = None
+    value: Number
+    low: Number | None = None
+    high: Number | None = None
     source: str
     note: Text = ""
 

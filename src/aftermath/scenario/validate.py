@@ -45,6 +45,7 @@ MAX_PERSONS = 1e10
 
 def validate_scenario(scenario: Scenario) -> None:
     """Run every cross-field rule; raise the first ScenarioError found, in file order."""
+    _check_time(scenario)
     _check_dimensions(scenario)
     _check_unique_names(scenario)
     for index, month in enumerate(scenario.key_dates):
@@ -226,6 +227,29 @@ def _one_of(names: Any) -> str:
     names = list(names)
     more = f", ... ({len(names) - 20} more)" if len(names) > 20 else ""
     return f"one of: {', '.join(names[:20])}{more}" if names else "a name defined in the scenario (none are)"
+
+
+MAX_HORIZON_MONTHS = 1200
+
+
+def _check_time(scenario: Scenario) -> None:
+    time = scenario.time
+    if time.end <= time.start:
+        raise ScenarioError(
+            f"the end {month_label(time.end)} is not after the start {month_label(time.start)}", ("time", "end"),
+            expected=f"a month after {month_label(time.start)}",
+        )
+    if time.end - time.start > MAX_HORIZON_MONTHS:
+        raise ScenarioError(
+            f"the horizon is {time.end - time.start} months long", ("time", "end"),
+            expected=f"at most {MAX_HORIZON_MONTHS // 12} years after the start",
+        )
+    step = {"month": 1, "quarter": 3, "year": 12}[time.step]
+    if (time.end - time.start) % step:
+        raise ScenarioError(
+            f"the end is not a whole number of {time.step}s after the start", ("time", "end"),
+            expected=f"an end a multiple of {step} months after {month_label(time.start)}",
+        )
 
 
 def _check_dimensions(scenario: Scenario) -> None:
