@@ -30,14 +30,18 @@ REMAINDERS = {"EU_rest": 500, "Europe_rest": 500, "FSU_rest": 1000, "Asia_rest":
 """Assumed departures of the regional remainders by October 2017 (see origin_share in the scenario)."""
 BALANCE = "MENA_rest"
 """The remainder that takes what the others leave of the world's inflow."""
-SCALARS = ["leave_hazard", "death_hazard", "arrest_on_return", "detection_hazard", "local_recruitment_territorial"]
-PROPENSITY_GROUPS = {
-    **{origin: [origin] for origin in ["FR", "GB", "DE", "BE", "RU", "TN", "SA", "TR", "MA"]},
-    "EU_other": ["NL", "SE", "AT", "EU_rest"],
-}
-"""Origins whose return propensity is fitted: those with a national returnee count, and the other EU
-states together, whose returnees are what the EU totals (E03, E04, E09, E11) leave after the four
-largest (the others keep propensity 1)."""
+SCALARS = ["leave_hazard", "death_hazard", "arrest_on_return", "local_recruitment_territorial"]
+"""Scalars fitted. leave_hazard is the rate of the other EU states (NL, SE, AT, EU_rest: propensity 1),
+whose returnees are what the EU totals (E03, E04, E09, E11) leave after the four largest."""
+REPORTED = ["FR", "GB", "DE", "BE", "RU", "TN", "SA", "TR", "MA"]
+"""Origins with a national returnee count: each has its own propensity."""
+REFERENCE = ["NL", "SE", "AT", "EU_rest"]
+
+
+def propensity_groups(origins: list[str]) -> dict[str, list[str]]:
+    """Each reported origin alone, and every origin with no count together (held by the world total, G12)."""
+    unreported = [o for o in origins if o not in REPORTED and o not in REFERENCE]
+    return {**{origin: [origin] for origin in REPORTED}, "unreported": unreported}
 
 
 def in_sample(scenario: Scenario) -> list:
@@ -102,7 +106,7 @@ def calibrate_hazards(scenario: Scenario, fixed: dict[str, np.ndarray]) -> dict[
     observations = [o for o in in_sample(scenario) if not o.outcome.startswith("arrivals")]
     base = {name: float(values_of(scenario, name).reshape(-1)[0]) for name in SCALARS}
     propensity = values_of(scenario, "return_propensity").copy()
-    groups = [[origins.index(o) for o in members] for members in PROPENSITY_GROUPS.values()]
+    groups = [[origins.index(o) for o in members] for members in propensity_groups(origins).values()]
     start = np.log([*base.values(), *(propensity[group[0]] for group in groups)])
 
     def rows_for(points: np.ndarray) -> dict[str, np.ndarray]:
@@ -145,7 +149,7 @@ def main() -> None:
     print("origin_share:", {o: round(float(v), 4) for o, v in zip(origins, fixed["origin_share"][0], strict=True)})
     print("return_propensity:",
           {o: round(float(v), 2) for o, v in zip(origins, fixed["return_propensity"][0], strict=True)
-           if any(o in members for members in PROPENSITY_GROUPS.values())})
+           if o in REPORTED or o == "MENA_rest"})
     for name in SCALARS:
         print(f"{name}: {float(fixed[name][0]):.4g}")
     data = run(scenario, fixed)
