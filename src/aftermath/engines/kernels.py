@@ -270,3 +270,24 @@ def advance(
                     count = mean
                 moved[r, flow_offset[f] + i] = count
                 next_state[r, to_cells[flow_offset[f] + i]] += count
+
+
+@numba.njit(cache=True)
+def first_invalid(values: np.ndarray) -> np.int64:
+    """Flat index of the first value that is not a finite number >= 0 (NaN included), or -1."""
+    flat = values.reshape(-1)
+    for i in range(flat.size):
+        if not (flat[i] >= 0.0 and flat[i] < np.inf):
+            return i
+    return -1
+
+
+@numba.njit(cache=True)
+def reduce_columns(values: np.ndarray, indptr: np.ndarray, indices: np.ndarray, out: np.ndarray) -> None:
+    """out[r, k] = sum of values[r, indices[indptr[k]:indptr[k + 1]]]: a 0/1 sparse product, row by row."""
+    for r in range(values.shape[0]):
+        for k in range(indptr.shape[0] - 1):
+            total = 0.0
+            for j in range(indptr[k], indptr[k + 1]):
+                total += values[r, indices[j]]
+            out[r, k] = total

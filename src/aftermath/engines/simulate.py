@@ -14,7 +14,7 @@ import numba
 import numpy as np
 import xarray as xr
 
-from aftermath.engines.kernels import advance, binomial_array
+from aftermath.engines.kernels import advance, binomial_array, first_invalid, reduce_columns
 from aftermath.errors import ModelError
 from aftermath.model.compile import CompiledModel, Environment, stable_id
 
@@ -78,23 +78,31 @@ def kernel_tables(model: CompiledModel) -> KernelTables:
 
 
 @dataclass(frozen=True)
+class TermMatrix:
+    """A 0/1 matrix in compressed rows: row k sums the state (or moved) cells indices[indptr[k]:indptr[k+1]]."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        return len(self.indptr) - 1
+
+
+@dataclass(frozen=True)
 class OutcomeTables:
     """Each outcome term (a compartment or flow, its selection, summed down to the outcome's `by`
-    strata) as columns of a sparse 0/1 matrix, so one product per step reduces the whole state."""
+    strata) as rows of a sparse 0/1 matrix, so one pass per step reduces the whole state."""
 
-    from_state: object
-    """Sparse (state-term columns, cells): term values = from_state @ state."""
-    from_moved: object
-    """Sparse (flow-term columns, rate cells): term values = from_moved @ moved."""
+    from_state: TermMatrix
+    from_moved: TermMatrix
     columns: dict[tuple[str, str], tuple[str, int, tuple[int, ...]]]
-    """(outcome, term) -> ('state' or 'moved', first column, by-shape)."""
+    """(outcome, term) -> ('state' or 'moved', first row, by-shape)."""
 
 
 def outcome_tables(model: CompiledModel) -> OutcomeTables:
-    from scipy import sparse
-
     global_dims = list(model.dims)
-    entries: dict[str, tuple[list[int], list[int]]] = {"state": ([], []), "moved": ([], [])}
+    entries: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {"state": ([], []), "moved": ([], [])}
     widths = {"state": 0, "moved": 0}
     columns = {}
     flows = {f.name: f for f in model.flows}
@@ -107,23 +115,27 @@ def outcome_tables(model: CompiledModel) -> OutcomeTables:
             else:
                 source, flow = "moved", flows[term]
                 offset, shape = flow.rate_offset, model.aligned_shape(flow.context)
-            index = np.indices(shape).reshape(len(shape), int(np.prod(shape)))
+            index = np.indices(shape).reshape(len(shape), -1)
             selected = np.ones(index.shape[1], dtype=bool)
             for dim, labels in outcome.select.items():
                 selected &= np.isin(index[global_dims.index(dim)], labels)
             by_index = [index[global_dims.index(d)] for d in outcome.by]
-            column = np.ravel_multi_index(by_index, by_shape) if by_shape else np.zeros(index.shape[1], dtype=int)
-            rows, cols = entries[source]
-            rows.extend((widths[source] + column[selected]).tolist())
-            cols.extend((offset + np.flatnonzero(selected)).tolist())
+            row = np.ravel_multi_index(by_index, by_shape) if by_shape else np.zeros(index.shape[1], dtype=int)
+            rows, cells = entries[source]
+            rows.append(widths[source] + row[selected])
+            cells.append(offset + np.flatnonzero(selected))
             columns[(outcome.name, term)] = (source, widths[source], by_shape)
             widths[source] += int(np.prod(by_shape))
 
-    def matrix(source: str, width: int) -> object:
-        rows, cols = entries[source]
-        return sparse.csr_array((np.ones(len(rows)), (rows, cols)), shape=(widths[source], width))
+    def matrix(source: str) -> TermMatrix:
+        rows, cells = entries[source]
+        row = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        cell = np.concatenate(cells) if cells else np.zeros(0, np.int64)
+        order = np.argsort(row, kind="stable")
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=widths[source]))])
+        return TermMatrix(indptr.astype(np.int64), cell[order].astype(np.int64))
 
-    return OutcomeTables(matrix("state", model.cells), matrix("moved", model.rate_cells), columns)
+    return OutcomeTables(matrix("state"), matrix("moved"), columns)
 
 
 def parameter_batch(model: CompiledModel, values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -209,7 +221,7 @@ def simulate(
 
 def _block_size(model: CompiledModel, outcomes: OutcomeTables, keep_compartments: bool) -> int:
     """As many replicates per block as the recorded series fit in the memory budget."""
-    recorded = outcomes.from_state.shape[0] + outcomes.from_moved.shape[0] + (model.cells if keep_compartments else 0)
+    recorded = outcomes.from_state.rows + outcomes.from_moved.rows + (model.cells if keep_compartments else 0)
     per_replicate = 8 * (recorded * (model.steps + 1) + 2 * model.cells + 3 * model.rate_cells)
     return int(np.clip(RECORD_BUDGET_BYTES // max(per_replicate, 1), 16, 1024))
 
@@ -235,8 +247,8 @@ def _run_block(
     moved = np.zeros((replicates, model.rate_cells))
     steps = model.steps
     record = np.empty((steps + 1, replicates, model.cells)) if keep_compartments else None
-    state_terms = np.empty((steps + 1, replicates, outcomes.from_state.shape[0]))
-    moved_terms = np.zeros((steps + 1, replicates, outcomes.from_moved.shape[0]))
+    state_terms = np.empty((steps + 1, replicates, outcomes.from_state.rows))
+    moved_terms = np.zeros((steps + 1, replicates, outcomes.from_moved.rows))
     entered = np.zeros((steps + 1, replicates))
     exited = np.zeros((steps + 1, replicates))
     events_by_step: dict[int, list] = {}
@@ -253,7 +265,7 @@ def _run_block(
                 )
             if record is not None:
                 record[step] = state
-            state_terms[step] = (outcomes.from_state @ state.T).T
+            reduce_columns(state, outcomes.from_state.indptr, outcomes.from_state.indices, state_terms[step])
             for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
                 for name, value in coupling.record(coupling_state).items():
                     coupled_record.setdefault(name, []).append(value)
@@ -286,7 +298,7 @@ def _run_block(
                     coupling.update(coupling_state, step, environment, moved_by_flow)
             entered[step + 1] = entered[step] + moved[:, tables.source_cells].sum(axis=1)
             exited[step + 1] += exited[step] + moved[:, tables.sink_cells].sum(axis=1)
-            moved_terms[step + 1] = (outcomes.from_moved @ moved.T).T
+            reduce_columns(moved, outcomes.from_moved.indptr, outcomes.from_moved.indices, moved_terms[step + 1])
         result = {"__entered__": entered.T, "__exited__": exited.T}
         for name, series in coupled_record.items():
             result[name] = np.moveaxis(np.stack(series), 0, 1)
@@ -332,11 +344,11 @@ def _fill_rates(
     """Evaluate every flow's rate into `rates` through `views`, its per-flow (R, *context) windows."""
     for flow, view in zip(model.flows, views, strict=True):
         view[...] = flow.rate(environment)
-    valid = np.isfinite(rates) & (rates >= 0)
-    if not valid.all():
-        column = int(np.argwhere(~valid)[0][1])
+    invalid = first_invalid(rates)
+    if invalid >= 0:
+        row, column = divmod(int(invalid), rates.shape[1])
         flow = next(f for f in model.flows if f.rate_offset <= column < f.rate_offset + f.cells)
-        bad = rates[~valid][0]
+        bad = rates[row, column]
         raise ModelError(
             f"flow {flow.name!r}: its rate is {bad:g} in {model.month_label(step)}; "
             "expected a finite rate >= 0 (check the expression and its parameters)"
