@@ -14,9 +14,10 @@ from aftermath import compile_model, load_scenario, parse_scenario
 from aftermath.experiments import ExecutorSpec, design_experiment, read_scenario, run_experiment, run_stored
 from aftermath.report import build
 from aftermath.report.build import build_report, collect, collect_stored
-from aftermath.report.content import QUANTILES, observation_rows, origin_regions, pathway
+from aftermath.report.content import QUANTILES, OutcomeSummary, fan, observation_rows, origin_regions, pathway
 from aftermath.report.html import script_json
 from aftermath.report.numbers import rounded, signed
+from aftermath.report.svgchart import fan_svg
 from aftermath.scenario.loader import resolve_scenario_path
 from aftermath.store import Store
 from aftermath.summary import bands
@@ -121,6 +122,17 @@ def test_declared_regions_and_pathways_shape_the_map(tmp_path: Path) -> None:
                                          "Left theatre: returned", "Left theatre: detained"]
 
 
+def test_a_scenario_with_a_network_shows_it(tmp_path: Path) -> None:
+    content = collect("alliance_network", samples=6, replicates=1, executor=SERIAL, stock_runs=6)
+    network = content.network
+    assert network is not None and [date for date, _ in network.graphs] == content.key_dates
+    assert all(graph.number_of_nodes() == len(content.scenario.network.groups) for _, graph in network.graphs)
+    assert {text for text, _ in network.summary} >= {"active provinces", "alliance ties", "groups active"}
+    page = build.render(content, generated="fixed")
+    assert '>The alliance network</h2>' in page and 'data-chart="The alliance network"' in page
+    assert collect("competing_exits", samples=2, replicates=1, executor=SERIAL, stock_runs=2).network is None
+
+
 def test_observations_split_fitted_and_later(experiment_and_content) -> None:
     _, content = experiment_and_content
     early = observation_rows(content.scenario, content.outcomes, "2017-12")[0]
@@ -170,6 +182,17 @@ def test_scenario_text_cannot_become_markup(tmp_path: Path) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     block = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S).group(1)
     assert json.loads(block)["title"] == ATTACK
+
+
+def test_charts_skip_months_where_an_outcome_is_undefined() -> None:
+    times = np.arange("2014-01", "2015-01", dtype="datetime64[M]")
+    runs = np.tile(np.arange(12.0), (5, 1))
+    runs[:, :3] = np.nan  # a share of nobody before anyone arrives
+    summary = OutcomeSummary("returned_share", "", (), {"": fan(runs, times)})
+    svg = fan_svg(summary, [], "2017-12")
+    assert "nan" not in svg and svg.count("<polyline") == 1
+    assert summary.fans[""].at("2014-02").median != summary.fans[""].at("2014-02").median  # NaN: shown as n/a
+    assert rounded(summary.fans[""].at("2014-02").median) == "n/a"
 
 
 def test_script_json_cannot_close_its_element() -> None:

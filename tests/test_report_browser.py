@@ -150,3 +150,21 @@ def test_the_report_opens_the_same_from_another_folder(browser, report: Path, tm
         assert visit.page.locator("figure[data-chart] svg").count() >= 8
     finally:
         visit.close()
+
+
+def test_default_scenario_report_with_its_network(browser, tmp_path: Path) -> None:
+    report = build_report(tmp_path / "default.html", None, policies=[{"military_pressure": None}], **OPTIONS)
+    visit = Visit(browser, report)
+    try:
+        assert visit.requests == [report.resolve().as_uri()]
+        assert not visit.errors and not [text for kind, text in visit.console if kind in ("error", "warning")]
+        for anchor in ("headline", "over-time", "where", "countries", "policies", "network", "record", "sources"):
+            assert visit.page.locator(f"section#{anchor}").count() == 1, anchor
+        network = visit.page.locator('figure[data-chart="The alliance network"] svg')
+        assert network.evaluate(SHAPES)["marks"] > 20
+        ARTIFACTS.mkdir(exist_ok=True)
+        visit.page.screenshot(path=str(ARTIFACTS / "report-default.png"), full_page=True)
+        visit.page.locator("#where").screenshot(path=str(ARTIFACTS / "report-default-where.png"))
+        visit.page.locator("#network").screenshot(path=str(ARTIFACTS / "report-default-network.png"))
+    finally:
+        visit.close()

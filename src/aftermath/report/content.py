@@ -7,6 +7,7 @@ number of replicates.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -191,8 +192,17 @@ def policy_label(scenario: Scenario, strengths: Mapping[str, float]) -> str:
 
 
 def fan(data: np.ndarray, times: np.ndarray) -> Fan:
-    """Quantiles over the leading (replicate) axis of a (replicate, time) array."""
-    return Fan(times, np.quantile(data, QUANTILES, axis=0))
+    """Quantiles over the leading (replicate) axis of a (replicate, time) array; months where the outcome
+    is undefined in every run (a share of nobody) stay NaN and are left out of charts."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return Fan(times, np.nanquantile(data, QUANTILES, axis=0))
+
+
+def largest_strata(outcome: OutcomeSummary, count: int) -> list[str]:
+    """The strata with the largest middle value at the end, for small multiples."""
+    final = {key: float(np.nan_to_num(f.values[2, -1], nan=-np.inf)) for key, f in outcome.fans.items()}
+    return sorted(final, key=lambda key: -final[key])[:count]
 
 
 def outcome_fans(scenario: Scenario, dataset: xr.Dataset, names: Sequence[str]) -> list[OutcomeSummary]:

@@ -30,6 +30,7 @@ from aftermath.report.content import (
     PolicyEffect,
     SankeyData,
     label,
+    largest_strata,
     strata_title,
 )
 from aftermath.report.numbers import rounded
@@ -89,7 +90,7 @@ def fan_picture(
     outcome: OutcomeSummary, observations: Sequence[ObservationRow], fit_until: str
 ) -> Picture:
     """An outcome over time: middle run, the middle half of runs, and 9 in 10 runs; observations on top."""
-    strata = _largest_strata(outcome)
+    strata = largest_strata(outcome, MAX_PANELS) if outcome.by else [""]
     panels = len(strata)
     columns = 1 if panels == 1 else 2
     rows = -(-panels // columns)
@@ -101,7 +102,7 @@ def fan_picture(
         _fan_on(ax, outcome.fans[key])
         _count_axis(ax.yaxis)
         ax.yaxis.set_major_locator(MaxNLocator(5))
-        ax.set_ylim(bottom=min(0.0, float(outcome.fans[key].values.min())))
+        ax.set_ylim(bottom=min(0.0, float(np.nanmin(outcome.fans[key].values, initial=0.0))))
         if key:
             ax.set_title(plain(key), fontsize=9, loc="left")
         ax.grid(axis="y", color="#e4e8ec", linewidth=0.6)
@@ -114,13 +115,6 @@ def fan_picture(
     title = strata_title(outcome, panels)
     figure.suptitle(plain(title), x=0.01, ha="left", fontsize=10, fontweight="bold")
     return Picture(f"fan-{outcome.name}", title, figure)
-
-
-def _largest_strata(outcome: OutcomeSummary) -> list[str]:
-    if not outcome.by:
-        return [""]
-    final = {key: float(f.values[2, -1]) for key, f in outcome.fans.items()}
-    return sorted(final, key=lambda key: -final[key])[:MAX_PANELS]
 
 
 def _observations_on(ax, observations: Sequence[ObservationRow], fit_until: str, series: Fan) -> None:

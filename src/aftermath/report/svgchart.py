@@ -11,7 +11,7 @@ from html import escape
 
 import numpy as np
 
-from aftermath.report.content import Fan, ObservationRow, OutcomeSummary, strata_title
+from aftermath.report.content import Fan, ObservationRow, OutcomeSummary, largest_strata, strata_title
 from aftermath.report.numbers import rounded
 
 FAN = "#2f6690"
@@ -99,9 +99,17 @@ class Frame:
 
 
 def _fan(frame: Frame, series: Fan) -> str:
+    """Bands and the middle line, broken where the outcome is undefined (e.g. a share of nobody)."""
     years = _years(series.times)
-    q05, q25, q50, q75, q95 = series.values
-    return frame.band(years, q05, q95, 0.18) + frame.band(years, q25, q75, 0.38) + frame.line(years, q50)
+    finite = np.isfinite(series.values).all(axis=0)
+    parts = []
+    for run in np.split(np.arange(len(years)), np.flatnonzero(np.diff(finite.astype(int))) + 1):
+        if not finite[run[0]]:
+            continue
+        q05, q25, q50, q75, q95 = series.values[:, run]
+        parts.append(frame.band(years[run], q05, q95, 0.18) + frame.band(years[run], q25, q75, 0.38)
+                     + frame.line(years[run], q50))
+    return "".join(parts)
 
 
 def _observations(frame: Frame, observations: Sequence[ObservationRow], fit_until: str) -> str:
@@ -151,8 +159,7 @@ def _legend(y: float, observations: Sequence[ObservationRow]) -> str:
 def fan_svg(outcome: OutcomeSummary, observations: Sequence[ObservationRow], fit_until: str,
             panels: int = 6) -> str:
     """An outcome over time as an <svg>: one panel, or the largest strata as small multiples."""
-    keys = [""] if not outcome.by else sorted(
-        outcome.fans, key=lambda key: -float(outcome.fans[key].values[2, -1]))[:panels]
+    keys = [""] if not outcome.by else largest_strata(outcome, panels)
     columns = 1 if len(keys) == 1 else 2
     rows = -(-len(keys) // columns)
     width = WIDTH if columns == 1 else 2 * WIDTH - 40
@@ -168,7 +175,8 @@ def fan_svg(outcome: OutcomeSummary, observations: Sequence[ObservationRow], fit
         series = outcome.fans[key]
         years = _years(series.times)
         chosen = observations if not outcome.by else []
-        values = [float(series.values.min()), float(series.values.max())]
+        finite = series.values[np.isfinite(series.values)]
+        values = [float(finite.min()), float(finite.max())] if finite.size else [0.0, 1.0]
         values += [v for o in chosen for v in (o.value, o.low, o.high) if v is not None]
         low = min(0.0, min(values))
         x = MARGIN_LEFT + (k % columns) * (panel_width + MARGIN_LEFT + 10)
