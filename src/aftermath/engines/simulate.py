@@ -115,7 +115,7 @@ def outcome_tables(model: CompiledModel) -> OutcomeTables:
             else:
                 source, flow = "moved", flows[term]
                 offset, shape = flow.rate_offset, model.aligned_shape(flow.context)
-            index = np.indices(shape).reshape(len(shape), -1)
+            index = np.indices(shape).reshape(len(shape), int(np.prod(shape)))
             selected = np.ones(index.shape[1], dtype=bool)
             for dim, labels in outcome.select.items():
                 selected &= np.isin(index[global_dims.index(dim)], labels)
