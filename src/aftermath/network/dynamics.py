@@ -16,9 +16,8 @@ tie exists and both groups are alive), advanced by their expected changes. Per s
   (the groups each is linked to through alliances), and not a pair whose declared tie is still to come.
 - lethality index: ell^a_g (BAAD: ell ~ 1.25 per tie).
 - dated events: declared ties start (if the two camps are rivals, the side with fewer allies leaves
-  its allies);
-  a tie is cut; a leader is killed (capacities * (1 - loss), the group ends with probability
-  q_d rho^a_g).
+  its allies); a tie is cut; a leader is killed (capacities * (1 - loss), the group ends with
+  probability q_d rho^a_g).
 
 The deterministic engine uses the expected number of allies inside the hazards (a mean-field
 approximation) and treats groups as independent.
@@ -56,7 +55,6 @@ def uniforms(seed: np.uint64, first_replicate: np.int64, stream: np.uint64, step
 
 @dataclass(frozen=True)
 class EventRow:
-    name: str
     kind: str
     first: int
     second: int
@@ -133,7 +131,7 @@ def compile_tables(scenario: Scenario, months: np.ndarray, schedules: Mapping[st
     for event in network.events:
         first, second = (event.group, None) if event.type == "decapitation" else event.groups  # type: ignore[misc]
         events.setdefault(step_of(event.date), []).append(EventRow(
-            event.name, event.type, index[first], index[second] if second else -1,  # type: ignore[index]
+            event.type, index[first], index[second] if second else -1,  # type: ignore[index]
             event.probability, np.uint64(stable_id(f"network:event:{event.name}")),
         ))
     endings = tuple(network.dynamics.endings) or ("ended",)
@@ -226,7 +224,8 @@ def allies(state: NetworkState) -> np.ndarray:
 
 def conflict(ties: np.ndarray, rival: np.ndarray) -> np.ndarray:
     """(R, G, G) 1 where a group of g's camp is a rival of a group of h's camp; a camp is all the groups
-    linked to one through alliance ties. With expected ties, reachability is found by squaring."""
+    linked to one through alliance ties. 0/1 ties (always, in the stochastic engine) are labelled by camp;
+    expected ties (probabilities) find reachability by squaring, clipped to 1."""
     if not ((ties == 0) | (ties == 1)).all():
         camp = ties + np.eye(ties.shape[1])
         for _ in range(int(np.ceil(np.log2(max(ties.shape[1], 2))))):
@@ -357,8 +356,8 @@ def start_tie(tables: NetworkTables, state: NetworkState, first: int, second: in
     state.ties[:, first, second] = state.ties[:, second, first] = state.alive[:, first] * state.alive[:, second]
 
 
-def apply_event(tables: NetworkTables, state: NetworkState, event: EventRow, step: int,
-                parameters: Mapping[str, np.ndarray], dynamics: Mapping[str, str | None]) -> None:
+def apply_event(state: NetworkState, event: EventRow, step: int, parameters: Mapping[str, np.ndarray],
+                dynamics: Mapping[str, str | None]) -> None:
     """A dated event; its probability may be a parameter (an intervention can switch it on)."""
     chance = (np.full((1, 1), event.probability) if isinstance(event.probability, float)
               else scalar(parameters, event.probability))[:, 0]
@@ -392,4 +391,4 @@ def advance_dated(tables: NetworkTables, state: NetworkState, step: int, paramet
     for first, second in tables.starts.get(step, []):
         start_tie(tables, state, first, second)
     for event in tables.events.get(step, []):
-        apply_event(tables, state, event, step, parameters, dynamics)
+        apply_event(state, event, step, parameters, dynamics)
