@@ -7,7 +7,6 @@ number of replicates.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -194,9 +193,11 @@ def policy_label(scenario: Scenario, strengths: Mapping[str, float]) -> str:
 def fan(data: np.ndarray, times: np.ndarray) -> Fan:
     """Quantiles over the leading (replicate) axis of a (replicate, time) array; months where the outcome
     is undefined in every run (a share of nobody) stay NaN and are left out of charts."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return Fan(times, np.nanquantile(data, QUANTILES, axis=0))
+    values = np.quantile(data, QUANTILES, axis=0)
+    partly = np.isnan(data).any(axis=0) & ~np.isnan(data).all(axis=0)
+    if partly.any():  # rare, and nanquantile is slow: only where some runs are undefined
+        values[:, partly] = np.nanquantile(data[:, partly], QUANTILES, axis=0)
+    return Fan(times, values)
 
 
 def largest_strata(outcome: OutcomeSummary, count: int) -> list[str]:

@@ -44,6 +44,8 @@ PALETTE = ["#2f6690", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d6a9f", "#c
 MAX_PANELS = 6
 GAP = 0.012
 MIN_SLOT = 0.03
+CHAR_WIDTH = 4.4 / (7.6 * 72)
+"""Width of one 7.5-point character as a share of the Sankey figure's width."""
 """Vertical room (share of the Sankey's height) every node keeps for its label."""
 STYLE = {
     "svg.fonttype": "none",
@@ -182,7 +184,8 @@ def sankey_picture(data: SankeyData) -> Picture:
     scale, top, _ = _sankey_layout(data, size)
     x_of = {c: i for i, c in enumerate(columns)}
     width = 0.035
-    figure = Figure(figsize=(7.6, 5.2), layout="constrained")
+    figure = Figure(figsize=(7.6, 5.2))
+    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93)
     ax = figure.add_subplot()
     ax.set_axis_off()
     colors = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(n for n in range(len(data.nodes))
@@ -209,7 +212,11 @@ def sankey_picture(data: SankeyData) -> Picture:
         right = data.columns[n] != columns[0]
         ax.text(x + width + 0.01 if right else x - 0.01, top[n] - max(height, MIN_SLOT) / 2,
                 plain(f"{text}  {rounded(size[n])}"), ha="left" if right else "right", va="center", fontsize=7.5)
-    ax.set_xlim(-0.42, len(columns) - 1 + 0.55)
+    right = len(columns) - 1 + 0.55
+    longest = max(len(f"{data.nodes[n]}  {rounded(size[n])}") for n in range(len(data.nodes))
+                  if data.columns[n] == columns[0])
+    share = CHAR_WIDTH * longest  # of the figure's width, taken by the longest origin label
+    ax.set_xlim(-(0.02 + share * right) / (1 - share), right)
     ax.set_ylim(-0.01, 1.01)
     title = f"Where the fighters were in {data.date} (average of runs)"
     figure.suptitle(title, x=0.01, ha="left", fontsize=10.5, fontweight="bold")
@@ -262,7 +269,10 @@ def network_picture(data: NetworkContent) -> Picture:
     panels = len(data.graphs)
     columns = min(panels, 3)
     rows = -(-panels // columns)
-    figure = Figure(figsize=(7.6, 2.9 * rows + 0.5), layout="constrained")
+    height = 2.9 * rows + 0.7
+    figure = Figure(figsize=(7.6, height))
+    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.45 / height, top=1 - 0.45 / height, wspace=0.05,
+                           hspace=0.12)
     axes = figure.subplots(rows, columns, squeeze=False)
     largest = max((float(g.nodes[n].get("strength", 0)) for _, g in data.graphs for n in g.nodes), default=1) or 1
     for k, (date, graph) in enumerate(data.graphs):
@@ -292,7 +302,7 @@ def network_picture(data: NetworkContent) -> Picture:
                for f in families]
     handles += [Line2D([], [], color=tie_colors[k], linewidth=2, label=plain(k)) for k in kinds]
     handles.append(Line2D([], [], color=LATER, linestyle=(0, (3, 2)), label="rivalry"))
-    figure.legend(handles=handles, loc="outside lower left", ncols=min(len(handles), 6), fontsize=7.5, frameon=False)
+    figure.legend(handles=handles, loc="lower left", ncols=min(len(handles), 6), fontsize=7.5, frameon=False)
     title = "The alliance network"
     figure.suptitle(title, x=0.01, ha="left", fontsize=10, fontweight="bold")
     return Picture("alliance-network", title, figure)
