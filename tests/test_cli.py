@@ -57,9 +57,23 @@ def test_out_writes_netcdf_and_parquet(tmp_path):
     assert not list(tmp_path.glob(".*partial"))
 
 
-def test_deterministic_engine_runs_once():
-    result = run_cli("run", "competing_exits", "--engine", "deterministic", "--json")
-    assert json.loads(result.stdout)["replicates"] == 1
+def test_deterministic_engine_runs_once_with_fixed_parameters_and_per_draw_without():
+    fixed = json.loads(run_cli("run", "competing_exits", "--engine", "deterministic", "--fixed-parameters",
+                               "--json").stdout)
+    assert fixed["replicates"] == 1
+    drawn = json.loads(run_cli("run", "competing_exits", "--engine", "deterministic", "-n", "40", "--json").stdout)
+    assert drawn["replicates"] == 40 and drawn["parameter_uncertainty"]
+    final = [r for r in drawn["bands"] if r["outcome"] == "killed_total" and r["date"] == "2018-12"][0]
+    assert final["low"] < final["median"] < final["high"]
+
+
+def test_parameter_uncertainty_widens_the_bands():
+    def width(*extra: str) -> float:
+        payload = json.loads(run_cli("run", "competing_exits", "-n", "150", "--json", *extra).stdout)
+        row = next(r for r in payload["bands"] if r["outcome"] == "killed_total" and r["date"] == "2018-12")
+        return row["high"] - row["low"]
+
+    assert width() > 1.3 * width("--fixed-parameters")
 
 
 def test_bad_options_exit_2_with_one_line(tmp_path):

@@ -41,8 +41,20 @@ def run(
     policy: Annotated[list[str] | None, typer.Option(help="An intervention: NAME, NAME=STRENGTH, or A+B.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write full results to FILE.nc or FILE.parquet.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    fixed_parameters: Annotated[
+        bool,
+        typer.Option(
+            "--fixed-parameters",
+            help="Keep every parameter at its value (the bands then show chance alone). By default each "
+            "replicate draws its parameters from their distributions (Latin hypercube).",
+        ),
+    ] = False,
 ) -> None:
-    """Run a scenario and show each outcome at key dates: median and 5-95% band."""
+    """Run a scenario and show each outcome at key dates: median and 5-95% band.
+
+    The bands cover both sources of uncertainty: the parameters' declared ranges (one draw per replicate)
+    and chance (the stochastic engine). `aftermath ensemble` separates the two.
+    """
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if out is not None:
@@ -51,8 +63,10 @@ def run(
         except ValueError as exc:
             fail(f"--out {exc}")
     loaded = load_scenario(scenario)
-    model = compile_model(loaded, overrides=parse_assignments(set_), policies=parse_policies(policy))
-    runs = 1 if engine == "deterministic" else replicates
+    overrides = parse_assignments(set_)
+    model = compile_model(loaded, overrides=overrides, policies=parse_policies(policy))
+    runs = 1 if engine == "deterministic" and fixed_parameters else replicates
+    drawn = {} if fixed_parameters else _parameter_draws(loaded, runs, seed, set(overrides))
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -68,6 +82,7 @@ def run(
             replicates=runs,
             seed=seed,
             engine=engine,  # type: ignore[arg-type]
+            parameters=drawn,
             keep_compartments=out is not None,
             progress=lambda done: progress.advance(task, done),
         )
@@ -82,17 +97,29 @@ def run(
             "seed": seed,
             "replicates": runs,
             "policies": model.interventions,
-            "overrides": parse_assignments(set_),
+            "overrides": overrides,
+            "parameter_uncertainty": not fixed_parameters,
             "bands": json.loads(table.to_json(orient="records")),
         }
         typer.echo(json.dumps(payload, indent=2))
         return
-    _print_bands(loaded.title, table, runs, seed, engine, model.interventions)
+    uncertainty = "chance only" if fixed_parameters else "parameter uncertainty and chance"
+    if engine == "deterministic":
+        uncertainty = "no uncertainty" if fixed_parameters else "parameter uncertainty"
+    _print_bands(loaded.title, table, f"{engine}, {runs} run(s), seed {seed}, {uncertainty}", model.interventions)
     if out is not None:
         console.print(f"full results written to {out}")
 
 
-def _print_bands(title: str, table, runs: int, seed: int, engine: str, policies: dict) -> None:
+def _parameter_draws(scenario, runs: int, seed: int, fixed: set[str]) -> dict:
+    """One Latin-hypercube draw of every uncertain parameter per run (those set with --set excepted)."""
+    from aftermath.experiments.sampling import expand_draws, sample_draws
+
+    draws = {k: v for k, v in sample_draws(scenario, runs, "lhs", seed).items() if k not in fixed}
+    return expand_draws(scenario, draws)
+
+
+def _print_bands(title: str, table, subtitle: str, policies: dict) -> None:
     scalar = (
         table[[c for c in table.columns if c not in ("outcome", "date", "median", "low", "high")]].isna().all(axis=1)
         if len(table.columns) > 5
@@ -101,7 +128,7 @@ def _print_bands(title: str, table, runs: int, seed: int, engine: str, policies:
     plain = table[scalar]
     dates = list(dict.fromkeys(plain["date"]))
     grid = Table(
-        title=f"{title}\n{engine}, {runs} replicate(s), seed {seed}" + (f", policies {policies}" if policies else ""),
+        title=f"{title}\n{subtitle}" + (f", policies {policies}" if policies else ""),
         title_justify="left",
     )
     grid.add_column("outcome\nmedian (5-95%)", no_wrap=True)
