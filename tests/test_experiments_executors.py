@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -58,12 +58,14 @@ def test_bad_executor_requests_are_clear(experiment) -> None:
         run_experiment(experiment, ExecutorSpec(dask="tcp://127.0.0.1:9"))
 
 
-def _stored_members(path: Path) -> int:
-    try:
-        table = Store(path, lock_timeout=5).runs()
-    except Exception:  # not created yet, or busy: try again
-        return 0
-    return int(table["stored"].sum()) if len(table) else 0
+def wait_until_stored(process: subprocess.Popen, members: int) -> None:
+    """Follow a run's progress lines (stderr, not a terminal: one per stored range) up to `members`."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        found = re.search(r"(\d+)/\d+ members stored", line)
+        if found and int(found.group(1)) >= members:
+            return
+    raise AssertionError(f"the run ended before {members} members were stored: {process.wait()}")
 
 
 @pytest.mark.slow
@@ -73,10 +75,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_finished_ranges(tmp_path: Path) -> N
                "-n", "10", "--workers", "2", "--store", str(path)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
-    deadline = time.monotonic() + 300
-    while _stored_members(path) == 0 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert process.poll() is None, f"the run ended before it could be interrupted: {process.communicate()}"
+    wait_until_stored(process, 1)
     os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr

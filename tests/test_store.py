@@ -145,6 +145,30 @@ def test_a_store_locked_by_another_process_is_refused_after_the_wait(tmp_path: P
     assert Store(path, lock_timeout=5).runs().iloc[0].status == "done"
 
 
+def test_a_run_holding_the_store_lets_a_waiting_process_in(tmp_path: Path, stored) -> None:
+    path = copy_of(stored, tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from aftermath.store import Store\n"
+         f"store = Store({str(path)!r})\n"
+         "with store.holding():\n"
+         "    print('held', flush=True)\n"
+         "    end = time.monotonic() + 60\n"
+         "    while time.monotonic() < end:\n"
+         "        time.sleep(0.1)\n"
+         "        store.breathe()\n"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        assert Store(path, lock_timeout=30).runs().iloc[0].status == "done"
+        assert time.monotonic() - started < 20
+        assert holder.poll() is None, "the holder let the reader in while it still ran"
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 @pytest.mark.slow
 def test_two_processes_writing_one_store_take_turns(tmp_path: Path) -> None:
     path = tmp_path / "runs.duckdb"

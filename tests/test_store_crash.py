@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -14,7 +13,7 @@ import pytest
 from aftermath.experiments import comparison_table, design_experiment, load_result, read_scenario, run_stored
 from aftermath.store import Store
 from tests.test_experiments import one_kernel_thread  # noqa: F401  (autouse)
-from tests.test_experiments_executors import _stored_members, assert_identical
+from tests.test_experiments_executors import assert_identical, wait_until_stored
 
 POLICY = "border_and_intelligence"
 SAMPLES, REPLICATES = 100, 20
@@ -26,10 +25,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None
     command = [sys.executable, "-m", "aftermath", "compare", "competing_exits", "--policy", POLICY,
                "-s", str(SAMPLES), "-n", str(REPLICATES), "--workers", "1", "--store", str(path)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while _stored_members(path) < 3 * 32 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert process.poll() is None, f"the run ended before it could be killed: {process.communicate()}"
+    wait_until_stored(process, 3 * 32)
     process.send_signal(signal.SIGKILL)
     process.wait()
     killed = Store(path).runs().iloc[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -186,11 +187,15 @@ def _interruptible(run_id: Callable[[], int | None]) -> Iterator[None]:
 
 @contextmanager
 def _progress(quiet: bool) -> Iterator[tuple]:
-    """A progress bar over members (counts, elapsed, ETA); yields (started, advance) callbacks."""
+    """Progress over members, as (started, advance) callbacks: a bar with counts and ETA on a
+    terminal, otherwise a line on stderr per stored range (the log of a batch job)."""
+    if quiet or not console.is_terminal:
+        with _progress_lines(quiet) as callbacks:
+            yield callbacks
+        return
     with Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("members"), TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
-        disable=quiet,
     ) as bar:
         task = bar.add_task("starting", total=None)
 
@@ -198,6 +203,30 @@ def _progress(quiet: bool) -> Iterator[tuple]:
             bar.update(task, description=f"run {run_id}", total=total)
 
         yield started, lambda done: bar.advance(task, done)
+
+
+@contextmanager
+def _progress_lines(quiet: bool) -> Iterator[tuple]:
+    state = {"run": 0, "total": 0, "done": 0, "start": time.monotonic()}
+
+    def say() -> None:
+        if quiet:
+            return
+        elapsed = time.monotonic() - state["start"]
+        rate = state["done"] / elapsed if elapsed > 0 else 0.0
+        left = f", about {(state['total'] - state['done']) / rate:.0f} s left" if rate > 0 else ""
+        errors.print(f"run {state['run']}: {state['done']}/{state['total']} members stored, {elapsed:.0f} s{left}",
+                     highlight=False)
+
+    def started(run_id: int, total: int) -> None:
+        state.update(run=run_id, total=total, start=time.monotonic())
+        say()
+
+    def advance(done: int) -> None:
+        state["done"] += done
+        say()
+
+    yield started, advance
 
 
 def _when(value: object) -> str:
@@ -227,14 +256,13 @@ def _report(store: Store, run_id: int, split: bool, as_json: bool) -> None:
     if stored_members < int(row["members"]):
         errors.print(f"run {run_id} is {row['status']}: {stored_members} of {row['members']} members stored; "
                      f"'aftermath resume {run_id}' finishes it")
-    title = (f"{stored.experiment.scenario.title}\nrun {run_id} in {store.path}: {row['samples']} samples x "
-             f"{row['replicates']} replicates ({row['sampler']})")
+    subtitle = (f"run {run_id} in {store.path}: {row['samples']} samples x {row['replicates']} replicates "
+                f"({row['sampler']}), {row['engine']}, seed {row['seed']}")
+    title = stored.experiment.scenario.title
     if len(result.arms) == 1:
-        dataset = result.arms[result.reference]
-        _print_bands(title, bands(dataset, stored.dates), stored_members, int(row["seed"]), row["engine"],
-                     stored.run.arms[0][1])
+        _print_bands(title, bands(result.arms[result.reference], stored.dates), subtitle, stored.run.arms[0][1])
     else:
-        _print_comparison(title, table, list(result.arms), int(row["seed"]))
+        _print_comparison(f"{title}\n{subtitle}", table, list(result.arms))
     if split_table is not None:
         _print_split(split_table)
 
@@ -247,18 +275,19 @@ def _scalar_rows(table: pd.DataFrame) -> pd.DataFrame:
     return table[table[strata].isna().all(axis=1)] if strata else table
 
 
-def _print_comparison(title: str, table: pd.DataFrame, labels: list[str], seed: int) -> None:
+def _print_comparison(title: str, table: pd.DataFrame, labels: list[str]) -> None:
     reference, policies = labels[0], labels[1:]
-    grid = Table(title=f"{title}, seed {seed}\nmedian (5-95%); difference = policy - {reference}, member by member",
+    grid = Table(title=f"{title}\nmedian (5-95%); difference = policy - {reference}, member by member",
                  title_justify="left")
-    grid.add_column("outcome")
-    grid.add_column("date")
+    grid.add_column("outcome", no_wrap=True)
+    grid.add_column("date", no_wrap=True)
     grid.add_column(reference, justify="right")
     for label in policies:
         grid.add_column(label, justify="right")
         grid.add_column(f"difference {label}", justify="right")
     plain = _scalar_rows(table)
-    cells = {(r.outcome, r.date, r.arm, r.measure): band_text(r.median, r.low, r.high) for r in plain.itertuples()}
+    cells = {(r.outcome, r.date, r.arm, r.measure): band_text(r.median, r.low, r.high, "\n")
+             for r in plain.itertuples()}
     for outcome in dict.fromkeys(plain["outcome"]):
         for date in dict.fromkeys(plain["date"]):
             row = [cells.get((outcome, date, reference, "level"), "")]

@@ -51,6 +51,13 @@ class ExecutorSpec:
         workers = self.resolved_workers()
         return "serial" if workers == 1 else f"{workers} processes"
 
+    def check(self) -> None:
+        """Refuse a malformed request before any run is recorded."""
+        if self.workers is not None and self.workers < 1:
+            raise ExecutorError("--workers must be at least 1")
+        if self.dask and self.dask != "local" and not self.dask.startswith("tcp://"):
+            raise ExecutorError(f"--dask {self.dask!r}: expected 'local' or a scheduler address tcp://HOST:PORT")
+
     def resolved_workers(self) -> int:
         """The worker count asked for, else one per available core."""
         return self.workers if self.workers else available_cores()
@@ -186,13 +193,10 @@ Executor = SerialExecutor | ProcessExecutor | DaskExecutor
 
 def open_executor(spec: ExecutorSpec, context: WorkerContext) -> Executor:
     """The executor `spec` asks for; one worker without Dask runs in this process."""
+    spec.check()
     workers = spec.resolved_workers()
-    if workers < 1:
-        raise ExecutorError("--workers must be at least 1")
     one_core_each = replace(context, kernel_threads=1)
     if spec.dask:
-        if spec.dask != "local" and not spec.dask.startswith("tcp://"):
-            raise ExecutorError(f"--dask {spec.dask!r}: expected 'local' or a scheduler address tcp://HOST:PORT")
         return DaskExecutor(one_core_each, spec.dask, workers)
     if workers == 1:
         return SerialExecutor(context)

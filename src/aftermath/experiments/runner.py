@@ -51,11 +51,12 @@ def run_stored(
     `started` is told the run id and the members to run as soon as the run exists (so an
     interrupted caller can name it).
     """
-    layout = layout_of(experiment)
-    run_id = store.create_run(experiment, layout, kind, executor.describe())
-    if started is not None:
-        started(run_id, experiment.members)
-    _finish(store, run_id, experiment, experiment.ranges(), executor, progress)
+    executor.check()
+    with store.holding():
+        run_id = store.create_run(experiment, layout_of(experiment), kind, executor.describe())
+        if started is not None:
+            started(run_id, experiment.members)
+        _finish(store, run_id, experiment, experiment.ranges(), executor, progress)
     return run_id
 
 
@@ -86,15 +87,17 @@ def resume(
     started: Started | None = None,
 ) -> list[tuple[int, int]]:
     """Run a stored run's missing ranges; returns the ranges it ran (none if it was complete)."""
+    executor.check()
     run = store.run(run_id)
     experiment = stored_experiment(run)
     todo = missing_ranges(store, run_id, experiment)
     if not todo and run.row["status"] == "done":
         return []
-    store.claim(run, executor.describe())
-    if started is not None:
-        started(run_id, sum(last - first for first, last in todo))
-    _finish(store, run_id, experiment, todo, executor, progress)
+    with store.holding():
+        store.claim(run, executor.describe())
+        if started is not None:
+            started(run_id, sum(last - first for first, last in todo))
+        _finish(store, run_id, experiment, todo, executor, progress)
     return todo
 
 

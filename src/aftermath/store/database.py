@@ -10,9 +10,12 @@ finished member range (all arms) in one more, together with its row in `ranges`,
 makes a second copy of a range impossible. A process killed at any point leaves whole ranges only;
 resuming runs the ranges that have no row.
 
-DuckDB lets one process at a time open a file for writing, so every operation opens the file,
-does its work and closes it again; a second process waits its turn (up to `lock_timeout`
-seconds) and is then refused with a clear message.
+DuckDB lets one process at a time open a file for writing. Short operations open the file and
+close it again. A run keeps it open while it writes, so DuckDB compresses whole batches (about 1.8
+bytes per number, against 2.8 or more when every range is flushed on its own); every HOLD_SECONDS
+it lets go for a moment if another process is waiting (a waiter touches `<store>.waiting`), so two
+runs, or a run and `aftermath runs`, take turns. A process that cannot get the file within
+`lock_timeout` seconds is refused with a clear message.
 """
 
 from __future__ import annotations
@@ -43,6 +46,13 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 DEFAULT_STORE = Path("aftermath.duckdb")
 FIXED_COLUMNS = ("run_id", "arm", "replicate", "sample", "outcome", "time", "value", "values_by_step", "step")
+HOLD_SECONDS = 5.0
+"""How long a run keeps the store to itself before letting a waiting process in."""
+HANDOVER_SECONDS = 0.4
+"""How long a run lets go of the store when another process waits for it."""
+WAITER_FRESH_SECONDS = 2.0
+HELD_CHECKPOINT = "256MB"
+"""Write-ahead log size at which DuckDB folds a held store's commits into the file."""
 _PACKAGES = ("aftermath", "numpy", "numba", "scipy", "xarray", "duckdb", "dask", "distributed")
 
 SCHEMA = f"""
@@ -173,10 +183,59 @@ class Store:
     def __init__(self, path: str | Path = DEFAULT_STORE, lock_timeout: float = 60.0) -> None:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
+        self._held: duckdb.DuckDBPyConnection | None = None
+        self._held_since = 0.0
 
     @contextmanager
     def connect(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open the file (waiting for another process's lock), check its schema, close it after."""
+        """The held connection, or the file opened (waiting for another process's lock), checked and
+        closed after."""
+        if self._held is not None:
+            yield self._held
+            return
+        connection = self._open_checked(write)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Keep the file open for writing while the block runs (a run's writes), see `breathe`."""
+        self._held = self._open_checked(write=True)
+        self._held.execute(f"SET checkpoint_threshold = '{HELD_CHECKPOINT}'")
+        self._held_since = time.monotonic()
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            if held is not None:
+                held.close()
+
+    @property
+    def _waiting_marker(self) -> Path:
+        return self.path.with_name(self.path.name + ".waiting")
+
+    def breathe(self) -> None:
+        """After HOLD_SECONDS, let go of the file for a moment if another process is waiting for it
+        (it touches the `.waiting` marker while it waits); alone, keep it."""
+        if self._held is None or time.monotonic() - self._held_since < HOLD_SECONDS:
+            return
+        try:
+            waiting = time.time() - self._waiting_marker.stat().st_mtime < WAITER_FRESH_SECONDS
+        except FileNotFoundError:
+            waiting = False
+        self._held_since = time.monotonic()
+        if not waiting:
+            return
+        held, self._held = self._held, None
+        held.close()
+        time.sleep(HANDOVER_SECONDS)
+        self._held = self._open_checked(write=True)
+        self._held.execute(f"SET checkpoint_threshold = '{HELD_CHECKPOINT}'")
+        self._held_since = time.monotonic()
+
+    def _open_checked(self, write: bool) -> duckdb.DuckDBPyConnection:
         if not write and not self.path.exists():
             raise StoreError(
                 f"{self.path}: no run store here; 'aftermath ensemble' and 'aftermath compare' create one "
@@ -185,16 +244,20 @@ class Store:
         connection = self._open(write)
         try:
             self._check_schema(connection, write)
-            yield connection
-        finally:
+        except BaseException:
             connection.close()
+            raise
+        return connection
 
     def _open(self, write: bool) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.lock_timeout
         pause = 0.02
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=not write)
+                connection = duckdb.connect(str(self.path), read_only=not write)
+                with suppress(OSError):
+                    self._waiting_marker.unlink(missing_ok=True)
+                return connection
             except duckdb.IOException as exc:
                 text = str(exc)
                 if "lock" not in text.lower():
@@ -203,11 +266,13 @@ class Store:
                     holder = re.search(r"PID (\d+)", text)
                     who = f"process {holder.group(1)}" if holder else "another process"
                     raise StoreError(
-                        f"{self.path}: the run store is in use by {who} and stayed locked for "
-                        f"{self.lock_timeout:g} s; wait for it to finish, or use another --store"
+                        f"{self.path}: the run store is in use by {who} (a run writing, or a DuckDB session) and "
+                        f"stayed locked for {self.lock_timeout:g} s; wait for it to finish, or use another --store"
                     ) from None
+                with suppress(OSError):
+                    self._waiting_marker.touch()
                 time.sleep(pause)
-                pause = min(pause * 2, 0.5)
+                pause = min(pause * 2, HANDOVER_SECONDS / 4)
             except duckdb.Error as exc:
                 raise StoreError(f"{self.path}: cannot open the run store ({str(exc).splitlines()[0]})") from None
 
@@ -289,6 +354,8 @@ class Store:
             connection.register("batch", batch)
             connection.execute("INSERT INTO series BY NAME SELECT * FROM batch")
             connection.execute("COMMIT")
+            connection.unregister("batch")
+        self.breathe()
         return True
 
     def set_status(self, run_id: int, status: str, message: str | None = None) -> None:
