@@ -34,8 +34,9 @@ main { max-width: 1000px; margin: 0 auto; padding: 24px 20px 60px; }
 header h1 { font-size: 1.7em; line-height: 1.2; margin: 0.2em 0; }
 .lead { font-size: 1.05em; color: #33414f; max-width: 48em; }
 .run { color: var(--muted); font-size: 0.88em; }
-nav { margin: 18px 0 8px; padding: 10px 14px; background: #eef2f6; border-radius: 6px; font-size: 0.92em; }
-nav a { margin-right: 14px; color: var(--accent); text-decoration: none; white-space: nowrap; }
+nav { margin: 18px 0 8px; padding: 10px 14px; background: #eef2f6; border-radius: 6px; font-size: 0.92em;
+  display: flex; flex-wrap: wrap; gap: 4px 16px; }
+nav a { color: var(--accent); text-decoration: none; white-space: nowrap; }
 section { margin-top: 40px; }
 h2 { font-size: 1.3em; border-bottom: 2px solid var(--line); padding-bottom: 4px; }
 h3 { font-size: 1.05em; margin: 1.4em 0 0.3em; }
