@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -34,6 +35,7 @@ from aftermath.experiments import (
     read_scenario,
     resume,
     run_stored,
+    sensitivity,
     variance_split,
 )
 from aftermath.experiments.sampling import SAMPLERS
@@ -51,6 +53,9 @@ WorkersOption = Annotated[
 DaskOption = Annotated[str | None, typer.Option(help="Run on Dask: 'local' (a LocalCluster) or tcp://HOST:PORT.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
 SplitOption = Annotated[bool, typer.Option("--split", help="Also split the spread: parametric vs stochastic.")]
+SensitivityOption = Annotated[bool, typer.Option(
+    "--sensitivity", help="Also rank the uncertain parameters by first-order sensitivity (RBD-FAST; > 20 samples)."
+)]
 RunArg = Annotated[int, typer.Argument(help="A run id (see 'aftermath runs').")]
 
 
@@ -67,13 +72,14 @@ def ensemble(
     dask: DaskOption = None,
     store: StoreOption = DEFAULT_STORE,
     split: SplitOption = False,
+    sensitivity: SensitivityOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Run an ensemble under parameter uncertainty and store it: samples x stochastic replicates."""
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     _run_new(scenario, "ensemble", [parse_policies(policy)], samples, replicates, sampler, seed, engine,
-             ExecutorSpec(workers, dask), store, split, as_json)
+             ExecutorSpec(workers, dask), store, Extras(split, sensitivity), as_json)
 
 
 @app.command()
@@ -94,7 +100,7 @@ def compare(
         raise typer.BadParameter("give at least one --policy to compare with the baseline", param_hint="--policy")
     arms = [{}, *[parse_policy(text) for text in policy]]
     _run_new(scenario, "compare", arms, samples, replicates, sampler, seed, "stochastic",
-             ExecutorSpec(workers, dask), store, False, as_json)
+             ExecutorSpec(workers, dask), store, Extras(), as_json)
 
 
 @app.command()
@@ -118,9 +124,9 @@ def runs(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
 
 @app.command()
 def show(run_id: RunArg, store: StoreOption = DEFAULT_STORE, split: SplitOption = False,
-         as_json: JsonOption = False) -> None:
+         sensitivity: SensitivityOption = False, as_json: JsonOption = False) -> None:
     """Show a stored run's summary: bands at key dates, or the comparison table."""
-    _report(Store(store, lock_timeout=10), run_id, split, as_json)
+    _report(Store(store, lock_timeout=10), run_id, Extras(split, sensitivity), as_json)
 
 
 @app.command(name="resume")
@@ -130,18 +136,19 @@ def resume_run(
     dask: DaskOption = None,
     store: StoreOption = DEFAULT_STORE,
     split: SplitOption = False,
+    sensitivity: SensitivityOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Finish a run that was interrupted or killed: run its missing ranges, then show it."""
     opened = Store(store)
     with _interruptible(lambda: run_id), _clear_errors(), _progress(as_json) as (started, advance):
         resume(opened, run_id, ExecutorSpec(workers, dask), progress=advance, started=started)
-    _report(opened, run_id, split, as_json)
+    _report(opened, run_id, Extras(split, sensitivity), as_json)
 
 
 def _run_new(
     scenario: str | None, kind: str, arms: list, samples: int, replicates: int, sampler: str, seed: int,
-    engine: str, executor: ExecutorSpec, store: Path, split: bool, as_json: bool,
+    engine: str, executor: ExecutorSpec, store: Path, extras: Extras, as_json: bool,
 ) -> None:
     if sampler not in SAMPLERS:
         fail(f"--sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
@@ -159,7 +166,7 @@ def _run_new(
             bar(run_id, total)
 
         run_id = run_stored(opened, experiment, kind, executor, progress=advance, started=started)
-    _report(opened, run_id, split, as_json)
+    _report(opened, run_id, extras, as_json)
 
 
 @contextmanager
@@ -233,13 +240,27 @@ def _when(value: object) -> str:
     return "" if pd.isna(value) else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")  # type: ignore[arg-type]
 
 
-def _report(store: Store, run_id: int, split: bool, as_json: bool) -> None:
+@dataclass(frozen=True)
+class Extras:
+    """Optional parts of a run's report."""
+
+    split: bool = False
+    sensitivity: bool = False
+
+
+def _report(store: Store, run_id: int, extras: Extras, as_json: bool) -> None:
     """The run's summary from the store (so a resumed run reads exactly like an uninterrupted one)."""
     with _clear_errors():
         stored = load_result(store, run_id, key_dates_only=True)
-    result, row = stored.result, stored.run.row
-    table = comparison_table(result, stored.dates)
-    split_table = variance_split(result.arms[result.reference], result.replicates, stored.dates) if split else None
+    result, row, dates = stored.result, stored.run.row, stored.dates or []
+    table = comparison_table(result, dates)
+    split_table = variance_split(result.arms[result.reference], result.replicates, dates) if extras.split else None
+    ranking = None
+    if extras.sensitivity:
+        try:
+            ranking = sensitivity(result, stored.run.draws, dates[-1:])
+        except ValueError as exc:
+            fail(f"--sensitivity: {exc}")
     stored_members = result.arms[result.reference].sizes["replicate"]
     if as_json:
         payload = {
@@ -251,6 +272,8 @@ def _report(store: Store, run_id: int, split: bool, as_json: bool) -> None:
         }
         if split_table is not None:
             payload["variance_split"] = json.loads(split_table.to_json(orient="records"))
+        if ranking is not None:
+            payload["sensitivity"] = json.loads(ranking.to_json(orient="records"))
         typer.echo(json.dumps(payload, indent=2))
         return
     if stored_members < int(row["members"]):
@@ -260,11 +283,13 @@ def _report(store: Store, run_id: int, split: bool, as_json: bool) -> None:
                 f"({row['sampler']}), {row['engine']}, seed {row['seed']}")
     title = stored.experiment.scenario.title
     if len(result.arms) == 1:
-        _print_bands(title, bands(result.arms[result.reference], stored.dates), subtitle, stored.run.arms[0][1])
+        _print_bands(title, bands(result.arms[result.reference], dates), subtitle, stored.run.arms[0][1])
     else:
         _print_comparison(f"{title}\n{subtitle}", table, list(result.arms))
     if split_table is not None:
         _print_split(split_table)
+    if ranking is not None:
+        _print_sensitivity(ranking)
 
 
 def _scalar_rows(table: pd.DataFrame) -> pd.DataFrame:
@@ -306,4 +331,13 @@ def _print_split(table: pd.DataFrame) -> None:
     for row in _scalar_rows(table).itertuples():
         grid.add_row(str(row.outcome), row.date, f"{row.parametric_sd:.3g}", f"{row.stochastic_sd:.3g}",
                      "" if pd.isna(row.parametric_share) else f"{row.parametric_share:.0%}")
+    console.print(grid)
+
+
+def _print_sensitivity(ranking: pd.DataFrame) -> None:
+    grid = Table("outcome", "date", "parameters that explain most of the spread alone (first-order index)",
+                 title="Sensitivity (RBD-FAST; noisy below a few hundred samples)", title_justify="left")
+    for (outcome, date), rows in ranking.groupby(["outcome", "date"], sort=False):
+        top = rows.nlargest(3, "S1")
+        grid.add_row(str(outcome), str(date), ", ".join(f"{r.parameter} {r.S1:.2f}" for r in top.itertuples()))
     console.print(grid)

@@ -20,7 +20,9 @@ SERIAL = ExecutorSpec(workers=1)
 def run_ranges(
     experiment: Experiment, ranges: Sequence[tuple[int, int]], executor: ExecutorSpec = SERIAL
 ) -> Iterator[TaskResult]:
-    """Run the given member ranges, yielding each as it finishes; Ctrl-C stops the workers at once."""
+    """Run the given member ranges, yielding each as it finishes; on Ctrl-C no queued range starts."""
+    if not ranges:
+        return
     runner = open_executor(executor, WorkerContext.of(experiment))
     interrupted = True
     try:

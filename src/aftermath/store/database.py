@@ -351,10 +351,15 @@ class Store:
             except duckdb.ConstraintException:
                 connection.execute("ROLLBACK")
                 return False
-            connection.register("batch", batch)
-            connection.execute("INSERT INTO series BY NAME SELECT * FROM batch")
-            connection.execute("COMMIT")
-            connection.unregister("batch")
+            try:
+                connection.register("batch", batch)
+                connection.execute("INSERT INTO series BY NAME SELECT * FROM batch")
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            finally:
+                connection.unregister("batch")
         self.breathe()
         return True
 
