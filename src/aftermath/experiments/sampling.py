@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
-from scipy.stats import qmc
 
 from aftermath.model.compile import stable_id
 from aftermath.scenario.schema import Scenario
@@ -36,6 +35,8 @@ def unit_samples(dimensions: int, samples: int, sampler: Sampler, seed: int) -> 
     if dimensions == 0:
         return np.zeros((samples, 0))
     if sampler == "lhs":
+        from scipy.stats import qmc  # imported here: scipy.stats costs seconds at CLI start-up
+
         return qmc.LatinHypercube(d=dimensions, rng=rng).random(samples)
     return rng.random((samples, dimensions))
 

@@ -11,8 +11,8 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -20,6 +20,9 @@ import xarray as xr
 from aftermath.network.schema import CAPACITIES
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 from aftermath.summary import HIGH, LOW
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 GRAPH_FORMATS = (".graphml", ".json")
 GROUP_COLUMNS = {
@@ -58,6 +61,8 @@ def group_table(dataset: xr.Dataset, date: str) -> pd.DataFrame:
 
 def network_graph(dataset: xr.Dataset, scenario: Scenario, date: str, replicate: int | None = None) -> nx.Graph:
     """The alliance network at `date`: groups as nodes, alliance ties (with their probability) and rivalries."""
+    import networkx as nx  # imported when used: it costs a quarter second at CLI start-up
+
     network = scenario.network
     if network is None:
         raise ValueError(f"the scenario {scenario.name!r} has no network section")
@@ -99,6 +104,8 @@ def _group_rows(now: xr.Dataset) -> pd.DataFrame:
 
 def write_graph(graph: nx.Graph, path: str | Path) -> Path:
     """Write GraphML or node-link JSON by the file's extension, atomically."""
+    import networkx as nx  # imported when used: it costs a quarter second at CLI start-up
+
     path = Path(path)
     if path.suffix not in GRAPH_FORMATS:
         raise ValueError(f"{path}: unknown graph format; expected a file ending in {' or '.join(GRAPH_FORMATS)}")

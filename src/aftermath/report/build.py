@@ -6,12 +6,10 @@ import datetime as dt
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import matplotlib
+from typing import TYPE_CHECKING, Any
 
 from aftermath.experiments import ExecutorSpec, design_experiment, load_result, read_scenario, run_experiment
-from aftermath.report import figures, svgchart
+from aftermath.report import svgchart
 from aftermath.report.content import (
     MAX_POLICY_PANELS,
     ObservationRow,
@@ -26,6 +24,9 @@ from aftermath.report.html import page
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 from aftermath.store import DEFAULT_STORE, Store
 from aftermath.summary import key_dates
+
+if TYPE_CHECKING:
+    from aftermath.report import figures
 
 FIT_UNTIL = "2017-12"
 
@@ -48,6 +49,8 @@ def _fans(content: ReportContent) -> list[tuple[OutcomeSummary, list[Observation
 
 def pictures(content: ReportContent) -> list[figures.Picture]:
     """The figures other than fan charts (the map, the policy effects, the network), drawn with matplotlib."""
+    from aftermath.report import figures  # matplotlib: imported when a report is drawn, not at CLI start-up
+
     drawn = []
     if content.sankey is not None and content.sankey.links:
         drawn.append(figures.sankey_picture(content.sankey))
@@ -61,7 +64,10 @@ def pictures(content: ReportContent) -> list[figures.Picture]:
 
 def render(content: ReportContent, figures_dir: Path | None = None, generated: str | None = None) -> str:
     """The report's HTML text; with `figures_dir`, each figure is also written there as PNG and SVG."""
+    import matplotlib
+
     from aftermath import __version__
+    from aftermath.report import figures
 
     stamp = generated or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
     svgs = {f"fan-{o.name}": svgchart.fan_svg(o, rows, content.fit_until) for o, rows in _fans(content)}

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 import xarray as xr
 
@@ -19,6 +19,9 @@ from aftermath.experiments.results import EnsembleResult
 from aftermath.model.compile import CompiledModel, compile_model
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 from aftermath.summary import HIGH, LOW
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 QUANTILES = (LOW, 0.25, 0.5, 0.75, HIGH)
 ORIGIN_DIM = "origin"
