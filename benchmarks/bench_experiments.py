@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--scenario", default=None, help="scenario file or shipped name (default: the default one)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--policy", default="border_intelligence")
-    parser.add_argument("--outcome", default="returned")
+    parser.add_argument("--outcome", default="imprisoned_at_home")
     parser.add_argument("--date", default=None, help="YYYY-MM (default: the scenario's last key date)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--no-dask", action="store_true")

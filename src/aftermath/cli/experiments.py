@@ -38,6 +38,7 @@ from aftermath.experiments import (
     sensitivity,
     variance_split,
 )
+from aftermath.experiments.results import SENSITIVITY_HARMONICS
 from aftermath.experiments.sampling import SAMPLERS
 from aftermath.store import DEFAULT_STORE, Store, StoreError
 from aftermath.summary import bands
@@ -78,6 +79,8 @@ def ensemble(
     """Run an ensemble under parameter uncertainty and store it: samples x stochastic replicates."""
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    if sensitivity and samples <= 2 * SENSITIVITY_HARMONICS:
+        fail(f"--sensitivity needs more than {2 * SENSITIVITY_HARMONICS} samples (--samples {samples})")
     _run_new(scenario, "ensemble", [parse_policies(policy)], samples, replicates, sampler, seed, engine,
              ExecutorSpec(workers, dask), store, Extras(split, sensitivity), as_json)
 
