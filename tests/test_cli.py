@@ -63,7 +63,7 @@ def test_deterministic_engine_runs_once_with_fixed_parameters_and_per_draw_witho
     assert fixed["replicates"] == 1
     drawn = json.loads(run_cli("run", "competing_exits", "--engine", "deterministic", "-n", "40", "--json").stdout)
     assert drawn["replicates"] == 40 and drawn["parameter_uncertainty"]
-    final = [r for r in drawn["bands"] if r["outcome"] == "killed_total" and r["date"] == "2018-12"][0]
+    final = next(r for r in drawn["bands"] if r["outcome"] == "killed_total" and r["date"] == "2018-12")
     assert final["low"] < final["median"] < final["high"]
 
 
