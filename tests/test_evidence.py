@@ -33,4 +33,4 @@ def test_every_shipped_scenario_loads_and_cites_known_ids():
     for name in shipped_scenarios():
         scenario = load_scenario(name)
         cited = {s for p in scenario.parameters.values() for s in p.sources}
-        assert cited <= known | {entry.id for entry in scenario.sources}, name
+        assert cited <= set(known) | {entry.id for entry in scenario.sources}, name
