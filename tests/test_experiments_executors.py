@@ -73,8 +73,10 @@ def test_ctrl_c_stops_the_workers_and_keeps_finished_ranges(tmp_path: Path) -> N
     path = tmp_path / "runs.duckdb"
     command = [sys.executable, "-m", "aftermath", "compare", "competing_exits", "--policy", POLICY, "-s", "100",
                "-n", "10", "--workers", "2", "--store", str(path)]
+    # As from a terminal: SIGINT at its default even when this test runs as a background job (which a
+    # non-interactive shell starts with SIGINT ignored, and Python then never raises KeyboardInterrupt).
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_until_stored(process, 1)
     os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
     _, stderr = process.communicate(timeout=120)
