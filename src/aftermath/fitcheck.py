@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from aftermath.engines.simulate import Engine, simulate
-from aftermath.experiments.sampling import expand_draws, sample_draws
+from aftermath.experiments.sampling import per_run_parameters
 from aftermath.model.compile import compile_model
 from aftermath.scenario.evidence import figures
 from aftermath.scenario.schema import Observation, Scenario, month_label, parse_month
@@ -130,7 +130,7 @@ def fit_check(
         return []
     model = compile_model(scenario, policies=policies)
     runs = 1 if engine == "deterministic" and not uncertainty else replicates
-    parameters = expand_draws(scenario, sample_draws(scenario, runs, "lhs", seed)) if uncertainty else None
+    parameters = per_run_parameters(scenario, runs, seed) if uncertainty else None
     dataset = simulate(model, replicates=runs, seed=seed, engine=engine, parameters=parameters,
                        keep_compartments=False)
     return check_observations(scenario, dataset, fitted_until)

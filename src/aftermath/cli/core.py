@@ -13,6 +13,7 @@ from rich.table import Table
 from aftermath.cli.app import app, console, fail
 from aftermath.cli.options import parse_assignments, parse_policies
 from aftermath.engines.simulate import ENGINES, simulate
+from aftermath.experiments.sampling import per_run_parameters
 from aftermath.model.compile import compile_model
 from aftermath.results import check_output_path, write_results
 from aftermath.scenario.describe import citations, initial_text, parameter_rows
@@ -66,7 +67,7 @@ def run(
     overrides = parse_assignments(set_)
     model = compile_model(loaded, overrides=overrides, policies=parse_policies(policy))
     runs = 1 if engine == "deterministic" and fixed_parameters else replicates
-    drawn = {} if fixed_parameters else _parameter_draws(loaded, runs, seed, set(overrides))
+    drawn = {} if fixed_parameters else per_run_parameters(loaded, runs, seed, fixed=overrides)
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -109,14 +110,6 @@ def run(
     _print_bands(loaded.title, table, f"{engine}, {runs} run(s), seed {seed}, {uncertainty}", model.interventions)
     if out is not None:
         console.print(f"full results written to {out}")
-
-
-def _parameter_draws(scenario, runs: int, seed: int, fixed: set[str]) -> dict:
-    """One Latin-hypercube draw of every uncertain parameter per run (those set with --set excepted)."""
-    from aftermath.experiments.sampling import expand_draws, sample_draws
-
-    draws = {k: v for k, v in sample_draws(scenario, runs, "lhs", seed).items() if k not in fixed}
-    return expand_draws(scenario, draws)
 
 
 def _print_bands(title: str, table, subtitle: str, policies: dict) -> None:

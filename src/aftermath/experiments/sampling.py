@@ -7,7 +7,7 @@ what the store keeps; `expand_draws` turns them into the per-run arrays `simulat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Literal
 
 import numpy as np
@@ -70,3 +70,12 @@ def expand_draws(scenario: Scenario, draws: Mapping[str, np.ndarray]) -> dict[st
             array = np.clip(array, 0.0, 1.0)
         arrays[name] = array
     return arrays
+
+
+def per_run_parameters(
+    scenario: Scenario, runs: int, seed: int, fixed: Collection[str] = ()
+) -> dict[str, np.ndarray]:
+    """One Latin-hypercube draw of every uncertain parameter per run, as `simulate` takes them;
+    parameters in `fixed` (e.g. set on the command line) keep their value."""
+    draws = {name: draw for name, draw in sample_draws(scenario, runs, "lhs", seed).items() if name not in fixed}
+    return expand_draws(scenario, draws)
