@@ -27,7 +27,8 @@ from importlib.metadata import version
 import numpy as np
 
 import aftermath
-from aftermath.scenario.validate import frozen_distribution, stratum_array
+from aftermath.scenario.checks import stratum_array
+from aftermath.scenario.validate import frozen_distribution
 from synthetic import COMPARTMENTS, SyntheticModel, synthetic_model
 
 STOCHASTIC_TARGET = 25_000.0

@@ -23,8 +23,8 @@ from scipy.optimize import least_squares
 
 from aftermath import compile_model, load_scenario, simulate
 from aftermath.fitcheck import FIT_END, check_observations, observation_interval, tolerance_for
+from aftermath.scenario.checks import stratum_array
 from aftermath.scenario.schema import Scenario, parse_month
-from aftermath.scenario.validate import stratum_array
 
 REMAINDERS = {"EU_rest": 500, "Europe_rest": 500, "FSU_rest": 1000, "Asia_rest": 1000, "World_rest": 700}
 """Assumed departures of the regional remainders by October 2017 (see origin_share in the scenario)."""

@@ -9,8 +9,8 @@ import pytest
 
 from aftermath import compile_model, load_scenario, simulate
 from aftermath.fitcheck import FIT_END, ObservationCheck, check_observations, fit_check, fit_summary
+from aftermath.scenario.checks import stratum_array
 from aftermath.scenario.schema import parse_month
-from aftermath.scenario.validate import stratum_array
 from tests.conftest import run_cli
 
 PATHWAYS = [

@@ -16,7 +16,8 @@ import xarray as xr
 
 from aftermath.engines.kernels import advance, binomial_array, first_invalid, reduce_columns
 from aftermath.errors import ModelError
-from aftermath.model.compile import CompiledModel, Environment, stable_id
+from aftermath.model.compile import CompiledModel, stable_id
+from aftermath.model.coupling import Environment
 
 Engine = Literal["stochastic", "deterministic"]
 ENGINES: tuple[str, ...] = ("stochastic", "deterministic")

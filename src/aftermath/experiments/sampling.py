@@ -13,8 +13,9 @@ from typing import Literal
 import numpy as np
 
 from aftermath.model.compile import stable_id
+from aftermath.scenario.checks import stratum_array
 from aftermath.scenario.schema import Scenario
-from aftermath.scenario.validate import frozen_distribution, stratum_array
+from aftermath.scenario.validate import frozen_distribution
 from aftermath.units import is_probability_unit
 
 Sampler = Literal["lhs", "mc"]

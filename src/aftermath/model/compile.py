@@ -18,16 +18,17 @@ from typing import Any
 import numpy as np
 
 from aftermath.errors import ScenarioError
-from aftermath.model.coupling import Coupling, build_couplings
+from aftermath.model.coupling import Coupling
+from aftermath.scenario.checks import stratum_array
 from aftermath.scenario.expressions import Evaluator, compile_expression
 from aftermath.scenario.schema import Scenario, month_label
+from aftermath.scenario.submodels import present
 from aftermath.scenario.validate import (
     TIME_SYMBOL,
     flow_context,
     ordered_dims,
     outcome_terms,
     parsed,
-    stratum_array,
 )
 from aftermath.units import to_base
 
@@ -85,18 +86,6 @@ class CompiledOutcome:
 
 
 @dataclass
-class Environment:
-    """What names in rate expressions read at one step."""
-
-    compartments: dict[str, np.ndarray]
-    parameters: dict[str, np.ndarray]
-    schedules: dict[str, float]
-    t: float
-    coupled: dict[str, np.ndarray] = field(default_factory=dict)
-    """Values exposed by couplings (e.g. the alliance network) at this step."""
-
-
-@dataclass
 class CompiledModel:
     """A scenario as arrays and closures; engines take it plus replicates and a seed."""
 
@@ -119,7 +108,7 @@ class CompiledModel:
     parameter_effects: list[tuple[str, int, int, str, float, float]] = field(default_factory=list)
     """(parameter, first step, last step, operation, value, strength) of active interventions."""
     couplings: list[Coupling] = field(default_factory=list)
-    """Sub-models run beside the compartments (see model/coupling.py)."""
+    """The scenario's sub-models, run beside the compartments (see model/coupling.py)."""
 
     @property
     def steps(self) -> int:
@@ -237,7 +226,7 @@ def _compile(
         interventions=strengths,
     )
     model.parameter_effects = _parameter_effects(scenario, months, strengths)
-    model.couplings = build_couplings(scenario, model)
+    model.couplings = [submodel.couple(scenario, model) for submodel in present(scenario)]
     model.flows = _compile_flows(scenario, model)
     model.events = _compile_events(scenario, model)
     model.outcomes = [_compile_outcome(scenario, name, model) for name in scenario.outcomes]

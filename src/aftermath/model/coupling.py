@@ -1,23 +1,33 @@
-"""Sub-models that run beside the compartments on the same monthly clock (e.g. the alliance network).
+"""The running half of the sub-model protocol (see `aftermath.scenario.submodels`): a coupling.
 
-A coupling exposes named values to rate expressions (like parameters, aligned to the model's
-dimensions), reads what the flows moved each step, and records its own outputs. Both engines
-drive it the same way; the `stochastic` flag and the keyed random numbers of
-`aftermath.engines.kernels` let it be random in the stochastic engine and expected in the other.
+A sub-model's `couple(scenario, model)` returns a Coupling, which runs beside the compartments on the
+same clock. It exposes named values to rate expressions (like parameters, aligned to the model's
+dimensions), reads what the flows moved each step, and records its own outputs. Both engines drive
+it the same way; the `stochastic` flag and the keyed random numbers of `aftermath.engines.kernels`
+let it be random in the stochastic engine and expected in the other.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
 from aftermath.scenario.expressions import Symbol
 
-if TYPE_CHECKING:
-    from aftermath.model.compile import CompiledModel, Environment
-    from aftermath.scenario.schema import Scenario
+
+@dataclass
+class Environment:
+    """What names in rate expressions read at one step."""
+
+    compartments: dict[str, np.ndarray]
+    parameters: dict[str, np.ndarray]
+    schedules: dict[str, float]
+    t: float
+    coupled: dict[str, np.ndarray] = field(default_factory=dict)
+    """Values exposed by couplings (e.g. the alliance network) at this step."""
 
 
 class Coupling(Protocol):
@@ -41,20 +51,3 @@ class Coupling(Protocol):
 
     def record(self, state: Any) -> dict[str, np.ndarray]:
         """Outputs at the current time, each (R, *its dims)."""
-
-
-def coupling_symbols(scenario: Scenario) -> dict[str, Symbol]:
-    """Names the scenario's couplings add to rate expressions (none without a `network` section)."""
-    if getattr(scenario, "network", None) is None:
-        return {}
-    from aftermath.network.coupling import network_symbols
-
-    return network_symbols(scenario)
-
-
-def build_couplings(scenario: Scenario, model: CompiledModel) -> list[Coupling]:
-    if getattr(scenario, "network", None) is None:
-        return []
-    from aftermath.network.coupling import NetworkCoupling
-
-    return [NetworkCoupling(scenario, model)]

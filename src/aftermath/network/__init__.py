@@ -1,0 +1,12 @@
+"""The alliance network: a sub-model that plugs into the core through the sub-model protocol
+(`aftermath.scenario.submodels`). Importing this package registers it; the core never names it."""
+
+from aftermath.network.coupling import NetworkCoupling, network_symbols
+from aftermath.network.schema import NetworkSpec
+from aftermath.network.validate import validate_network
+from aftermath.scenario.submodels import SubModel, register
+
+ALLIANCE_NETWORK = SubModel(
+    name="network", section=NetworkSpec, validate=validate_network, symbols=network_symbols, couple=NetworkCoupling
+)
+register(ALLIANCE_NETWORK)

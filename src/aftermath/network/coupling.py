@@ -37,7 +37,8 @@ from aftermath.scenario.expressions import Symbol
 from aftermath.units import DIMENSIONLESS
 
 if TYPE_CHECKING:
-    from aftermath.model.compile import CompiledModel, Environment
+    from aftermath.model.compile import CompiledModel
+    from aftermath.model.coupling import Environment
     from aftermath.scenario.schema import Scenario
 
 

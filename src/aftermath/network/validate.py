@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aftermath.errors import FieldPath, ScenarioError
 from aftermath.network.schema import NetworkSpec
+from aftermath.scenario.checks import check_provenance, citable, in_horizon, one_of, stratum_array
 from aftermath.scenario.schema import Scenario, month_label
-from aftermath.scenario.validate import _check_provenance, _citable, _in_horizon, _one_of, stratum_array
 from aftermath.units import DIMENSIONLESS, PER_TIME, Unit, is_probability_unit, parse_unit
 
 EXPOSED = ("affiliate_attraction", "affiliate_active", "affiliate_lethality")
@@ -35,7 +35,7 @@ def validate_network(scenario: Scenario) -> None:
     if network is None:
         return
     where: FieldPath = ("network",)
-    cited = _citable(scenario)
+    cited = citable(scenario)
     for dim in OUTPUT_DIMS:
         if dim in scenario.dimensions:
             raise ScenarioError(
@@ -44,7 +44,7 @@ def validate_network(scenario: Scenario) -> None:
             )
     for name, group in network.groups.items():
         path = (*where, "groups", name)
-        _check_provenance(group, path, cited)
+        check_provenance(group, path, cited)
         if isinstance(group.territory, str):
             _check_territory_schedule(scenario, group.territory, (*path, "territory"))
         if group.territory is not None and network.dynamics.territorial_dependence is None:
@@ -55,7 +55,7 @@ def validate_network(scenario: Scenario) -> None:
     _check_ties(scenario, network, cited)
     _check_dynamics(scenario, network)
     if network.dynamics_from is not None:
-        _in_horizon(scenario, network.dynamics_from, (*where, "dynamics_from"))
+        in_horizon(scenario, network.dynamics_from, (*where, "dynamics_from"))
     _check_events(scenario, network, cited)
     if network.affiliates is not None:
         _check_affiliates(scenario, network)
@@ -63,7 +63,7 @@ def validate_network(scenario: Scenario) -> None:
 
 def _group(network: NetworkSpec, name: str, path: FieldPath) -> None:
     if name not in network.groups:
-        raise ScenarioError(f"unknown group {name!r}", path, expected=_one_of(network.groups))
+        raise ScenarioError(f"unknown group {name!r}", path, expected=one_of(network.groups))
 
 
 def _check_territory_schedule(scenario: Scenario, name: str, path: FieldPath) -> None:
@@ -71,7 +71,7 @@ def _check_territory_schedule(scenario: Scenario, name: str, path: FieldPath) ->
     if schedule is None:
         raise ScenarioError(
             f"unknown schedule {name!r}", path,
-            expected="a share of peak territory between 0 and 1, or " + _one_of(scenario.schedules),
+            expected="a share of peak territory between 0 and 1, or " + one_of(scenario.schedules),
         )
     if not parse_unit(schedule.unit).same_dimension(DIMENSIONLESS):
         raise ScenarioError(f"the schedule {name!r} is in {schedule.unit}", path, expected="a dimensionless schedule")
@@ -103,14 +103,14 @@ def _check_ties(scenario: Scenario, network: NetworkSpec, cited: set[str]) -> No
                 f"the tie starts in {month_label(tie.start)}, after the time horizon", (*path, "start"),
                 expected=f"a month up to {month_label(scenario.time.end)}",
             )
-        _check_provenance(tie, path, cited)
+        check_provenance(tie, path, cited)
 
 
 def _parameter(scenario: Scenario, name: str, path: FieldPath, unit: Unit | None, what: str) -> None:
     """A scalar parameter in the right unit (unit None: a fraction)."""
     parameter = scenario.parameters.get(name)
     if parameter is None:
-        raise ScenarioError(f"unknown parameter {name!r}", path, expected=f"{what}: {_one_of(scenario.parameters)}")
+        raise ScenarioError(f"unknown parameter {name!r}", path, expected=f"{what}: {one_of(scenario.parameters)}")
     if parameter.dims:
         raise ScenarioError(
             f"the parameter {name!r} varies by {', '.join(parameter.dims)}", path, expected=f"{what}, one number",
@@ -143,7 +143,7 @@ def _check_events(scenario: Scenario, network: NetworkSpec, cited: set[str]) -> 
         if event.name in names:
             raise ScenarioError(f"the event name {event.name!r} is used twice", (*path, "name"))
         names.add(event.name)
-        _in_horizon(scenario, event.date, (*path, "date"))
+        in_horizon(scenario, event.date, (*path, "date"))
         if event.group is not None:
             _group(network, event.group, (*path, "group"))
         if event.groups is not None:
@@ -158,7 +158,7 @@ def _check_events(scenario: Scenario, network: NetworkSpec, cited: set[str]) -> 
                         f"a decapitation needs network.dynamics.{field}", (*path, "type"),
                         expected=f"'{field}: <a fraction parameter>' under network.dynamics",
                     )
-        _check_provenance(event, path, cited)
+        check_provenance(event, path, cited)
 
 
 def exposed_names(network: NetworkSpec) -> dict[str, tuple[str, str]]:
@@ -198,7 +198,7 @@ def _check_affiliates(scenario: Scenario, network: NetworkSpec) -> None:
         for index, name in enumerate(spec.arrivals):
             flow = flows.get(name)
             if flow is None:
-                raise ScenarioError(f"unknown flow {name!r}", (*path, "arrivals", index), expected=_one_of(flows))
+                raise ScenarioError(f"unknown flow {name!r}", (*path, "arrivals", index), expected=one_of(flows))
             if flow.to not in scenario.compartments:
                 raise ScenarioError(
                     f"the flow {name!r} goes to {flow.to!r}, not a compartment", (*path, "arrivals", index),
@@ -208,7 +208,7 @@ def _check_affiliates(scenario: Scenario, network: NetworkSpec) -> None:
             weight = scenario.parameters.get(spec.weight)
             if weight is None:
                 raise ScenarioError(f"unknown parameter {spec.weight!r}", (*path, "weight"),
-                                    expected=_one_of(scenario.parameters))
+                                    expected=one_of(scenario.parameters))
             if not parse_unit(weight.unit).same_dimension(DIMENSIONLESS):
                 raise ScenarioError(f"the parameter {spec.weight!r} is in {weight.unit}", (*path, "weight"),
                                     expected="a dimensionless weight")

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from aftermath.scenario.checks import stratum_array
 from aftermath.scenario.evidence import known_citations
 from aftermath.scenario.schema import Distribution, Parameter, Scenario
-from aftermath.scenario.validate import frozen_distribution, stratum_array
+from aftermath.scenario.validate import frozen_distribution
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from ruamel.yaml.scanner import RoundTripScanner, ScannerError
 
 from aftermath.errors import FieldPath, ScenarioError
 from aftermath.scenario.schema import NAME_PATTERN, Scenario
+from aftermath.scenario.submodels import scenario_class
 from aftermath.scenario.validate import validate_scenario
 
 DEFAULT_SCENARIO = "isis_after_caliphate"
@@ -87,7 +88,7 @@ def parse_scenario(text: str, file: str | Path = "<string>") -> Scenario:
     """Validate scenario text; `file` is only used to name the place in errors."""
     document = _read_yaml(text, file)
     try:
-        scenario = Scenario.model_validate(document)
+        scenario = scenario_class().model_validate(document)
     except ValidationError as exc:
         raise _first_pydantic_error(exc, document).located(file, None) from None
     except RecursionError:
@@ -227,7 +228,7 @@ def _data_path(document: Any, loc: tuple[Any, ...], missing: bool = False) -> Fi
 
 def _fields_at(path: FieldPath) -> list[str]:
     """Field names the schema allows at `path` (for 'unknown field' hints)."""
-    model: Any = Scenario
+    model: Any = scenario_class()
     for part in path:
         model = _unwrap(model)
         if isinstance(model, type) and issubclass(model, BaseModel):

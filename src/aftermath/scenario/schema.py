@@ -248,11 +248,11 @@ class SourceEntry(Strict):
     url: str | None = None
 
 
-from aftermath.network.schema import NetworkSpec  # noqa: E402  (needs the types above)
-
-
 class Scenario(Strict):
-    """A whole scenario file. Keys are names; lists keep the order they were written in."""
+    """A whole scenario file. Keys are names; lists keep the order they were written in.
+
+    The core's fields only: files are read with `submodels.scenario_class()`, this class plus one
+    optional section per registered sub-model (e.g. `network`)."""
 
     _source: str = PrivateAttr(default="<scenario>")
     """The file it was read from, to name it in errors found after loading (e.g. a bad --set)."""
@@ -277,4 +277,3 @@ class Scenario(Strict):
     outcomes: dict[Name, Outcome] = {}
     observations: list[Observation] = []
     sources: list[SourceEntry] = []
-    network: NetworkSpec | None = None

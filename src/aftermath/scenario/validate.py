@@ -1,19 +1,19 @@
 """Rules that relate a scenario's fields to each other; each failure names its field path.
 
-The helpers here (`symbols`, `stratum_array`, `flow_context`, `parsed`) are also what the model
-compiler uses, so a scenario that validates is one that compiles.
+The helpers here (`symbols`, `flow_context`, `parsed`) and in `checks.py` (`stratum_array`) are also
+what the model compiler uses, so a scenario that validates is one that compiles. Sections owned by
+sub-models are checked by the sub-models' own rules (see `submodels.py`).
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from aftermath.errors import FieldPath, ScenarioError
-from aftermath.scenario.evidence import known_citations
+from aftermath.scenario.checks import check_provenance, citable, in_horizon, one_of, stratum_array
 from aftermath.scenario.expressions import (
     FUNCTIONS,
     ExpressionError,
@@ -24,6 +24,7 @@ from aftermath.scenario.expressions import (
     parse_expression,
 )
 from aftermath.scenario.schema import Distribution, Parameter, Scenario, month_label, parse_month
+from aftermath.scenario.submodels import present
 from aftermath.units import (
     DIMENSIONLESS,
     PER_TIME,
@@ -49,18 +50,18 @@ def validate_scenario(scenario: Scenario) -> None:
     _check_dimensions(scenario)
     _check_unique_names(scenario)
     for index, month in enumerate(scenario.key_dates):
-        _in_horizon(scenario, month, ("key_dates", index))
-    cited = _citable(scenario)
+        in_horizon(scenario, month, ("key_dates", index))
+    cited = citable(scenario)
     for name, parameter in scenario.parameters.items():
         _check_parameter(scenario, name, parameter, cited)
     for name, schedule in scenario.schedules.items():
         where: FieldPath = ("schedules", name)
         _unit(schedule.unit, (*where, "unit"))
-        _check_provenance(schedule, where, cited)
+        check_provenance(schedule, where, cited)
         months = {}
         for key in schedule.points:
             month = _month(key, (*where, "points", key))
-            _in_horizon(scenario, month, (*where, "points", key))
+            in_horizon(scenario, month, (*where, "points", key))
             if month in months:
                 raise ScenarioError(
                     f"the month {month_label(month)} is given twice", (*where, "points", key),
@@ -71,9 +72,8 @@ def validate_scenario(scenario: Scenario) -> None:
         where = ("compartments", name)
         _check_dims_exist(scenario, compartment.dims, (*where, "dims"))
         _check_initial(scenario, name, cited)
-    from aftermath.network.validate import validate_network  # the `network` section, if any
-
-    validate_network(scenario)
+    for submodel in present(scenario):
+        submodel.validate(scenario)
     table = symbols(scenario)
     for index in range(len(scenario.flows)):
         _check_flow(scenario, index, table)
@@ -125,9 +125,8 @@ def symbols(scenario: Scenario) -> dict[str, Symbol]:
         table[name] = Symbol("schedule", parse_unit(schedule.unit))
     for name, compartment in scenario.compartments.items():
         table[name] = Symbol("compartment", PERSONS, ordered_dims(scenario, compartment.dims))
-    from aftermath.model.coupling import coupling_symbols
-
-    table.update(coupling_symbols(scenario))
+    for submodel in present(scenario):
+        table.update(submodel.symbols(scenario))
     return table
 
 
@@ -136,44 +135,6 @@ def flow_context(scenario: Scenario, index: int) -> tuple[str, ...]:
     flow = scenario.flows[index]
     holder = flow.from_ if flow.from_ in scenario.compartments else flow.to
     return ordered_dims(scenario, scenario.compartments[holder].dims)
-
-
-def stratum_array(
-    scenario: Scenario, value: Any, dims: list[str], default: float | None, path: FieldPath
-) -> np.ndarray:
-    """A scalar or a nested mapping {label: ...} in the order of `dims`, as an array over `dims`."""
-    if not isinstance(value, Mapping):
-        return np.full([len(scenario.dimensions[d]) for d in dims], _number(value, path))
-    if not dims:
-        raise ScenarioError("per-stratum values need 'dims'", path, expected="a number, or add dims")
-    dim, rest = dims[0], dims[1:]
-    labels = scenario.dimensions[dim]
-    unknown = [key for key in value if key not in labels]
-    if unknown:
-        raise ScenarioError(
-            f"{unknown[0]!r} is not a stratum of {dim!r}", (*path, unknown[0]),
-            expected=_one_of(labels),
-        )
-    parts = []
-    for label in labels:
-        if label in value:
-            parts.append(stratum_array(scenario, value[label], rest, default, (*path, label)))
-        elif default is not None:
-            parts.append(np.full([len(scenario.dimensions[d]) for d in rest], float(default)))
-        else:
-            raise ScenarioError(
-                f"no value for stratum {label!r} of {dim!r}", path,
-                expected="a value for every stratum, or a 'default'",
-            )
-    return np.stack(parts)
-
-
-def _number(value: Any, path: FieldPath) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ScenarioError(f"{value!r} is not a number", path, expected="a number")
-    if not np.isfinite(value):
-        raise ScenarioError(f"{value!r} is not a finite number", path, expected="a finite number")
-    return float(value)
 
 
 def outcome_terms(scenario: Scenario, name: str) -> tuple[ast.Expression, dict[str, str]]:
@@ -185,13 +146,13 @@ def outcome_terms(scenario: Scenario, name: str) -> tuple[ast.Expression, dict[s
     kinds: dict[str, str] = {}
     for dim in [*outcome.select, *outcome.by]:
         if dim not in scenario.dimensions:
-            raise ScenarioError(f"unknown dimension {dim!r}", where, expected=_one_of(scenario.dimensions))
+            raise ScenarioError(f"unknown dimension {dim!r}", where, expected=one_of(scenario.dimensions))
     for dim, labels in outcome.select.items():
         for label in labels:
             if label not in scenario.dimensions[dim]:
                 raise ScenarioError(
                     f"{label!r} is not a stratum of {dim!r}", (*where, "select", dim),
-                    expected=_one_of(scenario.dimensions[dim]),
+                    expected=one_of(scenario.dimensions[dim]),
                 )
     table = {n: Symbol("compartment", PERSONS) for n in scenario.compartments}
     table.update({n: Symbol("flow", PERSONS) for n in flows})
@@ -221,12 +182,6 @@ def outcome_terms(scenario: Scenario, name: str) -> tuple[ast.Expression, dict[s
 
 
 # --- the rules ------------------------------------------------------------------------------
-
-
-def _one_of(names: Any) -> str:
-    names = list(names)
-    more = f", ... ({len(names) - 20} more)" if len(names) > 20 else ""
-    return f"one of: {', '.join(names[:20])}{more}" if names else "a name defined in the scenario (none are)"
 
 
 MAX_HORIZON_MONTHS = 1200
@@ -267,14 +222,14 @@ def _check_dimensions(scenario: Scenario) -> None:
             seen.add(label)
     for dim, groups in scenario.groups.items():
         if dim not in scenario.dimensions:
-            raise ScenarioError(f"unknown dimension {dim!r}", ("groups", dim), expected=_one_of(scenario.dimensions))
+            raise ScenarioError(f"unknown dimension {dim!r}", ("groups", dim), expected=one_of(scenario.dimensions))
         grouped: dict[str, str] = {}
         for group, labels in groups.items():
             for index, label in enumerate(labels):
                 if label not in scenario.dimensions[dim]:
                     raise ScenarioError(
                         f"{label!r} is not a stratum of {dim!r}", ("groups", dim, group, index),
-                        expected=_one_of(scenario.dimensions[dim]),
+                        expected=one_of(scenario.dimensions[dim]),
                     )
                 if label in grouped:
                     raise ScenarioError(
@@ -315,29 +270,10 @@ def _claim(owners: dict[str, FieldPath], name: str, path: FieldPath) -> None:
     owners[name] = path
 
 
-def _citable(scenario: Scenario) -> set[str]:
-    return set(known_citations()) | {entry.id for entry in scenario.sources}
-
-
-def _check_provenance(item: Any, path: FieldPath, cited: set[str]) -> None:
-    for index, source in enumerate(item.sources):
-        if source not in cited:
-            raise ScenarioError(
-                f"unknown source id {source!r}", (*path, "sources", index),
-                expected="an id of evidence/sources.csv or figures.csv, a seed file name, or an "
-                "entry under 'sources:'",
-            )
-    if not item.has_provenance:
-        raise ScenarioError(
-            "no source for this number", path,
-            expected="'sources: [ids]' or 'assumption: <the reason>'",
-        )
-
-
 def _check_dims_exist(scenario: Scenario, dims: list[str], path: FieldPath) -> None:
     for index, dim in enumerate(dims):
         if dim not in scenario.dimensions:
-            raise ScenarioError(f"unknown dimension {dim!r}", (*path, index), expected=_one_of(scenario.dimensions))
+            raise ScenarioError(f"unknown dimension {dim!r}", (*path, index), expected=one_of(scenario.dimensions))
         if dims.index(dim) != index:
             raise ScenarioError(
                 f"the dimension {dim!r} is listed twice", (*path, index), expected="each dimension once"
@@ -348,7 +284,7 @@ def _check_parameter(scenario: Scenario, name: str, parameter: Parameter, cited:
     where: FieldPath = ("parameters", name)
     _unit(parameter.unit, (*where, "unit"))
     _check_dims_exist(scenario, parameter.dims, (*where, "dims"))
-    _check_provenance(parameter, where, cited)
+    check_provenance(parameter, where, cited)
     values = stratum_array(scenario, parameter.value, parameter.dims, parameter.default, (*where, "value"))
     probability = is_probability_unit(parameter.unit)
     if probability and (values.min() < 0 or values.max() > 1):
@@ -441,7 +377,7 @@ def _check_initial(scenario: Scenario, name: str, cited: set[str]) -> None:
     else:
         values = stratum_array(scenario, initial, compartment.dims, None, where)
         if values.size and values.max() > 0:
-            _check_provenance(compartment, ("compartments", name), cited)
+            check_provenance(compartment, ("compartments", name), cited)
     if values.size and values.min() < 0:
         raise ScenarioError(f"a negative count ({values.min():g})", where, expected="counts >= 0")
     if values.size and values.max() > MAX_PERSONS:
@@ -460,7 +396,7 @@ def _check_flow(scenario: Scenario, index: int, table: dict[str, Symbol]) -> Non
         if target not in places:
             raise ScenarioError(
                 f"unknown compartment {target!r}", (*where, key),
-                expected=_one_of(places) + " (a compartment or a declared boundary)",
+                expected=one_of(places) + " (a compartment or a declared boundary)",
             )
     kind_from, kind_to = places[flow.from_], places[flow.to]
     if kind_from == "sink":
@@ -527,11 +463,11 @@ def _check_expression(
 def _check_event(scenario: Scenario, index: int, table: dict[str, Symbol], cited: set[str]) -> None:
     event = scenario.events[index]
     where: FieldPath = ("events", index)
-    _in_horizon(scenario, event.date, (*where, "date"))
+    in_horizon(scenario, event.date, (*where, "date"))
     sinks = {n for n, b in scenario.boundaries.items() if b.kind == "sink"}
     if event.from_ not in scenario.compartments:
         raise ScenarioError(
-            f"unknown compartment {event.from_!r}", (*where, "from"), expected=_one_of(scenario.compartments)
+            f"unknown compartment {event.from_!r}", (*where, "from"), expected=one_of(scenario.compartments)
         )
     if event.to in scenario.boundaries and event.to not in sinks:
         raise ScenarioError(
@@ -539,7 +475,7 @@ def _check_event(scenario: Scenario, index: int, table: dict[str, Symbol], cited
         )
     if event.to not in scenario.compartments and event.to not in sinks:
         raise ScenarioError(
-            f"unknown compartment {event.to!r}", (*where, "to"), expected=_one_of([*scenario.compartments, *sinks])
+            f"unknown compartment {event.to!r}", (*where, "to"), expected=one_of([*scenario.compartments, *sinks])
         )
     if event.from_ == event.to:
         raise ScenarioError(
@@ -559,34 +495,34 @@ def _check_event(scenario: Scenario, index: int, table: dict[str, Symbol], cited
             raise ScenarioError(
                 f"{tree.body.value!r} is not a fraction", (*where, "fraction"), expected="a number between 0 and 1"
             )
-        _check_provenance(event, where, cited)
+        check_provenance(event, where, cited)
     else:
         _check_provenance_if_given(event, where, cited)
 
 
 def _check_provenance_if_given(item: Any, path: FieldPath, cited: set[str]) -> None:
     if item.sources or item.assumption:
-        _check_provenance(item, path, cited)
+        check_provenance(item, path, cited)
 
 
 def _check_intervention(scenario: Scenario, name: str, cited: set[str]) -> None:
     intervention = scenario.interventions[name]
     where: FieldPath = ("interventions", name)
-    _in_horizon(scenario, intervention.start, (*where, "start"))
+    in_horizon(scenario, intervention.start, (*where, "start"))
     if intervention.end is not None:
-        _in_horizon(scenario, intervention.end, (*where, "end"))
+        in_horizon(scenario, intervention.end, (*where, "end"))
         if intervention.end <= intervention.start:
             raise ScenarioError("the end comes before the start", (*where, "end"), expected="an end after start")
-    _check_provenance(intervention, where, cited)
+    check_provenance(intervention, where, cited)
     for index, effect in enumerate(intervention.effects):
         path = (*where, "effects", index)
         if effect.parameter is not None and effect.parameter not in scenario.parameters:
             raise ScenarioError(
-                f"unknown parameter {effect.parameter!r}", (*path, "parameter"), expected=_one_of(scenario.parameters)
+                f"unknown parameter {effect.parameter!r}", (*path, "parameter"), expected=one_of(scenario.parameters)
             )
         if effect.schedule is not None and effect.schedule not in scenario.schedules:
             raise ScenarioError(
-                f"unknown schedule {effect.schedule!r}", (*path, "schedule"), expected=_one_of(scenario.schedules)
+                f"unknown schedule {effect.schedule!r}", (*path, "schedule"), expected=one_of(scenario.schedules)
             )
         operation, value = effect.operation
         target = scenario.parameters[effect.parameter] if effect.parameter else scenario.schedules[effect.schedule]  # type: ignore[index]
@@ -602,25 +538,16 @@ def _check_observation(scenario: Scenario, index: int, cited: set[str]) -> None:
     where: FieldPath = ("observations", index)
     if observation.outcome not in scenario.outcomes:
         raise ScenarioError(
-            f"unknown outcome {observation.outcome!r}", (*where, "outcome"), expected=_one_of(scenario.outcomes)
+            f"unknown outcome {observation.outcome!r}", (*where, "outcome"), expected=one_of(scenario.outcomes)
         )
     if scenario.outcomes[observation.outcome].by:
         raise ScenarioError(
             "observations compare with outcomes that are one number per date", (*where, "outcome"),
             expected="an outcome without 'by'",
         )
-    _in_horizon(scenario, observation.date, (*where, "date"))
+    in_horizon(scenario, observation.date, (*where, "date"))
     if observation.source not in cited:
         raise ScenarioError(
             f"unknown source id {observation.source!r}", (*where, "source"),
             expected="an id of evidence/sources.csv or figures.csv, a seed file name, or an entry under 'sources:'",
-        )
-
-
-def _in_horizon(scenario: Scenario, month: int, path: FieldPath) -> None:
-    start, end = scenario.time.start, scenario.time.end
-    if not start <= month <= end:
-        raise ScenarioError(
-            f"the date {month_label(month)} is outside the time horizon", path,
-            expected=f"a month from {month_label(start)} to {month_label(end)}",
         )
