@@ -23,7 +23,8 @@ from pathlib import Path
 
 from aftermath import __version__
 from aftermath.experiments import ExecutorSpec, design_experiment, read_scenario, run_stored
-from aftermath.report.build import STOCK_RUNS, collect_stored, render, write_atomically
+from aftermath.files import write_text
+from aftermath.report.build import STOCK_RUNS, collect_stored, render
 from aftermath.store import Store
 
 BUILD_TARGET_S = 30.0
@@ -61,7 +62,7 @@ def main() -> None:
         collected = time.perf_counter()
         page = render(content)
         rendered = time.perf_counter()
-        out = write_atomically(page, args.out or Path(folder) / "report.html")
+        out = write_text(page, args.out or Path(folder) / "report.html")
         build_s, build_cpu = time.perf_counter() - started, cpu_seconds() - cpu
         size_mb = out.stat().st_size / 1e6
 

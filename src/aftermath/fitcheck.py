@@ -25,7 +25,7 @@ from aftermath.experiments.sampling import per_run_parameters
 from aftermath.model.compile import compile_model
 from aftermath.scenario.evidence import figures
 from aftermath.scenario.schema import Observation, Scenario, month_label, parse_month
-from aftermath.summary import HIGH, LOW
+from aftermath.summary import band
 
 FIT_END = "2017-12"
 """End of the default scenario's fitted window (DESIGN principle 7)."""
@@ -90,7 +90,7 @@ def check_observations(scenario: Scenario, dataset: xr.Dataset, fitted_until: st
     for observation in scenario.observations:
         date = month_label(observation.date)
         series = dataset[observation.outcome].sel(time=np.datetime64(date, "M")).values.reshape(-1)
-        median, band_low, band_high = (float(q) for q in np.quantile(series, [0.5, LOW, HIGH]))
+        median, band_low, band_high = band(series)
         low, high = observation_interval(observation)
         checks.append(
             ObservationCheck(

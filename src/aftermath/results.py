@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-import os
+import importlib.util
 from pathlib import Path
 
 import pandas as pd
 import xarray as xr
 
+from aftermath import files
+
 FORMATS = {".nc": "netCDF", ".parquet": "Parquet"}
 
 
 def check_output_path(path: Path) -> None:
-    """Refuse an output path before any work is done, so a long run never ends in a bad path."""
-    if path.suffix not in FORMATS:
-        raise ValueError(f"{path}: unknown output format; expected a file ending in {' or '.join(FORMATS)}")
-    if not path.parent.exists():
-        raise ValueError(f"{path}: the folder {path.parent} does not exist")
+    """Refuse an output path before any work is done, so a long run never ends in a bad path (or in a
+    format whose optional package is not installed)."""
+    files.check_output_path(path, list(FORMATS), "output")
+    if path.suffix.lower() == ".nc" and importlib.util.find_spec("netCDF4") is None:
+        raise ValueError(
+            f"{path}: writing netCDF needs the netCDF4 package (pip install 'aftermath[netcdf]'); "
+            "or write a .parquet file"
+        )
 
 
 def long_table(dataset: xr.Dataset) -> pd.DataFrame:
@@ -32,18 +37,14 @@ def long_table(dataset: xr.Dataset) -> pd.DataFrame:
 
 
 def write_results(dataset: xr.Dataset, path: str | Path) -> Path:
-    """Write to a temporary file beside `path`, then rename it into place."""
+    """Write netCDF or Parquet (by the suffix) atomically (`aftermath.files.atomic_path`)."""
     path = Path(path)
     check_output_path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        if path.suffix == ".nc":
+    with files.atomic_path(path) as partial:
+        if path.suffix.lower() == ".nc":
             dataset.to_netcdf(partial, engine="netcdf4")
         else:
             table = long_table(dataset)
             table.attrs = {}
             table.to_parquet(partial, index=False)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
     return path

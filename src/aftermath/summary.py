@@ -7,10 +7,36 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import xarray as xr
+from numpy.typing import ArrayLike
 
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 
 LOW, HIGH = 0.05, 0.95
+BAND = (LOW, 0.5, HIGH)
+"""The levels of a band: its low end, the median, its high end."""
+
+
+def quantiles(data: ArrayLike, levels: Sequence[float] = BAND, axis: int = 0) -> np.ndarray:
+    """Quantiles of `data` over `axis` (the replicates): shape (len(levels), *the other axes of data).
+
+    numpy's default (linear, Hyndman-Fan type 7) quantile. A run where a value is undefined (NaN, e.g.
+    a share of nobody) is left out; where it is undefined in every run the quantile is NaN.
+    This is the one place bands are computed (tables, report, fit check, network export).
+    """
+    moved = np.moveaxis(np.asarray(data, dtype=float), axis, 0)
+    flat = moved.reshape(moved.shape[0], -1)
+    values = np.quantile(flat, levels, axis=0)
+    missing = np.isnan(flat)
+    partly = missing.any(axis=0) & ~missing.all(axis=0)
+    if partly.any():  # rare, and nanquantile is slow: only where some runs are undefined
+        values[:, partly] = np.nanquantile(flat[:, partly], levels, axis=0)
+    return values.reshape(len(levels), *moved.shape[1:])
+
+
+def band(values: ArrayLike) -> tuple[float, float, float]:
+    """(median, low, high) of one number over runs (`values` 1-D, one per run); see `quantiles`."""
+    low, median, high = quantiles(np.ravel(values))
+    return float(median), float(low), float(high)
 
 
 def outcome_names(dataset: xr.Dataset) -> list[str]:
@@ -41,8 +67,11 @@ def bands(
         times = np.unique(dataset["time"].sel(time=chosen, method="pad").values)
     for name in wanted:
         data = dataset[name].sel(time=times)
-        quantiles = data.quantile([LOW, 0.5, HIGH], dim="replicate")
-        frame = quantiles.to_dataframe(name="value")["value"].unstack("quantile").reset_index()
+        levels = xr.apply_ufunc(
+            lambda a: np.moveaxis(quantiles(a, axis=-1), 0, -1), data,
+            input_core_dims=[["replicate"]], output_core_dims=[["quantile"]],
+        ).assign_coords(quantile=list(BAND))
+        frame = levels.to_dataframe(name="value")["value"].unstack("quantile").reset_index()
         frame = frame.rename(columns={LOW: "low", 0.5: "median", HIGH: "high"})
         frame.insert(0, "outcome", name)
         frame["date"] = pd.to_datetime(frame.pop("time")).dt.strftime("%Y-%m")

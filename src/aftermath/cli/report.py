@@ -12,6 +12,7 @@ from aftermath.cli.app import app, console, fail
 from aftermath.cli.options import parse_policy
 from aftermath.experiments import ExecutorError, ExecutorSpec
 from aftermath.experiments.sampling import SAMPLERS
+from aftermath.files import write_text
 from aftermath.report.build import (
     FIT_UNTIL,
     STOCK_RUNS,
@@ -20,7 +21,6 @@ from aftermath.report.build import (
     collect,
     collect_stored,
     render,
-    write_atomically,
 )
 from aftermath.scenario.schema import parse_month
 from aftermath.store import DEFAULT_STORE, Store, StoreError
@@ -93,6 +93,6 @@ def report(
                                   stock_runs=map_runs, progress=advance)
         except (ReportError, StoreError, ExecutorError) as exc:
             fail(str(exc))
-    written = write_atomically(render(content, figures), out)
+    written = write_text(render(content, figures), out)
     console.print(f"report written to {written}" + (f"; figures in {figures}" if figures else ""),
                   markup=False, highlight=False)

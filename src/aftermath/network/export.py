@@ -8,7 +8,6 @@ date, and a group's numbers are medians with their 5-95% band. `replicate=` expo
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,9 +16,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from aftermath.files import atomic_path, check_output_path
 from aftermath.network.schema import CAPACITIES
 from aftermath.scenario.schema import Scenario, month_label, parse_month
-from aftermath.summary import HIGH, LOW
+from aftermath.summary import band
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -47,11 +47,6 @@ def at_date(dataset: xr.Dataset, date: str) -> xr.Dataset:
         first, last = (pd.Timestamp(times[i]).strftime("%Y-%m") for i in (0, -1))
         raise ValueError(f"{date} is outside the run ({first} to {last})")
     return dataset.sel(time=wanted)
-
-
-def _band(values: np.ndarray) -> tuple[float, float, float]:
-    low, median, high = np.quantile(values, [LOW, 0.5, HIGH])
-    return float(median), float(low), float(high)
 
 
 def group_table(dataset: xr.Dataset, date: str) -> pd.DataFrame:
@@ -97,7 +92,7 @@ def _group_rows(now: xr.Dataset) -> pd.DataFrame:
     for g, group in enumerate(now["group"].values):
         row: dict[str, object] = {"group": str(group), "active": float(now["network_alive"].values[:, g].mean())}
         for variable, column in GROUP_COLUMNS.items():
-            row[column], row[f"{column}_low"], row[f"{column}_high"] = _band(now[variable].values[:, g])
+            row[column], row[f"{column}_low"], row[f"{column}_high"] = band(now[variable].values[:, g])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -107,19 +102,12 @@ def write_graph(graph: nx.Graph, path: str | Path) -> Path:
     import networkx as nx  # imported when used: it costs a quarter second at CLI start-up
 
     path = Path(path)
-    if path.suffix not in GRAPH_FORMATS:
-        raise ValueError(f"{path}: unknown graph format; expected a file ending in {' or '.join(GRAPH_FORMATS)}")
-    if not path.parent.exists():
-        raise ValueError(f"{path}: the folder {path.parent} does not exist")
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        if path.suffix == ".graphml":
+    check_output_path(path, list(GRAPH_FORMATS), "graph")
+    with atomic_path(path) as partial:
+        if path.suffix.lower() == ".graphml":
             nx.write_graphml(graph, partial)
         else:
             partial.write_text(json.dumps(nx.node_link_data(graph, edges="links"), indent=2), encoding="utf-8")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
     return path
 
 
@@ -130,7 +118,7 @@ def network_summary(dataset: xr.Dataset, dates: list[str], hubs: int = 2) -> lis
     rows: list[tuple[str, list[tuple]]] = []
 
     def add(label: str, pick: Callable[[xr.Dataset], np.ndarray]) -> None:
-        rows.append((label, [_band(pick(now)) for now in picked]))
+        rows.append((label, [band(pick(now)) for now in picked]))
 
     add("active provinces", lambda now: now["network_provinces"].values)
     add("alliance ties", lambda now: now["network_ties"].values.sum(axis=1))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aftermath.experiments import ExecutorSpec, design_experiment, load_result, read_scenario, run_experiment
+from aftermath.files import check_output_path, write_text
 from aftermath.report import svgchart
 from aftermath.report.content import (
     MAX_POLICY_PANELS,
@@ -82,23 +82,9 @@ def render(content: ReportContent, figures_dir: Path | None = None, generated: s
     return page(content, svgs, stamp, __version__)
 
 
-def write_atomically(text: str, path: Path) -> Path:
-    """Write beside `path`, then rename: a failure never leaves a half-written report."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
-
-
 def check_report_path(path: Path) -> None:
     """Refuse a bad output path before any simulation runs."""
-    if path.suffix.lower() not in (".html", ".htm"):
-        raise ValueError(f"{path}: expected a file ending in .html")
-    if not path.parent.exists():
-        raise ValueError(f"{path}: the folder {path.parent} does not exist")
+    check_output_path(path, (".html", ".htm"), "report")
 
 
 def collect(
@@ -180,4 +166,4 @@ def build_report(
         content = collect_stored(Store(store), run, **options)
     else:
         content = collect(scenario, **options)
-    return write_atomically(render(content, Path(figures_dir) if figures_dir else None), path)
+    return write_text(render(content, Path(figures_dir) if figures_dir else None), path)

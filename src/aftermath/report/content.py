@@ -18,7 +18,7 @@ from aftermath.experiments.design import Experiment
 from aftermath.experiments.results import EnsembleResult
 from aftermath.model.compile import CompiledModel, compile_model
 from aftermath.scenario.schema import Scenario, month_label, parse_month
-from aftermath.summary import HIGH, LOW
+from aftermath.summary import HIGH, LOW, band, quantiles
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -197,11 +197,7 @@ def policy_label(scenario: Scenario, strengths: Mapping[str, float]) -> str:
 def fan(data: np.ndarray, times: np.ndarray) -> Fan:
     """Quantiles over the leading (replicate) axis of a (replicate, time) array; months where the outcome
     is undefined in every run (a share of nobody) stay NaN and are left out of charts."""
-    values = np.quantile(data, QUANTILES, axis=0)
-    partly = np.isnan(data).any(axis=0) & ~np.isnan(data).all(axis=0)
-    if partly.any():  # rare, and nanquantile is slow: only where some runs are undefined
-        values[:, partly] = np.nanquantile(data[:, partly], QUANTILES, axis=0)
-    return Fan(times, values)
+    return Fan(times, quantiles(data, QUANTILES))
 
 
 def largest_strata(outcome: OutcomeSummary, count: int) -> list[str]:
@@ -397,14 +393,9 @@ def country_table(scenario: Scenario, stocks: Stocks) -> CountryTable | None:
     order = np.argsort(-np.median(total, axis=0), kind="stable")
     rows = []
     for i in order:
-        cells = [_band(total[:, i])] + [_band(values[:, i]) for values in columns.values()]
+        cells = [Band(*band(total[:, i]))] + [Band(*band(values[:, i])) for values in columns.values()]
         rows.append((origins[i], cells))
     return CountryTable(stocks.date, ORIGIN_DIM, ["Departed (all followed)", *columns], rows)
-
-
-def _band(values: np.ndarray) -> Band:
-    low, median, high = np.quantile(values, (LOW, 0.5, HIGH))
-    return Band(float(median), float(low), float(high))
 
 
 def observation_rows(scenario: Scenario, outcomes: list[OutcomeSummary], fit_until: str) -> list[ObservationRow]:

@@ -7,7 +7,6 @@ built with `matplotlib.figure.Figure` (no pyplot), so nothing global changes at 
 from __future__ import annotations
 
 import io
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from matplotlib.patches import PathPatch, Rectangle
 from matplotlib.path import Path as DrawPath
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from aftermath.files import atomic_path
 from aftermath.report.content import (
     Fan,
     NetworkContent,
@@ -323,13 +323,8 @@ def save_files(picture: Picture, folder: Path) -> list[Path]:
     written = []
     for suffix, extra in ((".svg", {"metadata": {"Date": None}}), (".png", {"dpi": 200})):
         path = folder / f"{safe_stem(picture.stem)}{suffix}"
-        partial = path.with_name(f".{path.name}.partial")
-        try:
-            with matplotlib.rc_context(STYLE):
-                picture.figure.savefig(partial, format=suffix[1:], **extra)
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
+        with atomic_path(path) as partial, matplotlib.rc_context(STYLE):
+            picture.figure.savefig(partial, format=suffix[1:], **extra)
         written.append(path)
     return written
 
