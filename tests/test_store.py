@@ -191,3 +191,19 @@ def test_two_processes_writing_one_store_take_turns(tmp_path: Path) -> None:
                              "ORDER BY run_id").fetchall()
     assert duplicates == 0
     assert sorted(n for _, n in members) == [200, 400]
+
+
+def test_a_reused_pid_does_not_make_a_dead_run_look_alive() -> None:
+    """A run reads 'running' only while the very process that runs it lives: a live process that got
+    the same pid later (another creation time) does not count, and neither does a pid that is gone."""
+    import os
+    import socket
+
+    from aftermath.store.database import effective_status, process_started
+
+    row = {"status": "running", "host": socket.gethostname(), "pid": os.getpid(), "pid_started": process_started()}
+    assert effective_status(row) == "running"
+    assert effective_status({**row, "pid_started": process_started() - 3600.0}) == "stopped"
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert effective_status({**row, "pid": child.pid, "pid_started": None}) == "stopped"

@@ -152,7 +152,7 @@ class DaskExecutor:
         try:
             from distributed import Client, LocalCluster
         except ImportError:  # pragma: no cover - a dependency of the package
-            raise ExecutorError("--dask needs the 'distributed' package") from None
+            raise ExecutorError("--dask needs the 'distributed' package (pip install 'aftermath[dask]')") from None
         self.cluster = None
         try:
             if address == "local":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numba
 import numpy as np
@@ -71,23 +72,20 @@ def make_task(experiment: Experiment, first: int, last: int) -> Task:
     return Task(first, last, first_sample, {name: d[first_sample:stop] for name, d in experiment.draws.items()})
 
 
-_models: dict[tuple[str, tuple[tuple[str, float], ...]], CompiledModel] = {}
-
-
 def compiled(context: WorkerContext, arm: Arm) -> CompiledModel:
-    """The arm's model, compiled once per worker process (keyed by scenario hash and policies)."""
-    key = (context.scenario_hash, tuple(sorted(arm.policies.items())))
-    if key not in _models:
-        if len(_models) >= _CACHE_LIMIT:
-            _models.clear()
-        model = compile_model(parse_scenario(context.scenario_text, context.scenario_file), policies=arm.policies)
-        if model.scenario_hash != context.scenario_hash:
-            raise ModelError(
-                f"this worker reads the scenario as {model.scenario_hash}, not {context.scenario_hash}; "
-                "expected every worker to run the same aftermath version as the main process"
-            )
-        _models[key] = model
-    return _models[key]
+    """The arm's model, compiled once per worker process (the last few scenario x policies kept)."""
+    return _compiled(context.scenario_text, context.scenario_file, context.scenario_hash, tuple(arm.policies.items()))
+
+
+@lru_cache(maxsize=_CACHE_LIMIT)
+def _compiled(text: str, file: str, expected_hash: str, policies: tuple[tuple[str, float], ...]) -> CompiledModel:
+    model = compile_model(parse_scenario(text, file), policies=dict(policies))
+    if model.scenario_hash != expected_hash:
+        raise ModelError(
+            f"this worker reads the scenario as {model.scenario_hash}, not {expected_hash}; "
+            "expected every worker to run the same aftermath version as the main process"
+        )
+    return model
 
 
 def run_task(context: WorkerContext, task: Task) -> TaskResult:

@@ -37,13 +37,14 @@ from typing import TYPE_CHECKING
 import duckdb
 import numpy as np
 import pandas as pd
+import psutil
 import pyarrow as pa
 
 if TYPE_CHECKING:
     from aftermath.experiments.design import Experiment, Layout
     from aftermath.experiments.worker import TaskResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_STORE = Path("aftermath.duckdb")
 FIXED_COLUMNS = ("run_id", "arm", "replicate", "sample", "outcome", "time", "value", "values_by_step", "step")
 HOLD_SECONDS = 5.0
@@ -51,6 +52,8 @@ HOLD_SECONDS = 5.0
 HANDOVER_SECONDS = 0.4
 """How long a run lets go of the store when another process waits for it."""
 WAITER_FRESH_SECONDS = 2.0
+PROCESS_START_TOLERANCE = 0.5
+"""Seconds: the OS gives a process's creation time in clock ticks; a reused pid starts later than that."""
 HELD_CHECKPOINT = "256MB"
 """Write-ahead log size at which DuckDB folds a held store's commits into the file."""
 _PACKAGES = ("aftermath", "numpy", "numba", "scipy", "xarray", "duckdb", "dask", "distributed")
@@ -80,6 +83,7 @@ CREATE TABLE runs (
     executor VARCHAR,
     host VARCHAR,
     pid INTEGER,
+    pid_started DOUBLE,
     started TIMESTAMP NOT NULL,
     finished TIMESTAMP,
     status VARCHAR NOT NULL,
@@ -150,14 +154,21 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def process_alive(pid: int) -> bool:
+def process_started(pid: int | None = None) -> float:
+    """When a process (default: this one) was created, seconds since the epoch, as the OS records it."""
+    return float(psutil.Process(pid).create_time())
+
+
+def process_alive(pid: int, started: float | None) -> bool:
+    """Whether process `pid` created at `started` (process_started) still runs on this host. A new
+    process that got the same id after it ended is another one: its creation time differs."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        created = process_started(pid)
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    return True
+    return started is None or abs(created - started) < PROCESS_START_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -310,14 +321,14 @@ class Store:
                     connection.execute(f'ALTER TABLE series ADD COLUMN "{stratum_column(dim)}" VARCHAR')
             run_id = connection.execute("SELECT nextval('run_ids')").fetchall()[0][0]
             connection.execute(
-                f"INSERT INTO runs VALUES ({', '.join(['?'] * 21)}, NULL, 'running', NULL)",
+                f"INSERT INTO runs VALUES ({', '.join(['?'] * 22)}, NULL, 'running', NULL)",
                 [
                     run_id, kind, experiment.scenario.name, experiment.scenario_file, experiment.scenario_hash,
                     experiment.scenario_text, experiment.seed, experiment.engine, experiment.sampler,
                     experiment.samples, experiment.replicates, experiment.members, experiment.range_size,
                     layout.times[0].astype("datetime64[D]").item(), layout.step_months,
                     ", ".join(arm.label for arm in experiment.arms), json.dumps(package_versions()), executor,
-                    socket.gethostname(), os.getpid(), _now(),
+                    socket.gethostname(), os.getpid(), process_started(), _now(),
                 ],
             )
             connection.executemany(
@@ -375,15 +386,15 @@ class Store:
         """Mark a run as being finished by this process; refuse while its own process still runs it."""
         row = run.row
         if (row["status"] == "running" and row["host"] == socket.gethostname() and row["pid"] != os.getpid()
-                and process_alive(int(row["pid"]))):
+                and process_alive(int(row["pid"]), _started(row))):
             raise StoreError(
                 f"run {run.run_id} is still running (process {row['pid']}); wait for it, or stop it and resume"
             )
         with self.connect(write=True) as connection:
             connection.execute(
                 "UPDATE runs SET status = 'running', message = NULL, finished = NULL, executor = ?, host = ?, "
-                "pid = ? WHERE run_id = ?",
-                [executor, socket.gethostname(), os.getpid(), run.run_id],
+                "pid = ?, pid_started = ? WHERE run_id = ?",
+                [executor, socket.gethostname(), os.getpid(), process_started(), run.run_id],
             )
 
     # reading
@@ -402,14 +413,14 @@ class Store:
                 """
                 SELECT r.run_id, r.kind, r.scenario, r.scenario_hash, r.seed, r.engine, r.sampler, r.samples,
                        r.replicates, r.members, coalesce(sum(g.last_replicate - g.first_replicate), 0) AS stored,
-                       r.policies, r.status, r.host, r.pid, r.started, r.finished, r.executor
+                       r.policies, r.status, r.host, r.pid, r.pid_started, r.started, r.finished, r.executor
                 FROM runs r LEFT JOIN ranges g USING (run_id)
                 GROUP BY ALL ORDER BY r.run_id DESC
                 """
             ).df()
         table["stored"] = table["stored"].astype(int)
         table["status"] = [effective_status(row) for row in table.to_dict("records")]
-        return table.drop(columns=["host", "pid"])
+        return table.drop(columns=["host", "pid", "pid_started"])
 
     def run(self, run_id: int) -> StoredRun:
         with self.connect() as connection:
@@ -476,9 +487,14 @@ class Store:
 def effective_status(row: dict) -> str:
     """'running' only while its process lives (on this host); a killed run reads 'stopped'."""
     if (row["status"] == "running" and row.get("host") == socket.gethostname() and row.get("pid") is not None
-            and not process_alive(int(row["pid"]))):
+            and not process_alive(int(row["pid"]), _started(row))):
         return "stopped"
     return str(row["status"])
+
+
+def _started(row: dict) -> float | None:
+    value = row.get("pid_started")
+    return None if value is None or pd.isna(value) else float(value)
 
 
 def range_table(run_id: int, labels: Sequence[str], result: TaskResult, layout: Layout, replicates: int) -> pa.Table:
