@@ -1,0 +1,94 @@
+"""The sub-model protocol: a new sub-model plugs in by registering, with no change to the core."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import resources
+
+import numpy as np
+import pytest
+from pydantic import Field
+
+import aftermath
+from aftermath.errors import ScenarioError
+from aftermath.scenario import submodels
+from aftermath.scenario.expressions import Symbol
+from aftermath.scenario.loader import parse_scenario
+from aftermath.scenario.schema import Scenario, Strict
+from aftermath.units import DIMENSIONLESS
+
+
+class Camp(Strict):
+    """A toy sub-model: a detention camp that holds a share of would-be returnees back."""
+
+    share: float = Field(ge=0, le=1)
+
+
+class CampCoupling:
+    name = "camp"
+
+    def __init__(self, scenario: Scenario, model: aftermath.CompiledModel) -> None:
+        self.share = scenario.camp.share  # type: ignore[attr-defined]
+        self.symbols = camp_symbols(scenario)
+        self.outputs = {"camp_steps": ()}
+
+    def start(self, replicates: int, first_replicate: int, seed: int, stochastic: bool,
+              parameters: Mapping[str, np.ndarray]) -> np.ndarray:
+        return np.zeros(replicates)
+
+    def values(self, state: np.ndarray, step: int, parameters: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"camp_open": np.full((1, 1), 1.0 - self.share)}
+
+    def update(self, state: np.ndarray, step: int, environment: object, moved: Mapping[str, np.ndarray]) -> None:
+        state += 1
+
+    def record(self, state: np.ndarray) -> dict[str, np.ndarray]:
+        return {"camp_steps": state.copy()}
+
+
+def camp_symbols(scenario: Scenario) -> dict[str, Symbol]:
+    return {"camp_open": Symbol("coupling", DIMENSIONLESS)}
+
+
+def check_camp(scenario: Scenario) -> None:
+    if "camp_open" in scenario.parameters:
+        raise ScenarioError("the name 'camp_open' is given by the camp", ("camp",))
+
+
+@pytest.fixture
+def camp_registered(monkeypatch):
+    monkeypatch.setattr(submodels, "_registry", dict(submodels._registry))
+    submodels.register(submodels.SubModel("camp", Camp, check_camp, camp_symbols, CampCoupling))
+    yield
+    submodels.scenario_class.cache_clear()
+
+
+def competing_exits(rate: str, extra: str = "") -> str:
+    text = resources.files("aftermath.scenarios").joinpath("competing_exits.yaml").read_text(encoding="utf-8")
+    old = "rate: return_hazard * (1 - border_checks)"
+    assert old in text
+    return text.replace(old, f"rate: {rate}") + extra
+
+
+def test_a_registered_sub_model_runs_in_both_engines_without_touching_the_core(camp_registered):
+    scenario = parse_scenario(competing_exits("return_hazard * (1 - border_checks) * camp_open", "camp:\n  share: 1\n"))
+    model = aftermath.compile_model(scenario)
+    for engine in ("stochastic", "deterministic"):
+        result = aftermath.simulate(model, replicates=3, seed=2, engine=engine)
+        assert result["camp_steps"].attrs["kind"] == "camp"
+        np.testing.assert_array_equal(result["camp_steps"].values[0], np.arange(model.steps + 1))
+        assert float(result["returned_total"].max()) == 0  # the camp holds everyone back
+
+
+def test_a_sub_models_section_and_rules_are_checked_like_the_core(camp_registered):
+    with pytest.raises(ScenarioError, match=r"camp\.share") as bad:
+        parse_scenario(competing_exits("return_hazard", "camp:\n  share: 2\n"), "x.yaml")
+    assert bad.value.line is not None
+    with pytest.raises(ScenarioError, match="unknown name 'camp_open'"):
+        parse_scenario(competing_exits("return_hazard * camp_open"))  # no camp section: no camp_open
+
+
+def test_a_section_name_can_be_taken_once():
+    with pytest.raises(ValueError, match="already taken"):
+        submodels.register(submodels.SubModel("flows", Camp, check_camp, camp_symbols, CampCoupling))
+    assert [s.name for s in submodels.registered()] == ["network"]
