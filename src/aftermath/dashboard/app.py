@@ -124,7 +124,8 @@ def layout(workspace: Workspace, first: str) -> html.Div:
     ])
     network = dcc.Tab(label="Alliance network", value="network", children=[
         html.P("The alliance network of the deterministic run at the Explore tab's settings. Hover a group."),
-        dcc.Slider(id="network-date", min=0, max=1, step=1, value=1),
+        html.Div(id="network-month", style={"font-weight": "bold"}),
+        dcc.Slider(id="network-date", min=0, max=1, step=1, value=1, allow_direct_input=False),
         dcc.Graph(id="network-chart", config={"displaylogo": False}),
     ])
     return html.Div([
@@ -336,6 +337,10 @@ def register_callbacks(app: dash.Dash, workspace: Workspace, jobs: Jobs) -> None
     @app.callback(Output({"kind": "start-month", "name": MATCH}, "children"),
                   Input({"kind": "start", "name": MATCH}, "value"))
     def show_start(month: int | None):
+        return month_label(int(month)) if month is not None else ""
+
+    @app.callback(Output("network-month", "children"), Input("network-date", "value"))
+    def show_network_month(month: int | None):
         return month_label(int(month)) if month is not None else ""
 
     @app.callback(Output("parameter-controls", "children"), Input("parameter-picker", "value"),

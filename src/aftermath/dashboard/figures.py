@@ -155,6 +155,8 @@ def _group_hover(graph: nx.Graph, node: str, data: Mapping) -> str:
         f"allies {data['allies']:.3g} ({data['allies_low']:.3g}-{data['allies_high']:.3g})",
         f"capacity {data['capacity']:.3g} ({data['capacity_low']:.3g}-{data['capacity_high']:.3g})",
         "declared capacities: " + ", ".join(f"{c} {data[f'declared_{c}']:.2g}" for c in CAPACITIES),
-        "ties: " + (", ".join(f"{html.escape(o)} {t} {p:.0%}" for p, o, t in ties[:8]) or "none"),
     ]
+    shown = [f"{html.escape(o)} {t} {p:.0%}" for p, o, t in ties[:9]]
+    lines.append("ties: " + ("<br>".join(", ".join(shown[i : i + 3]) for i in range(0, len(shown), 3)) or "none")
+                 + (f"<br>and {len(ties) - 9} more" if len(ties) > 9 else ""))
     return "<br>".join(lines)

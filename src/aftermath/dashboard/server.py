@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,9 +42,17 @@ def dashboard_server(
     workspace.entry(first)
     app = make_app(workspace, first)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server(host, port, app.server, threaded=True)
+    # Bind here, so a taken port is an OSError to report (werkzeug would print and exit).
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+        listening.listen(128)
+        server = make_server(host, listening.getsockname()[1], app.server, threaded=True, fd=listening.fileno())
+    finally:
+        listening.close()  # the server holds its own duplicate
     shown = f"[{host}]" if ":" in host else host
-    return server, f"http://{shown}:{server.server_port}/"
+    return server, f"http://{shown}:{server.port}/"
 
 
 def serve_in_thread(server: BaseWSGIServer) -> threading.Thread:
