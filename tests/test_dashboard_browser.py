@@ -9,6 +9,7 @@ Like test_report_browser.py: skipped without a browser on a developer's machine,
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import numpy as np
@@ -100,10 +101,12 @@ class Page:
         self.context.close()
 
 
-def deterministic(scenario: str, policies: dict[str, float], outcome: str) -> dict[str, float]:
+def deterministic(scenario: str, policies: dict[str, float], outcome: str,
+                  overrides: dict[str, float] | None = None) -> dict[str, float]:
     """The API's numbers for the same settings: compile, run the deterministic engine, read the key dates."""
     loaded = load_scenario(scenario)
-    dataset = simulate(compile_model(loaded, policies=policies), replicates=1, engine="deterministic")
+    model = compile_model(loaded, overrides=overrides, policies=policies)
+    dataset = simulate(model, replicates=1, engine="deterministic")
     series = dataset[outcome].isel(replicate=0)
     return {d: float(series.sel(time=np.datetime64(d, "M").astype(series["time"].dtype))) for d in key_dates(loaded)}
 
@@ -114,12 +117,14 @@ def test_slider_redraws_the_chart_with_the_apis_numbers(browser, server) -> None
     try:
         baseline = visit.numbers()
         assert baseline == pytest.approx(deterministic("competing_exits", {}, "in_theatre_total"), rel=1e-12)
-        seconds = visit.move_slider_to_end("strength", "border_and_intelligence")
-        visit.page.wait_for_function("() => document.querySelector('#explore-timing').innerText.includes("
-                                     "'border_and_intelligence=1')", timeout=TIMEOUT_MS)
+        seconds = visit.move_slider_to_end("parameter", "return_hazard")
+        value = float(visit.page.locator('[id=\'{"kind":"parameter","name":"return_hazard"}\'] [role="slider"]')
+                      .get_attribute("aria-valuenow"))
+        visit.page.wait_for_function("() => document.querySelector('#explore-numbers td.value') !== null")
         moved = visit.numbers()
-        assert moved != baseline
-        expected = deterministic("competing_exits", {"border_and_intelligence": 1.0}, "in_theatre_total")
+        last = key_dates(load_scenario("competing_exits"))[-1]
+        assert moved[last] < 0.99 * baseline[last]  # a faster return empties the theatre sooner
+        expected = deterministic("competing_exits", {}, "in_theatre_total", {"return_hazard": value})
         assert moved == pytest.approx(expected, rel=1e-12)
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / "dashboard-slider-competing_exits.txt").write_text(f"slider to redraw: {seconds:.3f} s\n")
@@ -160,6 +165,69 @@ def test_small_ensemble_runs_with_progress_and_draws_its_band(browser, server) -
         assert visit.clean(), (visit.errors, visit.dialogs, visit.console)
     finally:
         visit.close()
+
+
+def test_compare_draws_paired_difference_bands(browser, server) -> None:
+    url, _ = server
+    visit = Page(browser, url)
+    try:
+        page = visit.page
+        page.locator("#series").click()
+        page.get_by_role("option", name=re.compile("^returned_total")).click()
+        page.locator("div.tab", has_text="Compare").click()
+        page.locator("#mix-policies").click()
+        page.get_by_role("option", name="border_and_intelligence").click()
+        page.keyboard.press("Escape")  # a multiple choice stays open after a pick
+        page.click("#mix-add")
+        page.wait_for_selector("#mix-list li", timeout=TIMEOUT_MS)
+        page.fill("#compare-samples", "2")
+        page.fill("#compare-replicates", "2")
+        page.click("#compare-run")
+        page.wait_for_function("() => document.querySelector('#compare-status').innerText.includes('done')",
+                               timeout=TIMEOUT_MS)
+        page.wait_for_selector("#compare-numbers td", timeout=TIMEOUT_MS)
+        names = page.evaluate("() => document.querySelector('#compare-chart .js-plotly-plot').data.map(t => t.name)")
+        assert "border_and_intelligence: median" in names
+        header = page.locator("#compare-numbers th").all_inner_texts()
+        assert header == ["month", "baseline", "border_and_intelligence", "difference border_and_intelligence"]
+        last = page.locator("#compare-numbers tbody tr").last.locator("td").all_inner_texts()
+        assert last[3].startswith("-")  # border checks turn returns into arrests in theatre: fewer return
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-compare.png"), full_page=True)
+        assert visit.clean(), (visit.errors, visit.dialogs, visit.console)
+    finally:
+        visit.close()
+
+
+@pytest.mark.slow
+def test_slider_to_redraw_time_on_the_default_scenario(browser) -> None:
+    """The measurement the issue asks for (target under 1 s on an idle machine); the bound here only
+    catches a hang, since CI machines are shared."""
+    from aftermath.dashboard.server import dashboard_server, serve_in_thread
+
+    running, url = dashboard_server(None, None, port=0)
+    serve_in_thread(running)
+    visit = Page(browser, url)
+    try:
+        thumb = visit.page.locator('[id=\'{"kind":"strength","name":"military_pressure"}\'] [role="slider"]')
+        times = []
+        for step in (1, 2, 3):
+            thumb.focus()
+            start = time.perf_counter()
+            thumb.press("ArrowRight")
+            visit.page.wait_for_function("text => document.querySelector('#explore-timing').innerText.includes(text)",
+                                         arg=f"military_pressure={step / 20:g})", timeout=TIMEOUT_MS)
+            times.append(time.perf_counter() - start)
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "dashboard-slider-default.txt").write_text(
+            "slider to redraw, default scenario: " + ", ".join(f"{t:.2f} s" for t in times) + "\n")
+        visit.page.screenshot(path=str(ARTIFACTS / "dashboard-default.png"), full_page=True)
+        assert max(times) < 60, times
+        assert visit.clean(), (visit.errors, visit.dialogs, visit.console)
+    finally:
+        visit.close()
+        running.shutdown()
+        running.server_close()
 
 
 def _upload(visit: Page, name: str, text: str) -> None:
