@@ -18,30 +18,15 @@ import pytest
 from aftermath import compile_model, load_scenario, simulate
 from aftermath.scenario.loader import resolve_scenario_path
 from aftermath.summary import key_dates
+from tests import test_report_browser
 from tests.test_report import ATTACK, hostile_yaml
-from tests.test_report_browser import ARGS, ARTIFACTS, CHROMIUM, _missing
+from tests.test_report_browser import ARTIFACTS
 
 pytest.importorskip("dash", reason="the dashboard extra is not installed (pip install -e '.[dashboard]')")
 
+browser = test_report_browser.browser  # the report tests' fixture: Debian's chromium, skipped or failed alike
 TIMEOUT_MS = 120_000
 CHART_Y = "() => JSON.stringify(document.querySelector('#explore-chart .js-plotly-plot').data.map(t => t.y))"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    import os
-
-    missing = _missing()
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(missing)
-        pytest.skip(missing)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")

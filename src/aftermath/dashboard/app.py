@@ -422,26 +422,31 @@ def register_callbacks(app: dash.Dash, workspace: Workspace, jobs: Jobs) -> None
 
         return jobs.start(label, total, work)
 
+    def launch(prefix: str, label: str, key: str, arms_of: Callable[[Settings], list], sliders: Sequence,
+               samples, replicates, seed, store_it) -> tuple:
+        """Start a job from the Explore tab's sliders: (job id, poll disabled, status line)."""
+        settings = current_settings(workspace.entry(key).scenario, *sliders)
+        try:
+            job = start_job(prefix, key, settings, arms_of(settings), samples, replicates, seed, bool(store_it), label)
+        except RuntimeError as exc:
+            return no_update, no_update, str(exc)
+        return job.job_id, False, f"{label}: 0/{job.total} members"
+
+    slider_states = [
+        State({"kind": "strength", "name": ALL}, "value"), State({"kind": "start", "name": ALL}, "value"),
+        State({"kind": "parameter", "name": ALL}, "value"), *slider_ids,
+    ]
+
     @app.callback(
         Output("ensemble-job", "data"), Output("poll", "disabled", allow_duplicate=True),
         Output("ensemble-status", "children", allow_duplicate=True),
-        Input("ensemble-run", "n_clicks"), State("scenario", "value"),
-        State({"kind": "strength", "name": ALL}, "value"), State({"kind": "start", "name": ALL}, "value"),
-        State({"kind": "parameter", "name": ALL}, "value"), *slider_ids,
+        Input("ensemble-run", "n_clicks"), State("scenario", "value"), *slider_states,
         State("ensemble-samples", "value"), State("ensemble-replicates", "value"), State("ensemble-seed", "value"),
         State("ensemble-store", "value"), prevent_initial_call=True,
     )
     @guarded(3, 2)
-    def run_ensemble(clicks, key, strengths, starts, values, strength_ids, start_ids, value_ids, samples, replicates,
-                     seed, store_it):
-        scenario = workspace.entry(key).scenario
-        settings = current_settings(scenario, strengths, starts, values, strength_ids, start_ids, value_ids)
-        try:
-            job = start_job("ensemble", key, settings, [settings.policies], samples, replicates, seed, bool(store_it),
-                            "ensemble")
-        except RuntimeError as exc:
-            return no_update, no_update, str(exc)
-        return job.job_id, False, f"ensemble: 0/{job.total} members"
+    def run_ensemble(clicks, key, *rest):
+        return launch("ensemble", "ensemble", key, lambda settings: [settings.policies], rest[:6], *rest[6:])
 
     @app.callback(
         Output("mixes", "data"), Output("mix-list", "children"), Output("mix-policies", "value"),
@@ -459,26 +464,20 @@ def register_callbacks(app: dash.Dash, workspace: Workspace, jobs: Jobs) -> None
     @app.callback(
         Output("compare-job", "data"), Output("poll", "disabled", allow_duplicate=True),
         Output("compare-status", "children", allow_duplicate=True),
-        Input("compare-run", "n_clicks"), State("scenario", "value"), State("mixes", "data"),
-        State({"kind": "strength", "name": ALL}, "value"), State({"kind": "start", "name": ALL}, "value"),
-        State({"kind": "parameter", "name": ALL}, "value"), *slider_ids,
+        Input("compare-run", "n_clicks"), State("scenario", "value"), State("mixes", "data"), *slider_states,
         State("compare-samples", "value"), State("compare-replicates", "value"), State("compare-seed", "value"),
         State("compare-store", "value"), prevent_initial_call=True,
     )
     @guarded(3, 2)
-    def run_compare(clicks, key, mixes, strengths, starts, values, strength_ids, start_ids, value_ids, samples,
-                    replicates, seed, store_it):
+    def run_compare(clicks, key, mixes, *rest):
         if not mixes:
             return no_update, no_update, "add at least one policy mix to compare with the baseline"
-        scenario = workspace.entry(key).scenario
-        settings = current_settings(scenario, strengths, starts, values, strength_ids, start_ids, value_ids)
-        chosen = settings.policies
-        arms = [{}, *[{name: chosen.get(name) for name in mix} for mix in mixes]]
-        try:
-            job = start_job("compare", key, settings, arms, samples, replicates, seed, bool(store_it), "comparison")
-        except RuntimeError as exc:
-            return no_update, no_update, str(exc)
-        return job.job_id, False, f"comparison: 0/{job.total} members"
+
+        def arms(settings: Settings) -> list:
+            chosen = settings.policies  # a policy left at 0 in Explore runs at its default strength (None)
+            return [{}, *[{name: chosen.get(name) for name in mix} for mix in mixes]]
+
+        return launch("compare", "comparison", key, arms, rest[:6], *rest[6:])
 
     @app.callback(
         Output("ensemble-progress", "value"), Output("ensemble-progress", "max"),
