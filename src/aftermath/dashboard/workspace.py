@@ -27,7 +27,7 @@ from aftermath.experiments.runner import StoredResult
 from aftermath.scenario.describe import parameter_range
 from aftermath.scenario.schema import Scenario, month_label
 from aftermath.store import Store, StoreError
-from aftermath.summary import HIGH, LOW
+from aftermath.summary import quantiles
 
 OUTCOME, STOCK = "outcome:", "stock:"
 """Prefixes of the series choices: a scenario outcome, or a compartment (a stock of persons)."""
@@ -187,8 +187,9 @@ def select_series(
 
 
 def band(data: xr.DataArray) -> dict[str, np.ndarray]:
-    """Median and 5-95% band over replicates of a (replicate, time) series: {median, low, high}: (time,)."""
-    low, median, high = np.quantile(data.values, [LOW, 0.5, HIGH], axis=0)
+    """Median and 5-95% band over replicates of a (replicate, time) series: {median, low, high}: (time,)
+    (`summary.quantiles`, the one place bands are computed)."""
+    low, median, high = quantiles(data.values, axis=0)
     return {"median": median, "low": low, "high": high}
 
 
