@@ -18,6 +18,7 @@ from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from aftermath.experiments.worker import Task, TaskResult, WorkerContext, run_task
 
@@ -55,12 +56,26 @@ class ExecutorSpec:
         """Refuse a malformed request before any run is recorded."""
         if self.workers is not None and self.workers < 1:
             raise ExecutorError("--workers must be at least 1")
-        if self.dask and self.dask != "local" and not self.dask.startswith("tcp://"):
-            raise ExecutorError(f"--dask {self.dask!r}: expected 'local' or a scheduler address tcp://HOST:PORT")
+        if self.dask and self.dask != "local":
+            scheduler_address(self.dask)
 
     def resolved_workers(self) -> int:
         """The worker count asked for, else one per available core."""
         return self.workers if self.workers else available_cores()
+
+
+def scheduler_address(text: str) -> tuple[str, int]:
+    """(host, port) of 'tcp://HOST:PORT'; raises ExecutorError for anything else (a port outside
+    1..65535, no host), so a bad address is refused at once instead of after the connect timeout."""
+    wanted = "expected 'local' or a scheduler address tcp://HOST:PORT (port 1 to 65535)"
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "tcp" or not parts.hostname or port is None or port == 0 or parts.path or parts.query:
+        raise ExecutorError(f"--dask {text!r}: {wanted}")
+    return parts.hostname, port
 
 
 def _windowed(
