@@ -93,3 +93,23 @@ def test_ctrl_c_stops_the_workers_and_keeps_finished_ranges(tmp_path: Path) -> N
     reference = Store(tmp_path / "reference.duckdb")
     assert_identical(load_result(reference, run_stored(reference, fresh, "compare")).result,
                      load_result(Store(path), 1).result)
+
+
+@pytest.mark.slow
+def test_workers_forkserver_and_resource_tracker_die_with_a_killed_parent(tmp_path: Path) -> None:
+    """SIGKILL runs no cleanup in the parent: its pool's processes must notice and go on their own."""
+    import psutil
+
+    command = [sys.executable, "-m", "aftermath", "ensemble", "competing_exits", "-s", "400", "-n", "20",
+               "--workers", "2", "--store", str(tmp_path / "runs.duckdb")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_until_stored(process, 1)
+    family = psutil.Process(process.pid).children(recursive=True)
+    kinds = " ".join(" ".join(child.cmdline()) for child in family)
+    assert "forkserver" in kinds and "resource_tracker" in kinds and len(family) >= 4, kinds
+    process.kill()
+    process.wait()
+    _, alive = psutil.wait_procs(family, timeout=60)
+    for leftover in alive:  # do not leave them behind even when the test fails
+        leftover.kill()
+    assert not alive, [" ".join(p.cmdline())[:80] for p in alive]

@@ -12,6 +12,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -119,11 +121,35 @@ class SerialExecutor:
 _installed: WorkerContext | None = None
 
 
-def _install(context: WorkerContext) -> None:
-    """Worker initializer: keep the context; leave Ctrl-C to the main process, which stops the pool."""
+PARENT_POLL_SECONDS = 0.5
+"""How often a worker process checks that the process that started its pool still lives."""
+
+
+def _install(context: WorkerContext, parent: int) -> None:
+    """Worker initializer: keep the context; leave Ctrl-C to the main process, which stops the pool;
+    exit when the main process `parent` is gone (see `_exit_with`)."""
     global _installed
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _installed = context
+    threading.Thread(target=_exit_with, args=(parent,), name="exit-with-parent", daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """Exit this worker as soon as `parent` no longer runs.
+
+    A worker's own parent is the forkserver, not the main process, so a death signal (prctl) would
+    not fire when the main process is killed (SIGKILL runs no cleanup). A worker left behind blocks on
+    its queue for ever and, holding their pipes, keeps the forkserver and the resource tracker alive
+    too; once the workers are gone those two see end-of-file and exit on their own.
+    """
+    while True:
+        time.sleep(PARENT_POLL_SECONDS)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # pragma: no cover - a pid reused by another user's process
+            os._exit(1)
 
 
 def _run_installed(task: Task) -> TaskResult:
@@ -140,7 +166,7 @@ class ProcessExecutor:
         self.workers = workers
         self.pool = ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context(method),
-            initializer=_install, initargs=(context,),
+            initializer=_install, initargs=(context, os.getpid()),
         )
 
     def results(self, tasks: Iterable[Task]) -> Iterator[TaskResult]:
