@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 
 from aftermath.experiments.design import Arm, Experiment, design_experiment, layout_of
@@ -118,7 +119,8 @@ def _finish(
         store.set_status(run_id, "interrupted", "stopped by Ctrl-C")
         raise
     except BaseException as exc:
-        store.set_status(run_id, "failed", f"{type(exc).__name__}: {exc}")
+        with suppress(StoreError):  # the store may be unwritable too: the run then reads 'stopped'
+            store.set_status(run_id, "failed", f"{type(exc).__name__}: {exc}")
         raise
     store.set_status(run_id, "done")
 

@@ -309,10 +309,26 @@ class Store:
 
     # writing
 
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """A write DuckDB refuses (a full disk, an I/O error) as one StoreError naming what was not written;
+        the transaction it was in is rolled back, so the store keeps everything written before."""
+        try:
+            yield
+        except duckdb.ConstraintException:
+            raise
+        except duckdb.Error as exc:
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "no space left" in text.lower():
+                raise StoreError(
+                    f"{self.path}: no space left on the device holding the run store; {what} not written "
+                    "(everything stored before is kept)"
+                ) from None
+            raise StoreError(f"{self.path}: cannot write {what} ({text})") from None
+
     def create_run(self, experiment: Experiment, layout: Layout, kind: str, executor: str) -> int:
         """Record a new run (description, arms, parameter draws) in one transaction; returns its id."""
-        with self.connect(write=True) as connection:
-            connection.execute("BEGIN")
+        with self._writing("the run's description"), self.connect(write=True) as connection, _transaction(connection):
             existing = {row[0] for row in connection.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = 'series'"
             ).fetchall()}
@@ -345,30 +361,24 @@ class Store:
                 frame = pd.DataFrame(rows, columns=["run_id", "sample", "parameter", "value", "relative", "unit"])
                 connection.register("draws", frame)
                 connection.execute("INSERT INTO parameters BY NAME SELECT * FROM draws")
-            connection.execute("COMMIT")
         return int(run_id)
 
     def write_range(self, run_id: int, labels: Sequence[str], result: TaskResult, layout: Layout,
                     replicates: int) -> bool:
         """Store one finished range of every arm atomically; False if it was already stored."""
         batch = range_table(run_id, labels, result, layout, replicates)
-        with self.connect(write=True) as connection:
-            connection.execute("BEGIN")
+        what = f"members {result.first}-{result.last - 1} of run {run_id}"
+        with self._writing(what), self.connect(write=True) as connection:
             try:
-                connection.execute(
-                    "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
-                    [run_id, result.first, result.last, result.seconds, _now()],
-                )
+                with _transaction(connection):
+                    connection.execute(
+                        "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
+                        [run_id, result.first, result.last, result.seconds, _now()],
+                    )
+                    connection.register("batch", batch)
+                    connection.execute("INSERT INTO series BY NAME SELECT * FROM batch")
             except duckdb.ConstraintException:
-                connection.execute("ROLLBACK")
                 return False
-            try:
-                connection.register("batch", batch)
-                connection.execute("INSERT INTO series BY NAME SELECT * FROM batch")
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
             finally:
                 connection.unregister("batch")
         self.breathe()
@@ -376,7 +386,7 @@ class Store:
 
     def set_status(self, run_id: int, status: str, message: str | None = None) -> None:
         finished = _now() if status != "running" else None
-        with self.connect(write=True) as connection:
+        with self._writing(f"the status of run {run_id}"), self.connect(write=True) as connection:
             connection.execute(
                 "UPDATE runs SET status = ?, message = ?, finished = ? WHERE run_id = ?",
                 [status, message, finished, run_id],
@@ -390,7 +400,7 @@ class Store:
             raise StoreError(
                 f"run {run.run_id} is still running (process {row['pid']}); wait for it, or stop it and resume"
             )
-        with self.connect(write=True) as connection:
+        with self._writing(f"the status of run {run.run_id}"), self.connect(write=True) as connection:
             connection.execute(
                 "UPDATE runs SET status = 'running', message = NULL, finished = NULL, executor = ?, host = ?, "
                 "pid = ?, pid_started = ? WHERE run_id = ?",
@@ -482,6 +492,19 @@ class Store:
                 per_series[name] = array
             arrays.append(per_series)
         return members, arrays, times
+
+
+@contextmanager
+def _transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN ... COMMIT, rolled back on any error (a failed COMMIT has already ended the transaction)."""
+    connection.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        with suppress(duckdb.Error):
+            connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
 
 
 def effective_status(row: dict) -> str:
