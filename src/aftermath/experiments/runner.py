@@ -92,6 +92,7 @@ def resume(
     """Run a stored run's missing ranges; returns the ranges it ran (none if it was complete)."""
     executor.check()
     run = store.run(run_id)
+    store.verify(run_id)  # a damaged file is reported, never written to
     experiment = stored_experiment(run)
     todo = missing_ranges(store, run_id, experiment)
     if not todo and run.row["status"] == "done":
