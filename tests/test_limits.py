@@ -111,3 +111,11 @@ def test_a_malformed_dask_address_is_refused_at_once(capsys, tmp_path: Path, add
                   "--store", str(tmp_path / "s.duckdb")), "--dask", "port 1 to 65535")
     assert time.monotonic() - started < 5, "not after the connect timeout"
     assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_right_to_left_scripts_without_controls_are_accepted() -> None:
+    from aftermath import parse_scenario
+
+    base = (Path(__file__).parent / "bad_scenarios" / "base.yaml").read_text(encoding="utf-8")
+    title = "title: العائدون من سوريا — returnees"
+    assert parse_scenario(base.replace("title: A small cohort leaves the theatre", title)).title.startswith("العائدون")

@@ -87,6 +87,7 @@ def _line_of_byte(data: bytes, offset: int) -> int:
 def parse_scenario(text: str, file: str | Path = "<string>") -> Scenario:
     """Validate scenario text; `file` is only used to name the place in errors."""
     document = _read_yaml(text, file)
+    _refuse_bidi_controls(document, file)
     try:
         scenario = scenario_class().model_validate(document)
     except ValidationError as exc:
@@ -188,6 +189,34 @@ def _read_yaml(text: str, file: str | Path) -> Any:
             file=file, line=1,
         )
     return document
+
+
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+"""Unicode's explicit bidirectional formatting characters (UAX #9; the 'Trojan Source' characters)."""
+
+
+def _refuse_bidi_controls(document: Any, file: str | Path) -> None:
+    """Refuse names, labels and texts holding bidirectional controls: a right-to-left override makes a report
+    show other text than the file says (e.g. a label read backwards), so none may reach a report or the store.
+
+    Right-to-left scripts themselves (Arabic, Hebrew) need no control characters and are accepted.
+    """
+    stack: list[tuple[Any, FieldPath]] = [(document, ())]
+    while stack:
+        node, path = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            for text, is_key in ((key, True), (value, False)):
+                found = next((c for c in text if c in BIDI_CONTROLS), None) if isinstance(text, str) else None
+                if found is not None:
+                    at = path if is_key else (*path, key)  # a bad key is named escaped, not in the path
+                    what = f"the name {key!r}" if is_key else "the text"
+                    raise ScenarioError(
+                        f"{what} holds the invisible bidirectional control U+{ord(found):04X}", at,
+                        expected="text without bidirectional controls (they can make text display as something "
+                        "it does not say)", file=file, line=line_of(document, (*path, key)),
+                    )
+            stack.append((value, (*path, key)))
 
 
 def line_of(document: Any, path: FieldPath) -> int | None:
