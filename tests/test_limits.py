@@ -119,3 +119,41 @@ def test_right_to_left_scripts_without_controls_are_accepted() -> None:
     base = (Path(__file__).parent / "bad_scenarios" / "base.yaml").read_text(encoding="utf-8")
     title = "title: العائدون من سوريا — returnees"
     assert parse_scenario(base.replace("title: A small cohort leaves the theatre", title)).title.startswith("العائدون")
+
+
+BASE = Path(__file__).parent / "bad_scenarios" / "base.yaml"
+
+
+def test_a_megabyte_of_comments_loads_in_under_a_second_and_keeps_line_numbers(tmp_path: Path) -> None:
+    from aftermath import ScenarioError, load_scenario
+
+    base = BASE.read_text(encoding="utf-8")
+    comments = "".join(f"  # comment {i}: " + "x" * 64 + "\n" for i in range(12_500))
+    block = "description: |\n  kept text\n  # a '#' line inside a block text is text, not a comment\n"
+    path = tmp_path / "commented.yaml"
+    path.write_text(comments + block + base, encoding="utf-8")
+    assert path.stat().st_size > 1_000_000
+    load_scenario(BASE)  # imports and caches warmed, as for any but the first file
+    started = time.process_time()
+    scenario = load_scenario(path)
+    assert time.process_time() - started < 1.0
+    assert "# a '#' line inside a block text" in scenario.description
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(comments + base.replace("value: 0.15", "value: fifteen"), encoding="utf-8")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(bad)
+    assert info.value.line == 12_500 + 33, "base.yaml's line 33, after the comments"
+    assert info.value.path == ("parameters", "return_hazard", "value")
+
+
+def test_a_million_strata_in_an_unused_dimension_are_refused_quickly(tmp_path: Path) -> None:
+    from aftermath import ScenarioError, load_scenario
+
+    labels = ", ".join(f"s{i}" for i in range(1_000_000))
+    path = tmp_path / "strata.yaml"
+    path.write_text(BASE.read_text(encoding="utf-8").replace(
+        "  cohort: [men, women]\n", f"  cohort: [men, women]\n  unused: [{labels}]\n"), encoding="utf-8")
+    started = time.process_time()
+    with pytest.raises(ScenarioError, match=r"more than 50,000 values; expected a smaller scenario") as info:
+        load_scenario(path)
+    assert time.process_time() - started < 3.0 and info.value.line == 11
