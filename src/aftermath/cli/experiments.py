@@ -154,6 +154,8 @@ def _run_new(
 ) -> None:
     if sampler not in SAMPLERS:
         fail(f"--sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
+    with _clear_errors():
+        executor.check()  # before the scenario is even read
     text, file, _ = read_scenario(scenario)
     experiment = design_experiment(
         text, file, samples=samples, replicates=replicates, arms=arms, sampler=sampler,  # type: ignore[arg-type]

@@ -28,7 +28,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager, suppress
+from contextlib import closing, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -239,8 +239,10 @@ class Store:
 
     def _readable(self) -> str:
         """Which runs can still be read whole, trying each run's series on its own (read-only)."""
-        try:
-            with closing(duckdb.connect(str(self.path), read_only=True)) as connection:
+        try:  # this process's own write connection if it holds one (DuckDB allows no second, read-only one)
+            with nullcontext(self._held) if self._held is not None else closing(
+                duckdb.connect(str(self.path), read_only=True)
+            ) as connection:
                 ids = [row[0] for row in connection.execute("SELECT run_id FROM runs ORDER BY run_id").fetchall()]
                 whole = []
                 for run_id in ids:
