@@ -59,7 +59,7 @@ def test_huge_requests_and_seeds_are_refused_at_once(capsys, tmp_path: Path, mon
     started = time.monotonic()
     one_line(*cli(capsys, *args, *(["--store", "s.duckdb"] if args[0] in ("ensemble", "compare") else [])),
              *fragments)
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 120, "refused up front (the run itself would take hours)"
     assert list(tmp_path.iterdir()) == [], "nothing written"
 
 
@@ -97,7 +97,7 @@ def test_out_naming_a_folder_or_an_unwritable_place_is_refused_before_running(ca
              "cannot write in", "Not a directory")
     (tmp_path / "page.html").mkdir()
     one_line(*cli(capsys, "report", "competing_exits", "-o", str(tmp_path / "page.html")), "this is a folder")
-    assert time.monotonic() - started < 30, "refused before any simulation"
+    assert time.monotonic() - started < 120, "refused before any simulation"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "page.html", "results.nc"]
 
 
