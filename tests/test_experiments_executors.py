@@ -93,3 +93,80 @@ def test_ctrl_c_stops_the_workers_and_keeps_finished_ranges(tmp_path: Path) -> N
     reference = Store(tmp_path / "reference.duckdb")
     assert_identical(load_result(reference, run_stored(reference, fresh, "compare")).result,
                      load_result(Store(path), 1).result)
+
+
+@pytest.mark.slow
+def test_workers_forkserver_and_resource_tracker_die_with_a_killed_parent(tmp_path: Path) -> None:
+    """SIGKILL runs no cleanup in the parent: its pool's processes must notice and go on their own."""
+    import psutil
+
+    command = [sys.executable, "-m", "aftermath", "ensemble", "competing_exits", "-s", "400", "-n", "20",
+               "--workers", "2", "--store", str(tmp_path / "runs.duckdb")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_until_stored(process, 1)
+    family = psutil.Process(process.pid).children(recursive=True)
+    kinds = " ".join(" ".join(child.cmdline()) for child in family)
+    assert "forkserver" in kinds and "resource_tracker" in kinds and len(family) >= 4, kinds
+    process.kill()
+    process.wait()
+    _, alive = psutil.wait_procs(family, timeout=60)
+    for leftover in alive:  # do not leave them behind even when the test fails
+        leftover.kill()
+    assert not alive, [" ".join(p.cmdline())[:80] for p in alive]
+
+
+@pytest.mark.slow
+def test_a_real_scheduler_and_two_workers_with_one_killed_mid_run_equal_the_serial_run(tmp_path: Path) -> None:
+    """`dask scheduler` and two `dask worker` processes on 127.0.0.1, as a deployment runs them: a worker
+    SIGKILLed mid-run loses its tasks, Dask runs them again elsewhere, and the store holds each range once."""
+    import json
+    import time
+
+    import duckdb
+
+    dask = Path(sys.executable).with_name("dask")
+    if not dask.exists():
+        pytest.skip("the dask command is not installed beside this interpreter")
+    text, file, _ = read_scenario("competing_exits")
+    experiment = design_experiment(text, file, samples=24, replicates=5, arms=[{}, {POLICY: None}], seed=5,
+                                   range_size=4)
+    info = tmp_path / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    processes = [subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                   "--scheduler-file", str(info)], **quiet)]
+    try:
+        deadline = time.monotonic() + 120
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(info.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        workers = [subprocess.Popen([str(dask), "worker", address, "--nthreads", "1", "--no-dashboard",
+                                     "--host", "127.0.0.1"], **quiet) for _ in range(2)]
+        processes += workers
+        from distributed import Client
+
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+        store = Store(tmp_path / "runs.duckdb")
+        stored = [0]
+
+        def progress(members: int) -> None:
+            stored[0] += members
+            if workers[0].poll() is None:
+                workers[0].kill()  # mid-run: after the first range, with others in flight on it
+
+        run_id = run_stored(store, experiment, "compare", ExecutorSpec(dask=address), progress=progress)
+        assert workers[0].poll() is not None and workers[1].poll() is None
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    assert stored[0] == experiment.members
+    assert_identical(run_experiment(experiment), load_result(store, run_id).result)
+    with duckdb.connect(str(store.path), read_only=True) as db:
+        ranges, covered, lists, distinct = db.execute(
+            "SELECT (SELECT count(*) FROM ranges), (SELECT sum(last_replicate - first_replicate) FROM ranges), "
+            "count(*), count(DISTINCT (arm, replicate, outcome, origin)) FROM series").fetchone()
+    assert (ranges, covered) == (len(experiment.ranges()), experiment.members)
+    assert lists == distinct, "no series stored twice"
+    assert Store(store.path).runs().iloc[0].status == "done"

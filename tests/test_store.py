@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -207,3 +208,36 @@ def test_a_reused_pid_does_not_make_a_dead_run_look_alive() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     assert effective_status({**row, "pid": child.pid, "pid_started": None}) == "stopped"
+
+
+def _series_block(path: Path) -> int:
+    """The byte offset of the first block holding series (after the file's three 4 KiB headers)."""
+    with duckdb.connect(str(path), read_only=True) as db:
+        block = db.execute("SELECT min(block_id) FROM pragma_storage_info('series') WHERE block_id >= 0").fetchone()[0]
+        size = db.execute("SELECT block_size FROM pragma_database_size()").fetchone()[0]
+    return 3 * 4096 + block * size
+
+
+@pytest.mark.parametrize("harm", ["truncated", "bit-flipped"])
+def test_a_damaged_store_is_one_clear_line_and_is_never_written(tmp_path: Path, stored, harm: str, capsys) -> None:
+    from tests.test_limits import cli
+
+    path = copy_of(stored, tmp_path)
+    offset = _series_block(path) + 100
+    if harm == "truncated":
+        os.truncate(path, offset)
+    else:
+        data = bytearray(path.read_bytes())
+        data[offset] ^= 0x01
+        path.write_bytes(bytes(data))
+    before = path.read_bytes()
+    for command in (["show", "1"], ["resume", "1", "--workers", "1"], ["runs"]):
+        code, err = cli(capsys, *command, "--store", str(path))
+        assert "Traceback" not in err, err
+        if command[0] == "runs" and code == 0:
+            continue  # the list of runs lies in blocks that are intact
+        assert code == 2 and err.count("\n") == 1, err
+        assert "the run store is damaged" in err and "0 of its 1 runs can still be read whole" in err, err
+        assert ("truncated" if harm == "truncated" else "checksum") in err
+    assert path.read_bytes() == before, "a damaged store is never written to"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.duckdb"]

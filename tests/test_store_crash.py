@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from aftermath.experiments import comparison_table, design_experiment, load_resu
 from aftermath.store import Store
 from tests.test_experiments import one_kernel_thread  # noqa: F401  (autouse)
 from tests.test_experiments_executors import assert_identical, wait_until_stored
+from tests.test_limits import cli
 
 POLICY = "border_and_intelligence"
 SAMPLES, REPLICATES = 100, 20
@@ -58,3 +60,60 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None
     assert_identical(uninterrupted.result, again.result)
     dates = ["2015-06", "2017-12"]
     assert comparison_table(uninterrupted.result, dates).equals(comparison_table(again.result, dates))
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 3 MiB file system (tmpfs), to meet 'no space left on device' as a user does; skipped where this
+    process may not mount one (not root)."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(folder)], capture_output=True,
+                             check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_disk_under_the_store_fails_the_run_in_one_line_and_keeps_what_was_stored(
+    small_disk: Path, capsys
+) -> None:
+    path = small_disk / "runs.duckdb"
+    code, err = cli(capsys, "ensemble", "competing_exits", "-s", "100", "-n", "20", "--workers", "1",
+                    "--store", str(path))
+    lines = err.splitlines()
+    assert code == 2 and lines[-1].startswith("error: ") and "Traceback" not in err, err
+    assert "no space left on the device holding the run store" in lines[-1]
+    assert all(line.startswith("run 1: ") for line in lines[:-1]), "progress lines, then the one error"
+    run = Store(path).runs().iloc[0]
+    assert run.status == "failed" and 0 < run.stored < 2000
+    with duckdb.connect(str(path), read_only=True) as db:
+        message, members = db.execute(
+            "SELECT message, (SELECT count(DISTINCT replicate) FROM series) FROM runs").fetchone()
+    assert "no space left" in message and "rollback" not in message, message
+    assert members == run.stored, "whole ranges only"
+    stored = load_result(Store(path), 1)
+    assert stored.result.arms["baseline"].sizes["replicate"] == run.stored
+    assert not list(small_disk.glob(".*partial"))
+
+
+def _fill(folder: Path) -> None:
+    with open(folder / "ballast", "wb") as ballast, contextlib.suppress(OSError):
+        while True:
+            ballast.write(b"\0" * 65536)
+            ballast.flush()
+
+
+@pytest.mark.parametrize("args", [["run", "competing_exits", "-n", "20", "--out", "{}/x.nc"],
+                                  ["run", "competing_exits", "-n", "20", "--out", "{}/x.parquet"],
+                                  ["report", "competing_exits", "-s", "4", "-n", "2", "--map-runs", "2",
+                                   "--workers", "1", "-o", "{}/r.html"]])
+def test_a_full_disk_under_an_output_file_is_one_line_and_leaves_nothing(small_disk: Path, capsys, args) -> None:
+    _fill(small_disk)
+    code, err = cli(capsys, *[a.format(small_disk) for a in args])
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
+    assert "no space left on the device holding" in err and "nothing was written" in err
+    assert [p.name for p in small_disk.iterdir()] == ["ballast"]

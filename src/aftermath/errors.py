@@ -59,3 +59,7 @@ class ScenarioError(Exception):
 
 class ModelError(Exception):
     """A valid scenario produced an impossible state while running (e.g. a negative rate)."""
+
+
+class ResourceError(Exception):
+    """A request the machine or the run store cannot hold (memory, seed range, disk space, a file)."""

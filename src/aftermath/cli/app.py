@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from aftermath.errors import ModelError, ScenarioError
+from aftermath.errors import ModelError, ResourceError, ScenarioError
 
 app = typer.Typer(
     name="aftermath",
@@ -36,7 +36,7 @@ def main() -> None:
     """Console entry point: one clear line and exit 2 for bad input, never a traceback."""
     try:
         result = app(standalone_mode=False)
-    except (ScenarioError, ModelError) as exc:
+    except (ScenarioError, ModelError, ResourceError) as exc:
         fail(str(exc))
     except UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:

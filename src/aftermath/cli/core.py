@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from aftermath.cli.app import app, console, fail
-from aftermath.cli.options import parse_assignments, parse_policies
-from aftermath.engines.simulate import ENGINES, simulate
+from aftermath.cli.options import SeedOption, parse_assignments, parse_policies
+from aftermath.engines.simulate import ENGINES, check_result_memory, simulate
 from aftermath.experiments.sampling import per_run_parameters
 from aftermath.model.compile import compile_model
 from aftermath.results import check_output_path, write_results
@@ -36,7 +36,7 @@ def band_text(median: float, low: float, high: float, separator: str = " ") -> s
 def run(
     scenario: ScenarioArg = None,
     replicates: Annotated[int, typer.Option("--replicates", "-n", min=1, help="Stochastic replicates.")] = 200,
-    seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same numbers.")] = 1,
+    seed: SeedOption = 1,
     engine: Annotated[str, typer.Option(help="stochastic or deterministic.")] = "stochastic",
     set_: Annotated[list[str] | None, typer.Option("--set", help="PARAM=VALUE, in the parameter's unit.")] = None,
     policy: Annotated[list[str] | None, typer.Option(help="An intervention: NAME, NAME=STRENGTH, or A+B.")] = None,
@@ -67,6 +67,7 @@ def run(
     overrides = parse_assignments(set_)
     model = compile_model(loaded, overrides=overrides, policies=parse_policies(policy))
     runs = 1 if engine == "deterministic" and fixed_parameters else replicates
+    check_result_memory(model, runs, keep_compartments=out is not None)
     drawn = {} if fixed_parameters else per_run_parameters(loaded, runs, seed, fixed=overrides)
     with Progress(
         TextColumn("[progress.description]{task.description}"),

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from aftermath.cli.app import app, console, errors, fail
 from aftermath.cli.core import ScenarioArg, _print_bands, band_text
-from aftermath.cli.options import parse_policies, parse_policy
+from aftermath.cli.options import SeedOption, parse_policies, parse_policy
 from aftermath.engines.simulate import ENGINES
 from aftermath.experiments import (
     ExecutorError,
@@ -47,7 +47,6 @@ StoreOption = Annotated[Path, typer.Option("--store", help="The DuckDB run store
 SamplesOption = Annotated[int, typer.Option("--samples", "-s", min=1, help="Parameter samples.")]
 ReplicatesOption = Annotated[int, typer.Option("--replicates", "-n", min=1, help="Stochastic replicates per sample.")]
 SamplerOption = Annotated[str, typer.Option(help="lhs (Latin hypercube) or mc (plain Monte Carlo).")]
-SeedOption = Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same numbers.")]
 WorkersOption = Annotated[
     int | None, typer.Option(min=1, help="Worker processes (default: one per core; 1 runs in this process).")
 ]
@@ -155,6 +154,8 @@ def _run_new(
 ) -> None:
     if sampler not in SAMPLERS:
         fail(f"--sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
+    with _clear_errors():
+        executor.check()  # before the scenario is even read
     text, file, _ = read_scenario(scenario)
     experiment = design_experiment(
         text, file, samples=samples, replicates=replicates, arms=arms, sampler=sampler,  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from aftermath.cli.app import app, console, fail
 from aftermath.cli.core import ScenarioArg, band_text
-from aftermath.cli.options import parse_assignments, parse_policies
+from aftermath.cli.options import SeedOption, parse_assignments, parse_policies
 from aftermath.engines.simulate import ENGINES, simulate
 from aftermath.model.compile import compile_model
 from aftermath.network.export import GRAPH_FORMATS, group_table, network_graph, network_summary, write_graph
@@ -26,7 +26,7 @@ def network(
                                            "default: the end of the horizon.")] = None,
     export: Annotated[Path | None, typer.Option(help="Write the network at --at to FILE.graphml or FILE.json.")] = None,
     replicates: Annotated[int, typer.Option("--replicates", "-n", min=1, help="Stochastic replicates.")] = 200,
-    seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same numbers.")] = 1,
+    seed: SeedOption = 1,
     engine: Annotated[str, typer.Option(help="stochastic or deterministic.")] = "stochastic",
     set_: Annotated[list[str] | None, typer.Option("--set", help="PARAM=VALUE, in the parameter's unit.")] = None,
     policy: Annotated[list[str] | None, typer.Option(help="An intervention: NAME, NAME=STRENGTH, or A+B.")] = None,

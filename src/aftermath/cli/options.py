@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+from aftermath.resources import MAX_SEED
+
+SeedOption = Annotated[
+    int, typer.Option(min=0, max=MAX_SEED, help="Random seed, 0 to 2^63-1; the same seed gives the same numbers.")
+]
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, float]:

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from aftermath.cli.app import app, console, fail
-from aftermath.cli.options import parse_policy
+from aftermath.cli.options import SeedOption, parse_policy
 from aftermath.experiments import ExecutorError, ExecutorSpec
 from aftermath.experiments.sampling import SAMPLERS
 from aftermath.files import write_text
@@ -41,7 +41,7 @@ def report(
     samples: Annotated[int, typer.Option("--samples", "-s", min=1, help="Parameter samples.")] = 50,
     replicates: Annotated[int, typer.Option("--replicates", "-n", min=1, help="Stochastic runs per sample.")] = 4,
     sampler: Annotated[str, typer.Option(help="lhs (Latin hypercube) or mc (plain Monte Carlo).")] = "lhs",
-    seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same numbers.")] = 1,
+    seed: SeedOption = 1,
     workers: Annotated[
         int | None, typer.Option(min=1, help="Worker processes (default: one per core; 1 runs in this process).")
     ] = None,

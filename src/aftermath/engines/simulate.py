@@ -18,11 +18,11 @@ from aftermath.engines.kernels import advance, binomial_array, first_invalid, re
 from aftermath.errors import ModelError
 from aftermath.model.compile import CompiledModel, stable_id
 from aftermath.model.coupling import Environment
+from aftermath.resources import check_seed, require_memory
 
 Engine = Literal["stochastic", "deterministic"]
 ENGINES: tuple[str, ...] = ("stochastic", "deterministic")
 RECORD_BUDGET_BYTES = 256_000_000
-SEED_MASK = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
@@ -181,11 +181,16 @@ def simulate(
     Replicates are numbered from `first_replicate`, which keys their random numbers, so runs
     split into pieces reproduce one whole run exactly. `threads` > 1 runs a block's replicates
     on several cores (same numbers); the default of 1 suits process pools and busy machines.
+
+    Raises ValueError for a bad request and aftermath.errors.ResourceError for a seed outside
+    0..2^63-1 or a result larger than this machine's memory (checked before any work).
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {ENGINES}")
     if replicates < 1:
         raise ValueError("replicates must be at least 1")
+    check_seed(seed)
+    check_result_memory(model, replicates, keep_compartments)
     batch = parameter_batch(model, parameters or {})
     for name, array in batch.items():
         if array.shape[0] != replicates:
@@ -220,6 +225,14 @@ def simulate(
     return _assemble(model, pieces, seed, engine, first_replicate, keep_compartments)
 
 
+def check_result_memory(model: CompiledModel, replicates: int, keep_compartments: bool) -> None:
+    """Refuse (ResourceError) a `simulate` whose result would not fit in physical memory: 8 bytes per
+    recorded number, (replicates, steps + 1) per outcome stratum and, when kept, per compartment cell."""
+    outcomes = sum(int(np.prod([len(model.dims[d]) for d in o.by])) for o in model.outcomes)
+    recorded = outcomes + (model.cells if keep_compartments else 0)
+    require_memory(8.0 * replicates * (model.steps + 1) * recorded, f"{replicates:,} replicates")
+
+
 def _block_size(model: CompiledModel, outcomes: OutcomeTables, keep_compartments: bool) -> int:
     """As many replicates per block as the recorded series fit in the memory budget."""
     recorded = outcomes.from_state.rows + outcomes.from_moved.rows + (model.cells if keep_compartments else 0)
@@ -239,7 +252,7 @@ def _run_block(
     keep_compartments: bool,
 ) -> dict[str, np.ndarray]:
     stochastic = engine == "stochastic"
-    key_seed = np.uint64(seed & SEED_MASK)
+    key_seed = np.uint64(seed)
     base = {**model.parameters, **rows}
     state = np.broadcast_to(model.initial_state(base), (replicates, model.cells)).copy()
     next_state = np.empty_like(state)

@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from aftermath.engines.simulate import ENGINES, Engine
-from aftermath.errors import ScenarioError
+from aftermath.errors import ResourceError, ScenarioError
 from aftermath.experiments.sampling import SAMPLERS, Sampler, sample_draws
 from aftermath.model.compile import CompiledModel, compile_model, scenario_hash
+from aftermath.resources import MAX_MEMBERS, check_seed, require_memory
 from aftermath.scenario.loader import parse_scenario, resolve_scenario_path
 from aftermath.scenario.schema import Scenario
+from aftermath.summary import key_dates
 
 BASELINE = "baseline"
 TASKS_PER_RUN = 64
@@ -109,6 +111,7 @@ def design_experiment(
     """
     if samples < 1 or replicates < 1:
         raise ValueError("samples and replicates must be at least 1")
+    check_seed(seed)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {ENGINES}")
     if sampler not in SAMPLERS:
@@ -117,6 +120,7 @@ def design_experiment(
     if engine == "deterministic":
         replicates = 1
     made = tuple(arm if isinstance(arm, Arm) else make_arm(scenario, arm) for arm in arms)
+    _check_size(scenario, samples * replicates, len(made))
     labels = [arm.label for arm in made]
     if len(set(labels)) != len(labels):
         raise ScenarioError(f"the arms {labels} repeat one another", ("interventions",), expected="distinct policies")
@@ -135,6 +139,16 @@ def design_experiment(
         draws={name: np.asarray(values, dtype=float) for name, values in chosen.items()},
         range_size=range_size or default_range_size(samples * replicates),
     )
+
+
+def _check_size(scenario: Scenario, members: int, arms: int) -> None:
+    """Refuse (ResourceError) a run the store cannot number or whose summary would not fit in memory:
+    every member of every arm at each key date, 8 bytes per outcome stratum."""
+    if members > MAX_MEMBERS:
+        raise ResourceError(f"{members:,} members (samples x replicates) is more than a run can hold ({MAX_MEMBERS:,})")
+    strata = sum(math.prod(len(scenario.dimensions.get(d, ())) or 1 for d in o.by) for o in scenario.outcomes.values())
+    require_memory(8.0 * members * arms * len(key_dates(scenario)) * max(strata, 1),
+                   f"the summary of {members:,} members x {arms} arm(s)")
 
 
 Strata = tuple[tuple[str, list[str]], ...]

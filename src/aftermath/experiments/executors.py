@@ -12,12 +12,15 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from aftermath.experiments.worker import Task, TaskResult, WorkerContext, run_task
 
@@ -55,12 +58,26 @@ class ExecutorSpec:
         """Refuse a malformed request before any run is recorded."""
         if self.workers is not None and self.workers < 1:
             raise ExecutorError("--workers must be at least 1")
-        if self.dask and self.dask != "local" and not self.dask.startswith("tcp://"):
-            raise ExecutorError(f"--dask {self.dask!r}: expected 'local' or a scheduler address tcp://HOST:PORT")
+        if self.dask and self.dask != "local":
+            scheduler_address(self.dask)
 
     def resolved_workers(self) -> int:
         """The worker count asked for, else one per available core."""
         return self.workers if self.workers else available_cores()
+
+
+def scheduler_address(text: str) -> tuple[str, int]:
+    """(host, port) of 'tcp://HOST:PORT'; raises ExecutorError for anything else (a port outside
+    1..65535, no host), so a bad address is refused at once instead of after the connect timeout."""
+    wanted = "expected 'local' or a scheduler address tcp://HOST:PORT (port 1 to 65535)"
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "tcp" or not parts.hostname or port is None or port == 0 or parts.path or parts.query:
+        raise ExecutorError(f"--dask {text!r}: {wanted}")
+    return parts.hostname, port
 
 
 def _windowed(
@@ -104,11 +121,35 @@ class SerialExecutor:
 _installed: WorkerContext | None = None
 
 
-def _install(context: WorkerContext) -> None:
-    """Worker initializer: keep the context; leave Ctrl-C to the main process, which stops the pool."""
+PARENT_POLL_SECONDS = 0.5
+"""How often a worker process checks that the process that started its pool still lives."""
+
+
+def _install(context: WorkerContext, parent: int) -> None:
+    """Worker initializer: keep the context; leave Ctrl-C to the main process, which stops the pool;
+    exit when the main process `parent` is gone (see `_exit_with`)."""
     global _installed
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _installed = context
+    threading.Thread(target=_exit_with, args=(parent,), name="exit-with-parent", daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """Exit this worker as soon as `parent` no longer runs.
+
+    A worker's own parent is the forkserver, not the main process, so a death signal (prctl) would
+    not fire when the main process is killed (SIGKILL runs no cleanup). A worker left behind blocks on
+    its queue for ever and, holding their pipes, keeps the forkserver and the resource tracker alive
+    too; once the workers are gone those two see end-of-file and exit on their own.
+    """
+    while True:
+        time.sleep(PARENT_POLL_SECONDS)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # pragma: no cover - a pid reused by another user's process
+            os._exit(1)
 
 
 def _run_installed(task: Task) -> TaskResult:
@@ -125,7 +166,7 @@ class ProcessExecutor:
         self.workers = workers
         self.pool = ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context(method),
-            initializer=_install, initargs=(context,),
+            initializer=_install, initargs=(context, os.getpid()),
         )
 
     def results(self, tasks: Iterable[Task]) -> Iterator[TaskResult]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 
 from aftermath.experiments.design import Arm, Experiment, design_experiment, layout_of
@@ -91,6 +92,7 @@ def resume(
     """Run a stored run's missing ranges; returns the ranges it ran (none if it was complete)."""
     executor.check()
     run = store.run(run_id)
+    store.verify(run_id)  # a damaged file is reported, never written to
     experiment = stored_experiment(run)
     todo = missing_ranges(store, run_id, experiment)
     if not todo and run.row["status"] == "done":
@@ -118,7 +120,8 @@ def _finish(
         store.set_status(run_id, "interrupted", "stopped by Ctrl-C")
         raise
     except BaseException as exc:
-        store.set_status(run_id, "failed", f"{type(exc).__name__}: {exc}")
+        with suppress(StoreError):  # the store may be unwritable too: the run then reads 'stopped'
+            store.set_status(run_id, "failed", f"{type(exc).__name__}: {exc}")
         raise
     store.set_status(run_id, "done")
 

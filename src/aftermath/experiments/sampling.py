@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 
 from aftermath.model.compile import stable_id
+from aftermath.resources import check_seed, require_memory
 from aftermath.scenario.checks import stratum_array
 from aftermath.scenario.schema import Scenario
 from aftermath.scenario.validate import frozen_distribution
@@ -43,8 +44,13 @@ def unit_samples(dimensions: int, samples: int, sampler: Sampler, seed: int) -> 
 
 
 def sample_draws(scenario: Scenario, samples: int, sampler: Sampler = "lhs", seed: int = 0) -> dict[str, np.ndarray]:
-    """One draw per uncertain parameter and sample: {parameter: (samples,)}."""
+    """One draw per uncertain parameter and sample: {parameter: (samples,)}.
+
+    Raises aftermath.errors.ResourceError for a seed outside 0..2^63-1 or draws beyond this machine's memory.
+    """
     names = uncertain_parameters(scenario)
+    check_seed(seed)
+    require_memory(8.0 * samples * max(len(names), 1) * 3, f"{samples:,} parameter samples")  # points, clip, ppf
     points = unit_samples(len(names), samples, sampler, seed)
     tiny = np.finfo(float).eps
     return {

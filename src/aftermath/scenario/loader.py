@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml as libyaml
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
@@ -28,6 +29,10 @@ from aftermath.scenario.validate import validate_scenario
 
 DEFAULT_SCENARIO = "isis_after_caliphate"
 MAX_FILE_BYTES = 20_000_000
+"""Refused before reading further: a scenario file is at most 20 MB (comments included)."""
+MAX_VALUES = 50_000
+"""Refused before the full parse: at most 50,000 values (YAML scalars: names, numbers, texts, labels), ten times
+the default scenario's 5,100. The line-numbering YAML reader takes about 0.1 ms per value."""
 MAX_NESTING = 50
 
 
@@ -87,6 +92,7 @@ def _line_of_byte(data: bytes, offset: int) -> int:
 def parse_scenario(text: str, file: str | Path = "<string>") -> Scenario:
     """Validate scenario text; `file` is only used to name the place in errors."""
     document = _read_yaml(text, file)
+    _refuse_bidi_controls(document, file)
     try:
         scenario = scenario_class().model_validate(document)
     except ValidationError as exc:
@@ -161,7 +167,48 @@ def _yaml_error(exc: MarkedYAMLError, file: str | Path) -> ScenarioError:
     return ScenarioError(f"malformed YAML: {problem}", expected=expected, file=file, line=line)
 
 
+_FAST_LOADER = getattr(libyaml, "CSafeLoader", libyaml.SafeLoader)  # PyYAML built without libyaml: slower, same
+_COMMENT_LINE = re.compile(r"^[ \t]*#.*$", re.MULTILINE)
+
+
+def _without_comment_lines(text: str, file: str | Path) -> str:
+    """`text` with each line that is only a comment emptied (the line count kept), and no more than MAX_VALUES
+    values; raises ScenarioError beyond that.
+
+    ruamel's line-numbering reader walks comments character by character in Python (a 1 MB file of comments took
+    16 s); libyaml's C scanner finds where the tokens are in a fraction of that. A '#' line inside a token (a
+    block text, a multi-line quoted text) is part of that text and kept. Where libyaml stops at a syntax error,
+    lines from there on are kept as they are, and ruamel reports the error in its words.
+    """
+    inside: list[tuple[int, int]] = []  # (first, last) line of each token that spans lines
+    values, last_line = 0, None
+    try:
+        for token in libyaml.scan(text, Loader=_FAST_LOADER):
+            if token.end_mark.line > token.start_mark.line:
+                inside.append((token.start_mark.line, token.end_mark.line))
+            if isinstance(token, libyaml.ScalarToken):
+                values += 1
+                if values > MAX_VALUES:
+                    raise ScenarioError(
+                        f"the file holds more than {MAX_VALUES:,} values", expected="a smaller scenario (split "
+                        "strata into fewer labels, or the scenario into several)", file=file,
+                        line=token.start_mark.line + 1,
+                    )
+    except libyaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        last_line = mark.line if mark is not None else 0
+    kept = {line for first, last in inside for line in range(first, last + 1)}
+    lines = text.split("\n")
+    for number, line in enumerate(lines):
+        if last_line is not None and number >= last_line:
+            break
+        if number not in kept and _COMMENT_LINE.match(line):
+            lines[number] = ""
+    return "\n".join(lines)
+
+
 def _read_yaml(text: str, file: str | Path) -> Any:
+    text = _without_comment_lines(text, file)
     yaml = YAML(typ="rt")
     yaml.Scanner = _Scanner
     yaml.Constructor = _Constructor
@@ -188,6 +235,34 @@ def _read_yaml(text: str, file: str | Path) -> Any:
             file=file, line=1,
         )
     return document
+
+
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+"""Unicode's explicit bidirectional formatting characters (UAX #9; the 'Trojan Source' characters)."""
+
+
+def _refuse_bidi_controls(document: Any, file: str | Path) -> None:
+    """Refuse names, labels and texts holding bidirectional controls: a right-to-left override makes a report
+    show other text than the file says (e.g. a label read backwards), so none may reach a report or the store.
+
+    Right-to-left scripts themselves (Arabic, Hebrew) need no control characters and are accepted.
+    """
+    stack: list[tuple[Any, FieldPath]] = [(document, ())]
+    while stack:
+        node, path = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            for text, is_key in ((key, True), (value, False)):
+                found = next((c for c in text if c in BIDI_CONTROLS), None) if isinstance(text, str) else None
+                if found is not None:
+                    at = path if is_key else (*path, key)  # a bad key is named escaped, not in the path
+                    what = f"the name {key!r}" if is_key else "the text"
+                    raise ScenarioError(
+                        f"{what} holds the invisible bidirectional control U+{ord(found):04X}", at,
+                        expected="text without bidirectional controls (they can make text display as something "
+                        "it does not say)", file=file, line=line_of(document, (*path, key)),
+                    )
+            stack.append((value, (*path, key)))
 
 
 def line_of(document: Any, path: FieldPath) -> int | None:

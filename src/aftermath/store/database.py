@@ -28,7 +28,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -132,6 +132,14 @@ FROM steps JOIN runs USING (run_id);
 """
 
 
+READ_ALL = """
+SELECT (SELECT count(*) FROM runs r JOIN arms a USING (run_id) WHERE run_id = ? AND hash(r) + hash(a) IS NOT NULL),
+       (SELECT count(*) FROM ranges g WHERE run_id = ? AND hash(g) IS NOT NULL),
+       (SELECT count(*) FROM series s WHERE run_id = ? AND hash(s) IS NOT NULL)
+"""
+"""Reads every column of a run's rows, so that DuckDB checks each block's checksum."""
+
+
 class StoreError(Exception):
     """The store cannot be used as asked: missing, locked, another schema, unknown run."""
 
@@ -202,13 +210,56 @@ class Store:
         """The held connection, or the file opened (waiting for another process's lock), checked and
         closed after."""
         if self._held is not None:
-            yield self._held
+            with self._intact():
+                yield self._held
             return
         connection = self._open_checked(write)
         try:
-            yield connection
+            with self._intact():
+                yield connection
         finally:
             connection.close()
+
+    @contextmanager
+    def _intact(self) -> Iterator[None]:
+        """A read that meets a damaged file (truncated, a block failing its checksum) as one StoreError."""
+        try:
+            yield
+        except duckdb.Error as exc:
+            if damage(exc) is None:
+                raise
+            raise self._damaged(exc) from None
+
+    def _damaged(self, exc: duckdb.Error) -> StoreError:
+        """The error for a damaged store: what is wrong and how much can still be read (nothing is written)."""
+        return StoreError(
+            f"{self.path}: the run store is damaged ({damage(exc)}); {self._readable()}. It was left as it is: "
+            "restore it from a backup, or start a new store with --store"
+        )
+
+    def _readable(self) -> str:
+        """Which runs can still be read whole, trying each run's series on its own (read-only)."""
+        try:  # this process's own write connection if it holds one (DuckDB allows no second, read-only one)
+            with nullcontext(self._held) if self._held is not None else closing(
+                duckdb.connect(str(self.path), read_only=True)
+            ) as connection:
+                ids = [row[0] for row in connection.execute("SELECT run_id FROM runs ORDER BY run_id").fetchall()]
+                whole = []
+                for run_id in ids:
+                    with suppress(duckdb.Error):
+                        connection.execute(READ_ALL, [run_id, run_id, run_id]).fetchall()
+                        whole.append(run_id)
+        except duckdb.Error:
+            return "not even the list of runs can be read"
+        if len(whole) == len(ids):
+            return f"the {len(ids)} run(s) it lists read whole, but other parts of the file do not"
+        readable = ", ".join(map(str, whole)) or "none"
+        return f"{len(whole)} of its {len(ids)} runs can still be read whole (runs: {readable})"
+
+    def verify(self, run_id: int) -> None:
+        """Read every stored number of run `run_id` (StoreError if the file is damaged), before writing to it."""
+        with self.connect() as connection:
+            connection.execute(READ_ALL, [run_id, run_id, run_id]).fetchall()
 
     @contextmanager
     def holding(self) -> Iterator[None]:
@@ -254,7 +305,8 @@ class Store:
             )
         connection = self._open(write)
         try:
-            self._check_schema(connection, write)
+            with self._intact():
+                self._check_schema(connection, write)
         except BaseException:
             connection.close()
             raise
@@ -271,6 +323,8 @@ class Store:
                 return connection
             except duckdb.IOException as exc:
                 text = str(exc)
+                if damage(exc) is not None:
+                    raise self._damaged(exc) from None
                 if "lock" not in text.lower():
                     raise StoreError(f"{self.path}: cannot open the run store ({text.splitlines()[0]})") from None
                 if time.monotonic() >= deadline:
@@ -285,6 +339,8 @@ class Store:
                 time.sleep(pause)
                 pause = min(pause * 2, HANDOVER_SECONDS / 4)
             except duckdb.Error as exc:
+                if damage(exc) is not None:
+                    raise self._damaged(exc) from None
                 raise StoreError(f"{self.path}: cannot open the run store ({str(exc).splitlines()[0]})") from None
 
     def _check_schema(self, connection: duckdb.DuckDBPyConnection, write: bool) -> None:
@@ -309,10 +365,26 @@ class Store:
 
     # writing
 
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """A write DuckDB refuses (a full disk, an I/O error) as one StoreError naming what was not written;
+        the transaction it was in is rolled back, so the store keeps everything written before."""
+        try:
+            yield
+        except duckdb.ConstraintException:
+            raise
+        except duckdb.Error as exc:
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "no space left" in text.lower():
+                raise StoreError(
+                    f"{self.path}: no space left on the device holding the run store; {what} not written "
+                    "(everything stored before is kept)"
+                ) from None
+            raise StoreError(f"{self.path}: cannot write {what} ({text})") from None
+
     def create_run(self, experiment: Experiment, layout: Layout, kind: str, executor: str) -> int:
         """Record a new run (description, arms, parameter draws) in one transaction; returns its id."""
-        with self.connect(write=True) as connection:
-            connection.execute("BEGIN")
+        with self._writing("the run's description"), self.connect(write=True) as connection, _transaction(connection):
             existing = {row[0] for row in connection.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = 'series'"
             ).fetchall()}
@@ -345,30 +417,24 @@ class Store:
                 frame = pd.DataFrame(rows, columns=["run_id", "sample", "parameter", "value", "relative", "unit"])
                 connection.register("draws", frame)
                 connection.execute("INSERT INTO parameters BY NAME SELECT * FROM draws")
-            connection.execute("COMMIT")
         return int(run_id)
 
     def write_range(self, run_id: int, labels: Sequence[str], result: TaskResult, layout: Layout,
                     replicates: int) -> bool:
         """Store one finished range of every arm atomically; False if it was already stored."""
         batch = range_table(run_id, labels, result, layout, replicates)
-        with self.connect(write=True) as connection:
-            connection.execute("BEGIN")
+        what = f"members {result.first}-{result.last - 1} of run {run_id}"
+        with self._writing(what), self.connect(write=True) as connection:
             try:
-                connection.execute(
-                    "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
-                    [run_id, result.first, result.last, result.seconds, _now()],
-                )
+                with _transaction(connection):
+                    connection.execute(
+                        "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
+                        [run_id, result.first, result.last, result.seconds, _now()],
+                    )
+                    connection.register("batch", batch)
+                    connection.execute("INSERT INTO series BY NAME SELECT * FROM batch")
             except duckdb.ConstraintException:
-                connection.execute("ROLLBACK")
                 return False
-            try:
-                connection.register("batch", batch)
-                connection.execute("INSERT INTO series BY NAME SELECT * FROM batch")
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
             finally:
                 connection.unregister("batch")
         self.breathe()
@@ -376,7 +442,7 @@ class Store:
 
     def set_status(self, run_id: int, status: str, message: str | None = None) -> None:
         finished = _now() if status != "running" else None
-        with self.connect(write=True) as connection:
+        with self._writing(f"the status of run {run_id}"), self.connect(write=True) as connection:
             connection.execute(
                 "UPDATE runs SET status = ?, message = ?, finished = ? WHERE run_id = ?",
                 [status, message, finished, run_id],
@@ -390,7 +456,7 @@ class Store:
             raise StoreError(
                 f"run {run.run_id} is still running (process {row['pid']}); wait for it, or stop it and resume"
             )
-        with self.connect(write=True) as connection:
+        with self._writing(f"the status of run {run.run_id}"), self.connect(write=True) as connection:
             connection.execute(
                 "UPDATE runs SET status = 'running', message = NULL, finished = NULL, executor = ?, host = ?, "
                 "pid = ?, pid_started = ? WHERE run_id = ?",
@@ -482,6 +548,29 @@ class Store:
                 per_series[name] = array
             arrays.append(per_series)
         return members, arrays, times
+
+
+def damage(exc: duckdb.Error) -> str | None:
+    """What DuckDB's error says is wrong with the file, in words; None if it is not damage."""
+    text = str(exc)
+    if "Could not read enough bytes" in text:
+        return "the file is shorter than its contents say: truncated"
+    if "Corrupt database file" in text or "checksum" in text:
+        return "a block fails its checksum: bytes changed on disk"
+    return None
+
+
+@contextmanager
+def _transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN ... COMMIT, rolled back on any error (a failed COMMIT has already ended the transaction)."""
+    connection.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        with suppress(duckdb.Error):
+            connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
 
 
 def effective_status(row: dict) -> str:
