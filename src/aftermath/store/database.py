@@ -202,22 +202,26 @@ class Store:
         """The held connection, or the file opened (waiting for another process's lock), checked and
         closed after."""
         if self._held is not None:
-            yield self._held
+            with interrupts_as_ctrl_c():
+                yield self._held
             return
-        connection = self._open_checked(write)
-        try:
-            yield connection
-        finally:
-            connection.close()
+        with interrupts_as_ctrl_c():
+            connection = self._open_checked(write)
+            try:
+                yield connection
+            finally:
+                connection.close()
 
     @contextmanager
     def holding(self) -> Iterator[None]:
         """Keep the file open for writing while the block runs (a run's writes), see `breathe`."""
-        self._held = self._open_checked(write=True)
-        self._held.execute(f"SET checkpoint_threshold = '{HELD_CHECKPOINT}'")
+        with interrupts_as_ctrl_c():
+            self._held = self._open_checked(write=True)
+            self._held.execute(f"SET checkpoint_threshold = '{HELD_CHECKPOINT}'")
         self._held_since = time.monotonic()
         try:
-            yield
+            with interrupts_as_ctrl_c():
+                yield
         finally:
             held, self._held = self._held, None
             if held is not None:
@@ -292,9 +296,8 @@ class Store:
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
         ).fetchall()}
         if not tables and write:
-            connection.execute("BEGIN")
-            connection.execute(SCHEMA)
-            connection.execute("COMMIT")
+            with transaction(connection):
+                connection.execute(SCHEMA)
             return
         if "schema_version" not in tables:
             raise StoreError(f"{self.path}: this DuckDB file is not an aftermath run store (no schema_version table)")
@@ -311,8 +314,7 @@ class Store:
 
     def create_run(self, experiment: Experiment, layout: Layout, kind: str, executor: str) -> int:
         """Record a new run (description, arms, parameter draws) in one transaction; returns its id."""
-        with self.connect(write=True) as connection:
-            connection.execute("BEGIN")
+        with self.connect(write=True) as connection, transaction(connection):
             existing = {row[0] for row in connection.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = 'series'"
             ).fetchall()}
@@ -345,32 +347,30 @@ class Store:
                 frame = pd.DataFrame(rows, columns=["run_id", "sample", "parameter", "value", "relative", "unit"])
                 connection.register("draws", frame)
                 connection.execute("INSERT INTO parameters BY NAME SELECT * FROM draws")
-            connection.execute("COMMIT")
         return int(run_id)
 
     def write_range(self, run_id: int, labels: Sequence[str], result: TaskResult, layout: Layout,
                     replicates: int) -> bool:
         """Store one finished range of every arm atomically; False if it was already stored."""
         batch = range_table(run_id, labels, result, layout, replicates)
+        claimed = False
         with self.connect(write=True) as connection:
-            connection.execute("BEGIN")
             try:
-                connection.execute(
-                    "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
-                    [run_id, result.first, result.last, result.seconds, _now()],
-                )
+                with transaction(connection):
+                    connection.execute(
+                        "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
+                        [run_id, result.first, result.last, result.seconds, _now()],
+                    )
+                    claimed = True
+                    connection.register("batch", batch)
+                    try:
+                        connection.execute("INSERT INTO series BY NAME SELECT * FROM batch")
+                    finally:
+                        connection.unregister("batch")
             except duckdb.ConstraintException:
-                connection.execute("ROLLBACK")
+                if claimed:
+                    raise
                 return False
-            try:
-                connection.register("batch", batch)
-                connection.execute("INSERT INTO series BY NAME SELECT * FROM batch")
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            finally:
-                connection.unregister("batch")
         self.breathe()
         return True
 
@@ -482,6 +482,39 @@ class Store:
                 per_series[name] = array
             arrays.append(per_series)
         return members, arrays, times
+
+
+INTERRUPTED = "Query interrupted"
+"""What DuckDB's Python client raises (as RuntimeError) when Ctrl-C arrives while a statement runs."""
+
+
+@contextmanager
+def interrupts_as_ctrl_c() -> Iterator[None]:
+    """Ctrl-C while DuckDB runs a statement (even BEGIN) surfaces as RuntimeError('Query interrupted'), or
+    InterruptException in other versions; turn it back into the KeyboardInterrupt it is, which callers
+    handle (exit 130, finished ranges kept)."""
+    try:
+        yield
+    except duckdb.InterruptException:
+        raise KeyboardInterrupt from None
+    except RuntimeError as exc:
+        if str(exc) != INTERRUPTED:
+            raise
+        raise KeyboardInterrupt from None
+
+
+@contextmanager
+def transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN, the block, COMMIT; on any exception (Ctrl-C included, at any statement) ROLLBACK, so a
+    held connection is never left inside a half-done transaction."""
+    try:
+        connection.execute("BEGIN")
+        yield
+        connection.execute("COMMIT")
+    except BaseException:
+        with suppress(duckdb.Error):  # e.g. BEGIN itself was interrupted: no transaction to roll back
+            connection.execute("ROLLBACK")
+        raise
 
 
 def effective_status(row: dict) -> str:
