@@ -84,7 +84,8 @@ TARGETS = {
                            functions=("write_range", "completed", "runs", "load_series", "range_table",
                                       "transaction", "interrupts_as_ctrl_c")),
     "report-numbers": Target("report/numbers.py", ("tests/test_report.py",)),
-    "report-escaping": Target("report/html.py", ("tests/test_report.py",), functions=("esc", "script_json")),
+    "report-escaping": Target("report/html.py", ("tests/test_report.py",),
+                              functions=("script_json", "_template", "_labelled")),
 }
 
 # Surviving mutants that cannot change behaviour: (target, function, operator, source line stripped) -> reason.
