@@ -53,7 +53,8 @@ def test_stochastic_mean_matches_closed_form(competing_model):
     ):
         values = result[name].values
         error = np.abs(values.mean(axis=0) - expected)
-        tolerance = 4.5 * values.std(axis=0) / np.sqrt(runs) + 1e-9
+        # 5 standard errors: P(|Z| > 5) = 5.7e-7 per date, 3 x 61 dates -> false failure below 1.1e-4
+        tolerance = 5 * values.std(axis=0) / np.sqrt(runs) + 1e-9
         assert (error <= tolerance).all(), name
 
 
@@ -67,7 +68,8 @@ def test_deterministic_equals_stochastic_mean_with_inflow_sink_event_schedule():
         values = result[name].values
         mean, spread = values.mean(axis=0), values.std(axis=0)
         error = np.abs(mean - expected[name].values[0])
-        assert (error <= 4.5 * spread / np.sqrt(runs) + 1e-9).all(), name
+        # 5 standard errors: 5.7e-7 per cell and date, 5 cells x 25 dates -> false failure below 7.1e-5
+        assert (error <= 5 * spread / np.sqrt(runs) + 1e-9).all(), name
 
 
 @pytest.mark.parametrize("engine", ["stochastic", "deterministic"])
@@ -87,6 +89,13 @@ def test_stochastic_counts_are_integers_and_non_negative():
     for name in ("active", "gone", "home"):
         assert result[name].dtype == np.int64
         assert int(result[name].min()) >= 0
+    # Compartments are cast to int64 on output, so check the float series the engine itself sums:
+    # outcomes and the boundary counts are never cast and must hold whole persons too.
+    for name in ("active_total", "home_total", "leavers", "entered", "exited"):
+        values = result[name].values
+        assert values.dtype == np.float64 and np.array_equal(values, np.rint(values)), name
+        assert values.min() >= 0, name
+    assert np.ptp(result["leavers"].values[:, -1]) > 0, "replicates must differ"
 
 
 def test_per_month_and_per_year_hazards_give_the_same_result():
@@ -156,10 +165,14 @@ def test_schedule_interpolates_linearly_and_event_moves_its_share():
     assert model.schedules["surge"][-1] == 2.0
     result = simulate(model, replicates=1, engine="deterministic")
     jump = int(np.flatnonzero(result["time"].values == np.datetime64("2016-01", "ns"))[0])
-    home = result["home_total"].values[0]
-    active_before_event = result["active_total"].values[0, jump]
-    # The event happens at the start of its month: the recorded month already shows it.
-    assert home[jump] - home[jump - 1] > 0.2 * active_before_event
+    without = simulate(compile_model(scenario_from(cohort_scenario(events=[]))), replicates=1, engine="deterministic")
+    # Up to the event both runs are the same; the event happens at the start of its month (the recorded
+    # month already shows it) and moves exactly `share` = 0.25 of those active just before it.
+    active_before_event = without["active_total"].values[0, jump]
+    np.testing.assert_array_equal(result["home_total"].values[0, :jump], without["home_total"].values[0, :jump])
+    moved = result["home_total"].values[0, jump] - without["home_total"].values[0, jump]
+    assert moved == pytest.approx(0.25 * active_before_event, rel=1e-12)
+    assert result["active_total"].values[0, jump] == pytest.approx(0.75 * active_before_event, rel=1e-12)
 
 
 def test_outcome_select_by_and_cumulative(competing_model):

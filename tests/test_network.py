@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +181,20 @@ def test_bad_network_sections_name_the_field_and_line(change, field, words):
     message = str(caught.value)
     assert f": {field}: " in message and words in message, message
     line = int(message.split(":")[1])
-    assert field.split(".")[-1].split("[")[0] in text.splitlines()[line - 1] or "[" in field, (line, message)
+    assert line == yaml_line(text, field), (line, message)
+
+
+def yaml_line(text: str, field: str) -> int:
+    """The 1-based line of `field` ('a.b[2].c') in `text`, from ruamel's own positions of keys and items."""
+    node = YAML().load(text)
+    line = 0
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", field):
+        if part.startswith("["):
+            index = int(part[1:-1])
+            line, node = node.lc.item(index)[0], node[index]
+        else:
+            line, node = node.lc.key(part)[0], node[part]
+    return line + 1
 
 
 def test_a_flow_cannot_use_an_unknown_theatre():

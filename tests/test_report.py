@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +15,12 @@ from aftermath import compile_model, load_scenario, parse_scenario
 from aftermath.experiments import ExecutorSpec, design_experiment, read_scenario, run_experiment, run_stored
 from aftermath.report import build
 from aftermath.report.build import build_report, collect, collect_stored
-from aftermath.report.content import QUANTILES, OutcomeSummary, fan, observation_rows, origin_regions, pathway
+from aftermath.report.content import OutcomeSummary, fan, observation_rows, origin_regions, pathway
 from aftermath.report.html import script_json
 from aftermath.report.numbers import rounded, signed
 from aftermath.report.svgchart import fan_svg
 from aftermath.scenario.loader import resolve_scenario_path
 from aftermath.store import Store
-from aftermath.summary import bands
 from tests.conftest import run_cli
 
 ATTACK = "<script>alert(1)</script></script><!-- <img src=x onerror=alert(2)> & \"quoted\""
@@ -39,6 +39,84 @@ def hostile_yaml() -> str:
 
 
 SERIAL = ExecutorSpec(workers=1)
+FREE_TEXT = ("title", "description", "assumption", "note", "citation", "fixed", "pathway")
+"""Every free-text field of a scenario (scenario/schema.py and network/schema.py: `Text` and `pathway`)."""
+SHOWN = {"title", "description", "interventions.*.description", "interventions.*.assumption",
+         "parameters.*.assumption", "parameters.*.description", "parameters.*.fixed", "outcomes.*.description",
+         "observations.*.note", "sources.*.citation", "compartments.*.pathway", "schedules.*.assumption", "groups"}
+"""The fields a report shows (the rest must not reach the page unescaped either)."""
+
+
+def attack(number: int) -> str:
+    """A hostile text whose escaped form is findable: script, tag with a handler, comment, quote, ampersand."""
+    return f'<script>alert({number})</script><img src=x onerror=alert({number})><!-- "&'
+
+
+def escaped(number: int) -> str:
+    return f"&lt;script&gt;alert({number})&lt;/script&gt;&lt;img src=x onerror=alert({number})&gt;&lt;!--"
+
+
+def hostile_everywhere(name: str) -> tuple[str, dict[str, list[int]]]:
+    """A shipped scenario with a distinct hostile text in every free-text field and as every region name
+    of `groups`; returns its text (JSON, which is YAML) and the attack numbers by field pattern."""
+    data = YAML(typ="safe").load(resolve_scenario_path(name).read_text(encoding="utf-8"))
+    # a citation of the scenario's own, cited by its first sourced parameter (the shipped ones cite evidence)
+    data.setdefault("sources", []).append({"id": "X99", "citation": "to be replaced"})
+    next(p for p in data["parameters"].values() if p.get("sources"))["sources"].append("X99")
+    numbers: dict[str, list[int]] = {}
+
+    def plant(node, path: tuple[str, ...]) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+        for key, value in list(items):
+            if key in FREE_TEXT and isinstance(value, str):
+                pattern = ".".join((*path[:1], *["*"] * (len(path) > 1), str(key)))
+                numbers.setdefault(pattern, []).append(sum(map(len, numbers.values())))
+                node[key] = attack(numbers[pattern][-1])
+            else:
+                plant(value, (*path, str(key)))
+
+    plant(data, ())
+    for dim, regions in data.get("groups", {}).items():
+        data["groups"][dim] = {}
+        for members in regions.values():
+            numbers.setdefault("groups", []).append(sum(map(len, numbers.values())))
+            data["groups"][dim][attack(numbers["groups"][-1])] = members
+    return json.dumps(data, default=str), numbers
+
+
+class Elements(HTMLParser):
+    """The elements and attributes a browser would build from a page (Python's HTML tokenizer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def assert_inert(page: str) -> None:
+    """No element or attribute that can run code came from the scenario: one script (our JSON data), no
+    <img>, no on* handler, no comment opened by the text."""
+    parser = Elements()
+    parser.feed(page)
+    scripts = [attrs for tag, attrs in parser.tags if tag == "script"]
+    assert scripts == [{"type": "application/json", "id": "report-data"}]
+    assert not [tag for tag, _ in parser.tags if tag in ("img", "iframe", "object", "embed")]
+    assert not [(tag, a) for tag, attrs in parser.tags for a in attrs if a.startswith("on")]
+    assert "<!--" not in page and "<script>alert" not in page
+
+
+def hostile_everywhere_report(folder: Path) -> tuple[dict[str, list[int]], Path]:
+    """The default scenario (network, observations, events, groups, pathways) made hostile, with every
+    report section on: all its policies, the network, the record."""
+    text, numbers = hostile_everywhere("isis_after_caliphate")
+    source = folder / "hostile-everywhere.yaml"
+    source.write_text(text, encoding="utf-8")
+    policies = [{name: None} for name in parse_scenario(text).interventions]
+    out = build_report(folder / "hostile-everywhere.html", source, samples=4, replicates=1, seed=1,
+                       policies=policies, executor=SERIAL, stock_runs=4)
+    return numbers, out
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +132,16 @@ def experiment_and_content():
 
 def test_headline_bands_are_the_ensembles_bands(experiment_and_content) -> None:
     result, content = experiment_and_content
-    expected = bands(result.arms["baseline"], content.key_dates, ["returned_total", "killed_total"])
-    for row in expected.itertuples():
-        band = next(o for o in content.outcomes if o.name == row.outcome).fans[""].at(row.date)
-        assert (band.median, band.low, band.high) == pytest.approx((row.median, row.low, row.high))
+    baseline = result.arms["baseline"]
+    for name in ("returned_total", "killed_total"):
+        fans = next(o for o in content.outcomes if o.name == name).fans[""]
+        for date in content.key_dates:
+            raw = baseline[name].sel(time=np.datetime64(date, "M")).values  # the 60 members at that date
+            band = fans.at(date)
+            # the labelled band is the 5-95% range and the median: numpy's quantiles of the raw members
+            assert (band.low, band.median, band.high) == pytest.approx(tuple(np.quantile(raw, [0.05, 0.5, 0.95])))
+        last = fans.at(content.key_dates[-1])
+        assert last.low < last.median < last.high, "members must differ for the check to mean anything"
     assert content.members == 60 and content.facts.samples == 20 and content.facts.uncertain_parameters == 4
 
 
@@ -66,7 +150,9 @@ def test_policy_differences_are_paired_member_by_member(experiment_and_content) 
     paired = (result.arms["border_and_intelligence"] - result.arms["baseline"])["returned_total"].values
     effect = content.policies[0]
     assert effect.label == "Border and intelligence"
-    assert np.allclose(effect.differences["returned_total"].values, np.quantile(paired, QUANTILES, axis=0))
+    # the fan's five quantiles: 5%, quartiles, median and 95%, by numpy from the paired differences
+    expected = np.quantile(paired, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
+    assert np.allclose(effect.differences["returned_total"].values, expected)
     # The policy only diverts returns into detention: the total leaving theatre, and so those still in
     # theatre, is the same draw for draw. Independent streams would give a spread around zero instead.
     assert not effect.differences["in_theatre_total"].values.any()
@@ -176,10 +262,12 @@ def test_scenario_text_cannot_become_markup(tmp_path: Path) -> None:
     source.write_text(hostile_yaml(), encoding="utf-8")
     assert parse_scenario(hostile_yaml()).title == ATTACK
     page = build_report(tmp_path / "hostile.html", source, samples=4, replicates=1, executor=SERIAL,
-                        stock_runs=4).read_text(encoding="utf-8")
+                        stock_runs=4, policies=[POLICY]).read_text(encoding="utf-8")
     assert "<script>alert" not in page and "<img" not in page and "<!--" not in page
     assert page.count("<script") == 1  # our JSON data block, which never runs
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert_inert(page)
+    # title, lead, outcome description, parameter assumption, policy description, observation note
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 6
     block = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S).group(1)
     assert json.loads(block)["title"] == ATTACK
 
@@ -271,3 +359,20 @@ def test_report_of_a_stored_run(tmp_path: Path) -> None:
     assert stored.sankey == fresh.sankey
     page = build_report(tmp_path / "stored.html", run=run_id, store=tmp_path / "runs.duckdb", stock_runs=6)
     assert f"<dt>stored run</dt><dd>{run_id}</dd>" in page.read_text(encoding="utf-8")
+
+
+def test_no_free_text_field_of_a_scenario_becomes_markup(tmp_path: Path) -> None:
+    numbers, out = hostile_everywhere_report(tmp_path)
+    assert set(SHOWN) <= set(numbers), sorted(set(SHOWN) - set(numbers))
+    page = out.read_text(encoding="utf-8")
+    assert_inert(page)
+    for section in ("headline", "over-time", "where", "countries", "policies", "network", "record", "sources",
+                    "assumptions"):
+        assert f'<section id="{section}">' in page, section
+    for pattern, planted in numbers.items():
+        for number in planted:
+            assert attack(number) not in page, pattern
+    for pattern in SHOWN:
+        assert any(escaped(n) in page for n in numbers[pattern]), f"{pattern}: not shown"
+    block = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S).group(1)
+    assert json.loads(block)["title"] == attack(numbers["title"][0])

@@ -15,7 +15,7 @@ import pytest
 
 from aftermath.experiments import ExecutorSpec
 from aftermath.report.build import build_report
-from tests.test_report import ATTACK, hostile_yaml
+from tests.test_report import ATTACK, POLICY, attack, hostile_everywhere_report, hostile_yaml
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -125,7 +125,7 @@ def test_report_loads_offline_without_errors_and_draws_every_chart(browser, repo
 def test_markup_in_the_scenario_is_shown_as_text_and_never_runs(browser, tmp_path: Path) -> None:
     source = tmp_path / "hostile.yaml"
     source.write_text(hostile_yaml(), encoding="utf-8")
-    report = build_report(tmp_path / "hostile.html", source, **OPTIONS)
+    report = build_report(tmp_path / "hostile.html", source, policies=[POLICY], **OPTIONS)
     visit = Visit(browser, report)
     try:
         assert not visit.dialogs and not visit.errors
@@ -166,5 +166,26 @@ def test_default_scenario_report_with_its_network(browser, tmp_path: Path) -> No
         visit.page.screenshot(path=str(ARTIFACTS / "report-default.png"), full_page=True)
         visit.page.locator("#where").screenshot(path=str(ARTIFACTS / "report-default-where.png"))
         visit.page.locator("#network").screenshot(path=str(ARTIFACTS / "report-default-network.png"))
+    finally:
+        visit.close()
+
+
+def test_no_free_text_field_runs_in_the_browser(browser, tmp_path: Path) -> None:
+    """The default scenario with a distinct hostile text in every free-text field, every section on."""
+    numbers, report = hostile_everywhere_report(tmp_path)
+    visit = Visit(browser, report)
+    try:
+        assert not visit.dialogs and not visit.errors
+        assert visit.requests == [report.resolve().as_uri()]
+        assert visit.page.title() == attack(numbers["title"][0])
+        assert visit.page.locator("img, iframe, object, embed").count() == 0
+        assert visit.page.evaluate("document.scripts.length") == 1
+        handlers = visit.page.evaluate(
+            "[...document.querySelectorAll('*')].flatMap(e => [...e.attributes].map(a => a.name))"
+            ".filter(n => n.startsWith('on'))")
+        assert handlers == []
+        text = visit.page.locator("body").inner_text()
+        for pattern in ("interventions.*.description", "observations.*.note", "sources.*.citation", "groups"):
+            assert any(attack(n).split("<!--")[0] in text for n in numbers[pattern]), pattern
     finally:
         visit.close()

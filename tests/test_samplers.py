@@ -1,4 +1,9 @@
-"""The engine's binomial and Poisson samplers against scipy's distributions (chi-square tests)."""
+"""The engine's binomial and Poisson samplers against scipy's distributions (chi-square tests).
+
+False-failure budget (a correct sampler failing with a new seed or stream): each mean is tested at 5 standard
+errors (P(|Z| > 5) = 5.7e-7) and each goodness-of-fit test at p > 1e-5; 17 distributions and one KS test
+-> at most 18 x (1e-5 + 5.7e-7) = 1.9e-4 per run. Seeds are fixed, so a run is reproducible.
+"""
 
 from __future__ import annotations
 
@@ -64,7 +69,7 @@ def test_binomial_matches_scipy(n, p):
     mean, var = stats.binom.stats(n, p)
     assert abs(samples.mean() - mean) < 5 * np.sqrt(var / DRAWS) + 1e-12
     if var > 0:
-        assert _chi_square_p(samples, lambda k: stats.binom.pmf(k, n, p)) > 1e-4
+        assert _chi_square_p(samples, lambda k: stats.binom.pmf(k, n, p)) > 1e-5
 
 
 @pytest.mark.slow
@@ -73,13 +78,13 @@ def test_poisson_matches_scipy(mean):
     samples = _poisson_array(mean, DRAWS, np.uint64(54321))
     assert samples.min() >= 0
     assert abs(samples.mean() - mean) < 5 * np.sqrt(mean / DRAWS)
-    assert _chi_square_p(samples, lambda k: stats.poisson.pmf(k, mean)) > 1e-4
+    assert _chi_square_p(samples, lambda k: stats.poisson.pmf(k, mean)) > 1e-5
 
 
 def test_uniforms_are_uniform_and_keys_are_distinct():
     values = _uniforms(100_000)
     assert values.min() > 0 and values.max() < 1
-    assert stats.kstest(values, "uniform").pvalue > 1e-4
+    assert stats.kstest(values, "uniform").pvalue > 1e-5
     assert len(np.unique(values)) == len(values)
 
 

@@ -133,7 +133,7 @@ FROM steps JOIN runs USING (run_id);
 
 
 READ_ALL = """
-SELECT (SELECT count(*) FROM runs r JOIN arms a USING (run_id) WHERE run_id = ? AND hash(r) + hash(a) IS NOT NULL),
+SELECT (SELECT count(*) FROM runs r JOIN arms a USING (run_id) WHERE run_id = ? AND hash(r) IS NOT NULL AND hash(a) IS NOT NULL),
        (SELECT count(*) FROM ranges g WHERE run_id = ? AND hash(g) IS NOT NULL),
        (SELECT count(*) FROM series s WHERE run_id = ? AND hash(s) IS NOT NULL)
 """
@@ -210,15 +210,16 @@ class Store:
         """The held connection, or the file opened (waiting for another process's lock), checked and
         closed after."""
         if self._held is not None:
-            with self._intact():
+            with interrupts_as_ctrl_c(), self._intact():
                 yield self._held
             return
-        connection = self._open_checked(write)
-        try:
-            with self._intact():
-                yield connection
-        finally:
-            connection.close()
+        with interrupts_as_ctrl_c():
+            connection = self._open_checked(write)
+            try:
+                with self._intact():
+                    yield connection
+            finally:
+                connection.close()
 
     @contextmanager
     def _intact(self) -> Iterator[None]:
@@ -264,11 +265,13 @@ class Store:
     @contextmanager
     def holding(self) -> Iterator[None]:
         """Keep the file open for writing while the block runs (a run's writes), see `breathe`."""
-        self._held = self._open_checked(write=True)
-        self._held.execute(f"SET checkpoint_threshold = '{HELD_CHECKPOINT}'")
+        with interrupts_as_ctrl_c():
+            self._held = self._open_checked(write=True)
+            self._held.execute(f"SET checkpoint_threshold = '{HELD_CHECKPOINT}'")
         self._held_since = time.monotonic()
         try:
-            yield
+            with interrupts_as_ctrl_c():
+                yield
         finally:
             held, self._held = self._held, None
             if held is not None:
@@ -348,9 +351,8 @@ class Store:
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
         ).fetchall()}
         if not tables and write:
-            connection.execute("BEGIN")
-            connection.execute(SCHEMA)
-            connection.execute("COMMIT")
+            with transaction(connection):
+                connection.execute(SCHEMA)
             return
         if "schema_version" not in tables:
             raise StoreError(f"{self.path}: this DuckDB file is not an aftermath run store (no schema_version table)")
@@ -384,7 +386,7 @@ class Store:
 
     def create_run(self, experiment: Experiment, layout: Layout, kind: str, executor: str) -> int:
         """Record a new run (description, arms, parameter draws) in one transaction; returns its id."""
-        with self._writing("the run's description"), self.connect(write=True) as connection, _transaction(connection):
+        with self._writing("the run's description"), self.connect(write=True) as connection, transaction(connection):
             existing = {row[0] for row in connection.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = 'series'"
             ).fetchall()}
@@ -424,19 +426,24 @@ class Store:
         """Store one finished range of every arm atomically; False if it was already stored."""
         batch = range_table(run_id, labels, result, layout, replicates)
         what = f"members {result.first}-{result.last - 1} of run {run_id}"
+        claimed = False
         with self._writing(what), self.connect(write=True) as connection:
             try:
-                with _transaction(connection):
+                with transaction(connection):
                     connection.execute(
                         "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
                         [run_id, result.first, result.last, result.seconds, _now()],
                     )
+                    claimed = True
                     connection.register("batch", batch)
-                    connection.execute("INSERT INTO series BY NAME SELECT * FROM batch")
+                    try:
+                        connection.execute("INSERT INTO series BY NAME SELECT * FROM batch")
+                    finally:
+                        connection.unregister("batch")
             except duckdb.ConstraintException:
+                if claimed:
+                    raise
                 return False
-            finally:
-                connection.unregister("batch")
         self.breathe()
         return True
 
@@ -560,17 +567,37 @@ def damage(exc: duckdb.Error) -> str | None:
     return None
 
 
+INTERRUPTED = "Query interrupted"
+"""What DuckDB's Python client raises (as RuntimeError) when Ctrl-C arrives while a statement runs."""
+
+
 @contextmanager
-def _transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """BEGIN ... COMMIT, rolled back on any error (a failed COMMIT has already ended the transaction)."""
-    connection.execute("BEGIN")
+def interrupts_as_ctrl_c() -> Iterator[None]:
+    """Ctrl-C while DuckDB runs a statement (even BEGIN) surfaces as RuntimeError('Query interrupted'), or
+    InterruptException in other versions; turn it back into the KeyboardInterrupt it is, which callers
+    handle (exit 130, finished ranges kept)."""
     try:
         yield
+    except duckdb.InterruptException:
+        raise KeyboardInterrupt from None
+    except RuntimeError as exc:
+        if str(exc) != INTERRUPTED:
+            raise
+        raise KeyboardInterrupt from None
+
+
+@contextmanager
+def transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN, the block, COMMIT; on any exception (Ctrl-C included, at any statement) ROLLBACK, so a
+    held connection is never left inside a half-done transaction."""
+    try:
+        connection.execute("BEGIN")
+        yield
+        connection.execute("COMMIT")
     except BaseException:
-        with suppress(duckdb.Error):
+        with suppress(duckdb.Error):  # e.g. BEGIN itself was interrupted: no transaction to roll back
             connection.execute("ROLLBACK")
         raise
-    connection.execute("COMMIT")
 
 
 def effective_status(row: dict) -> str:

@@ -1,0 +1,256 @@
+"""Mutation testing of the core with cosmic-ray: which small, plausible bugs does the test suite miss?
+
+For each target module (or the named functions in it) cosmic-ray plants one mutant at a time (an operator
+swapped, a comparison loosened, a constant nudged, a loop skipped...), runs the fast tests relevant to that
+module, and records whether they failed (killed) or passed (survived). Surviving mutants are either gaps in
+the tests or equivalent (behaviour-preserving) mutants; the latter are listed in EQUIVALENT below, each with
+its reason, and counted apart.
+
+Not a CI step: a full pass takes hours on two cores (numba recompiles the kernels for every mutant of
+engines/kernels.py). Run module by module:
+
+    .venv/bin/pip install -e '.[mutation]'
+    .venv/bin/python scripts/mutation.py --list
+    .venv/bin/python scripts/mutation.py summary model-effects         # named targets
+    .venv/bin/python scripts/mutation.py kernels --sample 40 --seed 1  # a random 40 of the kernels' mutants
+
+Everything runs in a copy of src/ and tests/ under a temporary folder, so an interrupted run never leaves a
+mutated file in the working tree. Sessions (cosmic-ray's SQLite files) stay in --sessions (default
+.mutation/), so a rerun continues where it stopped; --fresh starts over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cosmic_ray.work_db import WorkDB, use_db
+from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = Path("src/aftermath")
+
+# A selective set of cosmic-ray's operators (Offutt et al., "An experimental determination of sufficient
+# mutant operators", 1996: arithmetic, relational, logical, unary and constant replacement). Bit-shift,
+# bitwise, modulo and floor-division swaps, decorator removal (numba.njit: equivalent, and slow) and the
+# random variable inserters are left out.
+ARITHMETIC = ("Add", "Sub", "Mul", "Div", "Pow")
+OPERATORS = (
+    [f"core/ReplaceBinaryOperator_{a}_{b}" for a in ARITHMETIC for b in ARITHMETIC if a != b]
+    + [f"core/ReplaceComparisonOperator_{a}_{b}" for a, b in (
+        ("Lt", "LtE"), ("LtE", "Lt"), ("Gt", "GtE"), ("GtE", "Gt"), ("Lt", "Gt"), ("Gt", "Lt"), ("LtE", "GtE"),
+        ("GtE", "LtE"), ("Eq", "NotEq"), ("NotEq", "Eq"), ("Is", "IsNot"), ("IsNot", "Is"))]
+    + ["core/ReplaceUnaryOperator_USub_UAdd", "core/ReplaceUnaryOperator_Delete_Not", "core/AddNot",
+       "core/ReplaceTrueWithFalse", "core/ReplaceFalseWithTrue", "core/ReplaceAndWithOr", "core/ReplaceOrWithAnd",
+       "core/ReplaceBreakWithContinue", "core/ReplaceContinueWithBreak", "core/NumberReplacer",
+       "core/ZeroIterationForLoop", "core/ExceptionReplacer"]
+)
+
+FAST = ["-x", "-q", "-p", "no:cacheprovider", "-m", "'not slow'"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A module (optionally only some of its functions) and the fast tests that should catch its mutants."""
+
+    module: str
+    tests: tuple[str, ...]
+    functions: tuple[str, ...] = ()
+    timeout: float = 300.0
+
+
+TARGETS = {
+    "kernels": Target("engines/kernels.py", ("tests/test_closed_forms.py", "tests/test_engines.py",
+                                              "tests/test_samplers.py"), timeout=600.0),
+    "simulate": Target("engines/simulate.py", ("tests/test_closed_forms.py", "tests/test_engines.py")),
+    "model-compile": Target("model/compile.py", ("tests/test_closed_forms.py", "tests/test_engines.py",
+                                                 "tests/test_scenario_groups.py")),
+    "model-effects": Target("model/compile.py", ("tests/test_closed_forms.py",),
+                            functions=("apply_effect", "parameters_at", "_active_steps", "_parameter_effects",
+                                       "_schedule_arrays", "_policy_strengths")),
+    "model-coupling": Target("model/coupling.py", ("tests/test_network.py",)),
+    "summary": Target("summary.py", ("tests/test_closed_forms.py", "tests/test_engines.py", "tests/test_cli.py")),
+    "sampling": Target("experiments/sampling.py", ("tests/test_experiments.py", "tests/test_experiments_cli.py")),
+    "design": Target("experiments/design.py", ("tests/test_experiments.py", "tests/test_store.py")),
+    "store-ranges": Target("store/database.py", ("tests/test_store.py", "tests/test_store_interrupt.py"),
+                           functions=("write_range", "completed", "runs", "load_series", "range_table",
+                                      "transaction", "interrupts_as_ctrl_c")),
+    "report-numbers": Target("report/numbers.py", ("tests/test_report.py",)),
+    "report-escaping": Target("report/html.py", ("tests/test_report.py",),
+                              functions=("script_json", "_template", "_labelled")),
+}
+
+# Surviving mutants that cannot change behaviour: (target, function, operator, source line stripped) -> reason.
+# Keyed by text, not by line number or occurrence, so the list survives edits elsewhere in the module.
+EQUIVALENT: dict[tuple[str, str, str, str], str] = {
+}
+
+
+@dataclass
+class Tally:
+    killed: int = 0
+    survived: list[tuple[str, str, str, int, str]] = field(default_factory=list)
+    equivalent: list[tuple[str, str]] = field(default_factory=list)
+    incompetent: int = 0
+    pending: int = 0
+
+    @property
+    def share(self) -> float:
+        tested = self.killed + len(self.survived)
+        return self.killed / tested if tested else float("nan")
+
+
+def function_spans(path: Path, names: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Line spans (1-based, inclusive) of the named functions (any nesting) in a module."""
+    spans = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in names:
+            spans.append((node.lineno, node.end_lineno or node.lineno))
+    missing = set(names) - {n.name for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    if missing:
+        raise SystemExit(f"{path}: no function named {', '.join(sorted(missing))}")
+    return spans
+
+
+def config_text(module: Path, target: Target, work: Path) -> str:
+    tests = " ".join(target.tests)
+    command = f"{sys.executable} -m pytest {' '.join(FAST)} {tests}"
+    return (
+        "[cosmic-ray]\n"
+        f'module-path = "{module}"\n'
+        f"timeout = {target.timeout}\n"
+        "excluded-modules = []\n"
+        f'test-command = "{command}"\n'
+        "[cosmic-ray.distributor]\n"
+        'name = "local"\n'
+    )
+
+
+def prepare(name: str, target: Target, work: Path, session: Path, sample: int | None, seed: int) -> None:
+    """cosmic-ray init, then skip mutants outside the operator set, the named functions or the sample."""
+    module = work / PACKAGE / target.module
+    config = work / f"{name}.toml"
+    config.write_text(config_text(module, target, work), encoding="utf-8")
+    subprocess.run([sys.executable, "-m", "cosmic_ray.cli", "init", str(config), str(session)], cwd=work,
+                   check=True)
+    spans = function_spans(module, target.functions) if target.functions else None
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        items = list(db.pending_work_items)
+        keep = []
+        for item in items:
+            mutation = item.mutations[0]
+            line = mutation.start_pos[0]
+            wanted = mutation.operator_name in OPERATORS and (
+                spans is None or any(first <= line <= last for first, last in spans))
+            (keep if wanted else []).append(item)
+            if not wanted:
+                db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="not selected"))
+        if sample is not None and sample < len(keep):
+            chosen = {item.job_id for item in random.Random(seed).sample(keep, sample)}
+            for item in keep:
+                if item.job_id not in chosen:
+                    db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="not sampled"))
+        print(f"{name}: {len(items)} mutants, {len(keep)} selected"
+              + (f", {min(sample, len(keep))} sampled" if sample is not None else ""), flush=True)
+
+
+def tally(name: str, target: Target, work: Path, session: Path) -> Tally:
+    lines = (work / PACKAGE / target.module).read_text(encoding="utf-8").splitlines()
+    result = Tally()
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        result.pending = sum(1 for _ in db.pending_work_items)
+        for item, outcome in db.completed_work_items:
+            if outcome.worker_outcome == WorkerOutcome.SKIPPED or outcome.worker_outcome == WorkerOutcome.NO_TEST:
+                continue
+            if outcome.test_outcome == TestOutcome.INCOMPETENT:
+                result.incompetent += 1
+                continue
+            if outcome.test_outcome == TestOutcome.KILLED:
+                result.killed += 1
+                continue
+            mutation = item.mutations[0]
+            line = mutation.start_pos[0]
+            text = lines[line - 1].strip()
+            key = (name, mutation.definition_name or "", mutation.operator_name, text)
+            if key in EQUIVALENT:
+                result.equivalent.append((f"{mutation.definition_name}:{line} {mutation.operator_name}",
+                                          EQUIVALENT[key]))
+            else:
+                result.survived.append((mutation.definition_name or "", mutation.operator_name,
+                                        str(mutation.occurrence), line, text))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("targets", nargs="*", help=f"targets to run (default: all): {', '.join(TARGETS)}")
+    parser.add_argument("--list", action="store_true", help="list the targets and their tests, then exit")
+    parser.add_argument("--sample", type=int, help="run a random sample of this many mutants per target")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    parser.add_argument("--sessions", type=Path, default=ROOT / ".mutation", help="where sessions are kept")
+    parser.add_argument("--fresh", action="store_true", help="discard earlier sessions of these targets")
+    parser.add_argument("--report-only", action="store_true", help="print the sessions' results, run nothing")
+    args = parser.parse_args()
+    if args.list:
+        for name, target in TARGETS.items():
+            scope = f" ({', '.join(target.functions)})" if target.functions else ""
+            print(f"{name}: {target.module}{scope} <- {' '.join(target.tests)}")
+        return
+    names = args.targets or list(TARGETS)
+    unknown = [n for n in names if n not in TARGETS]
+    if unknown:
+        raise SystemExit(f"unknown target(s) {', '.join(unknown)}; see --list")
+    args.sessions.mkdir(exist_ok=True)
+    work = args.sessions / "work"
+    if not args.report_only:
+        # a fresh copy of the code and tests for every invocation: mutants are written only there
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        for part in ("src", "tests", "pyproject.toml"):
+            source = ROOT / part
+            if source.is_dir():
+                shutil.copytree(source, work / part, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(source, work / part)
+    environment = {"PYTHONPATH": f"{work / 'src'}:{work}", "NUMBA_CACHE_DIR": tempfile.mkdtemp(prefix="numba-"),
+                   "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    os.environ.update(environment)
+    summaries = {}
+    for name in names:
+        target = TARGETS[name]
+        session = args.sessions / f"{name}.sqlite"
+        if args.fresh:
+            session.unlink(missing_ok=True)
+        if args.report_only and not session.exists():
+            print(f"{name}: no session yet")
+            continue
+        if not args.report_only:
+            if not session.exists():
+                prepare(name, target, work, session, args.sample, args.seed)
+            subprocess.run([sys.executable, "-m", "cosmic_ray.cli", "exec",
+                            str(work / f"{name}.toml"), str(session)], cwd=work, check=True)
+        summaries[name] = tally(name, target, work, session)
+    print("\nkilled share per target (equivalent mutants listed apart):")
+    for name, result in summaries.items():
+        target = TARGETS[name]
+        tested = result.killed + len(result.survived)
+        print(f"  {name:16s} {target.module:24s} killed {result.killed}/{tested} = {result.share:.0%}"
+              f"  equivalent {len(result.equivalent)}  incompetent {result.incompetent}  pending {result.pending}")
+    for name, result in summaries.items():
+        for function, operator, occurrence, line, text in result.survived:
+            print(f"SURVIVED {name} {function}:{line} {operator} #{occurrence}: {text}")
+        for where, reason in result.equivalent:
+            print(f"EQUIVALENT {name} {where}: {reason}")
+
+
+if __name__ == "__main__":
+    main()
