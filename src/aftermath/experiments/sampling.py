@@ -15,7 +15,7 @@ import numpy as np
 from aftermath.model.compile import stable_id
 from aftermath.scenario.checks import stratum_array
 from aftermath.scenario.schema import Scenario
-from aftermath.scenario.validate import frozen_distribution
+from aftermath.scenario.validate import TAIL, frozen_distribution
 from aftermath.units import is_probability_unit
 
 Sampler = Literal["lhs", "mc"]
@@ -46,9 +46,8 @@ def sample_draws(scenario: Scenario, samples: int, sampler: Sampler = "lhs", see
     """One draw per uncertain parameter and sample: {parameter: (samples,)}."""
     names = uncertain_parameters(scenario)
     points = unit_samples(len(names), samples, sampler, seed)
-    tiny = np.finfo(float).eps
     return {
-        name: frozen_distribution(scenario.parameters[name].distribution).ppf(np.clip(points[:, i], tiny, 1 - tiny))
+        name: frozen_distribution(scenario.parameters[name].distribution).ppf(np.clip(points[:, i], TAIL, 1 - TAIL))
         for i, name in enumerate(names)
     }
 
