@@ -2,18 +2,14 @@
 
 Samplers are total functions (a draw or the error flag NaN); each step's counts are checked to be finite,
 non-negative and within the ceiling, and a violation names flow or compartment, stratum, date, replicate,
-parameter sample and the values involved. Anything that could hang on a regression runs in a forked child
-with a time limit, so a regression fails instead of blocking the suite.
+parameter sample and the values involved. Anything that hung before runs in an isolated child with a time
+limit (tests/isolated.py), so a regression fails instead of blocking the suite.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
-import signal
-import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numba
@@ -25,38 +21,14 @@ from aftermath.engines.diagnose import COUNT_CEILING
 from aftermath.engines.kernels import MAX_DRAW, binomial, draw_key, poisson
 from aftermath.summary import bands
 from tests.conftest import cohort_scenario, scenario_from
+from tests.isolated import Isolated
 
 
-def in_fork(function: Callable[[], Any], limit: float = 60.0) -> Any:
-    """`function()` in a forked child; its result, or AssertionError if it runs past `limit` seconds."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        try:
-            payload = pickle.dumps(("ok", function()))
-        except BaseException as exc:
-            payload = pickle.dumps(("error", f"{type(exc).__name__}: {exc}"))
-        with os.fdopen(write, "wb") as pipe:
-            pipe.write(payload)
-        os._exit(0)
-    os.close(write)
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.02)
-    else:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        os.close(read)
-        raise AssertionError(f"still running after {limit:g} s: it hangs")
-    with os.fdopen(read, "rb") as pipe:
-        status, value = pickle.loads(pipe.read())
-    if status == "error":
-        raise AssertionError(value)
-    return value
+@pytest.fixture(scope="module")
+def isolated() -> Iterator[Isolated]:
+    server = Isolated()
+    yield server
+    server.close()
 
 
 @numba.njit
@@ -72,23 +44,23 @@ def _poisson(mean: float) -> float:
 @pytest.mark.parametrize(
     ("n", "p"), [(np.nan, 0.3), (1e100, 0.3), (np.inf, 0.3), (MAX_DRAW * 2, 0.5), (5.0, np.nan), (np.nan, np.nan)]
 )
-def test_binomial_flags_what_it_cannot_draw_instead_of_looping(n: float, p: float):
-    assert np.isnan(in_fork(lambda: _binomial(n, p), limit=30))
+def test_binomial_flags_what_it_cannot_draw_instead_of_looping(n: float, p: float, isolated: Isolated):
+    assert np.isnan(isolated.call("tests.test_engine_stress:_binomial", n, p, limit=30))
 
 
 @pytest.mark.parametrize("mean", [np.nan, np.inf, 1e300, 9.3e18, MAX_DRAW * 2])
-def test_poisson_flags_what_it_cannot_draw_instead_of_overflowing(mean: float):
-    assert np.isnan(in_fork(lambda: _poisson(mean), limit=30))
+def test_poisson_flags_what_it_cannot_draw_instead_of_overflowing(mean: float, isolated: Isolated):
+    assert np.isnan(isolated.call("tests.test_engine_stress:_poisson", mean, limit=30))
 
 
 @pytest.mark.parametrize(("n", "p"), [(MAX_DRAW, 0.3), (1e12, 1e-13), (1e15, 0.999), (0.0, 0.5), (7.0, 1.5)])
-def test_binomial_draws_within_its_domain(n: float, p: float):
-    x = in_fork(lambda: _binomial(n, p), limit=30)
+def test_binomial_draws_within_its_domain(n: float, p: float, isolated: Isolated):
+    x = isolated.call("tests.test_engine_stress:_binomial", n, p, limit=30)
     assert 0 <= x <= n and x == np.floor(x)
 
 
-def test_poisson_draws_up_to_its_limit():
-    x = in_fork(lambda: _poisson(MAX_DRAW), limit=30)
+def test_poisson_draws_up_to_its_limit(isolated: Isolated):
+    x = isolated.call("tests.test_engine_stress:_poisson", MAX_DRAW, limit=30)
     assert abs(x - MAX_DRAW) < 10 * np.sqrt(MAX_DRAW)
 
 
@@ -100,7 +72,7 @@ def _cohort_model(**changes: Any):
     return compile_model(scenario_from(data))
 
 
-def test_a_nan_initial_count_stops_the_run_naming_compartment_stratum_replicate_and_value():
+def nan_initial_count() -> str:
     data = cohort_scenario()
     data["parameters"]["size"] = {
         "unit": "persons", "dims": ["origin"], "value": {"A": 100, "B": 50}, "assumption": "test",
@@ -109,23 +81,27 @@ def test_a_nan_initial_count_stops_the_run_naming_compartment_stratum_replicate_
     data["compartments"]["active"]["initial"] = "size"
     model = compile_model(scenario_from(data))
     drawn = {"size": np.array([[100.0, 50.0], [100.0, np.nan]])}
-    message = in_fork(lambda: _model_error(lambda: simulate(model, 2, parameters=drawn)))
+    return _model_error(lambda: simulate(model, 2, parameters=drawn))
+
+
+def test_a_nan_initial_count_stops_the_run_naming_compartment_stratum_replicate_and_value(isolated: Isolated):
+    message = isolated.call("tests.test_engine_stress:nan_initial_count")
     assert message.startswith("compartment 'active' holds NaN persons")
     assert "in stratum origin=B, 2015-01, replicate 1 (parameter sample 1)" in message
     assert "size=nan (drawn from its distribution)" in message
 
 
-@pytest.mark.parametrize("engine", ["stochastic", "deterministic"])
-def test_an_astronomical_initial_count_stops_the_run(engine: str):
+def astronomical_initial_count(engine: str) -> str:
     model = _cohort_model()
-    layout = model.compartments[0]
-    initial = model.initial_state()
+    initial = model.initial_state() + np.eye(1, model.cells, model.compartments[0].offset) * 1e100
+    model.initial_state = lambda parameters=None: initial  # type: ignore[method-assign]
+    return _model_error(lambda: simulate(model, 2, engine=engine))  # type: ignore[arg-type]
 
-    def run() -> str:
-        model.initial_state = lambda parameters=None: initial + np.eye(1, model.cells, layout.offset) * 1e100
-        return _model_error(lambda: simulate(model, 2, engine=engine))  # type: ignore[arg-type]
 
-    assert "compartment 'active' holds 1e+100 persons in stratum origin=A, 2015-01" in in_fork(run)
+@pytest.mark.parametrize("engine", ["stochastic", "deterministic"])
+def test_an_astronomical_initial_count_stops_the_run(engine: str, isolated: Isolated):
+    message = isolated.call("tests.test_engine_stress:astronomical_initial_count", engine)
+    assert "compartment 'active' holds 1e+100 persons in stratum origin=A, 2015-01" in message
 
 
 def _model_error(call: Callable[[], Any]) -> str:
@@ -136,9 +112,13 @@ def _model_error(call: Callable[[], Any]) -> str:
     raise AssertionError("no ModelError")
 
 
-def test_a_poisson_mean_beyond_int64_stops_the_run_instead_of_wrapping_around():
+def huge_inflow() -> str:
     model = _cohort_model()
-    message = in_fork(lambda: _model_error(lambda: simulate(model, 3, parameters={"inflow": np.full(3, 1e300)})))
+    return _model_error(lambda: simulate(model, 3, parameters={"inflow": np.full(3, 1e300)}))
+
+
+def test_a_poisson_mean_beyond_int64_stops_the_run_instead_of_wrapping_around(isolated: Isolated):
+    message = isolated.call("tests.test_engine_stress:huge_inflow")
     assert message.startswith("flow 'recruiting' moved NaN persons")
     assert "in stratum origin=A, 2015-01, replicate 0 (parameter sample 0)" in message
     assert "inflow=1e+300 (drawn from its distribution)" in message

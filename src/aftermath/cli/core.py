@@ -78,7 +78,7 @@ def run(
         TimeRemainingColumn(),
         console=console,
         transient=True,
-        disable=as_json,
+        disable=as_json or not console.is_terminal,  # no bar (nor its stray newline) in a pipe
     ) as progress:
         task = progress.add_task(f"{loaded.name}: {engine}", total=runs)
         dataset = simulate(

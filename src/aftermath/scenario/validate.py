@@ -406,13 +406,15 @@ def _check_distribution(
             path, expected="'relative: true' with a distribution around 1",
         )
     frozen = frozen_distribution(distribution)
-    if isinstance(frozen, Truncated) and not frozen.mass() > 1e-9:
+    with np.errstate(all="ignore"):  # extreme parameters overflow inside scipy: judged below, not warned
+        mass = frozen.mass() if isinstance(frozen, Truncated) else 1.0
+        low, high = frozen.support()
+        drawn_low, drawn_high = (float(x) for x in frozen.ppf([TAIL, 1 - TAIL]))
+    if not mass > 1e-9:
         raise ScenarioError(
-            f"the truncation to {frozen.low:g}..{frozen.high:g} keeps almost none of the distribution", path,
+            f"the truncation to {frozen.low:g}..{frozen.high:g} keeps almost none of the distribution", path,  # type: ignore[union-attr]
             expected="low and high around the bulk of the distribution",
         )
-    low, high = frozen.support()
-    drawn_low, drawn_high = (float(x) for x in frozen.ppf([TAIL, 1 - TAIL]))
     if distribution.relative:
         if low < 0:
             raise ScenarioError(
@@ -436,9 +438,10 @@ def _check_distribution(
             expected="bounds within [0, 1] (uniform, triangular or beta) for a probability",
         )
     for drawn in (drawn_low, drawn_high):
-        if not allowed_low <= drawn <= allowed_high:
+        if not (np.isfinite(drawn) and allowed_low <= drawn <= allowed_high):
+            what = f"can draw {drawn:g}" if np.isfinite(drawn) else "has draws beyond any finite number"
             raise ScenarioError(
-                f"the distribution can draw {drawn:g}, which is not {name}", path,
+                f"the distribution {what}, which is not {name}", path,
                 expected=f"draws from {allowed_low:g} to {allowed_high:g}: a narrower distribution, or 'low'/'high' "
                 "to truncate a normal or lognormal",
             )
