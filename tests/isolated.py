@@ -119,7 +119,7 @@ def _warm() -> None:
         dataset["x"].quantile([0.5], dim="replicate")
         dataset.to_netcdf(Path(folder) / "warm.nc", engine="netcdf4")
     values = np.zeros((1, 1))
-    first_invalid(values, 1.0)
+    first_invalid(values)
     binomial_array(values, values, np.uint64(0), np.int64(0), np.uint64(0), np.int64(0))
     reduce_columns(values, np.zeros(2, np.int64), np.zeros(1, np.int64), values)
 
