@@ -76,30 +76,36 @@ def _child(function: str, args: tuple, reply: int) -> None:
     os._exit(0)
 
 
-def run_cli(args: list[str], folder: str) -> dict[str, Any]:
-    """`aftermath ARGS` as the console script runs it (call it in a child): exit status, stdout, stderr."""
+def main_status(args: list[str]) -> int:
+    """Run the console entry point on `args` as the installed script does; its exit status (an exception
+    that escapes prints its traceback and gives 1, as the interpreter would)."""
     import traceback
 
     from aftermath.cli import main
 
+    sys.argv = ["aftermath", *args]
+    try:
+        main()
+        return 0
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    except BaseException:
+        traceback.print_exc()
+        return 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+def run_cli(args: list[str], folder: str) -> dict[str, Any]:
+    """`aftermath ARGS` (call it in a child: it takes over stdout and stderr): exit status, stdout, stderr."""
     out, err = Path(folder) / "stdout", Path(folder) / "stderr"
     with open(out, "w") as stdout, open(err, "w") as stderr:
         os.dup2(stdout.fileno(), 1)
         os.dup2(stderr.fileno(), 2)
-    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115  (pytest may have replaced sys.stdout)
     sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-    sys.argv = ["aftermath", *args]
-    code = 1
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+    code = main_status(args)
     return {"status": code, "stdout": out.read_text(), "stderr": err.read_text()}
 
 
