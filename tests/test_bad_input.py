@@ -13,13 +13,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
 
 from aftermath import ScenarioError, compile_model, load_scenario
+from tests.isolated import main_status
 
 CORPUS = Path(__file__).resolve().parent / "bad_scenarios"
 MANIFEST: dict[str, dict] = YAML(typ="safe").load((CORPUS / "expected.yaml").read_text(encoding="utf-8"))
@@ -83,19 +83,7 @@ def _run_in_forks(jobs: dict[str, list[str]]) -> dict[str, dict]:
     def child(args: list[str], out: int, err: int) -> None:
         os.dup2(out, 1)
         os.dup2(err, 2)
-        sys.argv = ["aftermath", *args]
-        code = 1
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
+        os._exit(main_status(args))
 
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.suppress(SystemExit):
         sys.argv = ["aftermath", "check", str(CORPUS / "base.yaml")]
@@ -129,8 +117,8 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     jobs["folder"] = ["check", str(folder)]
     jobs["run --out"] = ["run", str(CORPUS / "yaml_unclosed_quote.yaml"), "--out", str(folder / "out" / "x.nc")]
     done = subprocess.run(
-        [sys.executable, __file__], input=json.dumps(jobs), capture_output=True, text=True, timeout=600, cwd=ROOT,
-        check=False,
+        [sys.executable, "-m", "tests.test_bad_input"], input=json.dumps(jobs), capture_output=True, text=True,
+        timeout=600, cwd=ROOT, check=False,
     )
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)

@@ -190,7 +190,11 @@ def test_negative_rate_is_a_model_error_naming_flow_and_date():
     data = cohort_scenario()
     data["flows"][0]["rate"] = "leave * (1.5 - surge)"
     model = compile_model(scenario_from(data))
-    with pytest.raises(ModelError, match=r"'leaving'.*-0.0025 in 2015-08"):
+    expected = (
+        r"'leaving': its rate is -0.0025 in stratum origin=A, 2015-08, replicate 0 \(parameter sample 0\); "
+        r"values .*leave=0.03 \(the file's value\), surge=1.58"
+    )
+    with pytest.raises(ModelError, match=expected):
         simulate(model, replicates=2, engine="deterministic")
 
 

@@ -57,7 +57,12 @@ def bands(
     dates: Sequence[str] | None = None,
     outcomes: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """One row per outcome, date and stratum: median and the 5-95% band over replicates."""
+    """One row per outcome, date and stratum: median and the 5-95% band over replicates.
+
+    An outcome undefined in a replicate (NaN: a ratio whose denominator is empty, see `simulate`) is left
+    out of that date's band; where it is undefined in every replicate, median, low and high are NaN
+    ('undefined' on the terminal, null in JSON). No warning is printed for it.
+    """
     rows = []
     wanted = list(outcomes) if outcomes is not None else outcome_names(dataset)
     times = dataset["time"].values

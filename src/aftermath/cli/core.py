@@ -26,7 +26,10 @@ ScenarioArg = Annotated[
 
 
 def band_text(median: float, low: float, high: float, separator: str = " ") -> str:
-    """'1,234 (1,100-1,380)': counts rounded to persons, small numbers to 3 significant digits."""
+    """'1,234 (1,100-1,380)': counts rounded to persons, small numbers to 3 significant digits; 'undefined'
+    for an outcome undefined in every replicate (e.g. a ratio with an empty denominator)."""
+    if median != median:
+        return "undefined"
     if max(abs(high), abs(low)) >= 10:
         return f"{median:,.0f}{separator}({low:,.0f}-{high:,.0f})"
     return f"{median:.3g}{separator}({low:.3g}-{high:.3g})"
@@ -76,7 +79,7 @@ def run(
         TimeRemainingColumn(),
         console=console,
         transient=True,
-        disable=as_json,
+        disable=as_json or not console.is_terminal,  # no bar (nor its stray newline) in a pipe
     ) as progress:
         task = progress.add_task(f"{loaded.name}: {engine}", total=runs)
         dataset = simulate(

@@ -6,6 +6,12 @@ or which worker runs them, and each flow has its own stream: a policy that chang
 every other flow's uniforms untouched (common random numbers). Small means are sampled by inversion
 from a single uniform, which couples a policy run to its baseline monotonically; large means use
 Hörmann's transformed-rejection samplers (BTRS for the binomial, PTRS for the Poisson), as numpy does.
+
+The samplers are total functions: every input gives either a valid draw or the error flag NaN, never
+an endless loop. A count or mean that is NaN, infinite or above `MAX_DRAW` (2**53, beyond which a
+float no longer holds every whole number and the rejection samplers' arithmetic breaks down) gives
+NaN; the engine checks every step for it (and for counts outside [0, its ceiling]) and stops the run
+with a message naming the cell (see `first_invalid` and engines/simulate.py).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 INVERSION_LIMIT = 10.0
 """Below this mean, sample by inversion (one uniform); above, by transformed rejection."""
+MAX_DRAW = 9007199254740992.0  # 2**53
+"""The largest count or mean the samplers take; above it (or for NaN/inf) they return the flag NaN."""
 
 
 @numba.njit(inline="always", cache=True)
@@ -116,7 +124,12 @@ def _binomial_btrs(n: float, p: float, key: np.uint64) -> float:
 
 @numba.njit(cache=True)
 def binomial(n: float, p: float, key: np.uint64) -> float:
-    """Binomial(n, p) from the key's uniforms; n is a whole number held in a float."""
+    """Binomial(n, p) from the key's uniforms; n is a whole number held in a float.
+
+    Returns NaN (the error flag) for n or p NaN, or n above MAX_DRAW (infinity included).
+    """
+    if not (n <= MAX_DRAW) or p != p:
+        return np.nan
     if n <= 0.0 or p <= 0.0:
         return 0.0
     if p >= 1.0:
@@ -131,7 +144,9 @@ def binomial(n: float, p: float, key: np.uint64) -> float:
 
 @numba.njit(cache=True)
 def poisson(mean: float, key: np.uint64) -> float:
-    """Poisson(mean) from the key's uniforms."""
+    """Poisson(mean) from the key's uniforms; NaN (the error flag) for a mean that is NaN or above MAX_DRAW."""
+    if not (mean <= MAX_DRAW):
+        return np.nan
     if mean <= 0.0:
         return 0.0
     if mean < INVERSION_LIMIT:
@@ -273,11 +288,11 @@ def advance(
 
 
 @numba.njit(cache=True)
-def first_invalid(values: np.ndarray) -> np.int64:
-    """Flat index of the first value that is not a finite number >= 0 (NaN included), or -1."""
+def first_invalid(values: np.ndarray, ceiling: float = np.inf) -> np.int64:
+    """Flat index of the first value that is not a number in [0, ceiling] (NaN and inf included), or -1."""
     flat = values.reshape(-1)
     for i in range(flat.size):
-        if not (flat[i] >= 0.0 and flat[i] < np.inf):
+        if not (flat[i] >= 0.0 and flat[i] <= ceiling and flat[i] < np.inf):
             return i
     return -1
 

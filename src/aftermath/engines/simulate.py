@@ -14,7 +14,8 @@ import numba
 import numpy as np
 import xarray as xr
 
-from aftermath.engines.kernels import advance, binomial_array, first_invalid, reduce_columns
+from aftermath.engines.diagnose import BlockContext, check_counts, check_rates
+from aftermath.engines.kernels import advance, binomial_array, reduce_columns
 from aftermath.errors import ModelError
 from aftermath.model.compile import CompiledModel, stable_id
 from aftermath.model.coupling import Environment
@@ -39,6 +40,8 @@ class KernelTables:
     source_flows: np.ndarray
     sink_cells: np.ndarray
     source_cells: np.ndarray
+    rate_origin: np.ndarray
+    """Per rate cell, the state cell its flow leaves (-1 for an inflow from a source)."""
 
 
 def kernel_tables(model: CompiledModel) -> KernelTables:
@@ -59,9 +62,13 @@ def kernel_tables(model: CompiledModel) -> KernelTables:
     to_cells = np.concatenate([f.to_cells for f in model.flows]) if model.flows else np.zeros(0, np.int64)
     rate_sinks = to_cells < 0
     source_mask = np.zeros(model.rate_cells, dtype=bool)
+    rate_origin = np.full(model.rate_cells, -1, dtype=np.int64)
     for flow in model.flows:
+        window = slice(flow.rate_offset, flow.rate_offset + flow.cells)
         if flow.source is None:
-            source_mask[flow.rate_offset : flow.rate_offset + flow.cells] = True
+            source_mask[window] = True
+        else:
+            rate_origin[window] = model.compartments[flow.source].offset + np.arange(flow.cells)
     return KernelTables(
         flow_source=np.array(
             [model.compartments[f.source].offset if f.source is not None else -1 for f in flows], np.int64
@@ -75,6 +82,7 @@ def kernel_tables(model: CompiledModel) -> KernelTables:
         source_flows=np.array(list(range(len(internal), len(order))), np.int64),
         sink_cells=rate_sinks & ~source_mask,
         source_cells=source_mask,
+        rate_origin=rate_origin,
     )
 
 
@@ -174,6 +182,7 @@ def simulate(
     block_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     threads: int = 1,
+    samples: np.ndarray | None = None,
 ) -> xr.Dataset:
     """Run `replicates` runs of the model and return compartments and outcomes as a Dataset.
 
@@ -181,6 +190,11 @@ def simulate(
     Replicates are numbered from `first_replicate`, which keys their random numbers, so runs
     split into pieces reproduce one whole run exactly. `threads` > 1 runs a block's replicates
     on several cores (same numbers); the default of 1 suits process pools and busy machines.
+    `samples` gives the parameter sample of each replicate, to name it in errors (default: its index).
+
+    Raises ModelError, naming the flow or compartment, stratum, date, replicate, parameter sample and
+    the values involved, when a rate is not a finite number >= 0 in a cell with people in it, or a
+    count leaves [0, diagnose.COUNT_CEILING] or cannot be drawn (see engines/diagnose.py).
 
     Raises ValueError for a bad request and aftermath.errors.ResourceError for a seed outside
     0..2^63-1 or a result larger than this machine's memory (checked before any work).
@@ -205,18 +219,12 @@ def simulate(
         for start in range(0, replicates, block):
             stop = min(start + block, replicates)
             rows = {name: array[start:stop] for name, array in batch.items()}
+            context = BlockContext(
+                model, {**model.parameters, **rows}, frozenset(rows), first_replicate + start,
+                None if samples is None else np.asarray(samples)[start:stop],
+            )
             pieces.append(
-                _run_block(
-                    model,
-                    tables,
-                    outcomes,
-                    stop - start,
-                    seed,
-                    engine,
-                    rows,
-                    first_replicate + start,
-                    keep_compartments,
-                )
+                _run_block(context, tables, outcomes, stop - start, seed, engine, keep_compartments)
             )
             if progress is not None:
                 progress(stop - start)
@@ -241,20 +249,20 @@ def _block_size(model: CompiledModel, outcomes: OutcomeTables, keep_compartments
 
 
 def _run_block(
-    model: CompiledModel,
+    context: BlockContext,
     tables: KernelTables,
     outcomes: OutcomeTables,
     replicates: int,
     seed: int,
     engine: Engine,
-    rows: Mapping[str, np.ndarray],
-    first_replicate: int,
     keep_compartments: bool,
 ) -> dict[str, np.ndarray]:
+    model, base, first_replicate = context.model, context.base, context.first_replicate
     stochastic = engine == "stochastic"
     key_seed = np.uint64(seed)
-    base = {**model.parameters, **rows}
-    state = np.broadcast_to(model.initial_state(base), (replicates, model.cells)).copy()
+    with np.errstate(invalid="ignore"):  # NaN initial counts are reported by check_counts
+        state = np.broadcast_to(model.initial_state(base), (replicates, model.cells)).copy()
+    check_counts(context, state, 0)
     next_state = np.empty_like(state)
     rates = np.empty((replicates, model.rate_cells))
     rate_views = [_window(rates, f.rate_offset, f.cells, model.aligned_shape(f.context)) for f in model.flows]
@@ -277,6 +285,7 @@ def _run_block(
                 exited[step] += _apply_event(
                     model, event, state, environment, key_seed, first_replicate, step, stochastic
                 )
+                check_counts(context, state, step)
             if record is not None:
                 record[step] = state
             reduce_columns(state, outcomes.from_state.indptr, outcomes.from_state.indices, state_terms[step])
@@ -285,7 +294,9 @@ def _run_block(
                     coupled_record.setdefault(name, []).append(value)
             if step == steps:
                 break
-            _fill_rates(model, environment, rates, rate_views, step)
+            for flow, view in zip(model.flows, rate_views, strict=True):
+                view[...] = flow.rate(environment)
+            check_rates(context, state, rates, step, tables.rate_origin)
             advance(
                 state,
                 rates,
@@ -306,6 +317,7 @@ def _run_block(
                 stochastic,
             )
             state, next_state = next_state, state
+            check_counts(context, state, step, moved)
             if model.couplings:
                 moved_by_flow = {f.name: moved[:, f.rate_offset : f.rate_offset + f.cells] for f in model.flows}
                 for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
@@ -350,23 +362,6 @@ def _environment(
         t=float(step * model.dt),
         coupled=values,
     )
-
-
-def _fill_rates(
-    model: CompiledModel, environment: Environment, rates: np.ndarray, views: list[np.ndarray], step: int
-) -> None:
-    """Evaluate every flow's rate into `rates` through `views`, its per-flow (R, *context) windows."""
-    for flow, view in zip(model.flows, views, strict=True):
-        view[...] = flow.rate(environment)
-    invalid = first_invalid(rates)
-    if invalid >= 0:
-        row, column = divmod(int(invalid), rates.shape[1])
-        flow = next(f for f in model.flows if f.rate_offset <= column < f.rate_offset + f.cells)
-        bad = rates[row, column]
-        raise ModelError(
-            f"flow {flow.name!r}: its rate is {bad:g} in {model.month_label(step)}; "
-            "expected a finite rate >= 0 (check the expression and its parameters)"
-        )
 
 
 def _apply_event(
@@ -414,7 +409,7 @@ def _outcome(
     state_terms: np.ndarray,
     moved_terms: np.ndarray,
 ) -> np.ndarray:
-    """An outcome over (replicate, time, *by), combining its terms' reduced series."""
+    """An outcome over (replicate, time, *by), combining its terms' reduced series; NaN where undefined."""
     terms = {}
     for term in outcome.terms:
         source, first, by_shape = tables.columns[(outcome.name, term)]
@@ -422,10 +417,11 @@ def _outcome(
         width = int(np.prod(by_shape))
         terms[term] = series[:, :, first : first + width].reshape(*series.shape[:2], *by_shape)
     shape = (*state_terms.shape[:2], *next(iter(terms.values())).shape[2:])
-    value = np.broadcast_to(outcome.evaluate(terms), shape)
+    value = np.broadcast_to(np.asarray(outcome.evaluate(terms), dtype=float), shape)
     if outcome.cumulative:
         value = np.cumsum(value, axis=0)
-    return np.moveaxis(np.asarray(value, dtype=float), 0, 1)
+    # A ratio with an empty denominator (0/0, x/0) is undefined: NaN, never inf (see summary.bands).
+    return np.moveaxis(np.where(np.isfinite(value), value, np.nan), 0, 1)
 
 
 def _assemble(

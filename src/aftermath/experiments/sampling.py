@@ -16,7 +16,7 @@ from aftermath.model.compile import stable_id
 from aftermath.resources import check_seed, require_memory
 from aftermath.scenario.checks import stratum_array
 from aftermath.scenario.schema import Scenario
-from aftermath.scenario.validate import frozen_distribution
+from aftermath.scenario.validate import TAIL, frozen_distribution
 from aftermath.units import is_probability_unit
 
 Sampler = Literal["lhs", "mc"]
@@ -52,9 +52,8 @@ def sample_draws(scenario: Scenario, samples: int, sampler: Sampler = "lhs", see
     check_seed(seed)
     require_memory(8.0 * samples * max(len(names), 1) * 3, f"{samples:,} parameter samples")  # points, clip, ppf
     points = unit_samples(len(names), samples, sampler, seed)
-    tiny = np.finfo(float).eps
     return {
-        name: frozen_distribution(scenario.parameters[name].distribution).ppf(np.clip(points[:, i], tiny, 1 - tiny))
+        name: frozen_distribution(scenario.parameters[name].distribution).ppf(np.clip(points[:, i], TAIL, 1 - TAIL))
         for i, name in enumerate(names)
     }
 

@@ -102,7 +102,7 @@ def run_task(context: WorkerContext, task: Task) -> TaskResult:
         dataset = simulate(
             model, replicates=len(members), seed=context.seed, engine=context.engine,  # type: ignore[arg-type]
             parameters={name: array[rows] for name, array in values.items()},
-            keep_compartments=False, first_replicate=task.first,
+            keep_compartments=False, first_replicate=task.first, samples=members // context.replicates,
         )
         series.append({name: dataset[name].values for name in recorded_series(model)})
     return TaskResult(task.first, task.last, tuple(series), time.perf_counter() - started)

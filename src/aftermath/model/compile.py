@@ -25,6 +25,7 @@ from aftermath.scenario.schema import Scenario, month_label
 from aftermath.scenario.submodels import present
 from aftermath.scenario.validate import (
     TIME_SYMBOL,
+    check_in_domain,
     flow_context,
     ordered_dims,
     outcome_terms,
@@ -85,6 +86,28 @@ class CompiledOutcome:
     cumulative: bool
 
 
+@dataclass(frozen=True)
+class ActiveEffect:
+    """One effect of an active policy on a parameter or a schedule, its value in base units."""
+
+    policy: str
+    kind: str
+    """'parameter' or 'schedule'."""
+    target: str
+    first: int
+    last: int
+    """Steps in which it applies (both included)."""
+    operation: str
+    value: float
+    strength: float
+
+
+EFFECT_ORDER = ("set", "multiply", "add")
+"""The order effects apply in, whatever order the policies were given in: sets, then multipliers, then
+additions. Multipliers commute with each other and additions with each other, so the result does not
+depend on the order policies are typed; two sets of one target at once are refused (`ordered_effects`)."""
+
+
 @dataclass
 class CompiledModel:
     """A scenario as arrays and closures; engines take it plus replicates and a seed."""
@@ -105,8 +128,10 @@ class CompiledModel:
     """Per-step value of each schedule (length steps + 1), interventions applied."""
     interventions: dict[str, float]
     """Active policies and their strengths."""
-    parameter_effects: list[tuple[str, int, int, str, float, float]] = field(default_factory=list)
-    """(parameter, first step, last step, operation, value, strength) of active interventions."""
+    effects: list[ActiveEffect] = field(default_factory=list)
+    """The active interventions' effects, in the order they apply (see `ordered_effects`)."""
+    overrides: dict[str, float] = field(default_factory=dict)
+    """Parameters set on the command line (`--set`), in their declared units."""
     couplings: list[Coupling] = field(default_factory=list)
     """The scenario's sub-models, run beside the compartments (see model/coupling.py)."""
 
@@ -149,9 +174,11 @@ class CompiledModel:
     def parameters_at(self, step: int, base: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Parameter arrays in force at `step`, with the active interventions' effects."""
         current = dict(base)
-        for name, first, last, operation, value, strength in self.parameter_effects:
-            if first <= step <= last:
-                current[name] = apply_effect(current[name], operation, value, strength)
+        for effect in self.effects:
+            if effect.kind == "parameter" and effect.first <= step <= effect.last:
+                current[effect.target] = apply_effect(
+                    current[effect.target], effect.operation, effect.value, effect.strength
+                )
         return current
 
     def month_label(self, step: int) -> str:
@@ -210,6 +237,7 @@ def _compile(
         offset += size
     parameters = _parameter_arrays(scenario, dims, overrides)
     strengths = _policy_strengths(scenario, policies)
+    effects = ordered_effects(scenario, months, strengths)
     model = CompiledModel(
         scenario=scenario,
         scenario_hash=scenario_hash(scenario),
@@ -222,10 +250,11 @@ def _compile(
         events=[],
         outcomes=[],
         parameters=parameters,
-        schedules=_schedule_arrays(scenario, months, strengths),
+        schedules=_schedule_arrays(scenario, months, effects),
         interventions=strengths,
+        effects=effects,
+        overrides=dict(overrides),
     )
-    model.parameter_effects = _parameter_effects(scenario, months, strengths)
     model.couplings = [submodel.couple(scenario, model) for submodel in present(scenario)]
     model.flows = _compile_flows(scenario, model)
     model.events = _compile_events(scenario, model)
@@ -253,10 +282,9 @@ def _parameter_arrays(
                     ("parameters", name),
                     expected="a scalar parameter",
                 )
-            value = overrides[name]
-            if parameter.unit.strip().lower() in ("fraction", "probability", "share") and not 0 <= value <= 1:
-                raise ScenarioError(f"--set {name}={value:g} is not a probability", path, expected="0 to 1")
-            raw = np.asarray(float(value))
+            value = float(overrides[name])
+            check_in_domain(np.asarray(value), parameter.unit, path, f"--set {name}={value:g}")
+            raw = np.asarray(value)
         else:
             raw = stratum_array(scenario, parameter.value, list(parameter.dims), parameter.default, path)
         arrays[name] = to_base(_align_from(raw, list(parameter.dims), dims), parameter.unit)[None]
@@ -274,6 +302,10 @@ def _policy_strengths(scenario: Scenario, policies: Mapping[str, float | None]) 
                 expected=f"one of: {', '.join(scenario.interventions) or '(the scenario has none)'}",
             )
         value = intervention.strength if strength is None else float(strength)
+        if not np.isfinite(value):
+            raise ScenarioError(
+                f"policy {name!r} has the strength {value!r}", ("interventions", name), expected="a finite strength"
+            )
         if value < 0:
             raise ScenarioError(
                 f"policy {name!r} has a negative strength", ("interventions", name), expected="a strength >= 0"
@@ -290,22 +322,35 @@ def _active_steps(scenario: Scenario, name: str, months: np.ndarray) -> tuple[in
     return first, last
 
 
-def _parameter_effects(
-    scenario: Scenario, months: np.ndarray, strengths: dict[str, float]
-) -> list[tuple[str, int, int, str, float, float]]:
+def ordered_effects(scenario: Scenario, months: np.ndarray, strengths: dict[str, float]) -> list[ActiveEffect]:
+    """The active policies' effects in the order they apply: sets, then multipliers, then additions.
+
+    Raises ScenarioError when two effects set the same parameter or schedule in overlapping periods:
+    their result would depend on which applies last.
+    """
     effects = []
     for name, strength in strengths.items():
         first, last = _active_steps(scenario, name, months)
         for effect in scenario.interventions[name].effects:
-            if effect.parameter is not None:
-                operation, value = effect.operation
-                unit = scenario.parameters[effect.parameter].unit
-                base_value = value if operation == "multiply" else to_base(value, unit)
-                effects.append((effect.parameter, first, last, operation, base_value, strength))
-    return effects
+            operation, value = effect.operation
+            kind, target = ("parameter", effect.parameter) if effect.parameter else ("schedule", effect.schedule)
+            holder = scenario.parameters if kind == "parameter" else scenario.schedules
+            base_value = value if operation == "multiply" else float(to_base(value, holder[target].unit))  # type: ignore[index]
+            effects.append(ActiveEffect(name, kind, target, first, last, operation, base_value, strength))  # type: ignore[arg-type]
+    sets = [e for e in effects if e.operation == "set"]
+    for index, one in enumerate(sets):
+        for other in sets[index + 1 :]:
+            if one.target == other.target and one.first <= other.last and other.first <= one.last:
+                raise ScenarioError(
+                    f"policies {one.policy!r} and {other.policy!r} both set {one.target!r} in "
+                    f"{month_label(int(months[max(one.first, other.first)]))}: the result would depend on their order",
+                    ("interventions", other.policy),
+                    expected="at most one policy setting a parameter or schedule at a time (combine them into one)",
+                )
+    return sorted(effects, key=lambda e: EFFECT_ORDER.index(e.operation))
 
 
-def _schedule_arrays(scenario: Scenario, months: np.ndarray, strengths: dict[str, float]) -> dict[str, np.ndarray]:
+def _schedule_arrays(scenario: Scenario, months: np.ndarray, effects: list[ActiveEffect]) -> dict[str, np.ndarray]:
     from aftermath.scenario.schema import parse_month
 
     arrays = {}
@@ -319,18 +364,13 @@ def _schedule_arrays(scenario: Scenario, months: np.ndarray, strengths: dict[str
             index = np.clip(np.searchsorted(at, months, side="right") - 1, 0, len(at) - 1)
             series = values[index]
         arrays[name] = to_base(series, schedule.unit)
-    for name, strength in strengths.items():
-        first, last = _active_steps(scenario, name, months)
-        for effect in scenario.interventions[name].effects:
-            if effect.schedule is not None:
-                operation, value = effect.operation
-                unit = scenario.schedules[effect.schedule].unit
-                value = value if operation == "multiply" else to_base(value, unit)
-                window = slice(first, last + 1)
-                arrays[effect.schedule] = arrays[effect.schedule].copy()
-                arrays[effect.schedule][window] = apply_effect(
-                    arrays[effect.schedule][window], operation, value, strength
-                )
+    for effect in effects:
+        if effect.kind == "schedule":
+            window = slice(effect.first, effect.last + 1)
+            arrays[effect.target] = arrays[effect.target].copy()
+            arrays[effect.target][window] = apply_effect(
+                arrays[effect.target][window], effect.operation, effect.value, effect.strength
+            )
     return arrays
 
 

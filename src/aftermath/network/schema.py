@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from aftermath.scenario.schema import Month, Name, Provenance, Strict, Text
+from aftermath.scenario.schema import Month, Name, Number, Provenance, Strict, Text
 
 CAPACITIES = ("training", "safe_haven", "infrastructure", "cachet")
 """What a hub can give an ally (Bacon 2018); material ones depend on territory, cachet does not."""
@@ -22,10 +22,10 @@ MATERIAL = ("training", "safe_haven", "infrastructure")
 class Capacities(Strict):
     """What a group can give allies, each an index from 0 (none) to 1 (the most any group gives)."""
 
-    training: float = Field(ge=0, le=1)
-    safe_haven: float = Field(ge=0, le=1)
-    infrastructure: float = Field(ge=0, le=1)
-    cachet: float = Field(ge=0, le=1)
+    training: Number = Field(ge=0, le=1)
+    safe_haven: Number = Field(ge=0, le=1)
+    infrastructure: Number = Field(ge=0, le=1)
+    cachet: Number = Field(ge=0, le=1)
 
 
 class Group(Provenance):
@@ -35,9 +35,9 @@ class Group(Provenance):
     family: Name
     """Ideology family; new ties form only within a family (declared ties may cross it)."""
     capacities: Capacities
-    strength: float = Field(ge=0)
+    strength: Number = Field(ge=0)
     """Members (persons) at the start."""
-    territory: float | Name | None = None
+    territory: Number | Name | None = None
     """Share of its peak territory held (0-1): a number, or the name of a schedule; none: not modelled."""
 
     @model_validator(mode="after")
@@ -88,7 +88,7 @@ class NetworkEvent(Provenance):
     """The group whose leader is killed (decapitation)."""
     groups: tuple[Name, Name] | None = None
     """The two groups whose tie is cut (tie_cut)."""
-    probability: float | Name = 1.0
+    probability: Number | Name = 1.0
     """Chance the event happens: a number or a parameter (fraction), e.g. a policy lever."""
     description: Text = ""
 

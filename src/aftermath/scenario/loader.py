@@ -7,6 +7,7 @@ expected; nothing else escapes for a bad file.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import types
 import typing
@@ -270,10 +271,11 @@ def line_of(document: Any, path: FieldPath) -> int | None:
     node, line = document, 1
     for part in path:
         lc = getattr(node, "lc", None)
-        if isinstance(node, dict) and part in node:
+        if isinstance(node, dict) and str(part) in map(str, node):
+            key = next(k for k in node if str(k) == str(part))  # a YAML date key is a date, its path a text
             if lc is not None:
-                line = lc.key(part)[0] + 1
-            node = node[part]
+                line = lc.key(key)[0] + 1
+            node = node[key]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             if lc is not None:
                 line = lc.item(part)[0] + 1
@@ -412,6 +414,8 @@ def _first_pydantic_error(exc: ValidationError, document: Any) -> ScenarioError:
         )
     if first["type"] == "missing":
         return ScenarioError("missing required field", path, line=line)
+    if isinstance(value, float) and not math.isfinite(value):
+        return ScenarioError(f"{value!r} is not a finite number", path, expected="a finite number", line=line)
     if "[key]" in first["loc"]:
         return ScenarioError(f"the key {path[-1]!r} is not a name", path, expected="a text name", line=line)
     described = [_in_words(error, value) for error in same_place]

@@ -8,10 +8,20 @@ are in `validate.py`, so each error can name the field it is about.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 FORMAT_VERSION = 1
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
@@ -25,7 +35,13 @@ def parse_month(value: Any) -> int:
     match = _MONTH.match(str(value).strip()) if isinstance(value, str) else None
     if not match or not 1 <= int(match.group(2)) <= 12:
         raise ValueError(f"not a date: {value!r}; expected a month as YYYY-MM, e.g. 2017-07")
-    return int(match.group(1)) * 12 + int(match.group(2)) - 1
+    year, month = int(match.group(1)), int(match.group(2))
+    if match.group(3) is not None:
+        try:
+            dt.date(year, month, int(match.group(3)))
+        except ValueError as exc:
+            raise ValueError(f"not a date: {value!r} ({exc}); expected a month as YYYY-MM, e.g. 2017-07") from None
+    return year * 12 + month - 1
 
 
 def month_label(index: int) -> str:
@@ -39,9 +55,22 @@ def _not_boolean(value: Any) -> Any:
     return value
 
 
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a finite number")
+    return value
+
+
 Month = Annotated[int, BeforeValidator(parse_month)]
-Number = Annotated[float, BeforeValidator(_not_boolean)]
-"""A float that refuses YAML's true/false (which pydantic would read as 1 and 0)."""
+
+
+def _date_keys_as_text(value: Any) -> Any:
+    """A schedule point written `2015-06-01:` is a YAML date key: read it as the text '2015-06-01'."""
+    if isinstance(value, dict):
+        return {k.isoformat() if isinstance(k, dt.date) else k: v for k, v in value.items()}
+    return value
+Number = Annotated[float, BeforeValidator(_not_boolean), AfterValidator(_finite)]
+"""A finite float that refuses YAML's true/false (which pydantic would read as 1 and 0), .nan and .inf."""
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
 Text = Annotated[str, Field(max_length=20_000)]
 
@@ -89,7 +118,11 @@ class Flow(Strict):
 
 
 class Distribution(Strict):
-    """Uncertainty of a parameter; with `relative: true` it multiplies the value(s)."""
+    """Uncertainty of a parameter; with `relative: true` it multiplies the value(s).
+
+    A normal or a lognormal may have `low` and/or `high`: it is then truncated to [low, high], and
+    every draw lies there (needed when its tails leave the parameter's domain, e.g. a normal hazard).
+    """
 
     type: Literal["uniform", "triangular", "normal", "lognormal", "beta"]
     low: Number | None = None
@@ -110,6 +143,7 @@ class Distribution(Strict):
         "lognormal": ("median", "sigma"),
         "beta": ("alpha", "beta"),
     }
+    _TRUNCATABLE = ("normal", "lognormal")
 
     @model_validator(mode="after")
     def _fields_for_type(self) -> Distribution:
@@ -121,10 +155,12 @@ class Distribution(Strict):
             name
             for name in ("low", "high", "mode", "mean", "sd", "median", "sigma", "alpha", "beta")
             if name not in needed and getattr(self, name) is not None
+            and not (self.type in self._TRUNCATABLE and name in ("low", "high"))
         ]
         if extra:
+            truncation = " (and low, high to truncate it)" if self.type in self._TRUNCATABLE else ""
             raise ValueError(
-                f"a {self.type} distribution takes only {', '.join(needed)}, not {', '.join(extra)}"
+                f"a {self.type} distribution takes only {', '.join(needed)}{truncation}, not {', '.join(extra)}"
             )
         if self.low is not None and self.high is not None and self.low >= self.high:
             raise ValueError("low must be smaller than high")
@@ -158,7 +194,7 @@ class Schedule(Provenance):
     description: Text = ""
     unit: str = "dimensionless"
     interpolation: Literal["step", "linear"] = "step"
-    points: dict[str, Number] = Field(min_length=1)
+    points: Annotated[dict[str, Number], BeforeValidator(_date_keys_as_text)] = Field(min_length=1)
 
 
 class Event(Provenance):

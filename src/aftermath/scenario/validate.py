@@ -8,6 +8,8 @@ sub-models are checked by the sub-models' own rules (see `submodels.py`).
 from __future__ import annotations
 
 import ast
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -59,7 +61,8 @@ def validate_scenario(scenario: Scenario) -> None:
         _unit(schedule.unit, (*where, "unit"))
         check_provenance(schedule, where, cited)
         months = {}
-        for key in schedule.points:
+        for key, value in schedule.points.items():
+            check_in_domain(np.asarray(value), schedule.unit, (*where, "points", key))
             month = _month(key, (*where, "points", key))
             in_horizon(scenario, month, (*where, "points", key))
             if month in months:
@@ -166,6 +169,8 @@ def outcome_terms(scenario: Scenario, name: str) -> tuple[ast.Expression, dict[s
             "the outcome refers to no compartment or flow", (*where, "expr"),
             expected="an expression of compartments or flows, e.g. returned_home + detained",
         )
+    if outcome.cumulative:
+        _check_cumulative(tree, flows, (*where, "cumulative"))
     for term in names_in(tree):
         if term in scenario.compartments:
             kinds[term], dims = "compartment", scenario.compartments[term].dims
@@ -179,6 +184,24 @@ def outcome_terms(scenario: Scenario, name: str) -> tuple[ast.Expression, dict[s
                 (*where, "expr"), expected=f"terms stratified by {', '.join(missing)}",
             )
     return tree, kinds
+
+
+def _check_cumulative(tree: ast.Expression, flows: Mapping[str, Any], path: FieldPath) -> None:
+    """`cumulative: true` sums an outcome over time: right for flows (persons moved per step), wrong for
+    stocks (a compartment counted again every step) and ratios (shares added up)."""
+    stocks = [name for name in names_in(tree) if name not in flows]
+    if stocks:
+        raise ScenarioError(
+            f"{stocks[0]!r} is a compartment (a stock): summing it over time counts the same people every step",
+            path, expected="cumulative only on flows (e.g. expr: returning); a compartment already holds the total",
+        )
+    allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Add, ast.Sub, ast.USub, ast.UAdd, ast.Name, ast.Load)
+    if not all(isinstance(node, allowed) for node in ast.walk(tree)):
+        raise ScenarioError(
+            "only a sum of flows can be cumulative: summing a ratio or product over time has no meaning", path,
+            expected="cumulative on flows added or subtracted (e.g. returning + released); divide cumulative outcomes "
+            "in the report instead",
+        )
 
 
 # --- the rules ------------------------------------------------------------------------------
@@ -285,26 +308,78 @@ def _check_parameter(scenario: Scenario, name: str, parameter: Parameter, cited:
     _unit(parameter.unit, (*where, "unit"))
     _check_dims_exist(scenario, parameter.dims, (*where, "dims"))
     check_provenance(parameter, where, cited)
+    if parameter.default is not None and not np.isfinite(parameter.default):
+        raise ScenarioError(f"{parameter.default!r} is not a finite number", (*where, "default"),
+                            expected="a finite number")
     values = stratum_array(scenario, parameter.value, parameter.dims, parameter.default, (*where, "value"))
-    probability = is_probability_unit(parameter.unit)
-    if probability and (values.min() < 0 or values.max() > 1):
-        raise ScenarioError(
-            f"{values.min() if values.min() < 0 else values.max():g} is not a probability",
-            (*where, "value"), expected="values between 0 and 1 for a unit of " + parameter.unit,
-        )
-    if values.min() < 0 and parse_unit(parameter.unit).same_dimension(PER_TIME):
-        raise ScenarioError("a rate cannot be negative", (*where, "value"), expected="a value >= 0")
-    if parse_unit(parameter.unit).persons > 0 and (values.min() < 0 or values.max() > MAX_PERSONS):
-        raise ScenarioError(
-            f"{values.min() if values.min() < 0 else values.max():g} is not a possible number of persons",
-            (*where, "value"), expected=f"values from 0 to {MAX_PERSONS:g}",
-        )
+    check_in_domain(values, parameter.unit, (*where, "value"))
     if parameter.distribution is not None:
-        _check_distribution(parameter.distribution, values, probability, bool(parameter.dims), where)
+        _check_distribution(parameter.distribution, values, parameter.unit, bool(parameter.dims), where)
+
+
+def domain(unit: str) -> tuple[float, float, str]:
+    """The values a quantity in `unit` can take, and their name: [0, 1] for a probability, [0, MAX_PERSONS]
+    for persons (and persons per unit of time), [0, inf) for a rate, any finite number otherwise."""
+    parsed_unit = parse_unit(unit)
+    if is_probability_unit(unit):
+        return 0.0, 1.0, "a probability"
+    if parsed_unit.persons > 0:
+        return 0.0, MAX_PERSONS, "a possible number of persons"
+    if parsed_unit.same_dimension(PER_TIME):
+        return 0.0, np.inf, "a rate (>= 0)"
+    return -np.inf, np.inf, "a finite number"
+
+
+def check_in_domain(values: np.ndarray, unit: str, path: FieldPath, what: str = "") -> None:
+    """Raise ScenarioError for a value that is not finite or outside the domain of its unit (see `domain`).
+
+    `what` starts the message (e.g. '--set x=3'); by default the offending value does.
+    """
+    low, high, name = domain(unit)
+    values = np.asarray(values, dtype=float)
+    bad = values[~(np.isfinite(values) & (values >= low) & (values <= high))]
+    if not bad.size:
+        return
+    value = float(bad.reshape(-1)[0])
+    subject = what or f"{value:g}"
+    if not np.isfinite(value):
+        raise ScenarioError(f"{subject} is not a finite number", path, expected="a finite number")
+    if name == "a rate (>= 0)":
+        raise ScenarioError(f"{subject}: a rate cannot be negative", path, expected="a value >= 0")
+    expected = f"values from {low:g} to {high:g}"
+    if name == "a probability":
+        expected = f"values between 0 and 1 for a unit of {unit}"
+    raise ScenarioError(f"{subject} is not {name}", path, expected=expected)
+
+
+TAIL = float(np.finfo(float).eps)
+"""Draws use quantiles from TAIL to 1 - TAIL: the range a distribution can really give."""
+
+
+@dataclass(frozen=True)
+class Truncated:
+    """A distribution cut to [low, high] (either may be infinite), drawn by inverting its CDF on that
+    interval: q -> ppf(cdf(low) + q (cdf(high) - cdf(low))); has the `ppf` and `support` used here."""
+
+    base: Any
+    low: float
+    high: float
+
+    def support(self) -> tuple[float, float]:
+        low, high = self.base.support()
+        return max(float(low), self.low), min(float(high), self.high)
+
+    def mass(self) -> float:
+        """The probability the untruncated distribution gives [low, high]."""
+        return float(self.base.cdf(self.high) - self.base.cdf(self.low))
+
+    def ppf(self, q: Any) -> Any:
+        first = self.base.cdf(self.low)
+        return np.clip(self.base.ppf(first + np.asarray(q) * self.mass()), *self.support())
 
 
 def frozen_distribution(distribution: Distribution) -> Any:
-    """The scipy distribution a Distribution describes."""
+    """The scipy distribution a Distribution describes (truncated to low/high for a normal or lognormal)."""
     from scipy import stats  # imported here: scipy.stats costs seconds at CLI start-up
 
     d = distribution
@@ -313,15 +388,16 @@ def frozen_distribution(distribution: Distribution) -> Any:
     if d.type == "triangular":
         width = d.high - d.low  # type: ignore[operator]
         return stats.triang((d.mode - d.low) / width, d.low, width)  # type: ignore[operator]
-    if d.type == "normal":
-        return stats.norm(d.mean, d.sd)
-    if d.type == "lognormal":
-        return stats.lognorm(d.sigma, scale=d.median)
-    return stats.beta(d.alpha, d.beta)
+    if d.type == "beta":
+        return stats.beta(d.alpha, d.beta)
+    base = stats.norm(d.mean, d.sd) if d.type == "normal" else stats.lognorm(d.sigma, scale=d.median)
+    if d.low is None and d.high is None:
+        return base
+    return Truncated(base, -np.inf if d.low is None else d.low, np.inf if d.high is None else d.high)
 
 
 def _check_distribution(
-    distribution: Distribution, values: np.ndarray, probability: bool, stratified: bool, where: FieldPath
+    distribution: Distribution, values: np.ndarray, unit: str, stratified: bool, where: FieldPath
 ) -> None:
     path = (*where, "distribution")
     if stratified and not distribution.relative:
@@ -329,7 +405,16 @@ def _check_distribution(
             "a per-stratum parameter needs a relative distribution (a multiplier of its values)",
             path, expected="'relative: true' with a distribution around 1",
         )
-    low, high = frozen_distribution(distribution).support()
+    frozen = frozen_distribution(distribution)
+    with np.errstate(all="ignore"):  # extreme parameters overflow inside scipy: judged below, not warned
+        mass = frozen.mass() if isinstance(frozen, Truncated) else 1.0
+        low, high = frozen.support()
+        drawn_low, drawn_high = (float(x) for x in frozen.ppf([TAIL, 1 - TAIL]))
+    if not mass > 1e-9:
+        raise ScenarioError(
+            f"the truncation to {frozen.low:g}..{frozen.high:g} keeps almost none of the distribution", path,  # type: ignore[union-attr]
+            expected="low and high around the bulk of the distribution",
+        )
     if distribution.relative:
         if low < 0:
             raise ScenarioError(
@@ -338,18 +423,28 @@ def _check_distribution(
             )
         if not low <= 1 <= high:
             raise ScenarioError("a relative distribution must contain 1", path, expected="e.g. low <= 1 <= high")
-        return
-    value = float(values.reshape(-1)[0])
-    if not low <= value <= high:
-        raise ScenarioError(
-            f"the value {value:g} lies outside its distribution ({low:g} to {high:g})", path,
-            expected="a distribution whose range contains the value",
-        )
-    if probability and (low < 0 or high > 1):
+        drawn_low, drawn_high = drawn_low * float(values.min()), drawn_high * float(values.max())
+    else:
+        value = float(values.reshape(-1)[0])
+        if not low <= value <= high:
+            raise ScenarioError(
+                f"the value {value:g} lies outside its distribution ({low:g} to {high:g})", path,
+                expected="a distribution whose range contains the value",
+            )
+    allowed_low, allowed_high, name = domain(unit)
+    if is_probability_unit(unit) and not distribution.relative and (low < 0 or high > 1):
         raise ScenarioError(
             f"the distribution reaches {low:g} to {high:g}, outside [0, 1]", path,
             expected="bounds within [0, 1] (uniform, triangular or beta) for a probability",
         )
+    for drawn in (drawn_low, drawn_high):
+        if not (np.isfinite(drawn) and allowed_low <= drawn <= allowed_high):
+            what = f"can draw {drawn:g}" if np.isfinite(drawn) else "has draws beyond any finite number"
+            raise ScenarioError(
+                f"the distribution {what}, which is not {name}", path,
+                expected=f"draws from {allowed_low:g} to {allowed_high:g}: a narrower distribution, or 'low'/'high' "
+                "to truncate a normal or lognormal",
+            )
 
 
 def _check_initial(scenario: Scenario, name: str, cited: set[str]) -> None:
@@ -514,6 +609,7 @@ def _check_intervention(scenario: Scenario, name: str, cited: set[str]) -> None:
         if intervention.end <= intervention.start:
             raise ScenarioError("the end comes before the start", (*where, "end"), expected="an end after start")
     check_provenance(intervention, where, cited)
+    set_targets: set[str] = set()
     for index, effect in enumerate(intervention.effects):
         path = (*where, "effects", index)
         if effect.parameter is not None and effect.parameter not in scenario.parameters:
@@ -531,6 +627,15 @@ def _check_intervention(scenario: Scenario, name: str, cited: set[str]) -> None:
             raise ScenarioError(f"{value:g} is not a probability", (*path, "set"), expected="a value between 0 and 1")
         if operation == "multiply" and value < 0:
             raise ScenarioError("a negative multiplier", (*path, "multiply"), expected="a factor >= 0")
+        name = effect.parameter or effect.schedule
+        if operation == "set" and name in set_targets:
+            raise ScenarioError(
+                f"{name!r} is set twice by this intervention: the result would depend on the order", (*path, "set"),
+                expected="one 'set' per parameter or schedule",
+            )
+        if operation == "set":
+            set_targets.add(name)  # type: ignore[arg-type]
+            check_in_domain(np.asarray(value), unit, (*path, "set"))
 
 
 def _check_observation(scenario: Scenario, index: int, cited: set[str]) -> None:

@@ -133,7 +133,8 @@ FROM steps JOIN runs USING (run_id);
 
 
 READ_ALL = """
-SELECT (SELECT count(*) FROM runs r JOIN arms a USING (run_id) WHERE run_id = ? AND hash(r) IS NOT NULL AND hash(a) IS NOT NULL),
+SELECT (SELECT count(*) FROM runs r JOIN arms a USING (run_id)
+        WHERE run_id = ? AND hash(r) IS NOT NULL AND hash(a) IS NOT NULL),
        (SELECT count(*) FROM ranges g WHERE run_id = ? AND hash(g) IS NOT NULL),
        (SELECT count(*) FROM series s WHERE run_id = ? AND hash(s) IS NOT NULL)
 """
