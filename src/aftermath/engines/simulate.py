@@ -7,7 +7,7 @@ global replicate index, the block size never changes a result.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numba
@@ -15,12 +15,13 @@ import numpy as np
 import xarray as xr
 
 from aftermath.engines.kernels import advance, binomial_array, first_invalid, reduce_columns
+from aftermath.engines.ode import FlowSystem, OdeOptions, flow_system, integrate_step
 from aftermath.errors import ModelError
 from aftermath.model.compile import CompiledModel, stable_id
 from aftermath.model.coupling import Environment
 
-Engine = Literal["stochastic", "deterministic"]
-ENGINES: tuple[str, ...] = ("stochastic", "deterministic")
+Engine = Literal["stochastic", "deterministic", "ode"]
+ENGINES: tuple[str, ...] = ("stochastic", "deterministic", "ode")
 RECORD_BUDGET_BYTES = 256_000_000
 SEED_MASK = (1 << 64) - 1
 
@@ -174,13 +175,21 @@ def simulate(
     block_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     threads: int = 1,
+    ode: OdeOptions | None = None,
+    probe: Callable[[int, np.ndarray], None] | None = None,
 ) -> xr.Dataset:
     """Run `replicates` runs of the model and return compartments and outcomes as a Dataset.
 
+    Engines: "stochastic" (the Euler-multinomial chain), "deterministic" (its expectation), both taking
+    `model.substeps` sub-steps per reporting step; "ode" (the continuous-time limit, solve_ivp with
+    the `ode` options, all runs of a block integrated as one system). Results are on the reporting grid.
     `parameters` gives per-run values (see `parameter_batch`); with it, replicate r uses row r.
     Replicates are numbered from `first_replicate`, which keys their random numbers, so runs
     split into pieces reproduce one whole run exactly. `threads` > 1 runs a block's replicates
     on several cores (same numbers); the default of 1 suits process pools and busy machines.
+    `probe(step, rates)`, if given, sees the (R, rate cells) rates of each reporting step's first
+    sub-step (hazards per month, inflows in persons per month; see `aftermath.engines.steps`).
+    Raises ValueError for a bad argument, ModelError when a rate or event turns invalid during a run.
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {ENGINES}")
@@ -211,6 +220,8 @@ def simulate(
                     rows,
                     first_replicate + start,
                     keep_compartments,
+                    ode or OdeOptions(),
+                    probe,
                 )
             )
             if progress is not None:
@@ -237,8 +248,11 @@ def _run_block(
     rows: Mapping[str, np.ndarray],
     first_replicate: int,
     keep_compartments: bool,
+    ode: OdeOptions,
+    probe: Callable[[int, np.ndarray], None] | None,
 ) -> dict[str, np.ndarray]:
     stochastic = engine == "stochastic"
+    system = flow_system(*flow_cells(model), model.cells) if engine == "ode" else None
     key_seed = np.uint64(seed & SEED_MASK)
     base = {**model.parameters, **rows}
     state = np.broadcast_to(model.initial_state(base), (replicates, model.cells)).copy()
@@ -272,27 +286,13 @@ def _run_block(
                     coupled_record.setdefault(name, []).append(value)
             if step == steps:
                 break
-            _fill_rates(model, environment, rates, rate_views, step)
-            advance(
-                state,
-                rates,
-                next_state,
-                moved,
-                tables.flow_source,
-                tables.flow_offset,
-                tables.flow_cells,
-                tables.flow_stream,
-                tables.to_cells,
-                tables.group_start,
-                tables.group_stream,
-                tables.source_flows,
-                model.dt,
-                key_seed,
-                np.int64(first_replicate),
-                np.int64(step),
-                stochastic,
-            )
-            state, next_state = next_state, state
+            if system is not None:
+                state, moved = _ode_step(model, system, environment, state, rates, rate_views, step, ode)
+            else:
+                state, next_state = _substeps(
+                    model, tables, environment, state, next_state, rates, rate_views, moved, step,
+                    key_seed, first_replicate, stochastic, probe,
+                )
             if model.couplings:
                 moved_by_flow = {f.name: moved[:, f.rate_offset : f.rate_offset + f.cells] for f in model.flows}
                 for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
@@ -313,6 +313,90 @@ def _run_block(
     return result
 
 
+def _substeps(
+    model: CompiledModel,
+    tables: KernelTables,
+    environment: Environment,
+    state: np.ndarray,
+    next_state: np.ndarray,
+    rates: np.ndarray,
+    rate_views: list[np.ndarray],
+    moved: np.ndarray,
+    step: int,
+    key_seed: np.uint64,
+    first_replicate: int,
+    stochastic: bool,
+    probe: Callable[[int, np.ndarray], None] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One reporting step as `model.substeps` kernel steps of dt / substeps; rates are evaluated at
+    the start of each sub-step and `moved` sums the persons moved over all of them. Sub-step k of
+    step s draws with the key index s * substeps + k (with one sub-step, the step itself)."""
+    substeps = model.substeps
+    total = moved if substeps == 1 else np.zeros_like(moved)
+    for k in range(substeps):
+        if k:
+            environment = _moved_on(model, environment, state, step, k / substeps)
+        _fill_rates(model, environment, rates, rate_views, step)
+        if probe is not None and k == 0:
+            probe(step, rates)
+        advance(
+            state,
+            rates,
+            next_state,
+            moved,
+            tables.flow_source,
+            tables.flow_offset,
+            tables.flow_cells,
+            tables.flow_stream,
+            tables.to_cells,
+            tables.group_start,
+            tables.group_stream,
+            tables.source_flows,
+            model.dt / substeps,
+            key_seed,
+            np.int64(first_replicate),
+            np.int64(step * substeps + k),
+            stochastic,
+        )
+        state, next_state = next_state, state
+        if substeps > 1:
+            total += moved
+    if substeps > 1:
+        moved[...] = total
+    return state, next_state
+
+
+def _ode_step(
+    model: CompiledModel,
+    system: FlowSystem,
+    environment: Environment,
+    state: np.ndarray,
+    rates: np.ndarray,
+    rate_views: list[np.ndarray],
+    step: int,
+    options: OdeOptions,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One reporting step of the ODE engine; returns the state after it and the persons moved."""
+
+    def rates_at(t: float, current: np.ndarray) -> np.ndarray:
+        _fill_rates(model, _moved_on(model, environment, current, step, t / model.dt), rates, rate_views, step)
+        return rates
+
+    return integrate_step(system, rates_at, state, model.dt, options)
+
+
+def flow_cells(model: CompiledModel) -> tuple[np.ndarray, np.ndarray]:
+    """Per flow cell (the columns of the rates array): the state cell it leaves and the one it
+    enters, -1 for a source or a sink."""
+    leaves = np.full(model.rate_cells, -1, dtype=np.int64)
+    for flow in model.flows:
+        if flow.source is not None:
+            offset = model.compartments[flow.source].offset
+            leaves[flow.rate_offset : flow.rate_offset + flow.cells] = offset + np.arange(flow.cells)
+    enters = np.concatenate([f.to_cells for f in model.flows]) if model.flows else np.zeros(0, np.int64)
+    return leaves, enters.astype(np.int64)
+
+
 def _window(array: np.ndarray, offset: int, width: int, shape: tuple[int, ...]) -> np.ndarray:
     """Columns [offset, offset + width) of a 2-d array seen as (rows, *shape): a view, never a copy."""
     window = array[:, offset : offset + width].view()
@@ -323,20 +407,30 @@ def _window(array: np.ndarray, offset: int, width: int, shape: tuple[int, ...]) 
 def _environment(
     model: CompiledModel, state: np.ndarray, step: int, base: Mapping[str, np.ndarray], coupled: list
 ) -> Environment:
-    replicates = state.shape[0]
     parameters = model.parameters_at(step, base)
     values: dict[str, np.ndarray] = {}
     for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
         values.update(coupling.values(coupling_state, step, parameters))
     return Environment(
-        compartments={
-            c.name: state[:, c.offset : c.offset + c.size].reshape(replicates, *c.aligned) for c in model.compartments
-        },
+        compartments=_compartments(model, state),
         parameters=parameters,
         schedules={name: float(series[step]) for name, series in model.schedules.items()},
         t=float(step * model.dt),
         coupled=values,
     )
+
+
+def _compartments(model: CompiledModel, state: np.ndarray) -> dict[str, np.ndarray]:
+    replicates = state.shape[0]
+    return {c.name: state[:, c.offset : c.offset + c.size].reshape(replicates, *c.aligned) for c in model.compartments}
+
+
+def _moved_on(
+    model: CompiledModel, environment: Environment, state: np.ndarray, step: int, fraction: float
+) -> Environment:
+    """The environment `fraction` of the way through reporting step `step`, with the state then;
+    parameters, schedules and coupled values stay those of the step."""
+    return replace(environment, compartments=_compartments(model, state), t=float((step + fraction) * model.dt))
 
 
 def _fill_rates(

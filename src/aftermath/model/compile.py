@@ -21,7 +21,7 @@ from aftermath.errors import ScenarioError
 from aftermath.model.coupling import Coupling
 from aftermath.scenario.checks import stratum_array
 from aftermath.scenario.expressions import Evaluator, compile_expression
-from aftermath.scenario.schema import Scenario, month_label
+from aftermath.scenario.schema import MAX_SUBSTEPS, Scenario, month_label
 from aftermath.scenario.submodels import present
 from aftermath.scenario.validate import (
     TIME_SYMBOL,
@@ -109,6 +109,8 @@ class CompiledModel:
     """(parameter, first step, last step, operation, value, strength) of active interventions."""
     couplings: list[Coupling] = field(default_factory=list)
     """The scenario's sub-models, run beside the compartments (see model/coupling.py)."""
+    substeps: int = 1
+    """Equal sub-steps of the step engines per reporting step (each dt / substeps months long)."""
 
     @property
     def steps(self) -> int:
@@ -186,13 +188,25 @@ def compile_model(
     scenario: Scenario,
     overrides: Mapping[str, float] | None = None,
     policies: Mapping[str, float | None] | None = None,
+    substeps: int | None = None,
 ) -> CompiledModel:
     """Compile a scenario. `overrides` set scalar parameters (in their declared unit); `policies`
-    switches interventions on, each at its given strength (None = its default strength)."""
+    switches interventions on, each at its given strength (None = its default strength);
+    `substeps` replaces the scenario's `time.substeps` (1 to MAX_SUBSTEPS).
+
+    Raises ScenarioError (located in the scenario's file) for an unknown parameter or policy, a bad
+    value, or a sub-step count out of range.
+    """
     try:
-        return _compile(scenario, overrides or {}, policies or {})
+        if substeps is not None and not 1 <= substeps <= MAX_SUBSTEPS:
+            raise ScenarioError(
+                f"{substeps} sub-steps", ("time", "substeps"), expected=f"a whole number from 1 to {MAX_SUBSTEPS}"
+            )
+        model = _compile(scenario, overrides or {}, policies or {})
     except ScenarioError as exc:
         raise exc.located(scenario._source, None) from None
+    model.substeps = substeps or scenario.time.substeps
+    return model
 
 
 def _compile(

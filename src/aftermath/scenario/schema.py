@@ -61,10 +61,16 @@ class Provenance(Strict):
         return bool(self.sources) or bool(self.assumption and self.assumption.strip())
 
 
+MAX_SUBSTEPS = 1000
+
+
 class TimeAxis(Strict):
     start: Month
     end: Month
     step: Literal["month", "quarter", "year"] = "month"
+    """The reporting step: results, dates, events and interventions live on this grid."""
+    substeps: Annotated[int, BeforeValidator(_not_boolean)] = Field(default=1, ge=1, le=MAX_SUBSTEPS)
+    """Equal sub-steps the step engines take inside each reporting step (finer time, same results grid)."""
 
 
 class Compartment(Provenance):
