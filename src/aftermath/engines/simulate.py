@@ -12,6 +12,7 @@ from typing import Literal
 
 import numba
 import numpy as np
+import scipy.sparse as sparse
 import xarray as xr
 
 from aftermath.engines.kernels import advance, binomial_array, first_invalid, reduce_columns
@@ -19,6 +20,8 @@ from aftermath.engines.ode import FlowSystem, OdeOptions, flow_system, integrate
 from aftermath.errors import ModelError
 from aftermath.model.compile import CompiledModel, stable_id
 from aftermath.model.coupling import Environment
+from aftermath.scenario.expressions import names_in
+from aftermath.scenario.validate import parsed
 
 Engine = Literal["stochastic", "deterministic", "ode"]
 ENGINES: tuple[str, ...] = ("stochastic", "deterministic", "ode")
@@ -40,6 +43,9 @@ class KernelTables:
     source_flows: np.ndarray
     sink_cells: np.ndarray
     source_cells: np.ndarray
+    exit_matrix: sparse.csr_matrix | None
+    """(rate cells, cells) 0/1: which state cell each outflow's hazard applies to; None unless an inflow
+    from a source reads compartments (only then do the step engines need each cell's total hazard)."""
 
 
 def kernel_tables(model: CompiledModel) -> KernelTables:
@@ -63,6 +69,13 @@ def kernel_tables(model: CompiledModel) -> KernelTables:
     for flow in model.flows:
         if flow.source is None:
             source_mask[flow.rate_offset : flow.rate_offset + flow.cells] = True
+    exit_matrix = None
+    if any(_reads_compartments(model, index) for index, flow in enumerate(model.flows) if flow.source is None):
+        leaves, _ = flow_cells(model)
+        rows = np.flatnonzero(leaves >= 0)
+        exit_matrix = sparse.csr_matrix(
+            (np.ones(len(rows)), (rows, leaves[rows])), shape=(model.rate_cells, model.cells)
+        )
     return KernelTables(
         flow_source=np.array(
             [model.compartments[f.source].offset if f.source is not None else -1 for f in flows], np.int64
@@ -76,7 +89,13 @@ def kernel_tables(model: CompiledModel) -> KernelTables:
         source_flows=np.array(list(range(len(internal), len(order))), np.int64),
         sink_cells=rate_sinks & ~source_mask,
         source_cells=source_mask,
+        exit_matrix=exit_matrix,
     )
+
+
+def _reads_compartments(model: CompiledModel, index: int) -> bool:
+    tree = parsed(model.scenario.flows[index].rate, ("flows", index, "rate"))
+    return any(name in model.scenario.compartments for name in names_in(tree))
 
 
 @dataclass(frozen=True)
@@ -290,8 +309,19 @@ def _run_block(
                 state, moved = _ode_step(model, system, environment, state, rates, rate_views, step, ode)
             else:
                 state, next_state = _substeps(
-                    model, tables, environment, state, next_state, rates, rate_views, moved, step,
-                    key_seed, first_replicate, stochastic, probe,
+                    model,
+                    tables,
+                    environment,
+                    state,
+                    next_state,
+                    rates,
+                    rate_views,
+                    moved,
+                    step,
+                    key_seed,
+                    first_replicate,
+                    stochastic,
+                    probe,
                 )
             if model.couplings:
                 moved_by_flow = {f.name: moved[:, f.rate_offset : f.rate_offset + f.cells] for f in model.flows}
@@ -304,7 +334,7 @@ def _run_block(
         for name, series in coupled_record.items():
             result[name] = np.moveaxis(np.stack(series), 0, 1)
         for outcome in model.outcomes:
-            result[outcome.name] = _outcome(outcome, outcomes, state_terms, moved_terms)
+            result[outcome.name] = _outcome(outcome, outcomes, state_terms, moved_terms, model.dt)
     if record is not None:
         for layout in model.compartments:
             block = record[:, :, layout.offset : layout.offset + layout.size]
@@ -336,7 +366,7 @@ def _substeps(
     for k in range(substeps):
         if k:
             environment = _moved_on(model, environment, state, step, k / substeps)
-        _fill_rates(model, environment, rates, rate_views, step)
+        _fill_rates(model, environment, rates, rate_views, step, (tables.exit_matrix, model.dt / substeps))
         if probe is not None and k == 0:
             probe(step, rates)
         advance(
@@ -434,11 +464,35 @@ def _moved_on(
 
 
 def _fill_rates(
-    model: CompiledModel, environment: Environment, rates: np.ndarray, views: list[np.ndarray], step: int
+    model: CompiledModel,
+    environment: Environment,
+    rates: np.ndarray,
+    views: list[np.ndarray],
+    step: int,
+    occupancy: tuple[sparse.csr_matrix | None, float] | None = None,
 ) -> None:
-    """Evaluate every flow's rate into `rates` through `views`, its per-flow (R, *context) windows."""
+    """Evaluate every flow's rate into `rates` through `views`, its per-flow (R, *context) windows.
+
+    With `occupancy` = (exit matrix, dt) (the step engines), an inflow from a source reads each
+    compartment cell at its mean occupancy over the step, n (1 - exp(-H dt)) / (H dt) for total exit
+    hazard H: the person-time that the cell's outflows are drawn from. So inflows and outflows share one
+    discretisation, and births mu N balance deaths mu from every compartment exactly (in expectation).
+    """
     for flow, view in zip(model.flows, views, strict=True):
-        view[...] = flow.rate(environment)
+        if flow.source is not None:
+            view[...] = flow.rate(environment)
+    sources = environment
+    if occupancy is not None and occupancy[0] is not None:
+        exit_matrix, dt = occupancy
+        exposure = exit_matrix.T.dot(rates.T).T * dt
+        state = np.concatenate(
+            [environment.compartments[c.name].reshape(rates.shape[0], -1) for c in model.compartments], axis=1
+        )
+        mean = state * np.where(exposure > 1e-9, -np.expm1(-exposure) / np.maximum(exposure, 1e-300), 1 - exposure / 2)
+        sources = replace(environment, compartments=_compartments(model, mean))
+    for flow, view in zip(model.flows, views, strict=True):
+        if flow.source is None:
+            view[...] = flow.rate(sources)
     invalid = first_invalid(rates)
     if invalid >= 0:
         row, column = divmod(int(invalid), rates.shape[1])
@@ -494,19 +548,26 @@ def _outcome(
     tables: OutcomeTables,
     state_terms: np.ndarray,
     moved_terms: np.ndarray,
+    dt: float,
 ) -> np.ndarray:
-    """An outcome over (replicate, time, *by), combining its terms' reduced series."""
+    """An outcome over (replicate, time, *by), combining its terms' reduced series, in its unit.
+
+    A flow term is the persons moved during the step that ends at each date (0 at the start): divided
+    by the step's `dt` months it is a rate in persons per month, or summed over steps, a cumulative count.
+    """
     terms = {}
     for term in outcome.terms:
         source, first, by_shape = tables.columns[(outcome.name, term)]
         series = state_terms if source == "state" else moved_terms
         width = int(np.prod(by_shape))
         terms[term] = series[:, :, first : first + width].reshape(*series.shape[:2], *by_shape)
+        if source == "moved" and not outcome.cumulative:
+            terms[term] = terms[term] / dt
     shape = (*state_terms.shape[:2], *next(iter(terms.values())).shape[2:])
     value = np.broadcast_to(outcome.evaluate(terms), shape)
     if outcome.cumulative:
         value = np.cumsum(value, axis=0)
-    return np.moveaxis(np.asarray(value, dtype=float), 0, 1)
+    return np.moveaxis(np.asarray(value, dtype=float) * outcome.factor, 0, 1)
 
 
 def _assemble(
@@ -537,7 +598,7 @@ def _assemble(
             )
     for outcome in model.outcomes:
         variables[outcome.name] = xr.Variable(
-            ("replicate", "time", *outcome.by), joined(outcome.name), {"kind": "outcome"}
+            ("replicate", "time", *outcome.by), joined(outcome.name), {"kind": "outcome", "units": outcome.unit}
         )
     for coupling in model.couplings:
         for name, dims in coupling.outputs.items():
@@ -558,6 +619,7 @@ def _assemble(
         scenario=model.scenario.name,
         scenario_hash=model.scenario_hash,
         engine=engine,
+        substeps=model.substeps if engine != "ode" else 0,
         seed=seed,
         policies=",".join(f"{k}={v:g}" for k, v in model.interventions.items()),
     )

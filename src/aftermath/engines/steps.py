@@ -50,10 +50,10 @@ class CoarseStep:
     def message(self) -> str:
         where = f"{self.compartment}[{self.stratum}]" if self.stratum else self.compartment
         return (
-            f"the step is coarse for the rates: in {self.date}, {where} loses {self.hazard_step:.3g} of its "
-            f"people per step (total hazard x step > {WARN_HAZARD_STEP:g}; largest outflow {self.flow!r}), so "
-            f"the step engines' error may be several percent; use --substeps {self.recommended} "
-            f"(or time.substeps: {self.recommended}) or --engine ode"
+            f"the step is coarse for the rates: in {self.date} the total exit hazard of {where} times the "
+            f"{'sub-step' if self.substeps > 1 else 'step'} is {self.hazard_step:.3g} (above {WARN_HAZARD_STEP:g}; "
+            f"largest outflow {self.flow!r}), so the step engines may be off by several percent; "
+            f"use --substeps {self.recommended} (or time.substeps: {self.recommended}) or --engine ode"
         )
 
 

@@ -24,15 +24,15 @@ from aftermath.scenario.expressions import Evaluator, compile_expression
 from aftermath.scenario.schema import MAX_SUBSTEPS, Scenario, month_label
 from aftermath.scenario.submodels import present
 from aftermath.scenario.validate import (
+    STEP_MONTHS,
     TIME_SYMBOL,
     flow_context,
     ordered_dims,
     outcome_terms,
+    outcome_unit,
     parsed,
 )
 from aftermath.units import to_base
-
-STEP_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 
 
 def stable_id(text: str) -> int:
@@ -83,6 +83,10 @@ class CompiledOutcome:
     """Takes {term name: array (time, replicate, *aligned)}; returns the outcome's array."""
     select: dict[str, list[int]]
     cumulative: bool
+    unit: str = "persons"
+    """'persons' (stocks, cumulative counts), 'persons per month' (rates), or the declared unit."""
+    factor: float = 1.0
+    """From base units (persons, months) to `unit`."""
 
 
 @dataclass
@@ -428,6 +432,7 @@ def _compile_outcome(scenario: Scenario, name: str, model: CompiledModel) -> Com
     tree, terms = outcome_terms(scenario, name)
     outcome = scenario.outcomes[name]
     select = {d: [model.dims[d].index(label) for label in labels] for d, labels in outcome.select.items()}
+    unit, factor = outcome_unit(scenario, name)
     return CompiledOutcome(
         name=name,
         by=ordered_dims(scenario, outcome.by),
@@ -435,4 +440,6 @@ def _compile_outcome(scenario: Scenario, name: str, model: CompiledModel) -> Com
         evaluate=compile_expression(tree, lambda term: lambda env: env[term]),
         select=select,
         cumulative=outcome.cumulative,
+        unit=unit,
+        factor=factor,
     )

@@ -19,13 +19,23 @@ _MONTH = re.compile(r"^(\d{4})-(\d{1,2})(?:-(\d{1,2}))?$")
 
 
 def parse_month(value: Any) -> int:
-    """'2017-07' (or a date) as a month index: year * 12 + month - 1."""
+    """'2017-07' (or a date on the first of a month) as a month index: year * 12 + month - 1.
+
+    Time is counted in months: a day other than the 1st ('2020-03-31') is refused with ValueError,
+    never dropped, since the engines cannot act on it.
+    """
     if isinstance(value, (dt.date, dt.datetime)):
-        return value.year * 12 + value.month - 1
-    match = _MONTH.match(str(value).strip()) if isinstance(value, str) else None
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        raise ValueError(f"not a date: {value!r}; expected a month as YYYY-MM, e.g. 2017-07")
-    return int(match.group(1)) * 12 + int(match.group(2)) - 1
+        year, month, day = value.year, value.month, value.day
+    else:
+        match = _MONTH.match(str(value).strip()) if isinstance(value, str) else None
+        if not match or not 1 <= int(match.group(2)) <= 12:
+            raise ValueError(f"not a date: {value!r}; expected a month as YYYY-MM, e.g. 2017-07")
+        year, month, day = int(match.group(1)), int(match.group(2)), int(match.group(3) or 1)
+    if day != 1:
+        raise ValueError(
+            f"not a month: {value!s} names a day; expected a month as YYYY-MM (time is counted in months)"
+        )
+    return year * 12 + month - 1
 
 
 def month_label(index: int) -> str:
@@ -223,11 +233,16 @@ class Intervention(Provenance):
 
 
 class Outcome(Strict):
+    """A stock (compartments: persons), a rate (flows: persons per month, the mean over the step that ends
+    at each date, whatever the step), or with `cumulative` the persons moved since the start. `unit`
+    may restate a rate in another time unit, e.g. 'persons per year'."""
+
     description: Text = ""
     expr: str | Number
     select: dict[Name, list[str]] = {}
     by: list[Name] = []
     cumulative: bool = False
+    unit: Annotated[str, Field(max_length=80)] | None = None
 
 
 class Observation(Strict):
