@@ -24,6 +24,8 @@ from scipy.integrate import solve_ivp
 from aftermath.errors import ModelError
 
 METHODS = ("LSODA", "RK45", "DOP853", "Radau", "BDF")
+JACOBIAN_BUDGET_BYTES = 256_000_000
+"""Memory the implicit methods' Jacobian (and LSODA's work array) may take for one block of runs."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,16 @@ class FlowSystem:
     """(rate cells,) the state cell a hazard applies to (0, unused, for inflows)."""
     balance: sparse.csr_matrix
     """(rate cells, cells): -1 where a flow cell leaves a state cell, +1 where it enters one."""
+
+
+def batch_size(options: OdeOptions, cells: int, rate_cells: int, fallback: int) -> int:
+    """Runs per solve_ivp call: the implicit methods hold a Jacobian of (cells + rate cells)^2 numbers per
+    run (LSODA as a band three times that wide), so their batches shrink as the model grows; at least 1."""
+    size = cells + rate_cells
+    if options.method in ("RK45", "DOP853"):
+        return fallback
+    per_run = 8 * size * (3 * size + 22)
+    return int(max(1, min(fallback, JACOBIAN_BUDGET_BYTES // per_run)))
 
 
 def flow_system(source_cells: np.ndarray, target_cells: np.ndarray, cells: int) -> FlowSystem:

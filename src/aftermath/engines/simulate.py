@@ -16,7 +16,7 @@ import scipy.sparse as sparse
 import xarray as xr
 
 from aftermath.engines.kernels import advance, binomial_array, first_invalid, reduce_columns
-from aftermath.engines.ode import FlowSystem, OdeOptions, flow_system, integrate_step
+from aftermath.engines.ode import FlowSystem, OdeOptions, batch_size, flow_system, integrate_step
 from aftermath.errors import ModelError
 from aftermath.model.compile import CompiledModel, stable_id
 from aftermath.model.coupling import Environment
@@ -221,6 +221,8 @@ def simulate(
     tables = kernel_tables(model)
     outcomes = outcome_tables(model)
     block = block_size or _block_size(model, outcomes, keep_compartments)
+    if engine == "ode" and block_size is None:
+        block = batch_size(ode or OdeOptions(), model.cells, model.rate_cells, block)
     pieces = []
     previous_threads = numba.get_num_threads()
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
