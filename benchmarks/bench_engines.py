@@ -1,9 +1,10 @@
 """Benchmark aftermath's engines on a synthetic model of 12 compartments x 60 strata x 27 flows.
 
 Prints the stochastic engine's replicate-months per second, peak memory, deterministic runs per
-second for a batch of sampled parameters, the raw numpy binomial rate on the same counts (the
-ceiling of this approach), the same model written in Mesa 3 (speed ratio and a check that it is
-the same model), and each target with PASS or MISS.
+second for a batch of sampled parameters (and the cost of a sub-step), the ODE engine's runs per second
+for the same batch (explicit RK45 on the whole batch; LSODA on 20, its banded Jacobian limits the
+batch), the raw numpy binomial rate on the same counts (the ceiling of this approach), the same model
+written in Mesa 3 (speed ratio and a check that it is the same model), and each target with PASS or MISS.
 
     .venv/bin/python benchmarks/bench_engines.py            # full run (several minutes)
     .venv/bin/python benchmarks/bench_engines.py --quick    # smoke run, small sizes
@@ -27,6 +28,7 @@ from importlib.metadata import version
 import numpy as np
 
 import aftermath
+from aftermath.engines.ode import OdeOptions, batch_size
 from aftermath.scenario.checks import stratum_array
 from aftermath.scenario.validate import frozen_distribution
 from synthetic import COMPARTMENTS, SyntheticModel, synthetic_model
@@ -48,10 +50,13 @@ class Sizes:
     batch: int
     mesa_replicates: int
     mesa_months: int
+    ode_batch: int
+    lsoda_batch: int
 
 
-FULL = Sizes(small=1_000, large=10_000, repeats=3, batch=1_000, mesa_replicates=1, mesa_months=120)
-QUICK = Sizes(small=10, large=50, repeats=3, batch=20, mesa_replicates=1, mesa_months=2)
+FULL = Sizes(small=1_000, large=10_000, repeats=3, batch=1_000, mesa_replicates=1, mesa_months=120, ode_batch=1_000,
+             lsoda_batch=20)
+QUICK = Sizes(small=10, large=50, repeats=3, batch=20, mesa_replicates=1, mesa_months=2, ode_batch=1, lsoda_batch=0)
 
 
 @dataclass(frozen=True)
@@ -222,6 +227,25 @@ def main(argv: list[str] | None = None) -> int:
     deterministic_rate = sizes.batch / batch.wall
     print(f"deterministic, batch of {sizes.batch:,} parameter samples ({len(samples)} parameters): "
           f"{batch.rates(sizes.batch, 'runs/s')}, median of {sizes.repeats} batches of {batch.wall:.2f} s")
+
+    substeps = 4
+    fine = aftermath.compile_model(model.scenario, substeps=substeps)
+    sub = timed(lambda: aftermath.simulate(fine, sizes.batch, engine="deterministic", parameters=samples,
+                                           keep_compartments=False), sizes.repeats)
+    per_substep = (sub.wall - batch.wall) / (substeps - 1) / (sizes.batch * model.steps)
+    print(f"deterministic with {substeps} sub-steps, same batch: {sub.rates(sizes.batch, 'runs/s')}, "
+          f"{sub.wall / batch.wall:.2f}x the time of 1 sub-step; each extra sub-step costs "
+          f"{1e6 * per_substep:,.2f} us per run-month")
+    for method, runs in (("RK45", sizes.ode_batch), ("LSODA", sizes.lsoda_batch)):
+        if not runs:
+            continue
+        options = OdeOptions(method=method)
+        rows = {name: values[:runs] for name, values in samples.items()}
+        ode = timed(lambda options=options, runs=runs, rows=rows: aftermath.simulate(
+            model, runs, engine="ode", parameters=rows, keep_compartments=False, ode=options))
+        print(f"ode ({method}, rtol {options.rtol:g}, atol {options.atol:g}), batch of {runs:,} parameter samples, "
+              f"{batch_size(options, model.cells, model.rate_cells, runs)} per solve_ivp system: "
+              f"{runs / ode.wall:.3g} runs/s ({runs / ode.cpu:.3g} per CPU-second), 1 batch of {ode.wall:.2f} s")
 
     binomials, count = numpy_binomial_timing(model, spec, sizes.small)
     print(f"numpy binomial ceiling: {binomials.rates(count, 'draws/s')} from Generator.binomial over {count:,} "

@@ -161,9 +161,10 @@ def test_partial_strength_of_a_schedule_effect() -> None:
 
 
 def test_a_policy_that_ends_restores_the_hazard() -> None:
-    """Active 2016-01 to 2016-12 (inclusive) at strength 0.5: the changed hazard applies for 12 months only."""
+    """Active in the quarters from 2016-01 to the one starting 2016-10 (inclusive) at strength 0.5: the changed
+    hazard applies for 12 months only."""
     data = policy_scenario("quarter", "multiply", 0.5)
-    data["interventions"]["policy"]["end"] = "2016-12"
+    data["interventions"]["policy"]["end"] = "2016-10"  # the last active quarter starts 2016-10
     result = simulate(compile_model(scenario_from(data), policies={"policy": 0.5}), replicates=1,
                       engine="deterministic")
     t = months_elapsed(result)

@@ -44,12 +44,18 @@ def outcome_names(dataset: xr.Dataset) -> list[str]:
 
 
 def key_dates(scenario: Scenario, count: int = 5) -> list[str]:
-    """The scenario's `key_dates`, or `count` evenly spaced Decembers ending at the horizon."""
+    """The scenario's `key_dates`, or `count` dates evenly spread over the horizon, on the step grid."""
     if scenario.key_dates:
         return [month_label(m) for m in scenario.key_dates]
-    first, last = scenario.time.start, scenario.time.end
-    picks = np.linspace(first, last, count).round().astype(int)
+    from aftermath.scenario.validate import STEP_MONTHS
+
+    first, last, step = scenario.time.start, scenario.time.end, STEP_MONTHS[scenario.time.step]
+    picks = first + step * np.linspace(0, (last - first) // step, count).round().astype(int)
     return sorted({month_label(int(m)) for m in picks})
+
+
+def _months(grid: np.ndarray) -> int:
+    return int((grid[1] - grid[0]).astype(int)) if len(grid) > 1 else 1
 
 
 def bands(
@@ -62,14 +68,23 @@ def bands(
     An outcome undefined in a replicate (NaN: a ratio whose denominator is empty, see `simulate`) is left
     out of that date's band; where it is undefined in every replicate, median, low and high are NaN
     ('undefined' on the terminal, null in JSON). No warning is printed for it.
+
+    `dates` ('YYYY-MM') must be steps of the run (the rule of docs/engines.md): a date outside the
+    horizon or between two quarterly or yearly steps raises ValueError naming it and the grid.
     """
     rows = []
     wanted = list(outcomes) if outcomes is not None else outcome_names(dataset)
     times = dataset["time"].values
     if dates is not None:
         chosen = np.array([np.datetime64(month_label(parse_month(d)), "M") for d in dates]).astype(times.dtype)
-        # A date between two steps (quarterly or yearly runs) shows the last step on or before it.
-        times = np.unique(dataset["time"].sel(time=chosen, method="pad").values)
+        missing = [str(d) for d, c in zip(dates, chosen, strict=True) if c not in times]
+        if missing:
+            grid = times.astype("datetime64[M]")
+            raise ValueError(
+                f"the date {missing[0]} is not a step of this run; expected a date on its grid "
+                f"({len(grid)} steps from {grid[0]} to {grid[-1]}, every {_months(grid)} months)"
+            )
+        times = np.unique(chosen)
     for name in wanted:
         data = dataset[name].sel(time=times)
         levels = xr.apply_ufunc(

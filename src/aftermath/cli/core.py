@@ -10,9 +10,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from aftermath.cli.app import app, console, fail
+from aftermath.cli.app import app, console, errors, fail
 from aftermath.cli.options import SeedOption, parse_assignments, parse_policies
+from aftermath.engines.ode import METHODS, OdeOptions
 from aftermath.engines.simulate import ENGINES, check_result_memory, simulate
+from aftermath.engines.steps import coarse_step
 from aftermath.experiments.sampling import per_run_parameters
 from aftermath.model.compile import compile_model
 from aftermath.results import check_output_path, write_results
@@ -40,7 +42,18 @@ def run(
     scenario: ScenarioArg = None,
     replicates: Annotated[int, typer.Option("--replicates", "-n", min=1, help="Stochastic replicates.")] = 200,
     seed: SeedOption = 1,
-    engine: Annotated[str, typer.Option(help="stochastic or deterministic.")] = "stochastic",
+    engine: Annotated[
+        str, typer.Option(help="stochastic, deterministic (its expectation) or ode (the continuous-time limit).")
+    ] = "stochastic",
+    substeps: Annotated[
+        int | None,
+        typer.Option(min=1, help="Sub-steps per reporting step for the step engines (default: time.substeps)."),
+    ] = None,
+    rtol: Annotated[float, typer.Option(min=0, help="--engine ode: relative tolerance.")] = OdeOptions.rtol,
+    atol: Annotated[float, typer.Option(min=0, help="--engine ode: absolute tolerance, in persons.")] = OdeOptions.atol,
+    ode_method: Annotated[
+        str, typer.Option(help=f"--engine ode: the solve_ivp method, one of {', '.join(METHODS)}.")
+    ] = OdeOptions.method,
     set_: Annotated[list[str] | None, typer.Option("--set", help="PARAM=VALUE, in the parameter's unit.")] = None,
     policy: Annotated[list[str] | None, typer.Option(help="An intervention: NAME, NAME=STRENGTH, or A+B.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write full results to FILE.nc or FILE.parquet.")] = None,
@@ -61,6 +74,10 @@ def run(
     """
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    try:
+        ode = OdeOptions(ode_method, rtol, atol)
+    except ValueError as exc:
+        fail(str(exc))
     if out is not None:
         try:
             check_output_path(out)
@@ -68,8 +85,12 @@ def run(
             fail(f"--out {exc}")
     loaded = load_scenario(scenario)
     overrides = parse_assignments(set_)
-    model = compile_model(loaded, overrides=overrides, policies=parse_policies(policy))
-    runs = 1 if engine == "deterministic" and fixed_parameters else replicates
+    model = compile_model(loaded, overrides=overrides, policies=parse_policies(policy), substeps=substeps)
+    warnings = _step_warnings(model) if engine != "ode" else []
+    if not as_json:
+        for warning in warnings:
+            errors.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+    runs = 1 if engine != "stochastic" and fixed_parameters else replicates
     check_result_memory(model, runs, keep_compartments=out is not None)
     drawn = {} if fixed_parameters else per_run_parameters(loaded, runs, seed, fixed=overrides)
     with Progress(
@@ -90,6 +111,7 @@ def run(
             parameters=drawn,
             keep_compartments=out is not None,
             progress=lambda done: progress.advance(task, done),
+            ode=ode,
         )
     table = bands(dataset, key_dates(loaded))
     if out is not None:
@@ -99,24 +121,31 @@ def run(
             "scenario": loaded.name,
             "scenario_hash": model.scenario_hash,
             "engine": engine,
+            "substeps": model.substeps,
             "seed": seed,
             "replicates": runs,
             "policies": model.interventions,
             "overrides": overrides,
             "parameter_uncertainty": not fixed_parameters,
+            "warnings": warnings,
+            "units": {o.name: o.unit for o in model.outcomes},
             "bands": json.loads(table.to_json(orient="records")),
         }
         typer.echo(json.dumps(payload, indent=2))
         return
     uncertainty = "chance only" if fixed_parameters else "parameter uncertainty and chance"
-    if engine == "deterministic":
+    if engine != "stochastic":
         uncertainty = "no uncertainty" if fixed_parameters else "parameter uncertainty"
-    _print_bands(loaded.title, table, f"{engine}, {runs} run(s), seed {seed}, {uncertainty}", model.interventions)
+    method = f"{engine}, {model.substeps} sub-steps" if engine != "ode" and model.substeps > 1 else engine
+    units = {o.name: o.unit for o in model.outcomes}
+    _print_bands(
+        loaded.title, table, f"{method}, {runs} run(s), seed {seed}, {uncertainty}", model.interventions, units
+    )
     if out is not None:
         console.print(f"full results written to {out}")
 
 
-def _print_bands(title: str, table, subtitle: str, policies: dict) -> None:
+def _print_bands(title: str, table, subtitle: str, policies: dict, units: dict[str, str] | None = None) -> None:
     scalar = (
         table[[c for c in table.columns if c not in ("outcome", "date", "median", "low", "high")]].isna().all(axis=1)
         if len(table.columns) > 5
@@ -133,18 +162,27 @@ def _print_bands(title: str, table, subtitle: str, policies: dict) -> None:
         grid.add_column(date, justify="right")
     for outcome, rows in plain.groupby("outcome", sort=False):
         cells = {r.date: band_text(r.median, r.low, r.high, "\n") for r in rows.itertuples()}
-        grid.add_row(str(outcome), *[cells.get(d, "") for d in dates])
+        unit = (units or {}).get(str(outcome))
+        grid.add_row(f"{outcome} ({unit})" if unit else str(outcome), *[cells.get(d, "") for d in dates])
     console.print(grid)
     stratified = sorted(set(table["outcome"]) - set(plain["outcome"]))
     if stratified:
         console.print(f"stratified outcomes (see --json or --out): {', '.join(stratified)}")
 
 
+def _step_warnings(model) -> list[str]:
+    """The coarse-step warning, if the step engines' step is too coarse for the model's rates."""
+    check = coarse_step(model)
+    return [check.message()] if check is not None and check.coarse else []
+
+
 @app.command()
 def check(file: Annotated[str, typer.Argument(help="A scenario file or shipped name.")]) -> None:
-    """Validate a scenario file only."""
+    """Validate a scenario file, and warn if its step is too coarse for its rates."""
     scenario = load_scenario(file)
     model = compile_model(scenario)
+    for warning in _step_warnings(model):
+        errors.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     console.print(
         f"ok: {resolve_scenario_path(file)}: {scenario.name}: {len(scenario.compartments)} compartments "
         f"({model.cells} cells), {len(scenario.flows)} flows, {len(scenario.parameters)} parameters, "
@@ -199,6 +237,20 @@ def explain(scenario: ScenarioArg = None) -> None:
             row.name, row.value, row.unit, f"{row.low:.4g} to {row.high:.4g}", row.uncertainty, provenance
         )
     console.print(parameters)
+    if loaded.outcomes:
+        outcomes = Table(
+            "outcome",
+            "kind",
+            "unit",
+            "expression",
+            title="Outcomes (rates are the mean over the step ending at each date)",
+            title_justify="left",
+        )
+        for outcome in compile_model(loaded).outcomes:
+            written = loaded.outcomes[outcome.name]
+            kind = "cumulative" if written.cumulative else ("stock" if "flow" not in outcome.terms.values() else "rate")
+            outcomes.add_row(outcome.name, kind, outcome.unit, str(written.expr))
+        console.print(outcomes)
     if loaded.interventions:
         policies = Table("policy", "from", "effects", "description", title="Interventions", title_justify="left")
         for name, item in loaded.interventions.items():

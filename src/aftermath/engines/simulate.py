@@ -7,22 +7,26 @@ global replicate index, the block size never changes a result.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numba
 import numpy as np
+import scipy.sparse as sparse
 import xarray as xr
 
 from aftermath.engines.diagnose import BlockContext, check_counts, check_rates
 from aftermath.engines.kernels import advance, binomial_array, reduce_columns
+from aftermath.engines.ode import FlowSystem, OdeOptions, batch_size, flow_system, integrate_step
 from aftermath.errors import ModelError
 from aftermath.model.compile import CompiledModel, stable_id
 from aftermath.model.coupling import Environment
 from aftermath.resources import check_seed, require_memory
+from aftermath.scenario.expressions import names_in
+from aftermath.scenario.validate import parsed
 
-Engine = Literal["stochastic", "deterministic"]
-ENGINES: tuple[str, ...] = ("stochastic", "deterministic")
+Engine = Literal["stochastic", "deterministic", "ode"]
+ENGINES: tuple[str, ...] = ("stochastic", "deterministic", "ode")
 RECORD_BUDGET_BYTES = 256_000_000
 
 
@@ -42,6 +46,9 @@ class KernelTables:
     source_cells: np.ndarray
     rate_origin: np.ndarray
     """Per rate cell, the state cell its flow leaves (-1 for an inflow from a source)."""
+    exit_matrix: sparse.csr_matrix | None
+    """(rate cells, cells) 0/1: which state cell each outflow's hazard applies to; None unless an inflow
+    from a source reads compartments (only then do the step engines need each cell's total hazard)."""
 
 
 def kernel_tables(model: CompiledModel) -> KernelTables:
@@ -61,14 +68,14 @@ def kernel_tables(model: CompiledModel) -> KernelTables:
     group_start.append(len(internal))
     to_cells = np.concatenate([f.to_cells for f in model.flows]) if model.flows else np.zeros(0, np.int64)
     rate_sinks = to_cells < 0
-    source_mask = np.zeros(model.rate_cells, dtype=bool)
-    rate_origin = np.full(model.rate_cells, -1, dtype=np.int64)
-    for flow in model.flows:
-        window = slice(flow.rate_offset, flow.rate_offset + flow.cells)
-        if flow.source is None:
-            source_mask[window] = True
-        else:
-            rate_origin[window] = model.compartments[flow.source].offset + np.arange(flow.cells)
+    rate_origin, _ = flow_cells(model)
+    source_mask = rate_origin < 0
+    exit_matrix = None
+    if any(_reads_compartments(model, index) for index, flow in enumerate(model.flows) if flow.source is None):
+        rows = np.flatnonzero(rate_origin >= 0)
+        exit_matrix = sparse.csr_matrix(
+            (np.ones(len(rows)), (rows, rate_origin[rows])), shape=(model.rate_cells, model.cells)
+        )
     return KernelTables(
         flow_source=np.array(
             [model.compartments[f.source].offset if f.source is not None else -1 for f in flows], np.int64
@@ -83,7 +90,13 @@ def kernel_tables(model: CompiledModel) -> KernelTables:
         sink_cells=rate_sinks & ~source_mask,
         source_cells=source_mask,
         rate_origin=rate_origin,
+        exit_matrix=exit_matrix,
     )
+
+
+def _reads_compartments(model: CompiledModel, index: int) -> bool:
+    tree = parsed(model.scenario.flows[index].rate, ("flows", index, "rate"))
+    return any(name in model.scenario.compartments for name in names_in(tree))
 
 
 @dataclass(frozen=True)
@@ -183,9 +196,14 @@ def simulate(
     progress: Callable[[int], None] | None = None,
     threads: int = 1,
     samples: np.ndarray | None = None,
+    ode: OdeOptions | None = None,
+    probe: Callable[[int, np.ndarray], None] | None = None,
 ) -> xr.Dataset:
     """Run `replicates` runs of the model and return compartments and outcomes as a Dataset.
 
+    Engines: "stochastic" (the Euler-multinomial chain), "deterministic" (its expectation), both taking
+    `model.substeps` sub-steps per reporting step; "ode" (the continuous-time limit, solve_ivp with
+    the `ode` options, all runs of a block integrated as one system). Results are on the reporting grid.
     `parameters` gives per-run values (see `parameter_batch`); with it, replicate r uses row r.
     Replicates are numbered from `first_replicate`, which keys their random numbers, so runs
     split into pieces reproduce one whole run exactly. `threads` > 1 runs a block's replicates
@@ -198,6 +216,9 @@ def simulate(
 
     Raises ValueError for a bad request and aftermath.errors.ResourceError for a seed outside
     0..2^63-1 or a result larger than this machine's memory (checked before any work).
+    `probe(step, rates)`, if given, sees the (R, rate cells) rates of each reporting step's first
+    sub-step (hazards per month, inflows in persons per month; see `aftermath.engines.steps`).
+    Raises ValueError for a bad argument, ModelError when a rate or event turns invalid during a run.
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {ENGINES}")
@@ -212,6 +233,8 @@ def simulate(
     tables = kernel_tables(model)
     outcomes = outcome_tables(model)
     block = block_size or _block_size(model, outcomes, keep_compartments)
+    if engine == "ode" and block_size is None:
+        block = batch_size(ode or OdeOptions(), model.cells, model.rate_cells, block)
     pieces = []
     previous_threads = numba.get_num_threads()
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
@@ -224,7 +247,9 @@ def simulate(
                 None if samples is None else np.asarray(samples)[start:stop],
             )
             pieces.append(
-                _run_block(context, tables, outcomes, stop - start, seed, engine, keep_compartments)
+                _run_block(
+                    context, tables, outcomes, stop - start, seed, engine, keep_compartments, ode or OdeOptions(), probe
+                )
             )
             if progress is not None:
                 progress(stop - start)
@@ -256,9 +281,12 @@ def _run_block(
     seed: int,
     engine: Engine,
     keep_compartments: bool,
+    ode: OdeOptions,
+    probe: Callable[[int, np.ndarray], None] | None,
 ) -> dict[str, np.ndarray]:
     model, base, first_replicate = context.model, context.base, context.first_replicate
     stochastic = engine == "stochastic"
+    system = flow_system(*flow_cells(model), model.cells) if engine == "ode" else None
     key_seed = np.uint64(seed)
     with np.errstate(invalid="ignore"):  # NaN initial counts are reported by check_counts
         state = np.broadcast_to(model.initial_state(base), (replicates, model.cells)).copy()
@@ -294,30 +322,26 @@ def _run_block(
                     coupled_record.setdefault(name, []).append(value)
             if step == steps:
                 break
-            for flow, view in zip(model.flows, rate_views, strict=True):
-                view[...] = flow.rate(environment)
-            check_rates(context, state, rates, step, tables.rate_origin)
-            advance(
-                state,
-                rates,
-                next_state,
-                moved,
-                tables.flow_source,
-                tables.flow_offset,
-                tables.flow_cells,
-                tables.flow_stream,
-                tables.to_cells,
-                tables.group_start,
-                tables.group_stream,
-                tables.source_flows,
-                model.dt,
-                key_seed,
-                np.int64(first_replicate),
-                np.int64(step),
-                stochastic,
-            )
-            state, next_state = next_state, state
-            check_counts(context, state, step, moved)
+            if system is not None:
+                state, moved = _ode_step(
+                    context, tables.rate_origin, system, environment, state, rates, rate_views, step, ode
+                )
+                check_counts(context, state, step, moved)
+            else:
+                state, next_state = _substeps(
+                    context,
+                    tables,
+                    environment,
+                    state,
+                    next_state,
+                    rates,
+                    rate_views,
+                    moved,
+                    step,
+                    key_seed,
+                    stochastic,
+                    probe,
+                )
             if model.couplings:
                 moved_by_flow = {f.name: moved[:, f.rate_offset : f.rate_offset + f.cells] for f in model.flows}
                 for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
@@ -329,13 +353,105 @@ def _run_block(
         for name, series in coupled_record.items():
             result[name] = np.moveaxis(np.stack(series), 0, 1)
         for outcome in model.outcomes:
-            result[outcome.name] = _outcome(outcome, outcomes, state_terms, moved_terms)
+            result[outcome.name] = _outcome(outcome, outcomes, state_terms, moved_terms, model.dt)
     if record is not None:
         for layout in model.compartments:
             block = record[:, :, layout.offset : layout.offset + layout.size]
             shape = [len(model.dims[d]) for d in layout.dims]
             result[layout.name] = np.moveaxis(block, 0, 1).reshape(replicates, steps + 1, *shape)
     return result
+
+
+def _substeps(
+    context: BlockContext,
+    tables: KernelTables,
+    environment: Environment,
+    state: np.ndarray,
+    next_state: np.ndarray,
+    rates: np.ndarray,
+    rate_views: list[np.ndarray],
+    moved: np.ndarray,
+    step: int,
+    key_seed: np.uint64,
+    stochastic: bool,
+    probe: Callable[[int, np.ndarray], None] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One reporting step as `model.substeps` kernel steps of dt / substeps; rates are evaluated at
+    the start of each sub-step and `moved` sums the persons moved over all of them. Sub-step k of
+    step s draws with the key index s * substeps + k (with one sub-step, the step itself)."""
+    model = context.model
+    substeps = model.substeps
+    total = moved if substeps == 1 else np.zeros_like(moved)
+    for k in range(substeps):
+        if k:
+            environment = _moved_on(model, environment, state, step, k / substeps)
+        _fill_rates(
+            context, environment, state, rates, rate_views, step, tables.rate_origin,
+            (tables.exit_matrix, model.dt / substeps),
+        )
+        if probe is not None and k == 0:
+            probe(step, rates)
+        advance(
+            state,
+            rates,
+            next_state,
+            moved,
+            tables.flow_source,
+            tables.flow_offset,
+            tables.flow_cells,
+            tables.flow_stream,
+            tables.to_cells,
+            tables.group_start,
+            tables.group_stream,
+            tables.source_flows,
+            model.dt / substeps,
+            key_seed,
+            np.int64(context.first_replicate),
+            np.int64(step * substeps + k),
+            stochastic,
+        )
+        state, next_state = next_state, state
+        check_counts(context, state, step, moved)
+        if substeps > 1:
+            total += moved
+    if substeps > 1:
+        moved[...] = total
+    return state, next_state
+
+
+def _ode_step(
+    context: BlockContext,
+    origin: np.ndarray,
+    system: FlowSystem,
+    environment: Environment,
+    state: np.ndarray,
+    rates: np.ndarray,
+    rate_views: list[np.ndarray],
+    step: int,
+    options: OdeOptions,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One reporting step of the ODE engine; returns the state after it and the persons moved."""
+
+    model = context.model
+
+    def rates_at(t: float, current: np.ndarray) -> np.ndarray:
+        moved_on = _moved_on(model, environment, current, step, t / model.dt)
+        _fill_rates(context, moved_on, current, rates, rate_views, step, origin)
+        return rates
+
+    return integrate_step(system, rates_at, state, model.dt, options)
+
+
+def flow_cells(model: CompiledModel) -> tuple[np.ndarray, np.ndarray]:
+    """Per flow cell (the columns of the rates array): the state cell it leaves and the one it
+    enters, -1 for a source or a sink."""
+    leaves = np.full(model.rate_cells, -1, dtype=np.int64)
+    for flow in model.flows:
+        if flow.source is not None:
+            offset = model.compartments[flow.source].offset
+            leaves[flow.rate_offset : flow.rate_offset + flow.cells] = offset + np.arange(flow.cells)
+    enters = np.concatenate([f.to_cells for f in model.flows]) if model.flows else np.zeros(0, np.int64)
+    return leaves, enters.astype(np.int64)
 
 
 def _window(array: np.ndarray, offset: int, width: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -348,20 +464,66 @@ def _window(array: np.ndarray, offset: int, width: int, shape: tuple[int, ...]) 
 def _environment(
     model: CompiledModel, state: np.ndarray, step: int, base: Mapping[str, np.ndarray], coupled: list
 ) -> Environment:
-    replicates = state.shape[0]
     parameters = model.parameters_at(step, base)
     values: dict[str, np.ndarray] = {}
     for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
         values.update(coupling.values(coupling_state, step, parameters))
     return Environment(
-        compartments={
-            c.name: state[:, c.offset : c.offset + c.size].reshape(replicates, *c.aligned) for c in model.compartments
-        },
+        compartments=_compartments(model, state),
         parameters=parameters,
         schedules={name: float(series[step]) for name, series in model.schedules.items()},
         t=float(step * model.dt),
         coupled=values,
     )
+
+
+def _compartments(model: CompiledModel, state: np.ndarray) -> dict[str, np.ndarray]:
+    replicates = state.shape[0]
+    return {c.name: state[:, c.offset : c.offset + c.size].reshape(replicates, *c.aligned) for c in model.compartments}
+
+
+def _moved_on(
+    model: CompiledModel, environment: Environment, state: np.ndarray, step: int, fraction: float
+) -> Environment:
+    """The environment `fraction` of the way through reporting step `step`, with the state then;
+    parameters, schedules and coupled values stay those of the step."""
+    return replace(environment, compartments=_compartments(model, state), t=float((step + fraction) * model.dt))
+
+
+def _fill_rates(
+    context: BlockContext,
+    environment: Environment,
+    state: np.ndarray,
+    rates: np.ndarray,
+    views: list[np.ndarray],
+    step: int,
+    origin: np.ndarray,
+    occupancy: tuple[sparse.csr_matrix | None, float] | None = None,
+) -> None:
+    """Evaluate every flow's rate into `rates` through `views`, its per-flow (R, *context) windows.
+
+    With `occupancy` = (exit matrix, dt) (the step engines), an inflow from a source reads each
+    compartment cell at its mean occupancy over the step, n (1 - exp(-H dt)) / (H dt) for total exit
+    hazard H: the person-time that the cell's outflows are drawn from. So inflows and outflows share one
+    discretisation, and births mu N balance deaths mu from every compartment exactly (in expectation).
+    `state` (R, cells) is the state the rates apply to and `origin` the cell each rate cell leaves (-1 for
+    an inflow): rates of empty cells are set to 0, any other invalid rate raises ModelError (diagnose.py).
+    """
+    model = context.model
+    for flow, view in zip(model.flows, views, strict=True):
+        if flow.source is not None:
+            view[...] = flow.rate(environment)
+    sources = environment
+    if occupancy is not None and occupancy[0] is not None:
+        exit_matrix, dt = occupancy
+        finite = np.where(np.isfinite(rates), rates, 0.0)  # empty cells' 0/0 move no one; others fail below
+        exposure = exit_matrix.T.dot(finite.T).T * dt
+        mean = state * np.where(exposure > 1e-9, -np.expm1(-exposure) / np.maximum(exposure, 1e-300), 1 - exposure / 2)
+        sources = replace(environment, compartments=_compartments(model, mean))
+    for flow, view in zip(model.flows, views, strict=True):
+        if flow.source is None:
+            view[...] = flow.rate(sources)
+    check_rates(context, state, rates, step, origin)
 
 
 def _apply_event(
@@ -408,18 +570,26 @@ def _outcome(
     tables: OutcomeTables,
     state_terms: np.ndarray,
     moved_terms: np.ndarray,
+    dt: float,
 ) -> np.ndarray:
-    """An outcome over (replicate, time, *by), combining its terms' reduced series; NaN where undefined."""
+    """An outcome over (replicate, time, *by), combining its terms' reduced series, in its unit.
+
+    A flow term is the persons moved during the step that ends at each date (0 at the start): divided
+    by the step's `dt` months it is a rate in persons per month, or summed over steps, a cumulative count.
+    """
     terms = {}
     for term in outcome.terms:
         source, first, by_shape = tables.columns[(outcome.name, term)]
         series = state_terms if source == "state" else moved_terms
         width = int(np.prod(by_shape))
         terms[term] = series[:, :, first : first + width].reshape(*series.shape[:2], *by_shape)
+        if source == "moved" and not outcome.cumulative:
+            terms[term] = terms[term] / dt
     shape = (*state_terms.shape[:2], *next(iter(terms.values())).shape[2:])
     value = np.broadcast_to(np.asarray(outcome.evaluate(terms), dtype=float), shape)
     if outcome.cumulative:
         value = np.cumsum(value, axis=0)
+    value = np.asarray(value, dtype=float) * outcome.factor
     # A ratio with an empty denominator (0/0, x/0) is undefined: NaN, never inf (see summary.bands).
     return np.moveaxis(np.where(np.isfinite(value), value, np.nan), 0, 1)
 
@@ -452,7 +622,7 @@ def _assemble(
             )
     for outcome in model.outcomes:
         variables[outcome.name] = xr.Variable(
-            ("replicate", "time", *outcome.by), joined(outcome.name), {"kind": "outcome"}
+            ("replicate", "time", *outcome.by), joined(outcome.name), {"kind": "outcome", "units": outcome.unit}
         )
     for coupling in model.couplings:
         for name, dims in coupling.outputs.items():
@@ -473,6 +643,7 @@ def _assemble(
         scenario=model.scenario.name,
         scenario_hash=model.scenario_hash,
         engine=engine,
+        substeps=model.substeps if engine != "ode" else 0,
         seed=seed,
         policies=",".join(f"{k}={v:g}" for k, v in model.interventions.items()),
     )

@@ -21,19 +21,19 @@ from aftermath.errors import ScenarioError
 from aftermath.model.coupling import Coupling
 from aftermath.scenario.checks import stratum_array
 from aftermath.scenario.expressions import Evaluator, compile_expression
-from aftermath.scenario.schema import Scenario, month_label
+from aftermath.scenario.schema import MAX_SUBSTEPS, Scenario, month_label
 from aftermath.scenario.submodels import present
 from aftermath.scenario.validate import (
+    STEP_MONTHS,
     TIME_SYMBOL,
     check_in_domain,
     flow_context,
     ordered_dims,
     outcome_terms,
+    outcome_unit,
     parsed,
 )
 from aftermath.units import to_base
-
-STEP_MONTHS = {"month": 1, "quarter": 3, "year": 12}
 
 
 def stable_id(text: str) -> int:
@@ -84,6 +84,10 @@ class CompiledOutcome:
     """Takes {term name: array (time, replicate, *aligned)}; returns the outcome's array."""
     select: dict[str, list[int]]
     cumulative: bool
+    unit: str = "persons"
+    """'persons' (stocks, cumulative counts), 'persons per month' (rates), or the declared unit."""
+    factor: float = 1.0
+    """From base units (persons, months) to `unit`."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,8 @@ class CompiledModel:
     """Parameters set on the command line (`--set`), in their declared units."""
     couplings: list[Coupling] = field(default_factory=list)
     """The scenario's sub-models, run beside the compartments (see model/coupling.py)."""
+    substeps: int = 1
+    """Equal sub-steps of the step engines per reporting step (each dt / substeps months long)."""
 
     @property
     def steps(self) -> int:
@@ -213,13 +219,25 @@ def compile_model(
     scenario: Scenario,
     overrides: Mapping[str, float] | None = None,
     policies: Mapping[str, float | None] | None = None,
+    substeps: int | None = None,
 ) -> CompiledModel:
     """Compile a scenario. `overrides` set scalar parameters (in their declared unit); `policies`
-    switches interventions on, each at its given strength (None = its default strength)."""
+    switches interventions on, each at its given strength (None = its default strength);
+    `substeps` replaces the scenario's `time.substeps` (1 to MAX_SUBSTEPS).
+
+    Raises ScenarioError (located in the scenario's file) for an unknown parameter or policy, a bad
+    value, or a sub-step count out of range.
+    """
     try:
-        return _compile(scenario, overrides or {}, policies or {})
+        if substeps is not None and not 1 <= substeps <= MAX_SUBSTEPS:
+            raise ScenarioError(
+                f"{substeps} sub-steps", ("time", "substeps"), expected=f"a whole number from 1 to {MAX_SUBSTEPS}"
+            )
+        model = _compile(scenario, overrides or {}, policies or {})
     except ScenarioError as exc:
         raise exc.located(scenario._source, None) from None
+    model.substeps = substeps or scenario.time.substeps
+    return model
 
 
 def _compile(
@@ -454,6 +472,7 @@ def _compile_outcome(scenario: Scenario, name: str, model: CompiledModel) -> Com
     tree, terms = outcome_terms(scenario, name)
     outcome = scenario.outcomes[name]
     select = {d: [model.dims[d].index(label) for label in labels] for d, labels in outcome.select.items()}
+    unit, factor = outcome_unit(scenario, name)
     return CompiledOutcome(
         name=name,
         by=ordered_dims(scenario, outcome.by),
@@ -461,4 +480,6 @@ def _compile_outcome(scenario: Scenario, name: str, model: CompiledModel) -> Com
         evaluate=compile_expression(tree, lambda term: lambda env: env[term]),
         select=select,
         cumulative=outcome.cumulative,
+        unit=unit,
+        factor=factor,
     )

@@ -222,6 +222,8 @@ def outcome_fans(scenario: Scenario, dataset: xr.Dataset, names: Sequence[str]) 
             fans = {"": fan(data, times)}
         declared = scenario.outcomes.get(name)
         description = declared.description.strip() if declared else ""
+        if variable.attrs.get("units"):
+            description = f"{description} Unit: {variable.attrs['units']}.".strip()
         summaries.append(OutcomeSummary(name, description, by, fans, bool(declared and declared.select)))
     return summaries
 

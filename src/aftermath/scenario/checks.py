@@ -43,13 +43,25 @@ def check_provenance(item: Any, path: FieldPath, cited: set[str]) -> None:
         )
 
 
+STEP_MONTHS = {"month": 1, "quarter": 3, "year": 12}
+
+
 def in_horizon(scenario: Scenario, month: int, path: FieldPath) -> None:
-    """`month` (months since year 0) lies within the scenario's time horizon."""
+    """`month` (months since year 0) lies within the scenario's time horizon and on its step grid (the
+    rule of docs/engines.md): a date between two quarterly or yearly steps is refused, never moved."""
     start, end = scenario.time.start, scenario.time.end
     if not start <= month <= end:
         raise ScenarioError(
             f"the date {month_label(month)} is outside the time horizon", path,
             expected=f"a month from {month_label(start)} to {month_label(end)}",
+        )
+    step = STEP_MONTHS[scenario.time.step]
+    if (month - start) % step:
+        before = month - (month - start) % step
+        raise ScenarioError(
+            f"the date {month_label(month)} falls between two steps of the {scenario.time.step}ly grid", path,
+            expected=f"a date on the grid, e.g. {month_label(before)} or {month_label(before + step)} "
+            f"(every {step} months from {month_label(start)})",
         )
 
 

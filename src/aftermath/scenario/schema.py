@@ -29,18 +29,27 @@ _MONTH = re.compile(r"^(\d{4})-(\d{1,2})(?:-(\d{1,2}))?$")
 
 
 def parse_month(value: Any) -> int:
-    """'2017-07' (or a date) as a month index: year * 12 + month - 1."""
+    """'2017-07' (or a date on the first of a month) as a month index: year * 12 + month - 1.
+
+    Time is counted in months: a day other than the 1st ('2020-03-31') is refused with ValueError,
+    never dropped, since the engines cannot act on it.
+    """
     if isinstance(value, (dt.date, dt.datetime)):
-        return value.year * 12 + value.month - 1
-    match = _MONTH.match(str(value).strip()) if isinstance(value, str) else None
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        raise ValueError(f"not a date: {value!r}; expected a month as YYYY-MM, e.g. 2017-07")
-    year, month = int(match.group(1)), int(match.group(2))
-    if match.group(3) is not None:
-        try:
-            dt.date(year, month, int(match.group(3)))
-        except ValueError as exc:
-            raise ValueError(f"not a date: {value!r} ({exc}); expected a month as YYYY-MM, e.g. 2017-07") from None
+        year, month, day = value.year, value.month, value.day
+    else:
+        match = _MONTH.match(str(value).strip()) if isinstance(value, str) else None
+        if not match or not 1 <= int(match.group(2)) <= 12:
+            raise ValueError(f"not a date: {value!r}; expected a month as YYYY-MM, e.g. 2017-07")
+        year, month, day = int(match.group(1)), int(match.group(2)), int(match.group(3) or 1)
+        if match.group(3) is not None:
+            try:
+                dt.date(year, month, day)
+            except ValueError as exc:
+                raise ValueError(f"not a date: {value!r} ({exc}); expected a month as YYYY-MM, e.g. 2017-07") from None
+    if day != 1:
+        raise ValueError(
+            f"not a month: {value!s} names a day; expected a month as YYYY-MM (time is counted in months)"
+        )
     return year * 12 + month - 1
 
 
@@ -90,10 +99,16 @@ class Provenance(Strict):
         return bool(self.sources) or bool(self.assumption and self.assumption.strip())
 
 
+MAX_SUBSTEPS = 1000
+
+
 class TimeAxis(Strict):
     start: Month
     end: Month
     step: Literal["month", "quarter", "year"] = "month"
+    """The reporting step: results, dates, events and interventions live on this grid."""
+    substeps: Annotated[int, BeforeValidator(_not_boolean)] = Field(default=1, ge=1, le=MAX_SUBSTEPS)
+    """Equal sub-steps the step engines take inside each reporting step (finer time, same results grid)."""
 
 
 class Compartment(Provenance):
@@ -253,11 +268,16 @@ class Intervention(Provenance):
 
 
 class Outcome(Strict):
+    """A stock (compartments: persons), a rate (flows: persons per month, the mean over the step that ends
+    at each date, whatever the step), or with `cumulative` the persons moved since the start. `unit`
+    may restate a rate in another time unit, e.g. 'persons per year'."""
+
     description: Text = ""
     expr: str | Number
     select: dict[Name, list[str]] = {}
     by: list[Name] = []
     cumulative: bool = False
+    unit: Annotated[str, Field(max_length=80)] | None = None
 
 
 class Observation(Strict):

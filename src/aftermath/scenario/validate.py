@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from aftermath.errors import FieldPath, ScenarioError
-from aftermath.scenario.checks import check_provenance, citable, in_horizon, one_of, stratum_array
+from aftermath.scenario.checks import STEP_MONTHS, check_provenance, citable, in_horizon, one_of, stratum_array
 from aftermath.scenario.expressions import (
     FUNCTIONS,
     ExpressionError,
@@ -142,6 +142,25 @@ def flow_context(scenario: Scenario, index: int) -> tuple[str, ...]:
 
 def outcome_terms(scenario: Scenario, name: str) -> tuple[ast.Expression, dict[str, str]]:
     """An outcome's parsed expression and what each of its names is ('compartment' or 'flow')."""
+    tree, kinds, _ = _outcome_parts(scenario, name)
+    return tree, kinds
+
+
+def outcome_unit(scenario: Scenario, name: str) -> tuple[str, float]:
+    """An outcome's unit as text, and the factor from base units (persons, months) to it.
+
+    A compartment term counts persons; a flow term counts persons per month (persons moved during
+    the step, divided by its length in months), or persons in a cumulative outcome. A declared
+    `unit` must have the same dimension, e.g. 'persons per year' for a rate (factor 12).
+    """
+    outcome = scenario.outcomes[name]
+    _, _, unit = _outcome_parts(scenario, name)
+    if outcome.unit is None:
+        return unit.describe(), 1.0
+    return outcome.unit, 1.0 / parse_unit(outcome.unit).scale
+
+
+def _outcome_parts(scenario: Scenario, name: str) -> tuple[ast.Expression, dict[str, str], Unit]:
     outcome = scenario.outcomes[name]
     where: FieldPath = ("outcomes", name)
     tree = parsed(outcome.expr, (*where, "expr"))
@@ -158,12 +177,21 @@ def outcome_terms(scenario: Scenario, name: str) -> tuple[ast.Expression, dict[s
                     expected=one_of(scenario.dimensions[dim]),
                 )
     table = {n: Symbol("compartment", PERSONS) for n in scenario.compartments}
-    table.update({n: Symbol("flow", PERSONS) for n in flows})
+    table.update({n: Symbol("flow", PERSONS if outcome.cumulative else PERSONS_PER_TIME) for n in flows})
     try:
         check_names(tree, table)
-        infer_unit(tree, table)
+        unit = infer_unit(tree, table)
     except ExpressionError as exc:
-        raise ScenarioError(str(exc), (*where, "expr"), expected="names of compartments or flows") from None
+        raise ScenarioError(
+            str(exc), (*where, "expr"),
+            expected="names of compartments or flows (compartments count persons; flows persons per month, "
+            "or persons if cumulative)",
+        ) from None
+    if outcome.unit is not None and not _unit(outcome.unit, (*where, "unit")).same_dimension(unit):
+        raise ScenarioError(
+            f"the outcome is in {unit.describe()}, not {outcome.unit!r}", (*where, "unit"),
+            expected=f"a unit of {unit.describe()}",
+        )
     if not names_in(tree):
         raise ScenarioError(
             "the outcome refers to no compartment or flow", (*where, "expr"),
@@ -183,7 +211,7 @@ def outcome_terms(scenario: Scenario, name: str) -> tuple[ast.Expression, dict[s
                 f"{term!r} is not stratified by {missing[0]!r}, so it cannot be selected or kept by it",
                 (*where, "expr"), expected=f"terms stratified by {', '.join(missing)}",
             )
-    return tree, kinds
+    return tree, kinds, unit
 
 
 def _check_cumulative(tree: ast.Expression, flows: Mapping[str, Any], path: FieldPath) -> None:
@@ -207,7 +235,9 @@ def _check_cumulative(tree: ast.Expression, flows: Mapping[str, Any], path: Fiel
 # --- the rules ------------------------------------------------------------------------------
 
 
-MAX_HORIZON_MONTHS = 1200
+MAX_HORIZON_MONTHS = 12_000
+"""1,000 years, whatever the step: results grow with the number of steps (at monthly steps 12,001 time
+points a run), and the engines hold a block's series in memory (see docs/engines.md)."""
 
 
 def _check_time(scenario: Scenario) -> None:
@@ -220,9 +250,10 @@ def _check_time(scenario: Scenario) -> None:
     if time.end - time.start > MAX_HORIZON_MONTHS:
         raise ScenarioError(
             f"the horizon is {time.end - time.start} months long", ("time", "end"),
-            expected=f"at most {MAX_HORIZON_MONTHS // 12} years after the start",
+            expected=f"an end at most {MAX_HORIZON_MONTHS // 12:,} years ({MAX_HORIZON_MONTHS:,} months) "
+            "after the start",
         )
-    step = {"month": 1, "quarter": 3, "year": 12}[time.step]
+    step = STEP_MONTHS[time.step]
     if (time.end - time.start) % step:
         raise ScenarioError(
             f"the end is not a whole number of {time.step}s after the start", ("time", "end"),
