@@ -45,10 +45,18 @@ def unit_samples(dimensions: int, samples: int, sampler: Sampler, seed: int) -> 
 def sample_draws(scenario: Scenario, samples: int, sampler: Sampler = "lhs", seed: int = 0) -> dict[str, np.ndarray]:
     """One draw per uncertain parameter and sample: {parameter: (samples,)}."""
     names = uncertain_parameters(scenario)
-    points = unit_samples(len(names), samples, sampler, seed)
-    tiny = np.finfo(float).eps
+    return draws_from_unit(scenario, names, unit_samples(len(names), samples, sampler, seed))
+
+
+def draws_from_unit(
+    scenario: Scenario, names: list[str], points: np.ndarray, margin: float = float(np.finfo(float).eps)
+) -> dict[str, np.ndarray]:
+    """Points of the unit cube (samples, len(names)) as draws, through each distribution's quantile
+    function; quantiles are kept within [margin, 1 - margin] so unbounded distributions stay finite."""
     return {
-        name: frozen_distribution(scenario.parameters[name].distribution).ppf(np.clip(points[:, i], tiny, 1 - tiny))
+        name: frozen_distribution(scenario.parameters[name].distribution).ppf(
+            np.clip(points[:, i], margin, 1 - margin)
+        )
         for i, name in enumerate(names)
     }
 
