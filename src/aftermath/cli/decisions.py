@@ -103,7 +103,7 @@ def sensitivity(
                        f"runs ({result.engine})", title_justify="left")
     for (name, when), rows in ranked.groupby(["outcome", "date"], sort=False):
         significant = rows[rows["significant"]].head(top)
-        shown = "\n".join(f"{r.parameter} {r.value:.3g} ({r.low:.3g} to {r.high:.3g})"
+        shown = "\n".join(f"{r.parameter} {_figure(r.value)} ({_figure(r.low)} to {_figure(r.high)})"
                           for r in significant.itertuples())
         grid.add_row(str(name), str(when), shown or "none significant", str(int((~rows["significant"]).sum())))
     console.print(grid)
@@ -256,6 +256,11 @@ def optimise_command(
 
 def _targets(outcomes: list[str], dates: list[str]):
     return [parse_target(f"{name}@{when}") for name in outcomes for when in dates]
+
+
+def _figure(value: float) -> str:
+    """Counts (Morris' mu* is in the outcome's unit) as whole numbers, indices to 3 significant digits."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def _maybe(value: object) -> str:

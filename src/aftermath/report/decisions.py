@@ -11,9 +11,12 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PAYLOAD_KINDS = ("sensitivity", "feature_scores", "discovery", "optimisation")
 TOP_PARAMETERS = 6
@@ -127,16 +130,17 @@ def _sensitivity_rows(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     return shown + counted
 
 
-def decision_figure(section: DecisionSection):
+def decision_figure(section: DecisionSection) -> Figure | None:
     """The section's matplotlib figure (None: no figure), drawn from its payload."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # imported when a report is drawn, not at CLI start-up
 
     payload = section.payload
     kind = payload.get("kind")
     if kind == "sensitivity":
-        return _stacked(plt, payload)
+        return _stacked(payload)
     if kind == "discovery":
-        figure, axis = plt.subplots(figsize=(6.4, 4.2))
+        figure = Figure(figsize=(6.4, 4.2), layout="constrained")
+        axis = figure.subplots()
         trajectory = payload["trajectory"]
         coverage = [r["coverage"] for r in trajectory]
         density = [r["density"] for r in trajectory]
@@ -146,18 +150,20 @@ def decision_figure(section: DecisionSection):
         axis.set_xlabel("coverage")
         axis.set_ylabel("density")
         figure.colorbar(points, ax=axis, label="restricted dimensions")
-        figure.tight_layout()
         return figure
     if kind == "optimisation" and payload["pareto"]:
-        return _parallel(plt, payload)
+        return _parallel(payload)
     return None
 
 
-def _stacked(plt, payload: Mapping[str, Any]):
+def _stacked(payload: Mapping[str, Any]) -> Figure:
+    from matplotlib.figure import Figure
+
     main = _main_index(payload["indices"])
     rows = [r for r in payload["indices"] if r["index"] == main]
     outcomes = list(dict.fromkeys(r["outcome"] for r in rows))
-    figure, axes = plt.subplots(1, len(outcomes), figsize=(max(6.4, 3.6 * len(outcomes)), 4.0), squeeze=False)
+    figure = Figure(figsize=(max(6.4, 3.6 * len(outcomes)), 4.0), layout="constrained")
+    axes = figure.subplots(1, len(outcomes), squeeze=False)
     for axis, outcome in zip(axes[0], outcomes, strict=True):
         mine = [r for r in rows if r["outcome"] == outcome]
         dates = sorted({r["date"] for r in mine})
@@ -178,23 +184,24 @@ def _stacked(plt, payload: Mapping[str, Any]):
         axis.set_ylabel(main)
         axis.tick_params(axis="x", labelrotation=45, labelsize=8)
         axis.legend(fontsize=7)
-    figure.tight_layout()
     return figure
 
 
-def _parallel(plt, payload: Mapping[str, Any]):
+def _parallel(payload: Mapping[str, Any]) -> Figure:
+    from matplotlib.figure import Figure
+
     columns = [c for c in payload["pareto"][0] if c != "cost"]
     data = np.array([[row[c] for c in columns] for row in payload["pareto"]], dtype=float)
     low, high = data.min(axis=0), data.max(axis=0)
     scaled = (data - low) / np.where(high > low, high - low, 1.0)
-    figure, axis = plt.subplots(figsize=(max(6.4, 1.3 * len(columns)), 4.0))
+    figure = Figure(figsize=(max(6.4, 1.3 * len(columns)), 4.0), layout="constrained")
+    axis = figure.subplots()
     for line in scaled:
         axis.plot(range(len(columns)), line, alpha=0.6)
     axis.set_xticks(range(len(columns)), [c.replace(" ", "\n") for c in columns], fontsize=7)
     axis.set_yticks([0, 1], ["lowest", "highest"])
     for x in range(len(columns)):
         axis.axvline(x, color="#b0b8c0", linewidth=0.8)
-    figure.tight_layout()
     return figure
 
 
