@@ -191,12 +191,16 @@ def discover_command(
                       str(row.restricted))
     console.print(trade)
     limits = Table("parameter", "from", "to", "quasi-p low", "quasi-p high", "ensemble range",
-                   title=f"Box {chosen.index}: coverage {chosen.coverage:.2f}, density {chosen.density:.2f}, mass "
+                   title=f"Box {chosen.index} without its chance restrictions: coverage {chosen.coverage:.2f}, "
+                         f"density {chosen.density:.2f}, mass "
                          f"{chosen.mass:.2f}", title_justify="left")
     for row in chosen.limits.itertuples():
         limits.add_row(row.parameter, _maybe(row.low), _maybe(row.high), _maybe(row.qp_low), _maybe(row.qp_high),
                        f"{row.full_low:.3g} to {row.full_high:.3g}")
     console.print(limits)
+    if chosen.freed:
+        console.print(f"freed {len(chosen.freed)} dimensions peeled on chance (quasi-p > 0.05): "
+                      f"{', '.join(chosen.freed)}", markup=False, highlight=False)
     cart = Table("coverage", "density", "mass", "rule", title="CART leaves of mostly cases of interest",
                  title_justify="left")
     for row in found.cart.head(5).itertuples():

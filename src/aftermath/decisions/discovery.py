@@ -29,11 +29,13 @@ PEEL_ALPHA = 0.05
 MASS_MIN = 0.05
 MIN_CASES_OF_INTEREST = 10
 MIN_CASES = 50
+QP_LIMIT = 0.05
 
 
 @dataclass(frozen=True)
 class Box:
-    """One box on the peeling trajectory: its statistics and its restricted dimensions."""
+    """The chosen box: trajectory entry `index`, with its chance restrictions freed; its statistics and
+    its restricted dimensions."""
 
     index: int
     coverage: float
@@ -42,6 +44,8 @@ class Box:
     limits: pd.DataFrame
     """One row per restricted dimension: parameter, low, high (None: unrestricted side),
     qp_low, qp_high (quasi-p-values of each restricted side), full_low, full_high (the data's range)."""
+    freed: list[str]
+    """Dimensions the peeling restricted on chance variation (quasi-p > QP_LIMIT), freed again."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,20 @@ def discover(
     })
     dense = table[table["density"] >= min_density]
     chosen = int(dense.sort_values(["coverage", "density"]).index[-1]) if len(dense) else int(table["density"].idxmax())
-    return Discovery(len(y), hits, table, _box(prim_box, frame, table, chosen), _cart(frame, y, seed))
+    dropped = _drop_insignificant(prim_box, chosen)
+    return Discovery(len(y), hits, table, _box(prim_box, frame, chosen, dropped), _cart(frame, y, seed))
+
+
+def _drop_insignificant(prim_box, index: int) -> list[str]:
+    """Free the restricted dimensions whose every restricted side has a quasi-p-value above QP_LIMIT
+    (peeling on chance variation, common with many dimensions: Bryant & Lempert 2010); the freed box
+    is appended to PRIM's trajectory with its statistics recomputed. Returns the freed dimensions."""
+    weak = [name for name, sides in prim_box.qp[index].items()
+            if all(qp < 0 or qp > QP_LIMIT for qp in sides) and any(qp >= 0 for qp in sides)]
+    prim_box.select(index)
+    for name in weak:
+        prim_box.drop_restriction(name)
+    return weak
 
 
 def _quiet_import():
@@ -120,7 +137,8 @@ def _prim(frame: pd.DataFrame, y: np.ndarray, min_density: float):
         return box
 
 
-def _box(prim_box, frame: pd.DataFrame, table: pd.DataFrame, index: int) -> Box:
+def _box(prim_box, frame: pd.DataFrame, chosen: int, dropped: list[str]) -> Box:
+    index = len(prim_box.box_lims) - 1 if dropped else chosen
     limits = prim_box.box_lims[index]
     qp = prim_box.qp[index]
     rows = []
@@ -136,9 +154,9 @@ def _box(prim_box, frame: pd.DataFrame, table: pd.DataFrame, index: int) -> Box:
             "qp_low": qp_low if qp_low >= 0 else None, "qp_high": qp_high if qp_high >= 0 else None,
             "full_low": full_low, "full_high": full_high,
         })
-    row = table.iloc[index]
-    return Box(index, float(row["coverage"]), float(row["density"]), float(row["mass"]), pd.DataFrame(
-        rows, columns=["parameter", "low", "high", "qp_low", "qp_high", "full_low", "full_high"]))
+    row = prim_box.peeling_trajectory.iloc[index]
+    return Box(chosen, float(row["coverage"]), float(row["density"]), float(row["mass"]), pd.DataFrame(
+        rows, columns=["parameter", "low", "high", "qp_low", "qp_high", "full_low", "full_high"]), dropped)
 
 
 def _cart(frame: pd.DataFrame, y: np.ndarray, seed: int) -> pd.DataFrame:

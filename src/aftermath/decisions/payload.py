@@ -37,7 +37,7 @@ def discovery_payload(run_id: int, scenario: str, outcome: str, date: str, condi
         "condition": condition, "cases": found.cases, "of_interest": found.of_interest,
         "trajectory": _records(found.trajectory),
         "chosen": {"index": chosen.index, "coverage": chosen.coverage, "density": chosen.density,
-                   "mass": chosen.mass, "limits": _records(chosen.limits)},
+                   "mass": chosen.mass, "limits": _records(chosen.limits), "freed": chosen.freed},
         "cart": _records(found.cart),
     }
 
