@@ -100,20 +100,27 @@ def discover(
     })
     dense = table[table["density"] >= min_density]
     chosen = int(dense.sort_values(["coverage", "density"]).index[-1]) if len(dense) else int(table["density"].idxmax())
-    dropped = _drop_insignificant(prim_box, chosen)
-    return Discovery(len(y), hits, table, _box(prim_box, frame, chosen, dropped), _cart(frame, y, seed))
+    final, freed = _drop_insignificant(prim_box, chosen, min_density)
+    return Discovery(len(y), hits, table, _box(prim_box, frame, chosen, final, freed), _cart(frame, y, seed))
 
 
-def _drop_insignificant(prim_box, index: int) -> list[str]:
-    """Free the restricted dimensions whose every restricted side has a quasi-p-value above QP_LIMIT
-    (peeling on chance variation, common with many dimensions: Bryant & Lempert 2010); the freed box
-    is appended to PRIM's trajectory with its statistics recomputed. Returns the freed dimensions."""
-    weak = [name for name, sides in prim_box.qp[index].items()
-            if all(qp < 0 or qp > QP_LIMIT for qp in sides) and any(qp >= 0 for qp in sides)]
-    prim_box.select(index)
-    for name in weak:
+def _drop_insignificant(prim_box, index: int, min_density: float) -> tuple[int, list[str]]:
+    """Free, one at a time from the weakest, the restricted dimensions whose every restricted side has a
+    quasi-p-value above QP_LIMIT (peeling on chance variation, common with many dimensions: Bryant &
+    Lempert 2010), as long as the box keeps its density (or `min_density`, if lower). Each freed box
+    is appended to PRIM's trajectory with its statistics recomputed. Returns (final box, freed names)."""
+    target = min(float(prim_box.peeling_trajectory["density"].iloc[index]), min_density)
+    weak = sorted(((max(sides), name) for name, sides in prim_box.qp[index].items()
+                   if all(qp < 0 or qp > QP_LIMIT for qp in sides) and any(qp >= 0 for qp in sides)), reverse=True)
+    current, freed = index, []
+    for _, name in weak:
+        prim_box.select(current)
         prim_box.drop_restriction(name)
-    return weak
+        last = len(prim_box.box_lims) - 1
+        if float(prim_box.peeling_trajectory["density"].iloc[last]) >= target:
+            current = last
+            freed.append(name)
+    return current, freed
 
 
 def _quiet_import():
@@ -137,8 +144,7 @@ def _prim(frame: pd.DataFrame, y: np.ndarray, min_density: float):
         return box
 
 
-def _box(prim_box, frame: pd.DataFrame, chosen: int, dropped: list[str]) -> Box:
-    index = len(prim_box.box_lims) - 1 if dropped else chosen
+def _box(prim_box, frame: pd.DataFrame, chosen: int, index: int, freed: list[str]) -> Box:
     limits = prim_box.box_lims[index]
     qp = prim_box.qp[index]
     rows = []
@@ -156,7 +162,7 @@ def _box(prim_box, frame: pd.DataFrame, chosen: int, dropped: list[str]) -> Box:
         })
     row = prim_box.peeling_trajectory.iloc[index]
     return Box(chosen, float(row["coverage"]), float(row["density"]), float(row["mass"]), pd.DataFrame(
-        rows, columns=["parameter", "low", "high", "qp_low", "qp_high", "full_low", "full_high"]), dropped)
+        rows, columns=["parameter", "low", "high", "qp_low", "qp_high", "full_low", "full_high"]), freed)
 
 
 def _cart(frame: pd.DataFrame, y: np.ndarray, seed: int) -> pd.DataFrame:
