@@ -2,7 +2,7 @@
 
 Each section is built from the JSON payload the decision commands save (`--save FILE`), in two
 separate steps: `decision_section` makes its content (text, a table as plain strings, a figure)
-and `section_html` renders it, so the content can move to a template unchanged.
+and `report.html.decisions` renders it, so the content can move to a template unchanged.
 """
 
 from __future__ import annotations
@@ -203,15 +203,3 @@ def _parallel(payload: Mapping[str, Any]) -> Figure:
     for x in range(len(columns)):
         axis.axvline(x, color="#b0b8c0", linewidth=0.8)
     return figure
-
-
-def section_html(section: DecisionSection, svg: str | None) -> str:
-    """One section as HTML (all text escaped)."""
-    from aftermath.report.html import esc, figure, table
-
-    rows = ("".join(f"<td>{esc(cell)}</td>" for cell in row) for row in section.rows)
-    body = (f'<h3 id="{esc(section.anchor)}">{esc(section.heading)}</h3>'
-            f'<p class="caption">{esc(section.summary)}</p>')
-    if svg:
-        body += figure(svg, section.figure_caption, section.heading)
-    return body + table(section.head, rows, numeric_from=len(section.head))
