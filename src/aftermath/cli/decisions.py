@@ -249,12 +249,14 @@ def optimise_command(
     if _emit(payload, save, as_json):
         return
     columns = [c for c in result.pareto.columns]
-    grid = Table(*columns, "re-run with", title=f"Pareto set of {result.scenario}: {result.evaluations} policies on "
+    grid = Table("policy", *columns, title=f"Pareto set of {result.scenario}: {result.evaluations} policies on "
                  f"{result.samples} samples, {result.metric}, budget {result.budget:g} "
                  f"{result.levers[0].unit}", title_justify="left")
-    for (_, row), command in zip(result.pareto.iterrows(), payload["compare"], strict=True):
-        grid.add_row(*[f"{row[c]:.3g}" for c in columns], command)
+    for number, (_, row) in enumerate(result.pareto.iterrows(), 1):
+        grid.add_row(str(number), *[_figure(float(row[c])) for c in columns])
     console.print(grid)
+    for number, command in enumerate(payload["compare"], 1):
+        console.print(f"policy {number}, paired bands against the baseline: {command}", markup=False, highlight=False)
     _saved(save)
 
 
