@@ -56,7 +56,9 @@ def read_payload(path: str | Path) -> dict:
 def _number(value: Any) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return ""
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    return str(value)
 
 
 def decision_section(payload: Mapping[str, Any], position: int = 0) -> DecisionSection:
@@ -97,7 +99,7 @@ def decision_section(payload: Mapping[str, Any], position: int = 0) -> DecisionS
             f"{payload['cart'][0]['rule'] if payload['cart'] else '(none)'}.",
             ["parameter", "from", "to", "quasi-p (low side)", "quasi-p (high side)", "range in the ensemble"],
             [[r["parameter"], _number(r["low"]), _number(r["high"]), _number(r["qp_low"]), _number(r["qp_high"]),
-              f"{r['full_low']:.3g} to {r['full_high']:.3g}"] for r in chosen["limits"]],
+              f"{_number(r['full_low'])} to {_number(r['full_high'])}"] for r in chosen["limits"]],
             "The peeling trajectory: each point a box, from the whole space (right) inward; the chosen box ringed.",
             dict(payload))
     levers = [lever["name"] for lever in payload["levers"]]
@@ -120,8 +122,8 @@ def _main_index(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def _sensitivity_rows(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     """Significant parameters one per row (largest first), then one row per outcome and date counting the rest."""
-    shown = [[r["outcome"], r["date"], r["parameter"], _number(r["value"]), f"{r['low']:.3g} to {r['high']:.3g}",
-              "yes"] for r in rows if r["significant"]][:MAX_ROWS]
+    shown = [[r["outcome"], r["date"], r["parameter"], _number(r["value"]),
+              f"{_number(r['low'])} to {_number(r['high'])}", "yes"] for r in rows if r["significant"]][:MAX_ROWS]
     quiet: dict[tuple[str, str], int] = {}
     for r in rows:
         if not r["significant"]:
