@@ -12,6 +12,7 @@ import pandas as pd
 from aftermath.decisions.discovery import Discovery
 from aftermath.decisions.optimise import SearchResult, compare_command
 from aftermath.decisions.sensitivity import ScenarioSensitivity
+from aftermath.files import atomic_path
 
 
 def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -55,14 +56,7 @@ def search_payload(result: SearchResult) -> dict[str, Any]:
 
 
 def save_payload(payload: dict[str, Any], path: str | Path) -> Path:
-    """Write beside `path`, then rename: never a half-written file."""
-    import os
-
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
+    """Write the payload as JSON through the one atomic writer: never a half-written file."""
+    with atomic_path(path) as partial:
         partial.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
+    return Path(path)

@@ -2,7 +2,7 @@
 
 Each section is built from the JSON payload the decision commands save (`--save FILE`), in two
 separate steps: `decision_section` makes its content (text, a table as plain strings, a figure)
-and `report.html.decisions` renders it, so the content can move to a template unchanged.
+and the report's template renders it (through `report.html.decisions`).
 """
 
 from __future__ import annotations
