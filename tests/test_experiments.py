@@ -17,7 +17,6 @@ from aftermath.experiments import (
     read_scenario,
     run_experiment,
     sample_draws,
-    sensitivity,
     variance_split,
 )
 from aftermath.experiments.sampling import expand_draws, uncertain_parameters
@@ -165,13 +164,3 @@ def test_design_does_not_depend_on_other_draw_order(competing) -> None:
     second = design(competing, arms=[{}, {POLICY: None}])
     assert all(np.array_equal(first.draws[k], second.draws[k]) for k in first.draws)
     assert copy.deepcopy(first.draws).keys() == first.draws.keys()
-
-
-def test_sensitivity_ranks_the_parameter_that_drives_an_outcome(competing) -> None:
-    experiment = design(competing, samples=60, replicates=2)
-    ranking = sensitivity(run_experiment(experiment), experiment.draws, ["2018-12"]).set_index(["outcome", "parameter"])
-    assert ranking.loc["returned_total"]["S1"].idxmax() == "cohort_size"
-    assert ranking.loc["returned_total", "cohort_size"]["S1"] > 0.5
-    assert ranking.loc["returned_share", "cohort_size"]["S1"] < 0.1, "a share does not depend on the cohort's size"
-    with pytest.raises(ValueError, match="more than 20 parameter samples"):
-        sensitivity(run_experiment(design(competing)), design(competing).draws, ["2018-12"])

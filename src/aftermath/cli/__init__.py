@@ -4,6 +4,7 @@ importing a module registers its commands on `app`, in the order `aftermath --he
 from aftermath.cli import (  # noqa: F401
     core,  # run, check, scenarios, explain
     dashboard,  # dashboard
+    decisions,  # sensitivity, feature-scores, discover, optimise
     experiments,  # ensemble, compare, runs, show, resume
     fitcheck,  # fit-check
     network,  # network

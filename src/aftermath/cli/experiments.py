@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import pandas as pd
 import typer
 from rich.progress import (
@@ -25,8 +26,11 @@ from rich.table import Table
 from aftermath.cli.app import app, console, errors, fail
 from aftermath.cli.core import ScenarioArg, _print_bands, band_text
 from aftermath.cli.options import SeedOption, parse_policies, parse_policy
+from aftermath.decisions.evaluate import DecisionError
+from aftermath.decisions.sensitivity import MINIMUM, check_sample_size, given_data_sensitivity
 from aftermath.engines.simulate import ENGINES
 from aftermath.experiments import (
+    EnsembleResult,
     ExecutorError,
     ExecutorSpec,
     comparison_table,
@@ -35,10 +39,8 @@ from aftermath.experiments import (
     read_scenario,
     resume,
     run_stored,
-    sensitivity,
     variance_split,
 )
-from aftermath.experiments.results import SENSITIVITY_HARMONICS
 from aftermath.experiments.sampling import SAMPLERS
 from aftermath.store import DEFAULT_STORE, Store, StoreError
 from aftermath.summary import bands
@@ -54,7 +56,9 @@ DaskOption = Annotated[str | None, typer.Option(help="Run on Dask: 'local' (a Lo
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
 SplitOption = Annotated[bool, typer.Option("--split", help="Also split the spread: parametric vs stochastic.")]
 SensitivityOption = Annotated[bool, typer.Option(
-    "--sensitivity", help="Also rank the uncertain parameters by first-order sensitivity (RBD-FAST; > 20 samples)."
+    "--sensitivity",
+    help=f"Also rank the uncertain parameters by first-order sensitivity (RBD-FAST, with 95% intervals; "
+    f">= {MINIMUM['rbd-fast']} samples). 'aftermath sensitivity' runs a proper design.",
 )]
 RunArg = Annotated[int, typer.Argument(help="A run id (see 'aftermath runs').")]
 
@@ -78,8 +82,11 @@ def ensemble(
     """Run an ensemble under parameter uncertainty and store it: samples x stochastic replicates."""
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
-    if sensitivity and samples <= 2 * SENSITIVITY_HARMONICS:
-        fail(f"--sensitivity needs more than {2 * SENSITIVITY_HARMONICS} samples (--samples {samples})")
+    if sensitivity:
+        try:
+            check_sample_size("rbd-fast", samples, 1)
+        except DecisionError as exc:
+            fail(f"--sensitivity: {exc}; or use 'aftermath sensitivity' (Sobol, Morris) for a design of its own")
     _run_new(scenario, "ensemble", [parse_policies(policy)], samples, replicates, sampler, seed, engine,
              ExecutorSpec(workers, dask), store, Extras(split, sensitivity), as_json)
 
@@ -262,8 +269,8 @@ def _report(store: Store, run_id: int, extras: Extras, as_json: bool) -> None:
     ranking = None
     if extras.sensitivity:
         try:
-            ranking = sensitivity(result, stored.run.draws, dates[-1:])
-        except ValueError as exc:
+            ranking = _sensitivity(result, stored.run.draws, dates[-1])
+        except DecisionError as exc:
             fail(f"--sensitivity: {exc}")
     stored_members = result.arms[result.reference].sizes["replicate"]
     if as_json:
@@ -338,10 +345,25 @@ def _print_split(table: pd.DataFrame) -> None:
     console.print(grid)
 
 
+def _sensitivity(result: EnsembleResult, draws: dict, date: str) -> pd.DataFrame:
+    """RBD-FAST indices of each one-number outcome at `date` (per-sample means), with intervals."""
+    reference = result.arms[result.reference]
+    means = reference.sel(time=np.datetime64(date, "M")).groupby("sample").mean()
+    names = [name for name in means.data_vars if means[name].ndim == 1]
+    samples = means["sample"].values
+    values = np.column_stack([means[name].values for name in names])
+    inputs = {name: np.asarray(draw)[samples] for name, draw in draws.items()}
+    table = given_data_sensitivity(inputs, values, names, "rbd-fast")
+    table.insert(1, "date", date)
+    return table.rename(columns={"output": "outcome"})
+
+
 def _print_sensitivity(ranking: pd.DataFrame) -> None:
-    grid = Table("outcome", "date", "parameters that explain most of the spread alone (first-order index)",
-                 title="Sensitivity (RBD-FAST; noisy below a few hundred samples)", title_justify="left")
+    grid = Table("outcome", "date", "parameters whose first-order index is significant (RBD-FAST, 95% interval)",
+                 title="Sensitivity (parameters not listed are not distinguishable from noise)", title_justify="left")
     for (outcome, date), rows in ranking.groupby(["outcome", "date"], sort=False):
-        top = rows.nlargest(3, "S1")
-        grid.add_row(str(outcome), str(date), ", ".join(f"{r.parameter} {r.S1:.2f}" for r in top.itertuples()))
+        top = rows[rows["significant"]].nlargest(3, "value")
+        grid.add_row(str(outcome), str(date),
+                     ", ".join(f"{r.parameter} {r.value:.2f} ({r.low:.2f}-{r.high:.2f})" for r in top.itertuples())
+                     or "none")
     console.print(grid)

@@ -22,6 +22,7 @@ from aftermath.report.build import (
     collect_stored,
     render,
 )
+from aftermath.report.decisions import PayloadError, decision_section, read_payload
 from aftermath.scenario.schema import parse_month
 from aftermath.store import DEFAULT_STORE, Store, StoreError
 
@@ -54,6 +55,9 @@ def report(
         int, typer.Option(min=1, help="Baseline runs re-run for the map and the country table.")
     ] = STOCK_RUNS,
     figures: Annotated[Path | None, typer.Option(help="Also write every figure to this folder as PNG and SVG.")] = None,
+    with_: Annotated[list[Path] | None, typer.Option(
+        "--with", help="Add a section from a result saved by 'aftermath sensitivity|feature-scores|discover|optimise "
+                       "--save FILE'. Repeat for more.")] = None,
 ) -> None:
     """Write a report: headline numbers with ranges, charts over time, where the fighters went, by country,
     policy effects, the alliance network, the record, and the source of every number."""
@@ -72,6 +76,10 @@ def report(
     if run is not None and (scenario is not None or policy):
         fail("--run reports a stored run as it is: give no SCENARIO or --policy with it")
     arms = [parse_policy(item) for item in policy or []]
+    try:
+        sections = [decision_section(read_payload(path), i) for i, path in enumerate(with_ or [])]
+    except PayloadError as exc:
+        fail(f"--with {exc}")
     with Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeRemainingColumn(), console=console, transient=True,
@@ -93,6 +101,7 @@ def report(
                                   stock_runs=map_runs, progress=advance)
         except (ReportError, StoreError, ExecutorError) as exc:
             fail(str(exc))
+    content.decisions = sections
     written = write_text(render(content, figures), out)
     console.print(f"report written to {written}" + (f"; figures in {figures}" if figures else ""),
                   markup=False, highlight=False)

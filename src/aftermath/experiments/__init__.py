@@ -7,7 +7,6 @@ from aftermath.experiments.results import (
     band_table,
     comparison_table,
     paired_differences,
-    sensitivity,
     variance_split,
 )
 from aftermath.experiments.runner import load_result, resume, run_experiment, run_stored
@@ -30,6 +29,5 @@ __all__ = [
     "run_experiment",
     "run_stored",
     "sample_draws",
-    "sensitivity",
     "variance_split",
 ]

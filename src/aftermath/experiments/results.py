@@ -142,38 +142,3 @@ def variance_split(dataset: xr.Dataset, replicates: int, dates: Sequence[str] | 
 
 def _times(dataset: xr.Dataset, dates: Sequence[str]) -> np.ndarray:
     return np.array([np.datetime64(d, "M") for d in dates]).astype(dataset["time"].values.dtype)
-
-
-SENSITIVITY_HARMONICS = 10
-"""RBD-FAST's interference parameter M; the estimate needs more than 2M parameter samples."""
-
-
-def sensitivity(result: EnsembleResult, draws: Mapping[str, np.ndarray], dates: Sequence[str]) -> pd.DataFrame:
-    """First-order sensitivity index (RBD-FAST, via SALib) of each one-number outcome to each uncertain
-    parameter: the share of the variance of the per-sample mean that the parameter explains alone."""
-    from SALib.analyze import rbd_fast
-
-    names = list(draws)
-    dataset = result.arms[result.reference].sel(time=_times(result.arms[result.reference], dates))
-    means = dataset.groupby("sample").mean()
-    samples = means["sample"].values
-    if not names or len(samples) <= 2 * SENSITIVITY_HARMONICS:
-        raise ValueError(
-            f"sensitivity needs uncertain parameters and more than {2 * SENSITIVITY_HARMONICS} parameter samples "
-            f"(this run: {len(names)} parameters, {len(samples)} samples)"
-        )
-    inputs = np.column_stack([np.asarray(draws[name])[samples] for name in names])
-    problem = {"num_vars": len(names), "names": names, "bounds": [[x.min(), x.max()] for x in inputs.T]}
-    rows = []
-    for outcome in means.data_vars:
-        data = means[outcome]
-        if data.ndim != 2:
-            continue
-        for position, date in enumerate(dates):
-            values = data.isel(time=position).values
-            if not np.isfinite(values).all() or np.ptp(values) == 0:
-                continue
-            indices = rbd_fast.analyze(problem, inputs, values, M=SENSITIVITY_HARMONICS, seed=0)["S1"]
-            rows += [{"outcome": outcome, "date": date, "parameter": name, "S1": float(index)}
-                     for name, index in zip(names, indices, strict=True)]
-    return pd.DataFrame(rows, columns=["outcome", "date", "parameter", "S1"])

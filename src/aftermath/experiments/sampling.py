@@ -51,9 +51,18 @@ def sample_draws(scenario: Scenario, samples: int, sampler: Sampler = "lhs", see
     names = uncertain_parameters(scenario)
     check_seed(seed)
     require_memory(8.0 * samples * max(len(names), 1) * 3, f"{samples:,} parameter samples")  # points, clip, ppf
-    points = unit_samples(len(names), samples, sampler, seed)
+    return draws_from_unit(scenario, names, unit_samples(len(names), samples, sampler, seed))
+
+
+def draws_from_unit(
+    scenario: Scenario, names: list[str], points: np.ndarray, margin: float = TAIL
+) -> dict[str, np.ndarray]:
+    """Points of the unit cube (samples, len(names)) as draws, through each distribution's quantile
+    function; quantiles are kept within [margin, 1 - margin] so unbounded distributions stay finite."""
     return {
-        name: frozen_distribution(scenario.parameters[name].distribution).ppf(np.clip(points[:, i], TAIL, 1 - TAIL))
+        name: frozen_distribution(scenario.parameters[name].distribution).ppf(
+            np.clip(points[:, i], margin, 1 - margin)
+        )
         for i, name in enumerate(names)
     }
 

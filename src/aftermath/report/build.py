@@ -20,6 +20,7 @@ from aftermath.report.content import (
     charted_outcomes,
     content_from_ensemble,
 )
+from aftermath.report.decisions import decision_figure
 from aftermath.report.html import page
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 from aftermath.store import DEFAULT_STORE, Store
@@ -59,6 +60,10 @@ def pictures(content: ReportContent) -> list[figures.Picture]:
         drawn.append(figures.policy_picture(content.policies, changed, content.key_dates[-1]))
     if content.network is not None:
         drawn.append(figures.network_picture(content.network))
+    for section in content.decisions:
+        drawn_figure = decision_figure(section)
+        if drawn_figure is not None:
+            drawn.append(figures.Picture(section.anchor, section.heading, drawn_figure))
     return drawn
 
 

@@ -17,6 +17,7 @@ import xarray as xr
 from aftermath.experiments.design import Experiment
 from aftermath.experiments.results import EnsembleResult
 from aftermath.model.compile import CompiledModel, compile_model
+from aftermath.report.decisions import DecisionSection
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 from aftermath.summary import HIGH, LOW, band, quantiles
 
@@ -166,6 +167,8 @@ class ReportContent:
     policies: list[PolicyEffect]
     observations: list[ObservationRow]
     network: NetworkContent | None = None
+    decisions: list[DecisionSection] = field(default_factory=list)
+    """Sections from saved decision results (sensitivity, discovery, policy search), in the order given."""
 
     @property
     def members(self) -> int:

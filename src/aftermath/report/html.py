@@ -187,6 +187,14 @@ def network(content: ReportContent, svgs: dict[str, str]) -> dict[str, Any] | No
     }
 
 
+def decisions(content: ReportContent, svgs: dict[str, str]) -> list[dict[str, Any]] | None:
+    """Sections from saved sensitivity, discovery and policy-search results (None when there are none)."""
+    if not content.decisions:
+        return None
+    return [{"anchor": part.anchor, "heading": part.heading, "summary": part.summary, "svg": svgs.get(part.anchor),
+             "caption": part.figure_caption, "head": part.head, "rows": part.rows} for part in content.decisions]
+
+
 def record(content: ReportContent) -> dict[str, Any] | None:
     if not content.observations:
         return None
@@ -287,10 +295,11 @@ def page(content: ReportContent, svgs: dict[str, str], generated: str, version: 
     values: dict[str, Any] = {
         "headline": headline(content), "over_time": over_time(content, svgs), "where": where(content, svgs),
         "countries": countries(content), "policies": policies(content, svgs), "network": network(content, svgs),
-        "record": record(content), "sources": sources(content), "assumptions": assumptions(content),
+        "decisions": decisions(content, svgs), "record": record(content), "sources": sources(content),
+        "assumptions": assumptions(content),
     }
     shown = {"where": values["where"], "countries": values["countries"], "policies": values["policies"],
-             "network": values["network"], "record": values["record"]}
+             "network": values["network"], "decisions": values["decisions"], "record": values["record"]}
     nav = [(anchor, heading) for anchor, heading in NAV if shown.get(anchor, True) is not None]
     run_line = (f"{content.members:,} runs, seed {content.facts.seed}, scenario {scenario.name} "
                 f"({content.scenario_hash}), made {generated} with aftermath {version}")
@@ -305,8 +314,8 @@ def page(content: ReportContent, svgs: dict[str, str], generated: str, version: 
 NAV = (
     ("headline", "What the model expects"), ("over-time", "Over time"), ("where", "Where they went"),
     ("countries", "By country"), ("policies", "Policies"), ("network", "Alliances"),
-    ("record", "Against the record"), ("sources", "Sources"), ("assumptions", "Assumptions"),
-    ("about", "About this run"),
+    ("decisions", "Decisions under uncertainty"), ("record", "Against the record"), ("sources", "Sources"),
+    ("assumptions", "Assumptions"), ("about", "About this run"),
 )
 """The sections in page order (anchor, link text); those with nothing to show are left out."""
 

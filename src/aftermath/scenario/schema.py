@@ -251,12 +251,29 @@ class Effect(Strict):
         raise AssertionError("validated to have one change")
 
 
+class Cost(Provenance):
+    """What a policy costs at strength 1, in a declared unit (e.g. 'relative budget'); the cost of a
+    strength s is s * value. Needs sources or an assumption, like every number."""
+
+    value: Number = Field(ge=0)
+    unit: Annotated[str, Field(min_length=1, max_length=80)]
+
+    @model_validator(mode="after")
+    def _provenance_declared(self) -> Cost:
+        if not self.has_provenance:
+            raise ValueError("a cost needs 'sources' or an 'assumption' saying where the number comes from")
+        return self
+
+
 class Intervention(Provenance):
     description: Text = ""
     start: Month
     end: Month | None = None
     strength: Number = Field(default=1.0, ge=0)
     strength_range: tuple[Number, Number] = (0.0, 1.0)
+    """The strengths a policy search may choose from."""
+    cost: Cost | None = None
+    """Needed by `aftermath optimise --budget`."""
     effects: list[Effect] = Field(min_length=1)
 
     @field_validator("strength_range")

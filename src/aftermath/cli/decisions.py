@@ -1,0 +1,325 @@
+"""sensitivity, feature-scores, discover, optimise: decisions under deep uncertainty (a thin layer over
+aftermath.decisions)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from aftermath.cli.app import app, console, errors, fail
+from aftermath.cli.core import ScenarioArg
+from aftermath.cli.options import SeedOption
+from aftermath.decisions import (
+    METHODS,
+    DecisionError,
+    classify,
+    discover,
+    feature_scores,
+    optimise,
+    parse_objective,
+    parse_target,
+    scenario_sensitivity,
+)
+from aftermath.decisions.optimise import METRICS
+from aftermath.decisions.payload import (
+    discovery_payload,
+    feature_payload,
+    save_payload,
+    search_payload,
+    sensitivity_payload,
+)
+from aftermath.decisions.sensitivity import ranking
+from aftermath.decisions.stored import stored_cases
+from aftermath.engines.simulate import ENGINES
+from aftermath.experiments import ExecutorError, ExecutorSpec, read_scenario
+from aftermath.store import DEFAULT_STORE, Store, StoreError
+from aftermath.summary import key_dates
+
+WorkersOption = Annotated[
+    int | None, typer.Option(min=1, help="Worker processes (default: one per core; 1 runs in this process).")
+]
+EngineOption = Annotated[str, typer.Option(help="deterministic (default) or stochastic (averages --replicates).")]
+ReplicatesOption = Annotated[int, typer.Option("--replicates", "-n", min=1,
+                                               help="Stochastic runs averaged per point (stochastic engine).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+SaveOption = Annotated[Path | None, typer.Option(help="Also save the result as JSON (for 'aftermath report --with').")]
+StoreOption = Annotated[Path, typer.Option("--store", help="The DuckDB run store.")]
+RunArg = Annotated[int, typer.Argument(help="A stored run id (see 'aftermath runs').")]
+
+
+@app.command()
+def sensitivity(
+    scenario: ScenarioArg = None,
+    method: Annotated[str, typer.Option(help=f"One of {', '.join(METHODS)}.")] = "sobol",
+    samples: Annotated[int, typer.Option(
+        "--samples", "-s", min=1,
+        help="sobol: base samples N (a power of two, >= 64; N*(D+2) runs); morris: trajectories (>= 10); "
+             "rbd-fast, delta: runs (>= 200).")] = 64,
+    outcome: Annotated[list[str] | None, typer.Option(
+        help="An outcome to analyse (repeat for more; default: the first outcome).")] = None,
+    date: Annotated[list[str] | None, typer.Option(help="A date YYYY-MM (repeat; default: the key dates).")] = None,
+    parameter: Annotated[list[str] | None, typer.Option(
+        help="Analyse only these uncertain parameters (repeat; default: all).")] = None,
+    second_order: Annotated[bool, typer.Option("--second-order", help="Also second-order indices (sobol).")] = False,
+    engine: EngineOption = "deterministic",
+    replicates: ReplicatesOption = 1,
+    seed: SeedOption = 0,
+    workers: WorkersOption = None,
+    top: Annotated[int, typer.Option(min=1, help="Parameters shown per outcome and date.")] = 5,
+    save: SaveOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Global sensitivity: which uncertain parameters drive each outcome, with 95% bootstrap intervals.
+
+    Runs the method's own design (Saltelli/Sobol sequence, Morris trajectories, Latin hypercube) through
+    SALib; indices not significantly above zero are marked. Too small a sample is refused with the minimum.
+    """
+    if engine not in ENGINES:
+        fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    text, file, loaded = read_scenario(scenario)
+    names = outcome or [next(name for name, o in loaded.outcomes.items() if not o.by)]
+    targets = _targets(names, date or key_dates(loaded))
+    with _decision_errors(), _progress("runs", as_json) as (started, advance):
+        result = scenario_sensitivity(
+            text, file, targets, method=method, samples=samples, second_order=second_order,  # type: ignore[arg-type]
+            parameters=parameter, engine=engine, replicates=replicates, seed=seed,
+            executor=ExecutorSpec(workers), progress=advance, started=started,
+        )
+    payload = sensitivity_payload(result)
+    if _emit(payload, save, as_json):
+        return
+    ranked = ranking(result.table)
+    index = str(ranked["index"].iloc[0]) if len(ranked) else "-"
+    grid = Table("outcome", "date", f"most influential parameters ({index}, 95% interval)", "not significant",
+                 title=f"Sensitivity of {result.scenario}: {result.method}, {result.samples} samples, {result.runs} "
+                       f"runs ({result.engine})", title_justify="left")
+    for (name, when), rows in ranked.groupby(["outcome", "date"], sort=False):
+        significant = rows[rows["significant"]].head(top)
+        shown = "\n".join(f"{r.parameter} {_figure(r.value)} ({_figure(r.low)} to {_figure(r.high)})"
+                          for r in significant.itertuples())
+        grid.add_row(str(name), str(when), shown or "none significant", str(int((~rows["significant"]).sum())))
+    console.print(grid)
+    _saved(save)
+
+
+@app.command(name="feature-scores")
+def feature_scores_command(
+    run_id: RunArg,
+    outcome: Annotated[list[str], typer.Option(help="An outcome to score (repeat for more).")],
+    date: Annotated[list[str] | None, typer.Option(help="A date YYYY-MM (repeat; default: the key dates).")] = None,
+    arm: Annotated[str | None, typer.Option(help="The arm of a comparison (default: the first).")] = None,
+    store: StoreOption = DEFAULT_STORE,
+    top: Annotated[int, typer.Option(min=1, help="Parameters shown per outcome and date.")] = 5,
+    seed: SeedOption = 0,
+    save: SaveOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A quick ranking of the uncertain parameters on a stored ensemble (extra-trees importance, as EMA
+    does); parameters that score no higher than a dummy input of random numbers are noise."""
+    with _decision_errors():
+        opened = Store(store, lock_timeout=10)
+        run = opened.run(run_id)
+        from aftermath.experiments.runner import stored_experiment
+
+        scenario = stored_experiment(run).scenario
+        targets = _targets(outcome, date or key_dates(scenario))
+        cases = stored_cases(opened, run_id, targets, arm)
+        table = feature_scores(cases.inputs, cases.values, [t.label for t in targets], seed)
+    payload = feature_payload(run_id, cases.scenario, table)
+    if _emit(payload, save, as_json):
+        return
+    grid = Table("outcome at date", "parameters (extra-trees importance)", "dummy",
+                 title=f"Feature scores of run {run_id} ({len(cases.values)} samples, arm {cases.arm})",
+                 title_justify="left")
+    for label, rows in table.groupby("output", sort=False):
+        real = rows[rows["above_dummy"]].head(top)
+        dummy = rows.loc[rows["parameter"] == "(dummy)", "score"]
+        grid.add_row(str(label), ", ".join(f"{r.parameter} {r.score:.2f}" for r in real.itertuples()) or "none",
+                     f"{float(dummy.iloc[0]):.2f}" if len(dummy) else "")
+    console.print(grid)
+    _saved(save)
+
+
+@app.command(name="discover")
+def discover_command(
+    run_id: RunArg,
+    outcome: Annotated[str, typer.Option(help="The outcome of interest.")],
+    date: Annotated[str, typer.Option(help="Its date, YYYY-MM.")],
+    above: Annotated[float | None, typer.Option(help="Cases of interest: the outcome above this value.")] = None,
+    below: Annotated[float | None, typer.Option(help="Cases of interest: the outcome below this value.")] = None,
+    quantile: Annotated[float | None, typer.Option(
+        min=0.01, max=0.99, help="Cases of interest: the outcome above this quantile of the run (e.g. 0.8).")] = None,
+    min_density: Annotated[float, typer.Option(
+        min=0.05, max=1.0, help="Choose the box of highest coverage with at least this density.")] = 0.8,
+    arm: Annotated[str | None, typer.Option(help="The arm of a comparison (default: the first).")] = None,
+    store: StoreOption = DEFAULT_STORE,
+    seed: SeedOption = 0,
+    save: SaveOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Scenario discovery on a stored ensemble: the box of uncertain parameters where the outcome of
+    interest happens (PRIM with peeling and pasting; CART as a second opinion)."""
+    if sum(x is not None for x in (above, below, quantile)) != 1:
+        fail("give exactly one of --above, --below or --quantile")
+    with _decision_errors():
+        target = parse_target(f"{outcome}@{date}")
+        cases = stored_cases(Store(store, lock_timeout=10), run_id, [target], arm)
+        values = cases.values[:, 0]
+        if quantile is not None:
+            above = float(np.quantile(values, quantile))
+        condition = f"> {above:,.6g}" if above is not None else f"< {below:,.6g}"
+        found = discover(cases.inputs, classify(values, above, below), min_density, seed)
+    payload = discovery_payload(run_id, cases.scenario, target.outcome, target.date, condition, found)
+    if _emit(payload, save, as_json):
+        return
+    chosen = found.chosen
+    console.print(f"{found.of_interest} of {found.cases} samples of run {run_id} have {target.outcome} {condition} "
+                  f"in {target.date}.", markup=False, highlight=False)
+    trade = Table("box", "coverage", "density", "mass", "restricted", title="PRIM peeling and pasting trajectory "
+                  "(coverage-density trade-off)", title_justify="left")
+    for row in found.trajectory.itertuples():
+        mark = " <- chosen" if row.index == chosen.index else ""
+        trade.add_row(f"{row.index}{mark}", f"{row.coverage:.2f}", f"{row.density:.2f}", f"{row.mass:.2f}",
+                      str(row.restricted))
+    console.print(trade)
+    limits = Table("parameter", "from", "to", "quasi-p low", "quasi-p high", "ensemble range",
+                   title=f"Box {chosen.index} without its chance restrictions: coverage {chosen.coverage:.2f}, "
+                         f"density {chosen.density:.2f}, mass "
+                         f"{chosen.mass:.2f}", title_justify="left")
+    for row in chosen.limits.itertuples():
+        limits.add_row(row.parameter, _maybe(row.low), _maybe(row.high), _maybe(row.qp_low), _maybe(row.qp_high),
+                       f"{row.full_low:.3g} to {row.full_high:.3g}")
+    console.print(limits)
+    if chosen.freed:
+        console.print(f"freed {len(chosen.freed)} dimensions peeled on chance (quasi-p > 0.05): "
+                      f"{', '.join(chosen.freed)}", markup=False, highlight=False)
+    cart = Table("coverage", "density", "mass", "rule", title="CART leaves of mostly cases of interest",
+                 title_justify="left")
+    for row in found.cart.head(5).itertuples():
+        cart.add_row(f"{row.coverage:.2f}", f"{row.density:.2f}", f"{row.mass:.2f}", row.rule)
+    console.print(cart)
+    _saved(save)
+
+
+@app.command(name="optimise")
+def optimise_command(
+    scenario: ScenarioArg = None,
+    minimise: Annotated[list[str] | None, typer.Option(
+        help="An objective OUTCOME@YYYY-MM (with the satisficing metric OUTCOME@YYYY-MM<=VALUE). Repeat for more.")
+    ] = None,
+    budget: Annotated[float, typer.Option(help="The most the policy may cost, in the levers' cost unit.")] = 1.0,
+    metric: Annotated[str, typer.Option(help=f"Robustness over the samples: {', '.join(METRICS)}.")] = "mean",
+    lever: Annotated[list[str] | None, typer.Option(help="A costed intervention to search (default: all).")] = None,
+    evaluations: Annotated[int, typer.Option(min=4, help="Policies to run at most.")] = 200,
+    population: Annotated[int, typer.Option(min=4, help="NSGA-II population.")] = 20,
+    samples: Annotated[int, typer.Option("--samples", "-s", min=2, help="Parameter samples each policy runs on.")
+                       ] = 20,
+    engine: EngineOption = "deterministic",
+    replicates: ReplicatesOption = 1,
+    seed: SeedOption = 0,
+    workers: WorkersOption = None,
+    save: SaveOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Robust policy search: lever strengths within a budget that do well over the parameter ensemble
+    (NSGA-II, pymoo). Prints the Pareto set and the 'compare' line that re-runs each policy."""
+    if engine not in ENGINES:
+        fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    if not minimise:
+        fail("give at least one --minimise OUTCOME@YYYY-MM")
+    text, file, _ = read_scenario(scenario)
+    with _decision_errors():
+        objectives = [parse_objective(item) for item in minimise]
+    with _decision_errors(), _progress("policies", as_json) as (started, advance):
+        started(evaluations + 1)
+        result = optimise(
+            text, file, objectives, budget, metric=metric, lever_names=lever,  # type: ignore[arg-type]
+            evaluations=evaluations, population=population, samples=samples, engine=engine,
+            replicates=replicates, seed=seed, executor=ExecutorSpec(workers), progress=advance,
+        )
+    payload = search_payload(result)
+    if _emit(payload, save, as_json):
+        return
+    columns = [c for c in result.pareto.columns]
+    grid = Table("policy", *columns, title=f"Pareto set of {result.scenario}: {result.evaluations} policies on "
+                 f"{result.samples} samples, {result.metric}, budget {result.budget:g} "
+                 f"{result.levers[0].unit}", title_justify="left")
+    for number, (_, row) in enumerate(result.pareto.iterrows(), 1):
+        grid.add_row(str(number), *[_figure(float(row[c])) for c in columns])
+    console.print(grid)
+    for number, command in enumerate(payload["compare"], 1):
+        console.print(f"policy {number}, paired bands against the baseline: {command}", markup=False, highlight=False)
+    _saved(save)
+
+
+def _targets(outcomes: list[str], dates: list[str]):
+    return [parse_target(f"{name}@{when}") for name in outcomes for when in dates]
+
+
+def _figure(value: float) -> str:
+    """Counts (Morris' mu* is in the outcome's unit) as whole numbers, indices to 3 significant digits."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _maybe(value: object) -> str:
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3g}"
+
+
+def _emit(payload: dict, save: Path | None, as_json: bool) -> bool:
+    """Save the payload if asked; print it as JSON (and say so by returning True) with --json."""
+    if save is not None:
+        try:
+            save_payload(payload, save)
+        except OSError as exc:
+            fail(f"--save {save}: {exc}")
+    if as_json:
+        typer.echo(json.dumps(payload, indent=2))
+    return as_json
+
+
+def _saved(save: Path | None) -> None:
+    if save is not None:
+        console.print(f"saved to {save}; add it to a report with 'aftermath report --with {save}'",
+                      markup=False, highlight=False)
+
+
+@contextmanager
+def _decision_errors() -> Iterator[None]:
+    """Refusals and store/executor problems: one line and exit 2."""
+    try:
+        yield
+    except (DecisionError, StoreError, ExecutorError) as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def _progress(unit: str, quiet: bool) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """(started(total), advance(done)): a bar on a terminal, a line per step on stderr otherwise."""
+    if quiet or not console.is_terminal:
+        state = {"total": 0, "done": 0}
+
+        def started_line(total: int) -> None:
+            state["total"] = total
+            if not quiet:
+                errors.print(f"running {total} {unit}", highlight=False)
+
+        def advance_line(done: int) -> None:
+            state["done"] += done
+            if not quiet:
+                errors.print(f"{state['done']}/{state['total']} {unit} done", highlight=False)
+
+        yield started_line, advance_line
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+        yield (lambda total: bar.update(task, description="running", total=total),
+               lambda done: bar.advance(task, done))
