@@ -19,7 +19,7 @@ from aftermath.scenario.submodels import registered
 PACKAGE = Path(aftermath.__file__).parent
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "units", "files", "evidence", "scenarios"),  # evidence, scenarios: shipped data
+    ("errors", "units", "files", "resources", "evidence", "scenarios"),  # evidence, scenarios: shipped data
     ("scenario",),
     ("model",),
     ("engines",),
