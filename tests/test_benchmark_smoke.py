@@ -16,7 +16,7 @@ FIGURES = {
     "peak memory": rf"peak memory: {NUMBER} MiB resident",
     "deterministic runs/s": rf"deterministic, batch of [\d,]+ parameter samples .*: {NUMBER} runs/s",
     "sub-step cost": rf"each extra sub-step costs {NUMBER} us per run-month",
-    "ode runs/s": rf"ode \(\w+, .*\): {NUMBER} runs/s",
+    "ode runs/s": rf"ode \(\w+, .*: {NUMBER} runs/s",
     "numpy binomial draws/s": rf"numpy binomial ceiling: {NUMBER} draws/s",
     "engine binomial-equivalent draws/s": rf"engine: {NUMBER} binomial-equivalent draws/s",
     "Mesa replicate-months/s": rf"Mesa [\d.]+, one agent per person: {NUMBER} replicate-months/s",

@@ -47,9 +47,9 @@ def test_band_table_matches_xarray_quantiles():
 def test_atomic_writes_replace_whole_files_and_leave_nothing_behind(tmp_path):
     target = tmp_path / "out.txt"
     write_text("old", target)
-    with pytest.raises(RuntimeError), atomic_path(target) as partial:
+    with pytest.raises(ValueError, match="the writer failed"), atomic_path(target) as partial:
         partial.write_text("half", encoding="utf-8")
-        raise RuntimeError("the writer failed")
+        raise ValueError("the writer failed")  # not an I/O failure: it passes through unchanged
     assert target.read_text(encoding="utf-8") == "old"
     write_text("new", target)
     assert target.read_text(encoding="utf-8") == "new"
