@@ -84,7 +84,7 @@ def test_relative_draws_multiply_every_stratum_and_probabilities_stay_in_range(c
     share["distribution"] = {"type": "uniform", "low": 0.5, "high": 1.5, "relative": True}
     cohort = scenario_from(data)
     expanded = expand_draws(cohort, sample_draws(cohort, 50, "lhs", 0))["share"]
-    assert 0.125 <= expanded.min() and expanded.max() <= 1.0
+    assert expanded.min() >= 0.125 and expanded.max() <= 1.0
 
 
 def test_ranges_cover_every_member_once_and_do_not_change_results(competing) -> None:
