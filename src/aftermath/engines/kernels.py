@@ -200,12 +200,21 @@ def binomial_array(
     return out
 
 
+RATE_INVALID = 1
+"""`advance`'s error bit: a rate is not a finite number >= 0 in a cell with people in it (or an inflow)."""
+COUNT_INVALID = 2
+"""`advance`'s error bit: a flow moved, or a cell holds, a count outside [0, ceiling] or NaN."""
+
+
 @numba.njit(cache=True, parallel=True)
 def advance(
     state: np.ndarray,
     rates: np.ndarray,
     next_state: np.ndarray,
     moved: np.ndarray,
+    exit_probability: np.ndarray,
+    boundary: np.ndarray,
+    errors: np.ndarray,
     flow_source: np.ndarray,
     flow_offset: np.ndarray,
     flow_cells: np.ndarray,
@@ -219,6 +228,8 @@ def advance(
     first_replicate: np.int64,
     step: np.int64,
     stochastic: bool,
+    fresh: bool,
+    ceiling: float,
 ) -> None:
     """One step of every replicate: competing exits per compartment cell, then inflows.
 
@@ -228,44 +239,70 @@ def advance(
     shares h_i / H; the deterministic engine takes the expectations instead. Inflows from sources
     are Poisson(rate dt). `rates` holds per-capita hazards (or inflows) per context cell;
     `moved` receives the persons each flow moved, per context cell.
+
+    `exit_probability` (R, cells) caches 1 - exp(-H dt) per cell (NaN where a rate is not a finite
+    number >= 0): it is recomputed only when `fresh` (the rates changed since the last call), so a step
+    with the same rates as the one before costs no transcendental call outside the samplers.
+    `boundary` (R, 2) receives the persons who entered from sources and left to sinks in the step.
+    Validity checks are fused in: `errors` (R,) receives, per replicate, RATE_INVALID if a rate of a
+    non-empty cell or an inflow is not a finite number >= 0, and COUNT_INVALID if a moved count or a
+    new count is outside [0, `ceiling`] or NaN (the caller then names the cell, see engines/diagnose.py).
     """
     replicates = state.shape[0]
     groups = group_start.shape[0] - 1
-    next_state[:, :] = state
-    moved[:, :] = 0.0
     for r in numba.prange(replicates):
         replicate = first_replicate + r
+        error = 0
+        entered = 0.0
+        exited = 0.0
+        next_state[r, :] = state[r, :]
+        moved[r, :] = 0.0
         for g in range(groups):
             first, last = group_start[g], group_start[g + 1]
             origin = flow_source[first]
             cells = flow_cells[first]
             for i in range(cells):
+                if fresh:
+                    total = 0.0
+                    valid = True
+                    for f in range(first, last):
+                        hazard = rates[r, flow_offset[f] + i]
+                        valid = valid and hazard >= 0.0 and hazard < np.inf
+                        total += hazard
+                    exit_probability[r, origin + i] = -math.expm1(-total * dt) if valid else np.nan
                 n = state[r, origin + i]
                 if n <= 0.0:
                     continue
-                total = 0.0
-                for f in range(first, last):
-                    total += rates[r, flow_offset[f] + i]
-                if total <= 0.0:
+                probability = exit_probability[r, origin + i]
+                if probability != probability:
+                    error |= RATE_INVALID
                     continue
-                probability = -math.expm1(-total * dt)
+                if probability <= 0.0:
+                    continue
                 if stochastic:
                     leaving = binomial(n, probability, draw_key(seed, replicate, group_stream[g], step, i))
                 else:
                     leaving = n * probability
                 if leaving <= 0.0:
                     continue
+                total = 0.0
+                for f in range(first, last):
+                    total += rates[r, flow_offset[f] + i]
                 remaining = leaving
                 hazard_left = total
                 for f in range(first, last):
                     hazard = rates[r, flow_offset[f] + i]
                     if f == last - 1 or hazard >= hazard_left:
                         count = remaining
+                    elif hazard <= 0.0:
+                        count = 0.0
                     elif stochastic:
                         key = draw_key(seed, replicate, flow_stream[f], step, i)
                         count = binomial(remaining, hazard / hazard_left, key)
                     else:
                         count = leaving * hazard / total
+                    if not (count >= 0.0 and count <= ceiling):
+                        error |= COUNT_INVALID
                     remaining -= count
                     hazard_left -= hazard
                     moved[r, flow_offset[f] + i] = count
@@ -273,18 +310,33 @@ def advance(
                     target = to_cells[flow_offset[f] + i]
                     if target >= 0:
                         next_state[r, target] += count
+                    else:
+                        exited += count
                     if remaining <= 0.0:
                         break
         for s in range(source_offsets.shape[0]):
             f = source_offsets[s]
             for i in range(flow_cells[f]):
-                mean = rates[r, flow_offset[f] + i] * dt
+                rate = rates[r, flow_offset[f] + i]
+                if not (rate >= 0.0 and rate < np.inf):
+                    error |= RATE_INVALID
+                    continue
+                mean = rate * dt
                 if stochastic:
                     count = poisson(mean, draw_key(seed, replicate, flow_stream[f], step, i))
                 else:
                     count = mean
+                if not (count >= 0.0 and count <= ceiling):
+                    error |= COUNT_INVALID
                 moved[r, flow_offset[f] + i] = count
+                entered += count
                 next_state[r, to_cells[flow_offset[f] + i]] += count
+        for c in range(next_state.shape[1]):
+            if not (next_state[r, c] >= 0.0 and next_state[r, c] <= ceiling):
+                error |= COUNT_INVALID
+        boundary[r, 0] = entered
+        boundary[r, 1] = exited
+        errors[r] = error
 
 
 @numba.njit(cache=True)

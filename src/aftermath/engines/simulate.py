@@ -7,7 +7,7 @@ global replicate index, the block size never changes a result.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numba
@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sparse
 import xarray as xr
 
-from aftermath.engines.diagnose import BlockContext, check_counts, check_rates
+from aftermath.engines.diagnose import COUNT_CEILING, BlockContext, check_counts, check_rates
 from aftermath.engines.kernels import advance, binomial_array, reduce_columns
 from aftermath.engines.ode import FlowSystem, OdeOptions, batch_size, flow_system, integrate_step
 from aftermath.errors import ModelError
@@ -23,7 +23,7 @@ from aftermath.model.compile import CompiledModel, stable_id
 from aftermath.model.coupling import Environment
 from aftermath.resources import check_seed, require_memory
 from aftermath.scenario.expressions import names_in
-from aftermath.scenario.validate import parsed
+from aftermath.scenario.validate import TIME_SYMBOL, parsed
 
 Engine = Literal["stochastic", "deterministic", "ode"]
 ENGINES: tuple[str, ...] = ("stochastic", "deterministic", "ode")
@@ -97,6 +97,33 @@ def kernel_tables(model: CompiledModel) -> KernelTables:
 def _reads_compartments(model: CompiledModel, index: int) -> bool:
     tree = parsed(model.scenario.flows[index].rate, ("flows", index, "rate"))
     return any(name in model.scenario.compartments for name in names_in(tree))
+
+
+def rate_epochs(model: CompiledModel) -> list[list[tuple] | None]:
+    """Per flow, a key per reporting step that changes whenever its rate may change (None: every sub-step).
+
+    A rate that names only parameters and schedules is the same at two steps where its schedules have
+    the same values and the same policy effects act on its parameters, so the step engines evaluate it
+    again only when its key changes. A rate that names a compartment, the time `t` or a sub-model's
+    value (e.g. the alliance network's) is evaluated at every sub-step.
+    """
+    scenario = model.scenario
+    epochs: list[list[tuple] | None] = []
+    for index in range(len(model.flows)):
+        names = names_in(parsed(scenario.flows[index].rate, ("flows", index, "rate")))
+        if any(n == TIME_SYMBOL or (n not in scenario.parameters and n not in scenario.schedules) for n in names):
+            epochs.append(None)
+            continue
+        schedules = [model.schedules[n] for n in names if n in scenario.schedules]
+        effects = [k for k, e in enumerate(model.effects) if e.kind == "parameter" and e.target in names]
+        epochs.append([
+            (
+                tuple(float(series[step]) for series in schedules),
+                tuple(k for k in effects if model.effects[k].first <= step <= model.effects[k].last),
+            )
+            for step in range(model.steps + 1)
+        ])
+    return epochs
 
 
 @dataclass(frozen=True)
@@ -295,6 +322,10 @@ def _run_block(
     rates = np.empty((replicates, model.rate_cells))
     rate_views = [_window(rates, f.rate_offset, f.cells, model.aligned_shape(f.context)) for f in model.flows]
     moved = np.zeros((replicates, model.rate_cells))
+    kernel = KernelState(
+        np.empty((replicates, model.cells)), np.zeros((replicates, 2)), np.zeros(replicates, np.int8),
+        rate_epochs(model) if probe is None else [None] * len(model.flows),
+    )
     steps = model.steps
     record = np.empty((steps + 1, replicates, model.cells)) if keep_compartments else None
     state_terms = np.empty((steps + 1, replicates, outcomes.from_state.rows))
@@ -331,6 +362,7 @@ def _run_block(
                 state, next_state = _substeps(
                     context,
                     tables,
+                    kernel,
                     environment,
                     state,
                     next_state,
@@ -346,8 +378,12 @@ def _run_block(
                 moved_by_flow = {f.name: moved[:, f.rate_offset : f.rate_offset + f.cells] for f in model.flows}
                 for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
                     coupling.update(coupling_state, step, environment, moved_by_flow)
-            entered[step + 1] = entered[step] + moved[:, tables.source_cells].sum(axis=1)
-            exited[step + 1] += exited[step] + moved[:, tables.sink_cells].sum(axis=1)
+            if system is not None:
+                entered[step + 1] = entered[step] + moved[:, tables.source_cells].sum(axis=1)
+                exited[step + 1] += exited[step] + moved[:, tables.sink_cells].sum(axis=1)
+            else:
+                entered[step + 1] = entered[step] + kernel.boundary[:, 0]
+                exited[step + 1] += exited[step] + kernel.boundary[:, 1]
             reduce_columns(moved, outcomes.from_moved.indptr, outcomes.from_moved.indices, moved_terms[step + 1])
         result = {"__entered__": entered.T, "__exited__": exited.T}
         for name, series in coupled_record.items():
@@ -362,9 +398,37 @@ def _run_block(
     return result
 
 
+@dataclass
+class KernelState:
+    """What the step kernel keeps between calls within a block (see `kernels.advance`)."""
+
+    exit_probability: np.ndarray
+    """(R, cells) 1 - exp(-H dt) per compartment cell, valid while the rates are unchanged."""
+    boundary: np.ndarray
+    """(R, 2) persons entered from sources and left to sinks in the last kernel step."""
+    errors: np.ndarray
+    """(R,) the kernel's error bits of the last kernel step."""
+    epochs: list[list[tuple] | None]
+    """Per flow, its rate's key per reporting step (`rate_epochs`); None: evaluated every sub-step."""
+    evaluated: list[tuple | None] = field(default_factory=list)
+    """Per flow, the key its rate was last evaluated at (None: never, or not cached)."""
+
+    def due(self, step: int) -> list[bool]:
+        """Which flows' rates must be evaluated at a sub-step of `step`; remembers their new keys."""
+        if not self.evaluated:
+            self.evaluated = [None] * len(self.epochs)
+        due = []
+        for index, epochs in enumerate(self.epochs):
+            key = None if epochs is None else epochs[step]
+            due.append(key is None or key != self.evaluated[index])
+            self.evaluated[index] = key
+        return due
+
+
 def _substeps(
     context: BlockContext,
     tables: KernelTables,
+    kernel: KernelState,
     environment: Environment,
     state: np.ndarray,
     next_state: np.ndarray,
@@ -378,24 +442,30 @@ def _substeps(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One reporting step as `model.substeps` kernel steps of dt / substeps; rates are evaluated at
     the start of each sub-step and `moved` sums the persons moved over all of them. Sub-step k of
-    step s draws with the key index s * substeps + k (with one sub-step, the step itself)."""
+    step s draws with the key index s * substeps + k (with one sub-step, the step itself).
+
+    Only the rates that may have changed are evaluated again (`KernelState.due`); the kernel checks
+    rates and counts as it goes, and on a flagged replicate the checks of engines/diagnose.py name
+    the cell and raise ModelError."""
     model = context.model
     substeps = model.substeps
     total = moved if substeps == 1 else np.zeros_like(moved)
     for k in range(substeps):
         if k:
             environment = _moved_on(model, environment, state, step, k / substeps)
-        _fill_rates(
-            context, environment, state, rates, rate_views, step, tables.rate_origin,
-            (tables.exit_matrix, model.dt / substeps),
-        )
+        due = kernel.due(step)
+        _fill_rates(context, environment, state, rates, rate_views, due, (tables.exit_matrix, model.dt / substeps))
         if probe is not None and k == 0:
+            check_rates(context, state, rates, step, tables.rate_origin)
             probe(step, rates)
         advance(
             state,
             rates,
             next_state,
             moved,
+            kernel.exit_probability,
+            kernel.boundary,
+            kernel.errors,
             tables.flow_source,
             tables.flow_offset,
             tables.flow_cells,
@@ -409,9 +479,14 @@ def _substeps(
             np.int64(context.first_replicate),
             np.int64(step * substeps + k),
             stochastic,
+            any(due),
+            COUNT_CEILING,
         )
+        if kernel.errors.any():
+            check_rates(context, state, rates, step, tables.rate_origin)
+            check_counts(context, next_state, step, moved)
+            raise AssertionError("the step kernel flagged a value that the checks of engines/diagnose.py accept")
         state, next_state = next_state, state
-        check_counts(context, state, step, moved)
         if substeps > 1:
             total += moved
     if substeps > 1:
@@ -436,7 +511,8 @@ def _ode_step(
 
     def rates_at(t: float, current: np.ndarray) -> np.ndarray:
         moved_on = _moved_on(model, environment, current, step, t / model.dt)
-        _fill_rates(context, moved_on, current, rates, rate_views, step, origin)
+        _fill_rates(context, moved_on, current, rates, rate_views)
+        check_rates(context, current, rates, step, origin)
         return rates
 
     return integrate_step(system, rates_at, state, model.dt, options)
@@ -496,22 +572,23 @@ def _fill_rates(
     state: np.ndarray,
     rates: np.ndarray,
     views: list[np.ndarray],
-    step: int,
-    origin: np.ndarray,
+    due: list[bool] | None = None,
     occupancy: tuple[sparse.csr_matrix | None, float] | None = None,
 ) -> None:
-    """Evaluate every flow's rate into `rates` through `views`, its per-flow (R, *context) windows.
+    """Evaluate the flows' rates into `rates` through `views`, their per-flow (R, *context) windows:
+    every flow, or those marked in `due` (the others keep the values they hold).
 
     With `occupancy` = (exit matrix, dt) (the step engines), an inflow from a source reads each
     compartment cell at its mean occupancy over the step, n (1 - exp(-H dt)) / (H dt) for total exit
     hazard H: the person-time that the cell's outflows are drawn from. So inflows and outflows share one
     discretisation, and births mu N balance deaths mu from every compartment exactly (in expectation).
-    `state` (R, cells) is the state the rates apply to and `origin` the cell each rate cell leaves (-1 for
-    an inflow): rates of empty cells are set to 0, any other invalid rate raises ModelError (diagnose.py).
+    `state` (R, cells) is the state the rates apply to. Invalid rates are left as they are: the caller
+    checks them (diagnose.check_rates, or fused into the step kernel).
     """
     model = context.model
-    for flow, view in zip(model.flows, views, strict=True):
-        if flow.source is not None:
+    due = due or [True] * len(model.flows)
+    for flow, view, evaluate in zip(model.flows, views, due, strict=True):
+        if evaluate and flow.source is not None:
             view[...] = flow.rate(environment)
     sources = environment
     if occupancy is not None and occupancy[0] is not None:
@@ -520,10 +597,9 @@ def _fill_rates(
         exposure = exit_matrix.T.dot(finite.T).T * dt
         mean = state * np.where(exposure > 1e-9, -np.expm1(-exposure) / np.maximum(exposure, 1e-300), 1 - exposure / 2)
         sources = replace(environment, compartments=_compartments(model, mean))
-    for flow, view in zip(model.flows, views, strict=True):
-        if flow.source is None:
+    for flow, view, evaluate in zip(model.flows, views, due, strict=True):
+        if evaluate and flow.source is None:
             view[...] = flow.rate(sources)
-    check_rates(context, state, rates, step, origin)
 
 
 def _apply_event(
