@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
@@ -127,6 +128,18 @@ def test_results_do_not_depend_on_block_size_or_replicate_slices(competing_model
         np.testing.assert_array_equal(whole[name].values, blocked[name].values)
         np.testing.assert_array_equal(whole[name].values[40:], tail[name].values)
     np.testing.assert_array_equal(tail["replicate"].values, np.arange(40, 60))
+
+
+@pytest.mark.parametrize("engine", ["stochastic", "deterministic"])
+def test_results_do_not_depend_on_the_thread_count(competing_model, engine):
+    """The default takes every core numba has for 64+ replicates; 1, 2 or 3 threads give the same arrays."""
+    before = numba.get_num_threads()
+    runs = {threads: simulate(competing_model, replicates=70, seed=9, engine=engine, threads=threads, block_size=35)
+            for threads in (None, 1, 2, 3)}
+    for threads in (1, 2, 3):
+        for name in [*COMPARTMENTS, "entered", "exited"]:
+            np.testing.assert_array_equal(runs[None][name].values, runs[threads][name].values)
+    assert numba.get_num_threads() == before  # simulate puts the thread count back
 
 
 def test_policy_at_zero_strength_changes_nothing_and_common_numbers_pair_runs(competing_exits):

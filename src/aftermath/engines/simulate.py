@@ -28,6 +28,8 @@ from aftermath.scenario.validate import TIME_SYMBOL, parsed
 Engine = Literal["stochastic", "deterministic", "ode"]
 ENGINES: tuple[str, ...] = ("stochastic", "deterministic", "ode")
 RECORD_BUDGET_BYTES = 256_000_000
+REPLICATES_PER_THREAD = 32
+"""By default the kernel uses another thread for each this many replicates (up to numba's thread count)."""
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,7 @@ def simulate(
     first_replicate: int = 0,
     block_size: int | None = None,
     progress: Callable[[int], None] | None = None,
-    threads: int = 1,
+    threads: int | None = None,
     samples: np.ndarray | None = None,
     ode: OdeOptions | None = None,
     probe: Callable[[int, np.ndarray], None] | None = None,
@@ -234,7 +236,9 @@ def simulate(
     `parameters` gives per-run values (see `parameter_batch`); with it, replicate r uses row r.
     Replicates are numbered from `first_replicate`, which keys their random numbers, so runs
     split into pieces reproduce one whole run exactly. `threads` > 1 runs a block's replicates
-    on several cores (same numbers); the default of 1 suits process pools and busy machines.
+    on several cores (same numbers whatever the count); None (the default) takes one thread per
+    REPLICATES_PER_THREAD replicates, up to numba's current thread count (all cores, unless the caller,
+    e.g. a process-pool worker, lowered it with numba.set_num_threads).
     `samples` gives the parameter sample of each replicate, to name it in errors (default: its index).
 
     Raises ModelError, naming the flow or compartment, stratum, date, replicate, parameter sample and
@@ -264,6 +268,8 @@ def simulate(
         block = batch_size(ode or OdeOptions(), model.cells, model.rate_cells, block)
     pieces = []
     previous_threads = numba.get_num_threads()
+    if threads is None:
+        threads = min(previous_threads, replicates // REPLICATES_PER_THREAD)
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     try:
         for start in range(0, replicates, block):
