@@ -3,8 +3,10 @@
 Prints the stochastic engine's replicate-months per second, peak memory, deterministic runs per
 second for a batch of sampled parameters (and the cost of a sub-step), the ODE engine's runs per second
 for the same batch (explicit RK45 on the whole batch; LSODA on 20, its banded Jacobian limits the
-batch), the raw numpy binomial rate on the same counts (the ceiling of this approach), the same model
-written in Mesa 3 (speed ratio and a check that it is the same model), and each target with PASS or MISS.
+batch), the same deterministic batch written by hand as a numpy loop (speed ratio and a check that it
+gives the same counts), the raw numpy binomial rate on the same counts (the ceiling of this approach,
+and the array layout it assumes), the same model written in Mesa 3 (speed ratio and a check that it is
+the same model), and each target with PASS or MISS.
 
     .venv/bin/python benchmarks/bench_engines.py            # full run (several minutes)
     .venv/bin/python benchmarks/bench_engines.py --quick    # smoke run, small sizes
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import os
 import pstats
 import resource
@@ -31,7 +34,7 @@ import aftermath
 from aftermath.engines.ode import OdeOptions, batch_size
 from aftermath.scenario.checks import stratum_array
 from aftermath.scenario.validate import frozen_distribution
-from synthetic import COMPARTMENTS, SyntheticModel, synthetic_model
+from synthetic import CAMPAIGN, COHORTS, COMPARTMENTS, MONTHS_PER, ORIGINS, SyntheticModel, synthetic_model
 
 STOCHASTIC_TARGET = 25_000.0
 """Replicate-months per second of the stochastic engine in one process."""
@@ -141,6 +144,45 @@ def numpy_binomial_timing(model: aftermath.CompiledModel, spec: SyntheticModel, 
     return timed(lambda: rng.binomial(n, p), 5), n.size
 
 
+def numpy_loop(spec: SyntheticModel, samples: dict[str, np.ndarray], months: int) -> np.ndarray:
+    """The synthetic model's deterministic engine written by hand in numpy, replicates innermost.
+
+    State is (compartment, origin, cohort, run); each month every flow's rate is the product of its
+    factors (sampled parameters, per month, and the campaign schedule), a compartment's people leave
+    with probability 1 - exp(-H) for its total outflow hazard H, split by h / H, and recruits arrive at
+    their rate. Returns the state after `months` months. This is the fair numpy peer of the deterministic
+    engine: no expression language, no checks, no outcomes, the model's structure hard-coded.
+    """
+    runs = next(iter(samples.values())).shape[0]
+    factors = {}
+    for name, parameter in spec.parameters.items():
+        values = np.asarray(samples.get(name, np.broadcast_to(parameter.value, (runs, *np.shape(parameter.value)))))
+        shape = [len(ORIGINS) if "origin" in parameter.dims else 1, len(COHORTS) if "cohort" in parameter.dims else 1]
+        factors[name] = np.moveaxis(values.reshape(runs, *shape), 0, -1) / MONTHS_PER[parameter.unit]
+    constant = [functools.reduce(np.multiply, [factors[f] for f in flow.factors if f != "campaign"])
+                for flow in spec.flows]
+    seasonal = [("campaign" in flow.factors) for flow in spec.flows]
+    source = [COMPARTMENTS.index(f.source) if f.source in COMPARTMENTS else -1 for f in spec.flows]
+    target = [COMPARTMENTS.index(f.target) if f.target in COMPARTMENTS else -1 for f in spec.flows]
+    state = np.repeat(spec.initial[..., None], runs, axis=-1).astype(float)
+    for step in range(months):
+        campaign = CAMPAIGN[max(k for k in CAMPAIGN if k <= step)]
+        rates = [c * campaign if s else c for c, s in zip(constant, seasonal, strict=True)]
+        total = np.zeros_like(state)
+        for rate, leaves in zip(rates, source, strict=True):
+            if leaves >= 0:
+                total[leaves] += rate
+        leaving = state * -np.expm1(-total)
+        per_hazard = np.divide(leaving, total, out=np.zeros_like(leaving), where=total > 0)
+        following = state - leaving
+        for rate, leaves, enters in zip(rates, source, target, strict=True):
+            if enters < 0:
+                continue
+            following[enters] += rate * (per_hazard[leaves] if leaves >= 0 else 1.0)
+        state = following
+    return state
+
+
 def mesa_run(spec: SyntheticModel, replicates: int, months: int) -> tuple[Timing, np.ndarray]:
     """Time of all replicates (set-up included, as for aftermath) and mean compartment totals after `months`."""
     from mesa_model import FlowModel
@@ -228,6 +270,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"deterministic, batch of {sizes.batch:,} parameter samples ({len(samples)} parameters): "
           f"{batch.rates(sizes.batch, 'runs/s')}, median of {sizes.repeats} batches of {batch.wall:.2f} s")
 
+    loop = timed(lambda: numpy_loop(spec, samples, model.steps), sizes.repeats)
+    by_hand = numpy_loop(spec, samples, model.steps)
+    engine_end = aftermath.simulate(model, sizes.batch, engine="deterministic", parameters=samples)
+    ours = np.stack([engine_end[name].isel(time=-1).transpose("origin", "cohort", "replicate").values
+                     for name in COMPARTMENTS])
+    print(f"numpy loop (hand-written, state as (compartment, origin, cohort, run), runs innermost), same batch: "
+          f"{loop.rates(sizes.batch, 'runs/s')}; aftermath is {loop.wall / batch.wall:.2f}x its speed "
+          f"({loop.cpu / batch.cpu:.2f}x per CPU-second); largest difference of the final counts "
+          f"{np.max(np.abs(ours - by_hand) / np.maximum(by_hand, 1)):.1e} (relative)")
+
     substeps = 4
     fine = aftermath.compile_model(model.scenario, substeps=substeps)
     sub = timed(lambda: aftermath.simulate(fine, sizes.batch, engine="deterministic", parameters=samples,
@@ -249,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
 
     binomials, count = numpy_binomial_timing(model, spec, sizes.small)
     print(f"numpy binomial ceiling: {binomials.rates(count, 'draws/s')} from Generator.binomial over {count:,} "
-          f"flow x stratum x replicate cells, i.e. {count / binomials.wall / draws_per_month:,.0f} "
+          "flow x stratum x replicate cells (one call on C-contiguous (flow, stratum, replicate) arrays, replicates "
+          "innermost, int64 counts and float64 probabilities precomputed, no bookkeeping), i.e. "
+          f"{count / binomials.wall / draws_per_month:,.0f} "
           f"replicate-months/s at {draws_per_month:,} draws per replicate-month")
     print(f"engine: {small.rates(sizes.small * model.steps * draws_per_month, 'binomial-equivalent draws/s')} "
           f"({flows} flows x {strata} strata per replicate-month), "

@@ -17,6 +17,7 @@ FIGURES = {
     "deterministic runs/s": rf"deterministic, batch of [\d,]+ parameter samples .*: {NUMBER} runs/s",
     "sub-step cost": rf"each extra sub-step costs {NUMBER} us per run-month",
     "ode runs/s": rf"ode \(\w+, .*: {NUMBER} runs/s",
+    "numpy loop runs/s": rf"numpy loop \(hand-written, .*\), same batch: {NUMBER} runs/s",
     "numpy binomial draws/s": rf"numpy binomial ceiling: {NUMBER} draws/s",
     "engine binomial-equivalent draws/s": rf"engine: {NUMBER} binomial-equivalent draws/s",
     "Mesa replicate-months/s": rf"Mesa [\d.]+, one agent per person: {NUMBER} replicate-months/s",
@@ -40,5 +41,7 @@ def test_quick_benchmark_prints_every_figure() -> None:
         assert all(v > 0 for v in values), f"{figure} is not positive:\n{out}"
     assert len(re.findall(FIGURES["stochastic replicate-months/s"], out)) == 2, out
     assert "Mesa model agrees with aftermath" in out, out
+    difference = re.search(r"largest difference of the final counts ([\d.e+-]+) \(relative\)", out)
+    assert difference and float(difference.group(1)) < 1e-9, out  # the numpy loop is the same model
     verdicts = re.findall(r"^  (PASS|MISS) ", out, flags=re.MULTILINE)
     assert len(verdicts) == 4, out
