@@ -225,7 +225,7 @@ def profile(model: aftermath.CompiledModel, replicates: int, engine: str) -> Non
     parts["recording and the rest of the step loop"] = total - sum(parts.values())
     print(f"  profile, {engine}, {replicates:,} replicates: {total:.2f} s under cProfile")
     for label, value in parts.items():
-        print(f"    {label:<46} {value:7.2f} s  {100 * value / total:5.1f}%")
+        print(f"    {label:<46} {1000 * value:9.1f} ms  {100 * value / total:5.1f}%")
 
 
 def main(argv: list[str] | None = None) -> int:
