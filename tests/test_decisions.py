@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from aftermath.decisions import (
+    ALL_ARMS,
     DecisionError,
     classify,
     discover,
@@ -17,10 +18,14 @@ from aftermath.decisions import (
     parse_objective,
     parse_target,
     scenario_sensitivity,
+    stored_cases,
+    stored_sensitivity,
 )
 from aftermath.decisions.optimise import PolicyEvaluator, levers, robustness
-from aftermath.experiments import read_scenario
-from aftermath.experiments.runner import SERIAL
+from aftermath.decisions.sensitivity import analysis_seconds, design, tell_if_slow
+from aftermath.experiments import design_experiment, read_scenario
+from aftermath.experiments.runner import SERIAL, resume, run_stored
+from aftermath.store import Store
 from tests.conftest import ROOT
 
 TWO_LEVERS = ROOT / "tests" / "data" / "two_levers.yaml"
@@ -50,6 +55,28 @@ def test_sobol_matches_the_ishigami_indices_within_their_intervals() -> None:
     first_order = table[table["index"] == "S1"].set_index("parameter")
     assert not first_order.loc["x3", "significant"], "x3 has no first-order effect"
     assert first_order.loc[["x1", "x2"], "significant"].all()
+
+
+def test_intervals_do_not_depend_on_numpys_global_state_also_for_seed_zero() -> None:
+    """SALib's sobol and delta analysers treat seed 0 as no seed and would resample from numpy's global
+    state (seeded afresh by every process); the same design and seed must give the same intervals."""
+    bounds = {name: (-np.pi, np.pi) for name in ("x1", "x2", "x3")}
+    for method, samples in (("sobol", 64), ("delta", 200)):
+        tables = []
+        for global_seed in (1, 2):
+            np.random.seed(global_seed)
+            tables.append(function_sensitivity(ishigami, bounds, method, samples, seed=0))
+        assert tables[0].equals(tables[1]), method
+
+
+def test_a_long_delta_analysis_is_announced_with_its_expected_time() -> None:
+    names = [f"p{i}" for i in range(51)]
+    heard: list[str] = []
+    tell_if_slow(design("delta", names, 1000), 10, heard.append)
+    tell_if_slow(design("sobol", names, 64), 10, heard.append)
+    tell_if_slow(design("delta", names[:3], 200), 1, heard.append)
+    assert len(heard) == 1 and "delta: the analysis takes about 4 min" in heard[0], heard
+    assert analysis_seconds(design("delta", names, 1000), 1) == pytest.approx(52 * (0.18 + 0.33), rel=0.01)
 
 
 def _with_dead_input(x: np.ndarray) -> np.ndarray:
@@ -109,6 +136,60 @@ def test_scenario_sensitivity_reports_the_unused_parameter_as_zero() -> None:
     assert total.loc["exit_hazard", "significant"]
     assert total["value"].idxmax() == "exit_hazard"
     assert result.runs == 64 * (3 + 2)
+
+
+def test_a_design_run_is_stored_resumable_and_recomputed_from_the_store(tmp_path) -> None:
+    text, file, _ = read_scenario(TWO_LEVERS)
+    store = Store(tmp_path / "runs.duckdb")
+    target = [parse_target("remaining@2024-12")]
+    in_memory = scenario_sensitivity(text, file, target, "morris", 10, seed=3)
+
+    def stop_after_first_range(_: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        scenario_sensitivity(text, file, target, "morris", 10, seed=3, store=store, progress=stop_after_first_range)
+    run = store.run(1)
+    assert (run.row["kind"], run.row["sampler"], run.row["status"]) == ("sensitivity", "design", "interrupted")
+    assert run.metadata["design"]["method"] == "morris"
+    assert run.metadata["design"]["parameters"] == ["start_stock", "exit_hazard", "unused_share"]
+    with pytest.raises(DecisionError, match="aftermath resume 1"):
+        stored_sensitivity(store, 1, target)
+    assert resume(store, 1)
+    stored = stored_sensitivity(store, 1, target)
+    assert stored.run_id == 1 and stored.runs == in_memory.runs == 10 * 4
+    assert np.allclose(stored.table["value"], in_memory.table["value"])
+    other = stored_sensitivity(store, 1, [parse_target("left@2021-06")])
+    assert set(other.table["date"]) == {"2021-06"}, "any outcome and date, from the stored series"
+
+
+def test_a_run_without_a_design_is_not_analysed_as_one(tmp_path) -> None:
+    text, file, _ = read_scenario(TWO_LEVERS)
+    store = Store(tmp_path / "runs.duckdb")
+    run_stored(store, design_experiment(text, file, samples=4, replicates=1, engine="deterministic"), "ensemble")
+    with pytest.raises(DecisionError, match="not a sensitivity design"):
+        stored_sensitivity(store, 1, [parse_target("remaining@2024-12")])
+
+
+def test_discovery_over_every_arm_finds_a_policy_strength(tmp_path) -> None:
+    """Pooled arms: the stock left falls below 1,000 almost only where lever_b is on (it triples the
+    exit hazard) and the exit hazard is high, so PRIM's box restricts both."""
+    text, file, _ = read_scenario(TWO_LEVERS)
+    store = Store(tmp_path / "runs.duckdb")
+    arms = [{}, {"lever_a": 1.0}, {"lever_b": 1.0}, {"lever_a": 0.5, "lever_b": 1.0}]
+    experiment = design_experiment(text, file, samples=60, replicates=1, arms=arms, engine="deterministic")
+    run_id = run_stored(store, experiment, "compare")
+    target = [parse_target("remaining@2024-12")]
+    cases = stored_cases(store, run_id, target, ALL_ARMS)
+    assert cases.values.shape == (240, 1)
+    assert cases.inputs["lever_b (strength)"].tolist() == [0.0] * 120 + [1.0] * 120
+    assert cases.inputs["lever_a (strength)"].tolist() == [0.0] * 60 + [1.0] * 60 + [0.0] * 60 + [0.5] * 60
+    assert np.array_equal(cases.values[120:180], stored_cases(store, run_id, target, "lever_b=1").values)
+    found = discover(cases.inputs, classify(cases.values[:, 0], below=1000.0), min_density=0.9)
+    limits = found.chosen.limits.set_index("parameter")
+    assert limits.loc["lever_b (strength)", "low"] is not None
+    assert limits.loc["exit_hazard", "low"] is not None
+    assert found.chosen.density >= 0.9
 
 
 def test_feature_scores_put_the_driver_first_and_noise_below_the_dummy() -> None:

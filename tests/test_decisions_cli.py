@@ -35,12 +35,19 @@ def test_sensitivity_discovery_search_and_their_report_sections(tmp_path: Path) 
     saved = {name: tmp_path / f"{name}.json" for name in ("sensitivity", "discovery", "optimisation", "features")}
 
     result = run_cli("sensitivity", SCENARIO, "--method", "sobol", "-s", "64", "--outcome", "remaining",
-                     "--date", "2022-12", "--date", "2024-12", "--workers", "1", "--save", str(saved["sensitivity"]))
+                     "--date", "2022-12", "--date", "2024-12", "--workers", "1", "--store", store,
+                     "--save", str(saved["sensitivity"]))
     assert result.returncode == 0, result.stderr
     assert "exit_hazard" in result.stdout
     payload = json.loads(saved["sensitivity"].read_text())
     unused = [r for r in payload["indices"] if r["parameter"] == "unused_share"]
     assert unused and not any(r["significant"] for r in unused)
+    result = run_cli("sensitivity", "--from-run", str(payload["run_id"]), "--outcome", "remaining", "--date",
+                     "2024-12", "--store", store, "--json")
+    assert result.returncode == 0, result.stderr
+    again = json.loads(result.stdout)
+    assert again["runs"] == payload["runs"] and again["indices"] == [r for r in payload["indices"]
+                                                                      if r["date"] == "2024-12"]
 
     result = run_cli("ensemble", SCENARIO, "-s", "100", "--engine", "deterministic", "--workers", "1",
                      "--store", store, "--json")

@@ -18,6 +18,7 @@ from aftermath.cli.app import app, console, errors, fail
 from aftermath.cli.core import ScenarioArg
 from aftermath.cli.options import SeedOption
 from aftermath.decisions import (
+    ALL_ARMS,
     METHODS,
     DecisionError,
     classify,
@@ -27,6 +28,7 @@ from aftermath.decisions import (
     parse_objective,
     parse_target,
     scenario_sensitivity,
+    stored_sensitivity,
 )
 from aftermath.decisions.optimise import METRICS
 from aftermath.decisions.payload import (
@@ -40,6 +42,8 @@ from aftermath.decisions.sensitivity import ranking
 from aftermath.decisions.stored import stored_cases
 from aftermath.engines.simulate import ENGINES
 from aftermath.experiments import ExecutorError, ExecutorSpec, read_scenario
+from aftermath.experiments.runner import stored_experiment
+from aftermath.scenario.schema import Scenario
 from aftermath.store import DEFAULT_STORE, Store, StoreError
 from aftermath.summary import key_dates
 
@@ -74,33 +78,50 @@ def sensitivity(
     seed: SeedOption = 0,
     workers: WorkersOption = None,
     top: Annotated[int, typer.Option(min=1, help="Parameters shown per outcome and date.")] = 5,
+    from_run: Annotated[int | None, typer.Option(
+        "--from-run", help="Recompute the indices of a stored design run (any outcome, date) without running.")
+    ] = None,
+    store: StoreOption = DEFAULT_STORE,
+    in_memory: Annotated[bool, typer.Option(
+        "--in-memory", help="Keep only the chosen outcomes in memory instead of recording the run in --store.")
+    ] = False,
     save: SaveOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Global sensitivity: which uncertain parameters drive each outcome, with 95% bootstrap intervals.
 
     Runs the method's own design (Saltelli/Sobol sequence, Morris trajectories, Latin hypercube) through
-    SALib; indices not significantly above zero are marked. Too small a sample is refused with the minimum.
+    SALib, recorded in the run store as a resumable run (see --from-run); indices not significantly above
+    zero are marked. Too small a sample is refused with the minimum.
     """
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
-    text, file, loaded = read_scenario(scenario)
-    names = outcome or [next(name for name, o in loaded.outcomes.items() if not o.by)]
-    targets = _targets(names, date or key_dates(loaded))
-    with _decision_errors(), _progress("runs", as_json) as (started, advance):
-        result = scenario_sensitivity(
-            text, file, targets, method=method, samples=samples, second_order=second_order,  # type: ignore[arg-type]
-            parameters=parameter, engine=engine, replicates=replicates, seed=seed,
-            executor=ExecutorSpec(workers), progress=advance, started=started,
-        )
+    if from_run is not None:
+        if scenario is not None:
+            fail("give a SCENARIO to run a design, or --from-run RUN to recompute a stored one, not both")
+        with _decision_errors():
+            opened = Store(store, lock_timeout=10)
+            loaded = stored_experiment(opened.run(from_run)).scenario
+            result = stored_sensitivity(opened, from_run, _outcome_targets(loaded, outcome, date), _notice)
+    else:
+        text, file, loaded = read_scenario(scenario)
+        targets = _outcome_targets(loaded, outcome, date)
+        with _decision_errors(), _progress("runs", as_json) as (started, advance):
+            result = scenario_sensitivity(
+                text, file, targets, method=method, samples=samples,  # type: ignore[arg-type]
+                second_order=second_order, parameters=parameter, engine=engine, replicates=replicates, seed=seed,
+                executor=ExecutorSpec(workers), progress=advance, started=started,
+                store=None if in_memory else Store(store), notice=_notice,
+            )
     payload = sensitivity_payload(result)
     if _emit(payload, save, as_json):
         return
     ranked = ranking(result.table)
     index = str(ranked["index"].iloc[0]) if len(ranked) else "-"
+    where = "" if result.run_id is None else f", stored run {result.run_id}"
     grid = Table("outcome", "date", f"most influential parameters ({index}, 95% interval)", "not significant",
                  title=f"Sensitivity of {result.scenario}: {result.method}, {result.samples} samples, {result.runs} "
-                       f"runs ({result.engine})", title_justify="left")
+                       f"runs ({result.engine}{where})", title_justify="left")
     for (name, when), rows in ranked.groupby(["outcome", "date"], sort=False):
         significant = rows[rows["significant"]].head(top)
         shown = "\n".join(f"{r.parameter} {_figure(r.value)} ({_figure(r.low)} to {_figure(r.high)})"
@@ -115,7 +136,8 @@ def feature_scores_command(
     run_id: RunArg,
     outcome: Annotated[list[str], typer.Option(help="An outcome to score (repeat for more).")],
     date: Annotated[list[str] | None, typer.Option(help="A date YYYY-MM (repeat; default: the key dates).")] = None,
-    arm: Annotated[str | None, typer.Option(help="The arm of a comparison (default: the first).")] = None,
+    arm: Annotated[str | None, typer.Option(help=f"The arm of a comparison (default: the first); {ALL_ARMS}: every "
+                                                 "arm, with the policies' strengths as more inputs.")] = None,
     store: StoreOption = DEFAULT_STORE,
     top: Annotated[int, typer.Option(min=1, help="Parameters shown per outcome and date.")] = 5,
     seed: SeedOption = 0,
@@ -126,10 +148,7 @@ def feature_scores_command(
     does); parameters that score no higher than a dummy input of random numbers are noise."""
     with _decision_errors():
         opened = Store(store, lock_timeout=10)
-        run = opened.run(run_id)
-        from aftermath.experiments.runner import stored_experiment
-
-        scenario = stored_experiment(run).scenario
+        scenario = stored_experiment(opened.run(run_id)).scenario
         targets = _targets(outcome, date or key_dates(scenario))
         cases = stored_cases(opened, run_id, targets, arm)
         table = feature_scores(cases.inputs, cases.values, [t.label for t in targets], seed)
@@ -159,14 +178,16 @@ def discover_command(
         min=0.01, max=0.99, help="Cases of interest: the outcome above this quantile of the run (e.g. 0.8).")] = None,
     min_density: Annotated[float, typer.Option(
         min=0.05, max=1.0, help="Choose the box of highest coverage with at least this density.")] = 0.8,
-    arm: Annotated[str | None, typer.Option(help="The arm of a comparison (default: the first).")] = None,
+    arm: Annotated[str | None, typer.Option(help=f"The arm of a comparison (default: the first); {ALL_ARMS}: every "
+                                                 "arm, with the policies' strengths as more dimensions.")] = None,
     store: StoreOption = DEFAULT_STORE,
     seed: SeedOption = 0,
     save: SaveOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Scenario discovery on a stored ensemble: the box of uncertain parameters where the outcome of
-    interest happens (PRIM with peeling and pasting; CART as a second opinion)."""
+    """Scenario discovery on a stored ensemble: the box of uncertain parameters (and, with --arm all,
+    policy strengths) where the outcome of interest happens (PRIM with peeling and pasting; CART as a
+    second opinion)."""
     if sum(x is not None for x in (above, below, quantile)) != 1:
         fail("give exactly one of --above, --below or --quantile")
     with _decision_errors():
@@ -262,6 +283,17 @@ def optimise_command(
 
 def _targets(outcomes: list[str], dates: list[str]):
     return [parse_target(f"{name}@{when}") for name in outcomes for when in dates]
+
+
+def _outcome_targets(scenario: Scenario, outcomes: list[str] | None, dates: list[str] | None):
+    """The asked outcomes (default: the first one-number outcome) at the asked dates (default: key dates)."""
+    names = outcomes or [next(name for name, o in scenario.outcomes.items() if not o.by)]
+    with _decision_errors():
+        return _targets(names, dates or key_dates(scenario))
+
+
+def _notice(text: str) -> None:
+    errors.print(text, markup=False, highlight=False)
 
 
 def _figure(value: float) -> str:

@@ -13,10 +13,14 @@ from aftermath.decisions.sensitivity import (
     function_sensitivity,
     given_data_sensitivity,
     scenario_sensitivity,
+    stored_sensitivity,
 )
+from aftermath.decisions.stored import ALL_ARMS, Cases, stored_cases
 
 __all__ = [
+    "ALL_ARMS",
     "METHODS",
+    "Cases",
     "DecisionError",
     "Discovery",
     "Objective",
@@ -33,4 +37,6 @@ __all__ = [
     "parse_objective",
     "parse_target",
     "scenario_sensitivity",
+    "stored_cases",
+    "stored_sensitivity",
 ]

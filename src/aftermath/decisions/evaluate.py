@@ -15,6 +15,7 @@ import numpy as np
 from aftermath.experiments.design import Arm, Experiment, design_experiment, layout_of
 from aftermath.experiments.executors import ExecutorSpec
 from aftermath.experiments.runner import SERIAL, run_ranges
+from aftermath.experiments.sampling import Sampler
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 
 
@@ -99,10 +100,12 @@ def scenario_experiment(
     engine: str = "deterministic",
     replicates: int = 1,
     seed: int = 0,
+    sampler: Sampler = "lhs",
 ) -> Experiment:
-    """An experiment over given draws {parameter: (samples,)} (parameters left out keep their value)."""
+    """An experiment over given draws {parameter: (samples,)} (parameters left out keep their value);
+    `sampler` is how they were made (DESIGN: a sensitivity design)."""
     samples = len(next(iter(draws.values()))) if draws else 1
     return design_experiment(
-        scenario_text, scenario_file, samples=samples, replicates=replicates, arms=arms,
+        scenario_text, scenario_file, samples=samples, replicates=replicates, arms=arms, sampler=sampler,
         engine=engine, seed=seed, draws=draws,  # type: ignore[arg-type]
     )

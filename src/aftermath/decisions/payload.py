@@ -22,8 +22,8 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 def sensitivity_payload(result: ScenarioSensitivity) -> dict[str, Any]:
     return {"kind": "sensitivity", "scenario": result.scenario, "method": result.method, "samples": result.samples,
-            "runs": result.runs, "engine": result.engine, "targets": [t.label for t in result.targets],
-            "indices": _records(result.table)}
+            "runs": result.runs, "engine": result.engine, "run_id": result.run_id,
+            "targets": [t.label for t in result.targets], "indices": _records(result.table)}
 
 
 def feature_payload(run_id: int, scenario: str, table: pd.DataFrame) -> dict[str, Any]:

@@ -19,6 +19,10 @@ significant". Too small a sample is refused with the minimum named.
 
 Inputs live in the unit cube (each parameter's quantile), mapped through the parameter's declared
 distribution, so any distribution can be analysed; quantiles are kept within [0.001, 0.999].
+
+A design run into a run store is an ordinary run (kind 'sensitivity', sampler 'design'; resumable
+like any run) with the design in its metadata, so its indices can be recomputed from the store for
+any outcome and date (`stored_sensitivity`) without running anything again.
 """
 
 from __future__ import annotations
@@ -26,17 +30,20 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from aftermath.decisions.evaluate import DecisionError, Target, evaluate_targets, scenario_experiment
+from aftermath.decisions.stored import stored_cases
 from aftermath.experiments.executors import ExecutorSpec
-from aftermath.experiments.runner import SERIAL
-from aftermath.experiments.sampling import draws_from_unit, uncertain_parameters
+from aftermath.experiments.runner import SERIAL, run_stored, stored_experiment
+from aftermath.experiments.sampling import DESIGN, draws_from_unit, uncertain_parameters
 from aftermath.scenario.loader import parse_scenario
+from aftermath.store import Store
 
 Method = Literal["sobol", "morris", "rbd-fast", "delta"]
 METHODS: tuple[str, ...] = ("sobol", "morris", "rbd-fast", "delta")
@@ -53,7 +60,16 @@ MORRIS_LEVELS = 4
 QUANTILE_MARGIN = 1e-3
 BOOTSTRAP = 200
 DELTA_BOOTSTRAP = 30
-"""The delta estimator re-estimates densities for every resample; 30 keeps it to seconds."""
+"""Resamples of the delta estimator, which fits (M + 1) kernel densities per input for each one (and SALib
+1.6 does it twice, balanced and raw): 30 instead of SALib's 100 keeps it to a few seconds of CPU per input
+and output (DELTA_SECONDS) while the interval still separates a driver from the dummy input."""
+DELTA_SECONDS = (0.18, 0.00033)
+"""CPU seconds of delta's analysis per input and output, a + b * runs, measured with SALib 1.6 on one
+BLAS thread of the 2-core development machine (13 s for 200 runs x 53 inputs, 27 s for 1,000 runs).
+Without the one-thread limit OpenBLAS spun threads on each tiny solve: 75 s for 200 runs at 10
+resamples on the same loaded machine."""
+SLOW_ANALYSIS = 30.0
+"""Seconds of analysis above which the caller is told how long to expect."""
 CONFIDENCE = 0.95
 DUMMY = "(dummy)"
 
@@ -100,6 +116,11 @@ class Design:
     dummy: np.ndarray | None = field(default=None, repr=False)
     """For given-data methods: a column of random numbers no run uses (the noise floor)."""
 
+    def metadata(self) -> dict:
+        """What `design` needs to make the same design again (recorded with a stored design run)."""
+        return {"method": self.method, "parameters": self.names, "samples": self.samples,
+                "second_order": self.second_order, "seed": self.seed, "quantile_margin": QUANTILE_MARGIN}
+
     def problem(self, with_dummy: bool = False) -> dict:
         names = [*self.names, DUMMY] if with_dummy else list(self.names)
         return {"num_vars": len(names), "names": names, "bounds": [[0.0, 1.0]] * len(names)}
@@ -143,10 +164,34 @@ def analyse(plan: Design, outputs: np.ndarray, labels: Sequence[str]) -> pd.Data
         y = outputs[:, column]
         if np.ptp(y) <= 1e-12 * max(1.0, float(np.abs(y).max())):
             continue
-        with warnings.catch_warnings(record=True):  # kept from the terminal (SALib resets the filters)
-            rows += _indices(plan, y, label)
+        # SALib's warnings are kept from the terminal (it resets the filters); one BLAS thread (DELTA_SECONDS);
+        # numpy's global random state as it was (SALib's delta reseeds it)
+        state = np.random.get_state()
+        try:
+            with warnings.catch_warnings(record=True), threadpool_limits(limits=1):
+                rows += _indices(plan, y, label)
+        finally:
+            np.random.set_state(state)
     columns = ["output", "parameter", "index", "value", "low", "high", "significant"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def analysis_seconds(plan: Design, outputs: int) -> float:
+    """About how many CPU seconds `analyse` takes for `outputs` columns: only delta's is long
+    (DELTA_SECONDS); the others take well under a second per output."""
+    if plan.method != "delta":
+        return 0.0
+    low, per_run = DELTA_SECONDS
+    return outputs * (len(plan.names) + 1) * (low + per_run * len(plan.points))
+
+
+def tell_if_slow(plan: Design, outputs: int, notice: Callable[[str], None] | None) -> None:
+    """Tell `notice` the expected minutes when analysing `outputs` columns takes over SLOW_ANALYSIS seconds."""
+    seconds = analysis_seconds(plan, outputs)
+    if notice is not None and seconds > SLOW_ANALYSIS:
+        notice(f"{plan.method}: the analysis takes about {seconds / 60:.0f} min of CPU after the runs "
+               f"({outputs} outcome-dates x {len(plan.names)} parameters; each of {DELTA_BOOTSTRAP} resamples "
+               "re-fits the densities); fewer --date or --outcome make it shorter")
 
 
 def _row(label: str, parameter: str, index: str, value: float, conf: float, floor: float = 0.0) -> dict:
@@ -155,8 +200,14 @@ def _row(label: str, parameter: str, index: str, value: float, conf: float, floo
             "low": float(low), "high": float(high), "significant": bool(low > floor)}
 
 
+def analysis_seed(seed: int) -> int:
+    """The bootstrap seed SALib gets: derived from the design's seed and never 0, because SALib 1.6's
+    sobol and delta analysers take a seed of 0 as none (`if seed:`) and would resample unseeded."""
+    return int(np.random.SeedSequence([seed, 0x5A1B]).generate_state(1, np.uint32)[0]) or 1
+
+
 def _indices(plan: Design, y: np.ndarray, label: str) -> list[dict]:
-    seed = plan.seed
+    seed = analysis_seed(plan.seed)
     if plan.method == "sobol":
         from SALib.analyze import sobol
 
@@ -237,6 +288,8 @@ class ScenarioSensitivity:
     targets: list[Target]
     table: pd.DataFrame
     """`analyse`'s table with the output split into outcome and date."""
+    run_id: int | None = None
+    """The stored design run the indices come from (None: run in memory)."""
 
 
 def scenario_sensitivity(
@@ -253,32 +306,78 @@ def scenario_sensitivity(
     executor: ExecutorSpec = SERIAL,
     progress: Callable[[int], None] | None = None,
     started: Callable[[int], None] | None = None,
+    store: Store | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> ScenarioSensitivity:
-    """Sensitivity of each target to the scenario's uncertain parameters (or those named).
+    """Sensitivity of each target to the scenario's uncertain parameters (or those named; either way in
+    the scenario's order).
 
     Runs the method's design (deterministic engine by default; the stochastic engine averages
-    `replicates` runs per point). `started` is told the number of runs before they start.
-    Raises DecisionError (too small, unknown parameter or outcome) before running anything.
+    `replicates` runs per point), into `store` as a run of kind 'sensitivity' with the design in its
+    metadata when one is given (see `stored_sensitivity`), else in memory keeping only the targets.
+    `started` is told the number of runs before they start, `notice` how long the analysis will take
+    if that is long (see analysis_seconds). Raises DecisionError (too small, unknown parameter or
+    outcome) before running anything.
     """
     scenario = parse_scenario(scenario_text, scenario_file)
     uncertain = uncertain_parameters(scenario)
-    names = list(parameters) if parameters else uncertain
-    unknown = [name for name in names if name not in uncertain]
+    names = [name for name in uncertain if name in parameters] if parameters else uncertain
+    unknown = [name for name in parameters or [] if name not in uncertain]
     if unknown:
         raise DecisionError(f"{', '.join(unknown)}: not an uncertain parameter of {scenario.name!r}; "
                             f"expected one of {', '.join(uncertain)}")
     plan = design(method, names, samples, second_order, seed)
+    tell_if_slow(plan, len(targets), notice)
     draws = draws_from_unit(scenario, names, plan.points, QUANTILE_MARGIN)
     experiment = scenario_experiment(scenario_text, scenario_file, draws, engine=engine, replicates=replicates,
-                                     seed=seed)
-    if started is not None:
-        started(experiment.members)
-    values = evaluate_targets(experiment, targets, executor, progress)[0]
+                                     seed=seed, sampler=DESIGN)
+    if store is None:
+        if started is not None:
+            started(experiment.members)
+        values = evaluate_targets(experiment, targets, executor, progress)[0]
+        return _indexed(plan, values, targets, scenario.name, engine)
+    run_id = run_stored(store, experiment, "sensitivity", executor, progress,
+                        None if started is None else lambda _, members: started(members), {"design": plan.metadata()})
+    return stored_sensitivity(store, run_id, targets)
+
+
+def stored_sensitivity(store: Store, run_id: int, targets: Sequence[Target],
+                       notice: Callable[[str], None] | None = None) -> ScenarioSensitivity:
+    """The indices of a stored design run (made by `scenario_sensitivity` with a store) for any
+    targets, from its stored series; nothing is run.
+
+    Raises DecisionError when the run holds no design, is unfinished (resume it first), or its draws
+    differ from the design made again from its metadata (another SALib); StoreError for an unknown run.
+    """
+    run = store.run(run_id)
+    recorded = run.metadata.get("design")
+    if recorded is None:
+        raise DecisionError(f"run {run_id} is a {run.row['kind']} run, not a sensitivity design; expected a run made "
+                            "by 'aftermath sensitivity' (for any stored run: 'aftermath feature-scores')")
+    experiment = stored_experiment(run)
+    plan = design(recorded["method"], recorded["parameters"], int(recorded["samples"]),
+                  bool(recorded["second_order"]), int(recorded["seed"]))
+    again = draws_from_unit(experiment.scenario, plan.names, plan.points, float(recorded["quantile_margin"]))
+    if any(not np.allclose(again[name], run.draws.get(name, np.nan), rtol=1e-12, atol=0) for name in plan.names):
+        raise DecisionError(f"run {run_id}: the {plan.method} design made again from its metadata differs from the "
+                            "stored draws (another SALib version?); expected the versions that made it: "
+                            f"{run.row['versions']}")
+    cases = stored_cases(store, run_id, targets)
+    if len(cases.values) != experiment.samples:
+        raise DecisionError(f"run {run_id} holds {len(cases.values)} of its {experiment.samples} design points "
+                            f"(status {run.row['status']}); finish it with 'aftermath resume {run_id}'")
+    tell_if_slow(plan, len(targets), notice)
+    return replace(_indexed(plan, cases.values, targets, experiment.scenario.name, experiment.engine),
+                   run_id=run_id)
+
+
+def _indexed(plan: Design, values: np.ndarray, targets: Sequence[Target], scenario: str,
+             engine: str) -> ScenarioSensitivity:
     table = analyse(plan, values, [t.label for t in targets])
     split = table["output"].str.split("@", expand=True)
     table.insert(0, "outcome", split[0] if len(table) else [])
     table.insert(1, "date", split[1] if len(table) else [])
-    return ScenarioSensitivity(scenario.name, method, samples, len(plan.points), engine, list(targets),
+    return ScenarioSensitivity(scenario, plan.method, plan.samples, len(plan.points), engine, list(targets),
                                table.drop(columns="output"))
 
 

@@ -47,16 +47,17 @@ def run_experiment(
 
 def run_stored(
     store: Store, experiment: Experiment, kind: str, executor: ExecutorSpec = SERIAL,
-    progress: Progress | None = None, started: Started | None = None,
+    progress: Progress | None = None, started: Started | None = None, metadata: dict | None = None,
 ) -> int:
-    """Record the run, then store each range as it finishes; returns the run id.
+    """Record the run (with JSON-ready `metadata`, e.g. the design it samples), then store each range
+    as it finishes; returns the run id.
 
     `started` is told the run id and the members to run as soon as the run exists (so an
     interrupted caller can name it).
     """
     executor.check()
     with store.holding():
-        run_id = store.create_run(experiment, layout_of(experiment), kind, executor.describe())
+        run_id = store.create_run(experiment, layout_of(experiment), kind, executor.describe(), metadata)
         if started is not None:
             started(run_id, experiment.members)
         _finish(store, run_id, experiment, experiment.ranges(), executor, progress)

@@ -19,8 +19,11 @@ from aftermath.scenario.schema import Scenario
 from aftermath.scenario.validate import TAIL, frozen_distribution
 from aftermath.units import is_probability_unit
 
-Sampler = Literal["lhs", "mc"]
+Sampler = Literal["lhs", "mc", "design"]
 SAMPLERS: tuple[str, ...] = ("lhs", "mc")
+"""The samplers that draw; a run whose draws its caller made (a sensitivity design, recorded in the
+run's metadata) is labelled DESIGN."""
+DESIGN = "design"
 _SAMPLING_STREAM = stable_id("parameter samples")
 
 

@@ -253,7 +253,7 @@ def assumptions(content: ReportContent) -> list[tuple[str, str]]:
 def uncertainty_note(content: ReportContent) -> str:
     facts = content.facts
     if facts.samples > 1 and facts.uncertain_parameters:
-        how = "Latin hypercube" if facts.sampler == "lhs" else "plain Monte Carlo"
+        how = {"lhs": "Latin hypercube", "mc": "plain Monte Carlo"}.get(facts.sampler, "a sensitivity design")
         return (f"Ranges combine what we do not know about {facts.uncertain_parameters} parameters ({facts.samples:,} "
                 f"draws from their stated ranges, {how}) with chance ({facts.replicates:,} runs per draw).")
     return (f"Ranges show chance only ({facts.replicates:,} runs with the parameters at their stated values); "

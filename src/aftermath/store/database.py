@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager, nullcontext, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -132,6 +132,13 @@ FROM steps JOIN runs USING (run_id);
 """
 
 
+METADATA_TABLE = """
+CREATE TABLE IF NOT EXISTS run_metadata (run_id INTEGER PRIMARY KEY, metadata VARCHAR NOT NULL)
+"""
+"""A run's metadata (a JSON object, e.g. a sensitivity design), made the first time a run has some, so
+stores written before it keep their schema version."""
+
+
 READ_ALL = """
 SELECT (SELECT count(*) FROM runs r JOIN arms a USING (run_id)
         WHERE run_id = ? AND hash(r) IS NOT NULL AND hash(a) IS NOT NULL),
@@ -182,11 +189,13 @@ def process_alive(pid: int, started: float | None) -> bool:
 
 @dataclass(frozen=True)
 class StoredRun:
-    """A run as the store holds it: its row, arms in order, and parameter draws."""
+    """A run as the store holds it: its row, arms in order, parameter draws, and metadata."""
 
     row: dict
     arms: list[tuple[str, dict[str, float]]]
     draws: dict[str, np.ndarray]
+    metadata: dict = field(default_factory=dict)
+    """What the layer that made the run recorded with it (e.g. {'design': ...}); empty if nothing."""
 
     @property
     def run_id(self) -> int:
@@ -385,8 +394,10 @@ class Store:
                 ) from None
             raise StoreError(f"{self.path}: cannot write {what} ({text})") from None
 
-    def create_run(self, experiment: Experiment, layout: Layout, kind: str, executor: str) -> int:
-        """Record a new run (description, arms, parameter draws) in one transaction; returns its id."""
+    def create_run(self, experiment: Experiment, layout: Layout, kind: str, executor: str,
+                   metadata: dict | None = None) -> int:
+        """Record a new run (description, arms, parameter draws, JSON-ready `metadata` if any) in one
+        transaction; returns its id."""
         with self._writing("the run's description"), self.connect(write=True) as connection, transaction(connection):
             existing = {row[0] for row in connection.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = 'series'"
@@ -420,6 +431,9 @@ class Store:
                 frame = pd.DataFrame(rows, columns=["run_id", "sample", "parameter", "value", "relative", "unit"])
                 connection.register("draws", frame)
                 connection.execute("INSERT INTO parameters BY NAME SELECT * FROM draws")
+            if metadata:
+                connection.execute(METADATA_TABLE)
+                connection.execute("INSERT INTO run_metadata VALUES (?, ?)", [run_id, json.dumps(metadata)])
         return int(run_id)
 
     def write_range(self, run_id: int, labels: Sequence[str], result: TaskResult, layout: Layout,
@@ -511,9 +525,15 @@ class Store:
             draws_table = connection.execute(
                 "SELECT parameter, sample, value FROM parameters WHERE run_id = ? ORDER BY parameter, sample", [run_id]
             ).df()
+            has_metadata = connection.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'run_metadata'"
+            ).fetchall()[0][0]
+            recorded = connection.execute(
+                "SELECT metadata FROM run_metadata WHERE run_id = ?", [run_id]
+            ).fetchall() if has_metadata else []
         row["status"] = effective_status(row)
         draws = {str(name): group["value"].to_numpy() for name, group in draws_table.groupby("parameter", sort=False)}
-        return StoredRun(row, arms, draws)
+        return StoredRun(row, arms, draws, json.loads(recorded[0][0]) if recorded else {})
 
     def load_series(
         self, run: StoredRun, layout: Layout, dates: Sequence[str] | None = None
