@@ -190,6 +190,10 @@ def test_yearly_tables_by_region_perpetrator_and_result_have_bands():
     assert set(table[table["group"] == "result"]["label"]) == {"foiled", "failed", "completed"}
     assert (table["low"] <= table["median"]).all() and (table["median"] <= table["high"]).all()
     by_region = counts(result, model.scenario.home_front, "plots")
+    west = table[(table["measure"] == "plots") & (table["label"] == "west")].set_index("year")
+    for year in (2015, 2016):
+        expected = np.quantile(by_region.sel(region="west", year=year).values, [0.05, 0.5, 0.95])
+        np.testing.assert_allclose(west.loc[year, ["low", "median", "high"]].to_numpy(dtype=float), expected)
     whole = result["home_plots"].sum(["origin", "perpetrator", "result"])
     assert float(by_region.sum().values) == pytest.approx(float(whole.isel(time=slice(1, 1 + 12 * 4)).sum().values))
 

@@ -17,7 +17,7 @@ from aftermath.engines.simulate import ENGINES, check_result_memory, simulate
 from aftermath.engines.steps import coarse_step
 from aftermath.experiments.sampling import per_run_parameters
 from aftermath.homefront.schema import parameter_roles
-from aftermath.homefront.summary import home_front_of, home_front_table, home_front_years
+from aftermath.homefront.summary import home_front_of, home_front_table, home_front_years, row_name
 from aftermath.model.compile import compile_model
 from aftermath.results import check_output_path, write_results
 from aftermath.scenario.describe import citations, initial_text, parameter_rows
@@ -163,8 +163,7 @@ def _print_home_front(table) -> None:
         grid.add_column(str(year), justify="right")
     for (measure, group, label), rows in table.groupby(["measure", "group", "label"], sort=False):
         cells = {r.year: band_text(r.median, r.low, r.high, "\n") for r in rows.itertuples()}
-        name = measure if group == "all" else f"{measure}: {label}" if group == "region" else f"{measure} by {label}"
-        grid.add_row(name, *[cells.get(year, "") for year in years])
+        grid.add_row(row_name(measure, group, label), *[cells.get(year, "") for year in years])
     console.print(grid)
 
 

@@ -13,7 +13,8 @@ import xarray as xr
 from aftermath.homefront.schema import PERPETRATORS, RESULTS, HomeFrontSpec, HomeObservation
 from aftermath.summary import key_dates, quantiles
 
-MEASURE_TEXT = {"plots": "plots (foiled, failed, completed)", "completed": "completed plots", "arrests": "arrests"}
+PERPETRATOR_TEXT = {"returnee": "operational returnees", "remobilised": "remobilised returnees",
+                    "home_grown": "home-grown extremists"}
 
 
 def home_front_of(scenario: object) -> HomeFrontSpec | None:
@@ -68,8 +69,21 @@ def observed_runs(dataset: xr.Dataset, spec: HomeFrontSpec, observation: HomeObs
     return data.sel(year=observation.year, region=observation.region).values.reshape(-1)
 
 
+def row_name(measure: str, group: str, label: str) -> str:
+    """A row of the yearly table in words: 'plots, all regions', 'plots: european union', 'plots by
+    home-grown extremists', 'plots completed'."""
+    text = label.replace("_", " ")
+    if group == "all":
+        return f"{measure}, all regions"
+    if group == "region":
+        return f"{measure}: {text}"
+    if group == "perpetrator":
+        return f"{measure} by {PERPETRATOR_TEXT[label]}"
+    return f"{measure} {text}"
+
+
 def _rows(data: xr.DataArray, measure: str, group: str, label_dim: str | None) -> list[dict[str, object]]:
-    levels = quantiles(data.transpose("replicate", ...).values)
+    levels = quantiles(data.transpose("replicate", "year", *([label_dim] if label_dim else [])).values)
     rows = []
     for index, year in enumerate(data["year"].values):
         labels = data[label_dim].values if label_dim else ["all"]

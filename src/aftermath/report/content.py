@@ -574,7 +574,14 @@ def home_front_content(
 ) -> HomeFrontContent | None:
     """The home front's yearly bands, its record and each policy's paired change in plots, when the scenario
     has a home front and the run recorded it. `differences`: policy label -> that arm minus the reference."""
-    from aftermath.homefront.summary import counts, home_front_of, home_front_table, home_front_years, observed_runs
+    from aftermath.homefront.summary import (
+        counts,
+        home_front_of,
+        home_front_table,
+        home_front_years,
+        observed_runs,
+        row_name,
+    )
 
     spec = home_front_of(scenario)
     if spec is None or "home_plots" not in dataset.data_vars:
@@ -588,9 +595,7 @@ def home_front_content(
 
     rows = []
     for (measure, group, text), part in table.groupby(["measure", "group", "label"], sort=False):
-        name = f"{measure}, all regions" if group == "all" else (
-            f"{measure}: {label(text)}" if group == "region" else f"{measure} by {text.replace('_', ' ')}")
-        rows.append((label(name), per_year(part)))
+        rows.append((label(row_name(measure, group, text)), per_year(part)))
     observed = [
         (f"{observation.measure}, {label(observation.region)}", observation.year, observation.value,
          Band(*band(observed_runs(dataset, spec, observation))))
