@@ -156,7 +156,7 @@ def test_observation_checks_compare_intervals_with_bands() -> None:
 
 def test_fit_check_with_parameter_uncertainty_gives_bands(scenario) -> None:
     checks = fit_check(scenario, replicates=8, seed=2)
-    assert len(checks) == len(scenario.observations)
+    assert len(checks) == len(scenario.observations) + len(scenario.home_front.observations)
     world = next(c for c in checks if c.source == "G11")
     assert world.band_low < world.median < world.band_high
     summary = fit_summary(checks)

@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("model",),
     ("engines",),
     ("summary", "results"),
-    ("network",),  # sub-models: they plug into the core (scenario, model, engines) from above
+    ("network", "homefront"),  # sub-models: they plug into the core (scenario, model, engines) from above
     ("experiments",),
     ("store",),
     ("experiments.runner", "fitcheck", "inference", "decisions"),

@@ -219,6 +219,27 @@ def test_a_scenario_with_a_network_shows_it(tmp_path: Path) -> None:
     assert collect("competing_exits", samples=2, replicates=1, executor=SERIAL, stock_runs=2).network is None
 
 
+def test_a_scenario_with_a_home_front_shows_it(tmp_path: Path) -> None:
+    from tests.test_homefront import small_scenario
+
+    source = tmp_path / "home.yaml"
+    source.write_text(small_scenario(), encoding="utf-8")
+    content = collect(source, samples=6, replicates=1, policies=[{"border_and_intelligence": None}],
+                      executor=SERIAL, stock_runs=2)
+    home = content.home_front
+    assert home is not None and home.years == [2014, 2015, 2016, 2017]  # 2018 ends with the run: not whole
+    texts = [text for text, _ in home.rows]
+    assert "Plots, all regions" in texts and "Plots by operational returnees" in texts and "Plots completed" in texts
+    assert [what for what, *_ in home.observed] == ["plots, West"]
+    assert [policy for policy, _ in home.effects] == ["Border and intelligence"]
+    assert all(b is None or b.low <= b.median <= b.high for _, bands in home.rows for b in bands)
+    page = build_report(tmp_path / "home.html", source, samples=6, replicates=1,
+                        policies=[{"border_and_intelligence": None}], executor=SERIAL, stock_runs=2).read_text()
+    assert '>The home front</h2>' in page and 'data-chart="Plots at home per year by region"' in page
+    assert "Change in plots with Border and intelligence" in page
+    assert collect("competing_exits", samples=2, replicates=1, executor=SERIAL, stock_runs=2).home_front is None
+
+
 def test_observations_split_fitted_and_later(experiment_and_content) -> None:
     _, content = experiment_and_content
     early = observation_rows(content.scenario, content.outcomes, "2017-12")[0]

@@ -158,14 +158,19 @@ def test_default_scenario_report_with_its_network(browser, tmp_path: Path) -> No
     try:
         assert visit.requests == [report.resolve().as_uri()]
         assert not visit.errors and not [text for kind, text in visit.console if kind in ("error", "warning")]
-        for anchor in ("headline", "over-time", "where", "countries", "policies", "network", "record", "sources"):
+        for anchor in ("headline", "over-time", "where", "countries", "policies", "network", "home_front", "record",
+                       "sources"):
             assert visit.page.locator(f"section#{anchor}").count() == 1, anchor
         network = visit.page.locator('figure[data-chart="The alliance network"] svg')
         assert network.evaluate(SHAPES)["marks"] > 20
+        home = visit.page.locator('figure[data-chart="Plots at home per year by region"] svg')
+        assert home.bounding_box()["width"] > 200 and home.evaluate(SHAPES)["marks"] >= 4
+        assert "Change in plots with Military pressure" in visit.page.locator("section#home_front").inner_text()
         ARTIFACTS.mkdir(exist_ok=True)
         visit.page.screenshot(path=str(ARTIFACTS / "report-default.png"), full_page=True)
         visit.page.locator("#where").screenshot(path=str(ARTIFACTS / "report-default-where.png"))
         visit.page.locator("#network").screenshot(path=str(ARTIFACTS / "report-default-network.png"))
+        visit.page.locator("#home_front").screenshot(path=str(ARTIFACTS / "report-default-home-front.png"))
     finally:
         visit.close()
 

@@ -91,4 +91,4 @@ def test_a_sub_models_section_and_rules_are_checked_like_the_core(camp_registere
 def test_a_section_name_can_be_taken_once():
     with pytest.raises(ValueError, match="already taken"):
         submodels.register(submodels.SubModel("flows", Camp, check_camp, camp_symbols, CampCoupling))
-    assert [s.name for s in submodels.registered()] == ["network"]
+    assert [s.name for s in submodels.registered()] == ["home_front", "network"]

@@ -1,5 +1,6 @@
 """aftermath: what happens to a militant organisation's foreign fighters after it loses its territory."""
 
+import aftermath.homefront
 import aftermath.network  # noqa: F401  (registers the alliance network, a sub-model)
 from aftermath.engines.simulate import parameter_batch, simulate
 from aftermath.errors import ModelError, ScenarioError

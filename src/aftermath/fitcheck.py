@@ -22,6 +22,8 @@ import xarray as xr
 
 from aftermath.engines.simulate import Engine, simulate
 from aftermath.experiments.sampling import per_run_parameters
+from aftermath.homefront.schema import HomeObservation
+from aftermath.homefront.summary import home_front_of, observed_runs
 from aftermath.model.compile import compile_model
 from aftermath.scenario.evidence import figures
 from aftermath.scenario.schema import Observation, Scenario, month_label, parse_month
@@ -70,7 +72,7 @@ class ObservationCheck:
         return {**asdict(self), "in_band": self.in_band, "error": self.error, "within_tolerance": self.within_tolerance}
 
 
-def observation_interval(observation: Observation) -> tuple[float, float]:
+def observation_interval(observation: Observation | HomeObservation) -> tuple[float, float]:
     """[low, high] of an observation; a bound it does not give is its value."""
     low = observation.value if observation.low is None else observation.low
     high = observation.value if observation.high is None else observation.high
@@ -108,6 +110,35 @@ def check_observations(scenario: Scenario, dataset: xr.Dataset, fitted_until: st
                 band_high=band_high,
             )
         )
+    return checks + _home_front_checks(scenario, dataset, cutoff)
+
+
+def _home_front_checks(scenario: Scenario, dataset: xr.Dataset, cutoff: int) -> list[ObservationCheck]:
+    """The home front's yearly observations (a count in a region and year) against the model's band;
+    the date of a yearly count is December of its year."""
+    spec = home_front_of(scenario)
+    if spec is None or "home_plots" not in dataset.data_vars:
+        return []
+    checks = []
+    for observation in spec.observations:
+        median, band_low, band_high = band(observed_runs(dataset, spec, observation))
+        low, high = observation_interval(observation)
+        checks.append(
+            ObservationCheck(
+                outcome=f"home_front {observation.measure} {observation.region}",
+                date=f"{observation.year}-12",
+                value=observation.value,
+                low=low,
+                high=high,
+                source=observation.source,
+                note=observation.note,
+                in_sample=observation.year * 12 + 11 <= cutoff,
+                tolerance=tolerance_for(observation.source),
+                median=median,
+                band_low=band_low,
+                band_high=band_high,
+            )
+        )
     return checks
 
 
@@ -126,7 +157,8 @@ def fit_check(
     (Latin hypercube), so the band holds parameter and stochastic uncertainty together; without it,
     only the stochastic noise (or, with the deterministic engine, one central run).
     """
-    if not scenario.observations:
+    spec = home_front_of(scenario)
+    if not scenario.observations and (spec is None or not spec.observations):
         return []
     model = compile_model(scenario, policies=policies)
     runs = 1 if engine == "deterministic" and not uncertainty else replicates

@@ -16,6 +16,8 @@ from aftermath.engines.ode import METHODS, OdeOptions
 from aftermath.engines.simulate import ENGINES, check_result_memory, simulate
 from aftermath.engines.steps import coarse_step
 from aftermath.experiments.sampling import per_run_parameters
+from aftermath.homefront.schema import parameter_roles
+from aftermath.homefront.summary import home_front_of, home_front_table, home_front_years, row_name
 from aftermath.model.compile import compile_model
 from aftermath.results import check_output_path, write_results
 from aftermath.scenario.describe import citations, initial_text, parameter_rows
@@ -114,6 +116,8 @@ def run(
             ode=ode,
         )
     table = bands(dataset, key_dates(loaded))
+    spec = home_front_of(loaded)
+    home = home_front_table(dataset, spec, home_front_years(loaded, spec)) if spec is not None else None
     if out is not None:
         write_results(dataset, out)
     if as_json:
@@ -131,6 +135,8 @@ def run(
             "units": {o.name: o.unit for o in model.outcomes},
             "bands": json.loads(table.to_json(orient="records")),
         }
+        if home is not None:
+            payload["home_front"] = json.loads(home.to_json(orient="records"))
         typer.echo(json.dumps(payload, indent=2))
         return
     uncertainty = "chance only" if fixed_parameters else "parameter uncertainty and chance"
@@ -141,8 +147,24 @@ def run(
     _print_bands(
         loaded.title, table, f"{method}, {runs} run(s), seed {seed}, {uncertainty}", model.interventions, units
     )
+    if home is not None:
+        _print_home_front(home)
     if out is not None:
         console.print(f"full results written to {out}")
+
+
+def _print_home_front(table) -> None:
+    """The home front's yearly counts (median and 5-95% band over runs) as one table."""
+    years = sorted(set(table["year"]))
+    grid = Table(title="Home front: plots and arrests per year, home-grown extremists at the end of the year",
+                 title_justify="left")
+    grid.add_column("median (5-95%)", no_wrap=True)
+    for year in years:
+        grid.add_column(str(year), justify="right")
+    for (measure, group, label), rows in table.groupby(["measure", "group", "label"], sort=False):
+        cells = {r.year: band_text(r.median, r.low, r.high, "\n") for r in rows.itertuples()}
+        grid.add_row(row_name(measure, group, label), *[cells.get(year, "") for year in years])
+    console.print(grid)
 
 
 def _print_bands(title: str, table, subtitle: str, policies: dict, units: dict[str, str] | None = None) -> None:
@@ -261,7 +283,28 @@ def explain(scenario: ScenarioArg = None) -> None:
 
             policies.add_row(name, month_label(item.start), effects, item.description.strip())
         console.print(policies)
+    spec = home_front_of(loaded)
+    if spec is not None:
+        _explain_home_front(loaded, spec)
     sources = Table("id", "citation", title="Sources", title_justify="left")
     for sid, text in citations(loaded).items():
         sources.add_row(sid, text)
     console.print(sources)
+
+
+def _explain_home_front(loaded, spec) -> None:
+    """The parameters and schedules the home front reads, by role, with units, ranges and sources."""
+    rows = {row.name: row for row in parameter_rows(loaded)}
+    grid = Table("role", "parameter or schedule", "value", "unit", "5-95% range", "sources / assumption",
+                 title="Home front (sub-model): what it reads", title_justify="left")
+    for role, name in parameter_roles(spec):
+        row = rows.get(name)
+        if row is not None:
+            provenance = ", ".join(row.sources) + (f" (assumption: {row.assumption})" if row.assumption else "")
+            grid.add_row(role, name, row.value, row.unit, f"{row.low:.4g} to {row.high:.4g}", provenance)
+        else:
+            schedule = loaded.schedules[name]
+            provenance = ", ".join(schedule.sources) + (
+                f" (assumption: {schedule.assumption.strip()})" if schedule.assumption else "")
+            grid.add_row(role, name, "schedule", schedule.unit, "-", provenance)
+    console.print(grid)

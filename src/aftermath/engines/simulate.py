@@ -550,8 +550,10 @@ def _environment(
     values: dict[str, np.ndarray] = {}
     for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
         values.update(coupling.values(coupling_state, step, parameters))
+    # couplings read the counts at the start of the step in `update`, after the flows: a copy, since the
+    # step engines write the next state into a buffer the views could share
     return Environment(
-        compartments=_compartments(model, state),
+        compartments=_compartments(model, state.copy() if model.couplings else state),
         parameters=parameters,
         schedules={name: float(series[step]) for name, series in model.schedules.items()},
         t=float(step * model.dt),

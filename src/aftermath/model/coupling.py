@@ -47,7 +47,8 @@ class Coupling(Protocol):
         arrays aligned to the model's dims, leading axis R or 1."""
 
     def update(self, state: Any, step: int, environment: Environment, moved: Mapping[str, np.ndarray]) -> None:
-        """Advance by one step, after the flows; `moved[flow]` is (R, context cells) persons moved."""
+        """Advance by one step, after the flows; `moved[flow]` is (R, context cells) persons moved and
+        `environment.compartments` the counts at the start of the step (before the flows)."""
 
     def record(self, state: Any) -> dict[str, np.ndarray]:
         """Outputs at the current time, each (R, *its dims)."""

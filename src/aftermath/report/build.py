@@ -60,6 +60,8 @@ def pictures(content: ReportContent) -> list[figures.Picture]:
         drawn.append(figures.policy_picture(content.policies, changed, content.key_dates[-1]))
     if content.network is not None:
         drawn.append(figures.network_picture(content.network))
+    if content.home_front is not None:
+        drawn.append(figures.home_front_picture(content.home_front))
     for section in content.decisions:
         drawn_figure = decision_figure(section)
         if drawn_figure is not None:

@@ -23,6 +23,7 @@ from aftermath.summary import HIGH, LOW, band, quantiles
 
 if TYPE_CHECKING:
     import networkx as nx
+    import pandas as pd
 
 QUANTILES = (LOW, 0.25, 0.5, 0.75, HIGH)
 ORIGIN_DIM = "origin"
@@ -136,6 +137,23 @@ class NetworkContent:
 
 
 @dataclass(frozen=True)
+class HomeFrontContent:
+    """The home front by year: plots, arrests and home-grown extremists (bands), the record, policy effects."""
+
+    years: list[int]
+    rows: list[tuple[str, list[Band | None]]]
+    """(row text, a band per year or None where the year is not in the run)."""
+    observed: list[tuple[str, int, float, Band]]
+    """(what and where, year, the recorded count, the model's band for it)."""
+    effects: list[tuple[str, list[Band | None]]]
+    """(policy, the paired change in plots per year, all regions)."""
+    regions: dict[str, np.ndarray]
+    """Region -> (3, years) low, median and high plots per year, for the figure."""
+    record: dict[str, list[tuple[int, float]]]
+    """Region -> recorded plots (year, count), drawn on the figure."""
+
+
+@dataclass(frozen=True)
 class RunFacts:
     """What produced the numbers, for the report's metadata."""
 
@@ -167,6 +185,7 @@ class ReportContent:
     policies: list[PolicyEffect]
     observations: list[ObservationRow]
     network: NetworkContent | None = None
+    home_front: HomeFrontContent | None = None
     decisions: list[DecisionSection] = field(default_factory=list)
     """Sections from saved decision results (sensitivity, discovery, policy search), in the order given."""
 
@@ -462,6 +481,10 @@ def content_from_ensemble(
         policies=effects,
         observations=observation_rows(scenario, outcomes, fit_until),
         network=network_content(scenario, reference, key_dates(scenario)),
+        home_front=home_front_content(
+            scenario, reference,
+            {policy_label(scenario, arms[name]): data for name, data in paired_differences(result).items()},
+        ),
     )
 
 
@@ -544,3 +567,52 @@ def network_content(scenario: Scenario, dataset: xr.Dataset, dates: Sequence[str
         dates=list(dates),
         provinces=fan(dataset["network_provinces"].transpose("replicate", "time").values, times),
     )
+
+
+def home_front_content(
+    scenario: Scenario, dataset: xr.Dataset, differences: Mapping[str, xr.Dataset]
+) -> HomeFrontContent | None:
+    """The home front's yearly bands, its record and each policy's paired change in plots, when the scenario
+    has a home front and the run recorded it. `differences`: policy label -> that arm minus the reference."""
+    from aftermath.homefront.summary import (
+        counts,
+        home_front_of,
+        home_front_table,
+        home_front_years,
+        observed_runs,
+        row_name,
+    )
+
+    spec = home_front_of(scenario)
+    if spec is None or "home_plots" not in dataset.data_vars:
+        return None
+    table = home_front_table(dataset, spec, home_front_years(scenario, spec))
+    years = sorted(set(table["year"]))
+
+    def per_year(rows: pd.DataFrame) -> list[Band | None]:
+        found = {r.year: Band(r.median, r.low, r.high) for r in rows.itertuples()}
+        return [found.get(year) for year in years]
+
+    rows = []
+    for (measure, group, text), part in table.groupby(["measure", "group", "label"], sort=False):
+        rows.append((label(row_name(measure, group, text)), per_year(part)))
+    observed = [
+        (f"{observation.measure}, {label(observation.region)}", observation.year, observation.value,
+         Band(*band(observed_runs(dataset, spec, observation))))
+        for observation in spec.observations
+    ]
+    effects = []
+    for policy, difference in differences.items():
+        change = counts(difference, spec, "plots").sum("region")
+        chosen = [y for y in years if y in change["year"].values]
+        levels = quantiles(change.sel(year=chosen).transpose("replicate", "year").values)
+        bands_by_year = {y: Band(levels[1, i], levels[0, i], levels[2, i]) for i, y in enumerate(chosen)}
+        effects.append((policy, [bands_by_year.get(y) for y in years]))
+    plots = counts(dataset, spec, "plots")
+    regions = {str(region): quantiles(plots.sel(region=region).transpose("replicate", "year").values)
+               for region in plots["region"].values}
+    record: dict[str, list[tuple[int, float]]] = {}
+    for observation in spec.observations:
+        if observation.measure == "plots":
+            record.setdefault(observation.region, []).append((observation.year, observation.value))
+    return HomeFrontContent(years, rows, observed, effects, regions, record)

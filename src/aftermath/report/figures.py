@@ -24,6 +24,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from aftermath.files import atomic_path
 from aftermath.report.content import (
     Fan,
+    HomeFrontContent,
     NetworkContent,
     ObservationRow,
     OutcomeSummary,
@@ -253,6 +254,38 @@ def policy_picture(effects: Sequence[PolicyEffect], outcomes: Sequence[str], dat
     title = f"Change from no new policy in {date}"
     figure.suptitle(title, x=0.01, ha="left", fontsize=10.5, fontweight="bold")
     return Picture("policy-effects", title, figure)
+
+
+def home_front_picture(data: HomeFrontContent) -> Picture:
+    """Plots per year by region (median and 5-95% band over runs), with the recorded counts on top."""
+    figure = Figure(figsize=(7.4, 3.2), layout="constrained")
+    ax = figure.subplots()
+    years = np.array(data.years)
+    shown = [region for region, levels in data.regions.items() if np.nanmax(levels[1]) >= 0.5 or region in data.record]
+    for k, region in enumerate(shown):
+        levels = data.regions[region]
+        color = PALETTE[k % len(PALETTE)]
+        columns = [i for i, year in enumerate(years) if year in data_years(data, region)]
+        x = years[columns]
+        ax.fill_between(x, levels[0, columns], levels[2, columns], color=color, alpha=0.18, linewidth=0)
+        ax.plot(x, levels[1, columns], color=color, linewidth=1.6, label=plain(label(region)))
+        for year, value in data.record.get(region, []):
+            ax.plot([year], [value], "D", color=INK, markersize=4.5)
+    if data.record:
+        ax.plot([], [], "D", color=INK, markersize=4.5, label="recorded (Europol TE-SAT)")
+    ax.set_ylabel("plots per year")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _count_axis(ax.yaxis)
+    ax.grid(axis="y", color="#e4e8ec", linewidth=0.6)
+    ax.legend(fontsize=7.5, frameon=False, loc="upper left")
+    title = "Plots at home per year by region"
+    figure.suptitle(title, x=0.01, ha="left", fontsize=10.5, fontweight="bold")
+    return Picture("home-front", title, figure)
+
+
+def data_years(data: HomeFrontContent, region: str) -> list[int]:
+    """The years with a model band for `region` (all of the run's whole years among those shown)."""
+    return [year for i, year in enumerate(data.years) if np.isfinite(data.regions[region][1, i])]
 
 
 def network_picture(data: NetworkContent) -> Picture:

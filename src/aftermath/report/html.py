@@ -187,6 +187,29 @@ def network(content: ReportContent, svgs: dict[str, str]) -> dict[str, Any] | No
     }
 
 
+def home_front(content: ReportContent, svgs: dict[str, str]) -> dict[str, Any] | None:
+    data = content.home_front
+    if data is None:
+        return None
+    empty = Cell("", "")
+
+    def cells(bands: list, sign: bool = False) -> list[Cell]:
+        return [Cell.of(b, sign) if b is not None else empty for b in bands]
+
+    caption = (
+        "Plots (foiled, failed and completed) per year by the region of the perpetrators' origin, median and "
+        "5-95% band over runs; diamonds are Europol's counts for the EU (TE-SAT, up to 2017: the fit targets). "
+        "Counts and rates only: the model holds nothing about methods or targets."
+    )
+    return {
+        "svg": svgs["home-front"], "caption": caption, "head": ["", *[str(y) for y in data.years]],
+        "rows": [Row(text, cells(bands)) for text, bands in data.rows],
+        "observed": [Row(f"{what} in {year}", [Cell(f"{value:,.0f}", ""), Cell.of(model)])
+                     for what, year, value, model in data.observed],
+        "effects": [Row(f"Change in plots with {policy}", cells(bands, sign=True)) for policy, bands in data.effects],
+    }
+
+
 def decisions(content: ReportContent, svgs: dict[str, str]) -> list[dict[str, Any]] | None:
     """Sections from saved sensitivity, discovery and policy-search results (None when there are none)."""
     if not content.decisions:
@@ -295,11 +318,13 @@ def page(content: ReportContent, svgs: dict[str, str], generated: str, version: 
     values: dict[str, Any] = {
         "headline": headline(content), "over_time": over_time(content, svgs), "where": where(content, svgs),
         "countries": countries(content), "policies": policies(content, svgs), "network": network(content, svgs),
+        "home_front": home_front(content, svgs),
         "decisions": decisions(content, svgs), "record": record(content), "sources": sources(content),
         "assumptions": assumptions(content),
     }
     shown = {"where": values["where"], "countries": values["countries"], "policies": values["policies"],
-             "network": values["network"], "decisions": values["decisions"], "record": values["record"]}
+             "network": values["network"], "home_front": values["home_front"],
+             "decisions": values["decisions"], "record": values["record"]}
     nav = [(anchor, heading) for anchor, heading in NAV if shown.get(anchor, True) is not None]
     run_line = (f"{content.members:,} runs, seed {content.facts.seed}, scenario {scenario.name} "
                 f"({content.scenario_hash}), made {generated} with aftermath {version}")
@@ -314,6 +339,7 @@ def page(content: ReportContent, svgs: dict[str, str], generated: str, version: 
 NAV = (
     ("headline", "What the model expects"), ("over-time", "Over time"), ("where", "Where they went"),
     ("countries", "By country"), ("policies", "Policies"), ("network", "Alliances"),
+    ("home_front", "Home front"),
     ("decisions", "Decisions under uncertainty"), ("record", "Against the record"), ("sources", "Sources"),
     ("assumptions", "Assumptions"), ("about", "About this run"),
 )

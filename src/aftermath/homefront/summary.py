@@ -1,0 +1,124 @@
+"""The home front's outputs as yearly counts by region, perpetrator and result, with bands.
+
+A plot or arrest recorded at a date happened in the step that ends there (as for the core's flows), so a
+calendar year Y gathers the steps that start in Y; only years whose steps are all in the run are kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from aftermath.homefront.schema import PERPETRATORS, RESULTS, HomeFrontSpec, HomeObservation
+from aftermath.summary import key_dates, quantiles
+
+PERPETRATOR_TEXT = {"returnee": "operational returnees", "remobilised": "remobilised returnees",
+                    "home_grown": "home-grown extremists"}
+
+
+def home_front_of(scenario: object) -> HomeFrontSpec | None:
+    """The scenario's home_front section, or None."""
+    return getattr(scenario, "home_front", None)
+
+
+def home_front_years(scenario: object, spec: HomeFrontSpec) -> list[int]:
+    """The years the home front is shown for: those of its observations and of the scenario's key dates."""
+    return sorted({o.year for o in spec.observations} | {int(date[:4]) for date in key_dates(scenario)})  # type: ignore[arg-type]
+
+
+def by_region(data: xr.DataArray, spec: HomeFrontSpec) -> xr.DataArray:
+    """`data` summed over the strata of each region: the dimension `spec.dimension` becomes `region`."""
+    parts = [data.sel({spec.dimension: members}).sum(spec.dimension) for members in spec.regions.values()]
+    return xr.concat(parts, dim="region").assign_coords(region=list(spec.regions))
+
+
+def yearly(data: xr.DataArray) -> xr.DataArray:
+    """Counts per step (dims replicate, time, ...) summed by the calendar year in which each step starts."""
+    months = data["time"].values.astype("datetime64[M]").astype(int)
+    starts = months[:-1]
+    years = starts // 12 + 1970
+    per_year = 12 // int(months[1] - months[0]) if len(months) > 1 else 1
+    complete = [int(y) for y in np.unique(years) if (years == y).sum() == per_year]
+    steps = data.isel(time=slice(1, None)).assign_coords(year=("time", years))
+    return steps.groupby("year").sum("time").sel(year=complete)
+
+
+def counts(dataset: xr.Dataset, spec: HomeFrontSpec, measure: str) -> xr.DataArray:
+    """Yearly counts of a measure ('plots', 'completed', 'arrests', or a perpetrator or result) by region:
+    dims (replicate, year, region)."""
+    if measure == "arrests":
+        return yearly(by_region(dataset["home_arrests"], spec))
+    plots = dataset["home_plots"]
+    if measure in PERPETRATORS:
+        plots = plots.sel(perpetrator=[measure])
+    elif measure in RESULTS:
+        plots = plots.sel(result=[measure])
+    elif measure == "completed":
+        plots = plots.sel(result=["completed"])
+    elif measure != "plots":
+        raise ValueError(f"unknown measure {measure!r}")
+    return yearly(by_region(plots.sum(["perpetrator", "result"]), spec))
+
+
+def observed_runs(dataset: xr.Dataset, spec: HomeFrontSpec, observation: HomeObservation) -> np.ndarray:
+    """The model's count, one per run, for what an observation measures (its region and year)."""
+    data = counts(dataset, spec, observation.measure)
+    if observation.year not in data["year"].values:
+        raise ValueError(f"the year {observation.year} is not a whole year of this run")
+    return data.sel(year=observation.year, region=observation.region).values.reshape(-1)
+
+
+def row_name(measure: str, group: str, label: str) -> str:
+    """A row of the yearly table in words: 'plots, all regions', 'plots: european union', 'plots by
+    home-grown extremists', 'plots completed'."""
+    text = label.replace("_", " ")
+    if group == "all":
+        return f"{measure}, all regions"
+    if group == "region":
+        return f"{measure}: {text}"
+    if group == "perpetrator":
+        return f"{measure} by {PERPETRATOR_TEXT[label]}"
+    return f"{measure} {text}"
+
+
+def _rows(data: xr.DataArray, measure: str, group: str, label_dim: str | None) -> list[dict[str, object]]:
+    levels = quantiles(data.transpose("replicate", "year", *([label_dim] if label_dim else [])).values)
+    rows = []
+    for index, year in enumerate(data["year"].values):
+        labels = data[label_dim].values if label_dim else ["all"]
+        for position, label in enumerate(labels):
+            cell = (slice(None), index, position) if label_dim else (slice(None), index)
+            low, median, high = levels[cell]
+            rows.append({"measure": measure, "group": group, "label": str(label), "year": int(year),
+                         "median": float(median), "low": float(low), "high": float(high)})
+    return rows
+
+
+def home_front_table(dataset: xr.Dataset, spec: HomeFrontSpec, years: list[int] | None = None) -> pd.DataFrame:
+    """Bands (median, 5-95% over runs) of yearly counts: plots and arrests by region, plots by perpetrator
+    and by result (all regions), and the home-grown population by region at the end of each year.
+    Columns: measure, group (region / perpetrator / result / all), label, year, median, low, high."""
+    rows: list[dict[str, object]] = []
+    plots = counts(dataset, spec, "plots")
+    chosen = [y for y in (years or plots["year"].values.tolist()) if y in plots["year"].values]
+
+    def pick(data: xr.DataArray) -> xr.DataArray:
+        return data.sel(year=chosen)
+
+    rows += _rows(pick(plots.sum("region")), "plots", "all", None)
+    rows += _rows(pick(plots), "plots", "region", "region")
+    per_kind = dataset["home_plots"].sum(spec.dimension)
+    rows += _rows(pick(yearly(per_kind.sum("result"))), "plots", "perpetrator", "perpetrator")
+    rows += _rows(pick(yearly(per_kind.sum("perpetrator"))), "plots", "result", "result")
+    arrests = counts(dataset, spec, "arrests")
+    rows += _rows(pick(arrests.sum("region")), "arrests", "all", None)
+    rows += _rows(pick(arrests), "arrests", "region", "region")
+    stock = by_region(dataset["home_grown"], spec)
+    months = stock["time"].values.astype("datetime64[M]").astype(int)
+    ends = {int(m // 12 + 1970): i for i, m in enumerate(months) if m % 12 == 11}
+    kept = [y for y in chosen if y in ends]
+    at_end = stock.isel(time=[ends[y] for y in kept]).assign_coords(year=("time", kept)).swap_dims(time="year")
+    rows += _rows(at_end.sum("region"), "home-grown extremists", "all", None)
+    rows += _rows(at_end, "home-grown extremists", "region", "region")
+    return pd.DataFrame(rows, columns=["measure", "group", "label", "year", "median", "low", "high"])
