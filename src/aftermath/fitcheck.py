@@ -2,12 +2,19 @@
 
 Observations dated up to the end of the fitted window (December 2017 for the default scenario) are
 in-sample: the scenario was fitted to them. Later ones are out-of-sample: they check forecasts and
-were never used to fit. Two verdicts per observation:
+were never used to fit. Per observation:
 
-- *in band*: the observation's interval [low, high] overlaps the model's 5-95% band;
+- a *verdict*: `miss` when the observation's interval [low, high] and the model's 5-95% band do not
+  overlap; otherwise `vacuous` when the interval could hardly have been missed (it starts at 0, or its
+  high end is at least VACUOUS_RATIO times its low end), `bound` for a one-sided figure ("at least",
+  "up to") the band does not contradict, and `hit` for a point or a two-sided range. Only hits count as
+  hits: "0-4,000" around a band of 200-450 says nothing about the model;
+- the *distance* of the reported value from the band: the log of the ratio of the value to the nearest
+  band edge (0 inside the band; +log 10 is a value ten times above the band's high end);
 - *within tolerance*: the model's median lies within a relative tolerance of that interval, the
   tolerance set by the confidence the evidence gives the figure (H 20%, M 35%, L 50%), since a
-  figure the sources disagree on cannot be held to the precision of a well-measured one.
+  figure the sources disagree on cannot be held to the precision of a well-measured one. A vacuous
+  interval is never within tolerance.
 
 A missing `low` or `high` is the value itself: "over 40,000" is held to 40,000, not to anything above.
 """
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import numpy as np
 import xarray as xr
@@ -33,6 +41,28 @@ TOLERANCE = {"H": 0.20, "M": 0.35, "L": 0.50}
 """Relative tolerance of the model's median by the evidence's confidence in the figure."""
 DEFAULT_TOLERANCE = TOLERANCE["M"]
 """For observations whose source is not a graded figure of the evidence."""
+VACUOUS_RATIO = 10.0
+"""An interval whose high end is this many times its low end (or more) spans an order of magnitude:
+vacuous as a check of a model whose band is inside it."""
+Verdict = Literal["hit", "miss", "vacuous", "bound"]
+SUMMARY_KEYS: dict[str, Verdict] = {"hits": "hit", "misses": "miss", "vacuous": "vacuous", "bounds": "bound"}
+_TINY = 1e-12
+"""Floor of values in log ratios (counts and shares are >= 0; a zero band edge is 'below anything')."""
+
+
+def log_ratio(value: float, low: float, high: float) -> float:
+    """log(value / nearest edge of [low, high]): 0 inside, > 0 above the high end, < 0 below the low end.
+    Values and edges are floored at 1e-12 so zeros give large finite ratios."""
+    if value > high:
+        return float(np.log(max(value, _TINY) / max(high, _TINY)))
+    if value < low:
+        return float(np.log(max(value, _TINY) / max(low, _TINY)))
+    return 0.0
+
+
+def is_vacuous(low: float, high: float) -> bool:
+    """True for an interval of a non-negative quantity that starts at 0 or spans VACUOUS_RATIO or more."""
+    return bool(low <= 0 or high >= VACUOUS_RATIO * low)
 
 
 @dataclass(frozen=True)
@@ -51,10 +81,32 @@ class ObservationCheck:
     median: float
     band_low: float
     band_high: float
+    kind: str = "point"
+    """'point', 'range', 'at_least' or 'up_to' (one-sided: low or high is the figure's only bound)."""
 
     @property
     def in_band(self) -> bool:
+        """The observation's interval overlaps the model's band (a verdict of hit, vacuous or bound)."""
         return bool(self.band_low <= self.high and self.low <= self.band_high)
+
+    @property
+    def vacuous(self) -> bool:
+        """A two-sided interval that starts at 0 or spans an order of magnitude (see `is_vacuous`)."""
+        return self.kind not in ("at_least", "up_to") and is_vacuous(self.low, self.high)
+
+    @property
+    def verdict(self) -> Verdict:
+        """miss, vacuous, bound or hit (the module's docstring)."""
+        if not self.in_band:
+            return "miss"
+        if self.vacuous:
+            return "vacuous"
+        return "bound" if self.kind in ("at_least", "up_to") else "hit"
+
+    @property
+    def distance(self) -> float:
+        """log(value / nearest band edge): 0 when the reported value lies in the band (see `log_ratio`)."""
+        return log_ratio(self.value, self.band_low, self.band_high)
 
     @property
     def error(self) -> float:
@@ -64,10 +116,11 @@ class ObservationCheck:
 
     @property
     def within_tolerance(self) -> bool:
-        return bool(self.error <= self.tolerance)
+        return bool(not self.vacuous and self.error <= self.tolerance)
 
     def as_dict(self) -> dict[str, object]:
-        return {**asdict(self), "in_band": self.in_band, "error": self.error, "within_tolerance": self.within_tolerance}
+        return {**asdict(self), "in_band": self.in_band, "verdict": self.verdict, "vacuous": self.vacuous,
+                "distance": self.distance, "error": self.error, "within_tolerance": self.within_tolerance}
 
 
 def observation_interval(observation: Observation) -> tuple[float, float]:
@@ -92,6 +145,7 @@ def check_observations(scenario: Scenario, dataset: xr.Dataset, fitted_until: st
         series = dataset[observation.outcome].sel(time=np.datetime64(date, "M")).values.reshape(-1)
         median, band_low, band_high = band(series)
         low, high = observation_interval(observation)
+        kind = "point" if low == high else "range"
         checks.append(
             ObservationCheck(
                 outcome=observation.outcome,
@@ -106,6 +160,7 @@ def check_observations(scenario: Scenario, dataset: xr.Dataset, fitted_until: st
                 median=median,
                 band_low=band_low,
                 band_high=band_high,
+                kind=kind,
             )
         )
     return checks
@@ -137,13 +192,14 @@ def fit_check(
 
 
 def fit_summary(checks: list[ObservationCheck]) -> dict[str, dict[str, int]]:
-    """Counts of observations in band and within tolerance, in-sample and out-of-sample."""
+    """Counts of each verdict and of observations within tolerance, in-sample and out-of-sample."""
     summary = {}
     for label, in_sample in (("in_sample", True), ("out_of_sample", False)):
         chosen = [c for c in checks if c.in_sample == in_sample]
+        verdicts = [c.verdict for c in chosen]
         summary[label] = {
             "observations": len(chosen),
-            "in_band": sum(c.in_band for c in chosen),
+            **{key: verdicts.count(verdict) for key, verdict in SUMMARY_KEYS.items()},
             "within_tolerance": sum(c.within_tolerance for c in chosen),
         }
     return summary

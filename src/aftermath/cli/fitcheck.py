@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.table import Table
 
 from aftermath.cli.app import app, console
 from aftermath.cli.core import ScenarioArg, band_text
-from aftermath.fitcheck import FIT_END, ObservationCheck, fit_check, fit_summary
+from aftermath.fitcheck import FIT_END, VACUOUS_RATIO, ObservationCheck, fit_check, fit_summary
 from aftermath.scenario.loader import load_scenario
 from aftermath.scenario.schema import parse_month
 
@@ -47,7 +48,8 @@ def fit_check_command(
         typer.echo(json.dumps(payload, indent=2))
         return
     grid = Table(
-        "", "source", "outcome", "date", "observed", "model (median, 5-95%)", "error", "tolerance", "in band",
+        "", "source", "outcome", "date", "observed", "model (median, 5-95%)", "verdict", "value vs band", "error",
+        "tolerance",
         title=f"{loaded.title}\nobservations against the model: {replicates} runs, seed {seed}, "
         f"{'parameter and stochastic' if uncertainty else 'stochastic'} uncertainty; fitted to {fitted_until}",
         title_justify="left",
@@ -60,17 +62,27 @@ def fit_check_command(
             check.date,
             _observed(check),
             band_text(check.median, check.band_low, check.band_high),
-            f"{check.error:.0%}",
-            f"{check.tolerance:.0%} {'ok' if check.within_tolerance else 'OUT'}",
-            "yes" if check.in_band else "no",
+            check.verdict,
+            distance_text(check.distance),
+            "-" if check.vacuous else f"{check.error:.0%}",
+            f"{check.tolerance:.0%} {'vacuous' if check.vacuous else 'ok' if check.within_tolerance else 'OUT'}",
         )
     console.print(grid)
     for label, counts in summary.items():
         console.print(
-            f"{label.replace('_', '-')}: {counts['observations']} observations, {counts['in_band']} in band, "
+            f"{label.replace('_', '-')}: {counts['observations']} observations: {counts['hits']} hits, "
+            f"{counts['misses']} misses, {counts['vacuous']} vacuous (interval from 0 or spanning "
+            f"{VACUOUS_RATIO:.0f}x: not counted as hits), {counts['bounds']} one-sided bounds met; "
             f"{counts['within_tolerance']} within tolerance",
             highlight=False,
         )
+
+
+def distance_text(log_ratio: float) -> str:
+    """The distance of a value from a band as a factor: 'in band', '8.0x above', '1.3x below'."""
+    if log_ratio == 0:
+        return "in band"
+    return f"{np.exp(abs(log_ratio)):.3g}x {'above' if log_ratio > 0 else 'below'}"
 
 
 def _observed(check: ObservationCheck) -> str:
