@@ -144,8 +144,8 @@ def check_observations(scenario: Scenario, dataset: xr.Dataset, fitted_until: st
         date = month_label(observation.date)
         series = dataset[observation.outcome].sel(time=np.datetime64(date, "M")).values.reshape(-1)
         median, band_low, band_high = band(series)
-        low, high = observation_interval(observation)
-        kind = "point" if low == high else "range"
+        low, high = observation.bounds
+        kind = "point" if low == high else observation.figure_kind
         checks.append(
             ObservationCheck(
                 outcome=observation.outcome,

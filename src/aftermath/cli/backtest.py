@@ -1,0 +1,104 @@
+"""backtest: calibrate up to each cutoff, forecast the observations after it, score them and the baselines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from aftermath.cli.app import app, console, errors, fail
+from aftermath.cli.core import ScenarioArg
+from aftermath.cli.options import SeedOption
+from aftermath.decisions.payload import save_payload
+from aftermath.fitcheck import FIT_END
+from aftermath.inference.backtest import FORECASTS, Backtest, backtest
+from aftermath.inference.calibration import METHODS
+from aftermath.scenario.loader import load_scenario
+from aftermath.scoring import Summary
+
+
+@app.command("backtest")
+def backtest_command(
+    scenario: ScenarioArg = None,
+    cutoffs: Annotated[str, typer.Option(help="Comma-separated cutoffs (YYYY-MM), ascending.")] = "2015-12,2016-12",
+    until: Annotated[str, typer.Option(help="Forecast the observations dated up to this month only.")] = FIT_END,
+    runs: Annotated[int, typer.Option("--runs", "-n", min=10, help="Posterior and prior draws per forecast.")] = 200,
+    method: Annotated[str, typer.Option(help="Calibration method: emcee or prior.")] = "emcee",
+    steps: Annotated[int | None, typer.Option(min=2, help="Calibration steps (see aftermath calibrate).")] = None,
+    walkers: Annotated[int | None, typer.Option(min=2, help="emcee walkers (see aftermath calibrate).")] = None,
+    engine: Annotated[str, typer.Option(help="Engine of the forecasts: stochastic or deterministic.")] = "stochastic",
+    seed: SeedOption = 1,
+    save: Annotated[Path | None, typer.Option(help="Write the scores as JSON (for 'aftermath report --with').")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON on stdout.")] = False,
+) -> None:
+    """Rolling-origin backtest: calibrate to the observations up to each cutoff, forecast those after it
+    (up to --until) and score the posterior forecast, the prior-only ensemble and persistence of the last
+    observed value: coverage of the 50% and 90% predictive intervals, CRPS, log score, interval score, PIT."""
+    if method not in METHODS:
+        fail(f"--method {method!r}: expected one of {', '.join(METHODS)}")
+    if engine not in ("stochastic", "deterministic"):
+        fail(f"--engine {engine!r}: expected stochastic or deterministic")
+    loaded = load_scenario(scenario)
+    months = [c.strip() for c in cutoffs.split(",") if c.strip()]
+
+    def progress(cutoff: str, done: int, total: int) -> None:
+        if not as_json and (done == total or done % max(total // 10, 1) == 0):
+            errors.print(f"backtest: calibrating to {cutoff}: {done}/{total}", highlight=False)
+
+    try:
+        result = backtest(loaded, months, until=until, runs=runs, seed=seed, engine=engine,  # type: ignore[arg-type]
+                          method=method,  # type: ignore[arg-type]
+                          calibration={"steps": steps, "walkers": walkers}, progress=progress)
+    except ValueError as exc:
+        fail(f"backtest: {exc}")
+    payload = result.as_payload()
+    if save is not None:
+        try:
+            save_payload(payload, save)
+        except OSError as exc:
+            fail(f"--save {save}: {exc}")
+    if as_json:
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    print_backtest(loaded.title, result)
+
+
+def _row(label: str, forecast: str, summary: Summary) -> list[str]:
+    def cover(level: str) -> str:
+        c = summary.coverage[level]
+        if not c.targets:
+            return "-"
+        flag = "" if c.within_sampling_error else " !"
+        return f"{c.share:.0%} ({c.inside}/{c.targets}; {c.expected_low:.0%}-{c.expected_high:.0%}){flag}"
+
+    def number(value: float) -> str:
+        return "-" if value != value else f"{value:.3f}"
+
+    return [label, forecast, str(summary.scored), cover("50%"), cover("90%"), number(summary.crps),
+            number(summary.log_score), number(summary.interval90), f"{summary.bounds_met}/{summary.bounds}",
+            str(summary.vacuous), " ".join(str(c) for c in summary.pit_histogram)]
+
+
+def print_backtest(title: str, result: Backtest) -> None:
+    """The score table: each cutoff and all cutoffs pooled, each forecast."""
+    grid = Table(
+        "cutoff", "forecast", "scored", "50% coverage", "90% coverage", "CRPS", "log score", "interval score 90%",
+        "bounds met", "vacuous", "PIT histogram (10 bins)",
+        title=f"{title}\nbacktest: forecasts of the observations after each cutoff up to {result.until}; "
+        f"{result.runs} predictive draws, {result.engine} engine, seed {result.seed}",
+        title_justify="left",
+    )
+    for fold in result.folds:
+        for forecast in FORECASTS:
+            grid.add_row(*_row(fold.cutoff, forecast, fold.summaries[forecast]))
+    for forecast in FORECASTS:
+        grid.add_row(*_row("all", forecast, result.pooled[forecast]))
+    console.print(grid)
+    console.print(
+        "Coverage: share of the observations scored at their value inside the predictive interval, with the "
+        "range a calibrated forecast gives 95% of the time ('!' outside it). CRPS, log and interval scores on "
+        "log(1 + x), lower is better. Bounds ('at least', 'up to') are censored and not counted in coverage; "
+        "vacuous ranges (from 0, or spanning 10x) are not scored.", highlight=False)
