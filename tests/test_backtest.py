@@ -7,6 +7,7 @@ import json
 import pytest
 
 from aftermath.inference.backtest import backtest, targets_after
+from aftermath.report.decisions import decision_figure, decision_section
 from aftermath.scoring import summarise
 from tests.calibration_helpers import synthetic_scenario
 from tests.conftest import run_cli
@@ -36,6 +37,9 @@ def test_a_backtest_scores_the_posterior_and_both_baselines() -> None:
     assert result.pooled["posterior"].crps < result.pooled["persistence"].crps
     payload = json.loads(json.dumps(result.as_payload()))
     assert payload["kind"] == "backtest" and len(payload["folds"][0]["scores"]) == 30
+    section = decision_section(payload)
+    assert section.head[4] == "90% coverage" and len(section.rows) == 9 and section.rows[-1][0] == "all"
+    assert decision_figure(section) is not None
 
 
 def test_bad_cutoffs_are_refused() -> None:

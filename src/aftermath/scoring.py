@@ -25,8 +25,9 @@ scoringrules compiles its kernels with numba on import (seconds): it is imported
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -222,3 +223,39 @@ def summarise(scores: Sequence[Score], forecast: str) -> Summary:
         interval90=mean("interval90"),
         pit_histogram=[int(c) for c in histogram],
     )
+
+
+SCORE_HEAD = ["cutoff", "forecast", "scored", "50% coverage", "90% coverage", "CRPS", "log score",
+              "interval score 90%", "bounds met", "vacuous", "PIT histogram (10 bins)"]
+SCORE_NOTE = (
+    "Coverage: share of the observations scored at their value inside the predictive interval, with the range "
+    "a calibrated forecast gives 95% of the time ('!' outside it). CRPS, log and interval scores on log(1 + x), "
+    "lower is better. Bounds ('at least', 'up to') are censored and not counted in coverage; vacuous ranges "
+    "(from 0, or spanning 10x) are not scored."
+)
+
+
+def score_row(label: str, summary: Mapping[str, Any]) -> list[str]:
+    """One row of SCORE_HEAD from a summary as JSON (`Summary.as_dict`): the terminal's and the report's."""
+
+    def cover(level: str) -> str:
+        c = summary["coverage"][level]
+        if not c["targets"]:
+            return "-"
+        flag = "" if c["within_sampling_error"] else " !"
+        expected = f"{c['expected_low']:.0%}-{c['expected_high']:.0%}"
+        return f"{c['share']:.0%} ({c['inside']}/{c['targets']}; {expected}){flag}"
+
+    def number(value: float) -> str:
+        return "-" if value is None or value != value else f"{value:.3f}"
+
+    return [label, summary["forecast"], str(summary["scored"]), cover("50%"), cover("90%"), number(summary["crps"]),
+            number(summary["log_score"]), number(summary["interval90"]),
+            f"{summary['bounds_met']}/{summary['bounds']}", str(summary["vacuous"]),
+            " ".join(str(c) for c in summary["pit_histogram"])]
+
+
+def score_rows(payload: Mapping[str, Any]) -> list[list[str]]:
+    """The rows of a backtest payload: each cutoff's forecasts, then all cutoffs pooled."""
+    rows = [score_row(fold["cutoff"], summary) for fold in payload["folds"] for summary in fold["summaries"].values()]
+    return rows + [score_row("all", summary) for summary in payload["pooled"].values()]

@@ -14,10 +14,10 @@ from aftermath.cli.core import ScenarioArg
 from aftermath.cli.options import SeedOption
 from aftermath.decisions.payload import save_payload
 from aftermath.fitcheck import FIT_END
-from aftermath.inference.backtest import FORECASTS, Backtest, backtest
+from aftermath.inference.backtest import backtest
 from aftermath.inference.calibration import METHODS
 from aftermath.scenario.loader import load_scenario
-from aftermath.scoring import Summary
+from aftermath.scoring import SCORE_HEAD, SCORE_NOTE, score_rows
 
 
 @app.command("backtest")
@@ -63,42 +63,18 @@ def backtest_command(
     if as_json:
         typer.echo(json.dumps(payload, indent=2))
         return
-    print_backtest(loaded.title, result)
+    print_backtest(loaded.title, payload)
 
 
-def _row(label: str, forecast: str, summary: Summary) -> list[str]:
-    def cover(level: str) -> str:
-        c = summary.coverage[level]
-        if not c.targets:
-            return "-"
-        flag = "" if c.within_sampling_error else " !"
-        return f"{c.share:.0%} ({c.inside}/{c.targets}; {c.expected_low:.0%}-{c.expected_high:.0%}){flag}"
-
-    def number(value: float) -> str:
-        return "-" if value != value else f"{value:.3f}"
-
-    return [label, forecast, str(summary.scored), cover("50%"), cover("90%"), number(summary.crps),
-            number(summary.log_score), number(summary.interval90), f"{summary.bounds_met}/{summary.bounds}",
-            str(summary.vacuous), " ".join(str(c) for c in summary.pit_histogram)]
-
-
-def print_backtest(title: str, result: Backtest) -> None:
+def print_backtest(title: str, payload: dict) -> None:
     """The score table: each cutoff and all cutoffs pooled, each forecast."""
     grid = Table(
-        "cutoff", "forecast", "scored", "50% coverage", "90% coverage", "CRPS", "log score", "interval score 90%",
-        "bounds met", "vacuous", "PIT histogram (10 bins)",
-        title=f"{title}\nbacktest: forecasts of the observations after each cutoff up to {result.until}; "
-        f"{result.runs} predictive draws, {result.engine} engine, seed {result.seed}",
+        *SCORE_HEAD,
+        title=f"{title}\nbacktest: forecasts of the observations after each cutoff up to {payload['until']}; "
+        f"{payload['runs']} predictive draws, {payload['engine']} engine, seed {payload['seed']}",
         title_justify="left",
     )
-    for fold in result.folds:
-        for forecast in FORECASTS:
-            grid.add_row(*_row(fold.cutoff, forecast, fold.summaries[forecast]))
-    for forecast in FORECASTS:
-        grid.add_row(*_row("all", forecast, result.pooled[forecast]))
+    for row in score_rows(payload):
+        grid.add_row(*row)
     console.print(grid)
-    console.print(
-        "Coverage: share of the observations scored at their value inside the predictive interval, with the "
-        "range a calibrated forecast gives 95% of the time ('!' outside it). CRPS, log and interval scores on "
-        "log(1 + x), lower is better. Bounds ('at least', 'up to') are censored and not counted in coverage; "
-        "vacuous ranges (from 0, or spanning 10x) are not scored.", highlight=False)
+    console.print(SCORE_NOTE, highlight=False)
