@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,8 +10,8 @@ from rich.table import Table
 
 from aftermath.cli.app import app, console, errors, fail
 from aftermath.cli.core import ScenarioArg
+from aftermath.cli.decisions import _emit, _saved
 from aftermath.cli.options import SeedOption
-from aftermath.decisions.payload import save_payload
 from aftermath.fitcheck import FIT_END
 from aftermath.inference.backtest import backtest
 from aftermath.inference.calibration import METHODS
@@ -55,15 +54,10 @@ def backtest_command(
     except ValueError as exc:
         fail(f"backtest: {exc}")
     payload = result.as_payload()
-    if save is not None:
-        try:
-            save_payload(payload, save)
-        except OSError as exc:
-            fail(f"--save {save}: {exc}")
-    if as_json:
-        typer.echo(json.dumps(payload, indent=2))
+    if _emit(payload, save, as_json):
         return
     print_backtest(loaded.title, payload)
+    _saved(save)
 
 
 def print_backtest(title: str, payload: dict) -> None:
