@@ -58,8 +58,8 @@ def test_the_backtests_coverage_of_fresh_synthetic_data_is_nominal() -> None:
     scores = []
     for seed in (11, 12, 13):
         _, scenario = synthetic_scenario(seed)
-        result = backtest(scenario, ["2014-12", "2015-12", "2016-12"], until="2018-01", runs=200, seed=seed,
-                          engine="deterministic", calibration={"steps": 150})
+        result = backtest(scenario, ["2014-12", "2015-12", "2016-12"], until="2018-01", runs=100, seed=seed,
+                          engine="deterministic", calibration={"steps": 100})
         scores += [s for fold in result.folds for s in fold.scores]
     posterior = summarise(scores, "posterior")
     assert posterior.scored == 90
