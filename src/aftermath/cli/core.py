@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from aftermath.cli.app import app, console, errors, fail
-from aftermath.cli.options import SeedOption, parse_assignments, parse_policies
+from aftermath.cli.options import SeedOption, parse_assignments, parse_policies, posterior_for
 from aftermath.engines.ode import METHODS, OdeOptions
 from aftermath.engines.simulate import ENGINES, check_result_memory, simulate
 from aftermath.engines.steps import coarse_step
@@ -20,6 +20,7 @@ from aftermath.model.compile import compile_model
 from aftermath.results import check_output_path, write_results
 from aftermath.scenario.describe import citations, initial_text, parameter_rows
 from aftermath.scenario.loader import load_scenario, resolve_scenario_path, shipped_scenarios
+from aftermath.store import DEFAULT_STORE
 from aftermath.summary import bands, key_dates
 
 ScenarioArg = Annotated[
@@ -66,6 +67,10 @@ def run(
             "replicate draws its parameters from their distributions (Latin hypercube).",
         ),
     ] = False,
+    posterior: Annotated[int | None, typer.Option(
+        "--posterior", help="Draw parameters from the posterior of this stored calibration run "
+        "(see 'aftermath calibrate') instead of their declared distributions.")] = None,
+    store: Annotated[Path, typer.Option("--store", help="The DuckDB run store holding --posterior.")] = DEFAULT_STORE,
 ) -> None:
     """Run a scenario and show each outcome at key dates: median and 5-95% band.
 
@@ -92,7 +97,15 @@ def run(
             errors.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     runs = 1 if engine != "stochastic" and fixed_parameters else replicates
     check_result_memory(model, runs, keep_compartments=out is not None)
-    drawn = {} if fixed_parameters else per_run_parameters(loaded, runs, seed, fixed=overrides)
+    if posterior is not None and fixed_parameters:
+        fail("--posterior draws the parameters: give it without --fixed-parameters")
+    fitted = posterior_for(loaded, posterior, store)
+    if fixed_parameters:
+        drawn = {}
+    elif fitted is not None:
+        drawn = fitted.per_run_parameters(loaded, runs, seed, fixed=overrides)
+    else:
+        drawn = per_run_parameters(loaded, runs, seed, fixed=overrides)
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),

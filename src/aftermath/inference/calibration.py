@@ -356,14 +356,22 @@ def _state_from_text(text: str) -> tuple:
 
 def split_rhat(chains: np.ndarray) -> np.ndarray:
     """Split R-hat per parameter of chains (steps, chains, parameters) (BDA3 eq. 11.4): each chain's two
-    halves as separate chains; between- over within-chain variance. Near 1 when they agree."""
+    halves as separate chains; between- over within-chain variance. Near 1 when they agree; NaN for
+    fewer than 4 steps."""
     half = chains.shape[0] // 2
+    if half < 2:
+        return np.full(chains.shape[2], np.nan)
     split = np.concatenate([chains[:half], chains[half:2 * half]], axis=1)
     n = split.shape[0]
     within = split.var(axis=0, ddof=1).mean(axis=0)
     between = n * split.mean(axis=0).var(axis=0, ddof=1)
     pooled = (n - 1) / n * within + between / n
     return np.sqrt(pooled / np.maximum(within, 1e-300))
+
+
+def _by_name(names: list[str], values: np.ndarray) -> dict[str, float | None]:
+    """{name: value} as JSON keeps it: an undefined (NaN) figure is None."""
+    return {name: float(v) if np.isfinite(v) else None for name, v in zip(names, values, strict=True)}
 
 
 def _from_chain(problem: Problem, settings: dict, positions: np.ndarray, log_posterior: np.ndarray,
@@ -389,11 +397,11 @@ def _from_chain(problem: Problem, settings: dict, positions: np.ndarray, log_pos
         "walkers": walkers,
         "steps": steps,
         "burn_in": steps // 2,
-        "acceptance": float(moved.mean()) if steps > 1 else float("nan"),
+        "acceptance": float(moved.mean()) if steps > 1 else None,
         "inert": settings["inert"],
-        "autocorrelation": dict(zip(active, map(float, tau), strict=True)),
-        "ess": dict(zip(active, map(float, kept.shape[0] * walkers / np.maximum(tau, 1.0)), strict=True)),
-        "rhat": dict(zip(active, map(float, split_rhat(kept)), strict=True)),
+        "autocorrelation": _by_name(active, tau),
+        "ess": _by_name(active, kept.shape[0] * walkers / np.maximum(tau, 1.0)),
+        "rhat": _by_name(active, split_rhat(kept)),
         "observations": len(problem.likelihood),
     }
     return Posterior(

@@ -120,8 +120,8 @@ def _continuous(error: ObservationError, kind: str, value: float, lower: float, 
         jacobian = np.log(value) if lognormal else 0.0
         return -0.5 * u * u - np.log(scale) - 0.5 * np.log(2 * np.pi) - jacobian
     below_high = log_ndtr(standard(upper)) if np.isfinite(upper) else np.zeros_like(m)
-    if not lower > (0 if lognormal else -np.inf):
-        return below_high
+    if kind == "up_to" or not lower > (0 if lognormal else -np.inf):
+        return below_high  # P(Y <= upper): an "up to" figure says nothing below
     above_low = log_ndtr(-standard(lower))
     if not np.isfinite(upper):
         return above_low
