@@ -19,6 +19,10 @@ from aftermath.inference.calibration import DEFAULT_UNTIL, METHODS, Posterior, c
 from aftermath.scenario.schema import Scenario, parse_month
 from aftermath.store import DEFAULT_STORE, Store, StoreError
 
+RHAT_LIMIT = 1.1
+ESS_LIMIT = 100
+"""Below these the calibration warns that its chain may not have converged (Gelman et al. BDA3, 11.5)."""
+
 
 @app.command("calibrate")
 def calibrate_command(
@@ -114,6 +118,14 @@ def print_posterior(scenario: Scenario, posterior: Posterior) -> None:
             f"{len(inert)} parameters change no observed outcome and keep their prior",
             highlight=False,
         )
+        worst = max((v for v in rhat.values() if v is not None), default=None)
+        fewest = min((v for v in ess.values() if v is not None), default=None)
+        if worst is None or worst > RHAT_LIMIT or (fewest or 0) < ESS_LIMIT:
+            errors.print(
+                f"warning: the chain may not have converged (largest R-hat {_figure(worst, '{:.2f}', False)}, "
+                f"smallest ESS {_figure(fewest, '{:.0f}', False)}; aim for R-hat < {RHAT_LIMIT} and "
+                f"ESS > {ESS_LIMIT}): run more --steps", markup=False, highlight=False, soft_wrap=True,
+            )
     else:
         console.print(f"{d['samples']} prior draws weighted by likelihood: ESS {d['ess']:.0f}, {d['seconds']:.0f} s",
                       highlight=False)

@@ -33,6 +33,7 @@ from its last stored step; the continued chain is identical to an uninterrupted 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -390,7 +391,13 @@ def _from_chain(problem: Problem, settings: dict, positions: np.ndarray, log_pos
     theta = problem.theta(z)
     log_likelihood = kept_lp.reshape(-1)[picks] + 0.5 * np.sum(flat[picks] ** 2, axis=1)
     moved = np.any(positions[1:] != positions[:-1], axis=2)
-    tau = emcee.autocorr.integrated_time(kept, quiet=True) if len(kept) > 1 else np.full(dims, np.nan)
+    emcee_log = logging.getLogger("emcee")  # its too-short-chain warning: the diagnostics below say so
+    level = emcee_log.level
+    emcee_log.setLevel(logging.ERROR)
+    try:
+        tau = emcee.autocorr.integrated_time(kept, quiet=True) if len(kept) > 1 else np.full(dims, np.nan)
+    finally:
+        emcee_log.setLevel(level)
     active = settings["active"]
     diagnostics = {
         "seconds": seconds,
