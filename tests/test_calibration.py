@@ -182,6 +182,10 @@ def test_the_cli_calibrates_then_runs_and_checks_with_the_posterior(tmp_path) ->
     assert payload["diagnostics"]["observations"] == 16 and set(payload["posterior"]) == set(TRUTH)
     ran = run_cli("run", str(path), "--posterior", str(run_id), "--store", store, "-n", "20", "--json")
     assert ran.returncode == 0, ran.stderr
+    latent, reported = json.loads(ran.stdout)["bands"], json.loads(ran.stdout)["predictive_bands"]
+    assert json.loads(ran.stdout)["posterior"] == run_id and len(reported) == len(latent)
+    widths = [(r["high"] - r["low"], b["high"] - b["low"]) for r, b in zip(reported, latent, strict=True)]
+    assert all(wide >= narrow for wide, narrow in widths) and any(wide > narrow for wide, narrow in widths)
     checked = run_cli("fit-check", str(path), "--posterior", str(run_id), "--store", store, "-n", "20", "--json")
     assert checked.returncode == 0, checked.stderr
     assert json.loads(checked.stdout)["posterior"] == run_id

@@ -16,6 +16,7 @@ from aftermath.engines.ode import METHODS, OdeOptions
 from aftermath.engines.simulate import ENGINES, check_result_memory, simulate
 from aftermath.engines.steps import coarse_step
 from aftermath.experiments.sampling import per_run_parameters
+from aftermath.inference.observation import predictive
 from aftermath.model.compile import compile_model
 from aftermath.results import check_output_path, write_results
 from aftermath.scenario.describe import citations, initial_text, parameter_rows
@@ -127,6 +128,8 @@ def run(
             ode=ode,
         )
     table = bands(dataset, key_dates(loaded))
+    reported = predictive(loaded, dataset, seed)
+    predictive_table = bands(reported, key_dates(loaded)) if reported.data_vars else None
     if out is not None:
         write_results(dataset, out)
     if as_json:
@@ -143,6 +146,10 @@ def run(
             "warnings": warnings,
             "units": {o.name: o.unit for o in model.outcomes},
             "bands": json.loads(table.to_json(orient="records")),
+            "band": "latent: the model's state; predictive_bands add each observed outcome's observation error",
+            "predictive_bands": [] if predictive_table is None else json.loads(
+                predictive_table.to_json(orient="records")),
+            "posterior": posterior,
         }
         typer.echo(json.dumps(payload, indent=2))
         return
@@ -151,9 +158,17 @@ def run(
         uncertainty = "no uncertainty" if fixed_parameters else "parameter uncertainty"
     method = f"{engine}, {model.substeps} sub-steps" if engine != "ode" and model.substeps > 1 else engine
     units = {o.name: o.unit for o in model.outcomes}
+    if posterior is not None:
+        uncertainty += f" (posterior of run {posterior})"
     _print_bands(
-        loaded.title, table, f"{method}, {runs} run(s), seed {seed}, {uncertainty}", model.interventions, units
+        loaded.title, table, f"{method}, {runs} run(s), seed {seed}, {uncertainty}; latent band (the model's state)",
+        model.interventions, units,
     )
+    if predictive_table is not None:
+        _print_bands(
+            "Predictive band: what a report would say (the model plus the observation error), observed outcomes",
+            predictive_table, "compare these with recorded figures", {}, units,
+        )
     if out is not None:
         console.print(f"full results written to {out}")
 

@@ -169,3 +169,15 @@ def outcome_error(scenario: Scenario, outcome: str) -> ObservationError:
     if observed:
         return error_of(scenario, max(observed, key=lambda o: o.date))
     return observation_model(scenario).default
+
+
+def predictive(scenario: Scenario, dataset: xr.Dataset, seed: int = 0) -> xr.Dataset:
+    """The observed outcomes of `dataset` (those with an observation, one number per date) as a future
+    report would give them: every value with the outcome's observation error drawn around it
+    (`outcome_error`), seeded by `seed`. Same dims and coordinates; other outcomes are left out."""
+    rng = np.random.default_rng(seed)
+    observed = dict.fromkeys(o.outcome for o in scenario.observations if o.outcome in dataset.data_vars)
+    return xr.Dataset({
+        name: dataset[name].copy(data=predictive_draws(outcome_error(scenario, name), dataset[name].values, rng))
+        for name in observed
+    })
