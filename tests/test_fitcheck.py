@@ -14,7 +14,7 @@ from aftermath.fitcheck import ObservationCheck, check_observations, fit_summary
 def check(value: float, low: float, high: float, band: tuple[float, float, float], kind: str = "range"):
     median, band_low, band_high = band
     return ObservationCheck("x", "2018-08", value, low, high, "A07", "", False, 0.35, median, band_low, band_high,
-                            kind)
+                            median, band_low, band_high, kind)
 
 
 def test_an_interval_from_zero_around_the_band_is_vacuous_not_a_hit() -> None:

@@ -16,30 +16,43 @@ were never used to fit. Per observation:
   figure the sources disagree on cannot be held to the precision of a well-measured one. A vacuous
   interval is never within tolerance.
 
-A missing `low` or `high` is the value itself: "over 40,000" is held to 40,000, not to anything above.
+A missing `low` or `high` is the value itself: "over 40,000" is held to 40,000, not to anything above,
+unless the observation's `kind` says it is a bound: an 'at_least' figure's interval is [low, inf), an
+'up_to' figure's [0, high] (censored data: an "up to" figure above the band is no miss).
+
+The model's band here is the *predictive* band: the model's value with each observation's error
+drawn around it (what a report would say; see aftermath.inference.observation); the *latent* band
+(the model's state) is kept beside it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import xarray as xr
 
 from aftermath.engines.simulate import Engine, simulate
 from aftermath.experiments.sampling import per_run_parameters
-from aftermath.model.compile import compile_model
+from aftermath.inference.observation import predictive_draws
+from aftermath.model.compile import compile_model, stable_id
 from aftermath.scenario.evidence import figures
+from aftermath.scenario.observation_model import error_of
 from aftermath.scenario.schema import Observation, Scenario, month_label, parse_month
 from aftermath.summary import band
+
+if TYPE_CHECKING:
+    from aftermath.inference.calibration import Posterior
 
 FIT_END = "2017-12"
 """End of the default scenario's fitted window (DESIGN principle 7)."""
 TOLERANCE = {"H": 0.20, "M": 0.35, "L": 0.50}
 """Relative tolerance of the model's median by the evidence's confidence in the figure."""
 DEFAULT_TOLERANCE = TOLERANCE["M"]
+_PREDICTIVE_STREAM = stable_id("predictive observation errors")
 """For observations whose source is not a graded figure of the evidence."""
 VACUOUS_RATIO = 10.0
 """An interval whose high end is this many times its low end (or more) spans an order of magnitude:
@@ -81,6 +94,11 @@ class ObservationCheck:
     median: float
     band_low: float
     band_high: float
+    """The predictive band (median, 5-95%): what a report would say, with the observation's error."""
+    latent_median: float
+    latent_low: float
+    latent_high: float
+    """The latent band: the model's outcome itself."""
     kind: str = "point"
     """'point', 'range', 'at_least' or 'up_to' (one-sided: low or high is the figure's only bound)."""
 
@@ -119,15 +137,16 @@ class ObservationCheck:
         return bool(not self.vacuous and self.error <= self.tolerance)
 
     def as_dict(self) -> dict[str, object]:
-        return {**asdict(self), "in_band": self.in_band, "verdict": self.verdict, "vacuous": self.vacuous,
+        """The check as JSON-ready values; an open bound (an 'at_least' figure's high) is None."""
+        fields = {k: None if isinstance(v, float) and math.isinf(v) else v for k, v in asdict(self).items()}
+        return {**fields, "in_band": self.in_band, "verdict": self.verdict, "vacuous": self.vacuous,
                 "distance": self.distance, "error": self.error, "within_tolerance": self.within_tolerance}
 
 
 def observation_interval(observation: Observation) -> tuple[float, float]:
-    """[low, high] of an observation; a bound it does not give is its value."""
-    low = observation.value if observation.low is None else observation.low
-    high = observation.value if observation.high is None else observation.high
-    return float(low), float(high)
+    """[low, high] of an observation (see `Observation.bounds`): a point is its value, a bound it does not
+    give is its value, an 'at_least' figure reaches infinity and an 'up_to' one starts at 0."""
+    return observation.bounds
 
 
 def tolerance_for(source: str) -> float:
@@ -136,15 +155,20 @@ def tolerance_for(source: str) -> float:
     return TOLERANCE.get(row["confidence"], DEFAULT_TOLERANCE) if row else DEFAULT_TOLERANCE
 
 
-def check_observations(scenario: Scenario, dataset: xr.Dataset, fitted_until: str = FIT_END) -> list[ObservationCheck]:
-    """Set every observation of the scenario against the band of its outcome in `dataset`."""
+def check_observations(
+    scenario: Scenario, dataset: xr.Dataset, fitted_until: str = FIT_END, seed: int = 0
+) -> list[ObservationCheck]:
+    """Set every observation of the scenario against the predictive band of its outcome in `dataset`
+    (observation errors drawn with `seed`; the same seed gives the same bands)."""
     cutoff = parse_month(fitted_until)
     checks = []
+    rng = np.random.default_rng([_PREDICTIVE_STREAM, seed])
     for observation in scenario.observations:
         date = month_label(observation.date)
         series = dataset[observation.outcome].sel(time=np.datetime64(date, "M")).values.reshape(-1)
-        median, band_low, band_high = band(series)
-        low, high = observation.bounds
+        latent = band(series)
+        median, band_low, band_high = band(predictive_draws(error_of(scenario, observation), series, rng))
+        low, high = observation_interval(observation)
         kind = "point" if low == high else observation.figure_kind
         checks.append(
             ObservationCheck(
@@ -160,6 +184,9 @@ def check_observations(scenario: Scenario, dataset: xr.Dataset, fitted_until: st
                 median=median,
                 band_low=band_low,
                 band_high=band_high,
+                latent_median=latent[0],
+                latent_low=latent[1],
+                latent_high=latent[2],
                 kind=kind,
             )
         )
@@ -174,21 +201,26 @@ def fit_check(
     uncertainty: bool = True,
     fitted_until: str = FIT_END,
     policies: Mapping[str, float | None] | None = None,
+    posterior: Posterior | None = None,
 ) -> list[ObservationCheck]:
     """Run the scenario and check every observation.
 
     With `uncertainty`, each replicate draws the parameters from their declared distributions
-    (Latin hypercube), so the band holds parameter and stochastic uncertainty together; without it,
-    only the stochastic noise (or, with the deterministic engine, one central run).
+    (Latin hypercube), or from `posterior` when given, so the band holds parameter and stochastic
+    uncertainty together; without it, only the stochastic noise (or, with the deterministic engine,
+    one central run). Either way the band compared is the predictive one (with observation error).
     """
     if not scenario.observations:
         return []
     model = compile_model(scenario, policies=policies)
     runs = 1 if engine == "deterministic" and not uncertainty else replicates
-    parameters = per_run_parameters(scenario, runs, seed) if uncertainty else None
+    parameters = None
+    if uncertainty:
+        parameters = (per_run_parameters(scenario, runs, seed) if posterior is None
+                      else posterior.per_run_parameters(scenario, runs, seed))
     dataset = simulate(model, replicates=runs, seed=seed, engine=engine, parameters=parameters,
                        keep_compartments=False)
-    return check_observations(scenario, dataset, fitted_until)
+    return check_observations(scenario, dataset, fitted_until, seed)
 
 
 def fit_summary(checks: list[ObservationCheck]) -> dict[str, dict[str, int]]:

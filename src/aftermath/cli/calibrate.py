@@ -15,35 +15,13 @@ from aftermath.cli.app import app, console, errors, fail
 from aftermath.cli.core import ScenarioArg, band_text
 from aftermath.cli.options import SeedOption
 from aftermath.experiments.design import read_scenario
-from aftermath.inference.calibration import (
-    DEFAULT_UNTIL,
-    METHODS,
-    Posterior,
-    calibrate,
-    check_matches,
-    load_posterior,
-)
+from aftermath.inference.calibration import DEFAULT_UNTIL, METHODS, Posterior, calibrate
 from aftermath.scenario.schema import Scenario, parse_month
 from aftermath.store import DEFAULT_STORE, Store, StoreError
 
-PosteriorOption = Annotated[
-    int | None,
-    typer.Option("--posterior", help="Draw parameters from the posterior of this stored calibration run "
-                 "(see 'aftermath calibrate') instead of their declared distributions."),
-]
-
-
-def posterior_for(scenario: Scenario, run_id: int | None, store: Path) -> Posterior | None:
-    """The posterior of calibration `run_id` in `store`, checked against `scenario`; exits 2 with one line
-    if it cannot be used."""
-    if run_id is None:
-        return None
-    try:
-        posterior = load_posterior(Store(store, lock_timeout=10), run_id)
-        check_matches(posterior, scenario)
-    except (StoreError, ValueError) as exc:
-        fail(f"--posterior {run_id}: {exc}")
-    return posterior
+RHAT_LIMIT = 1.1
+ESS_LIMIT = 100
+"""Below these the calibration warns that its chain may not have converged (Gelman et al. BDA3, 11.5)."""
 
 
 @app.command("calibrate")
@@ -121,23 +99,40 @@ def print_posterior(scenario: Scenario, posterior: Posterior) -> None:
         title=f"{scenario.title}\ncalibrated to {d.get('observations')} observations up to {posterior.until} "
         f"({posterior.method}; run {posterior.run_id})", title_justify="left",
     )
+    ess = d.get("ess") if isinstance(d.get("ess"), dict) else {}
+    rhat = d.get("rhat", {})
+    inert = set(d.get("inert", []))
     for name, (median, low, high) in posterior.summary().items():
         prior = priors[name]
         width = prior[2] - prior[1]
         narrowed = 1 - (high - low) / width if width > 0 else 0.0
-        ess = d.get("ess", {})
-        rhat = d.get("rhat", {})
         grid.add_row(
             name, scenario.parameters[name].unit, band_text(*prior), band_text(median, low, high), f"{narrowed:.0%}",
-            f"{ess[name]:.0f}" if isinstance(ess, dict) else "", f"{rhat[name]:.3f}" if name in rhat else "",
+            _figure(ess.get(name), "{:.0f}", name in inert), _figure(rhat.get(name), "{:.3f}", name in inert),
         )
     console.print(grid)
     if posterior.method == "emcee":
         console.print(
             f"{d['walkers']} walkers x {d['steps']} steps (first {d['burn_in']} burn-in), acceptance "
-            f"{d['acceptance']:.2f}, {d['seconds']:.0f} s; {len(posterior)} draws kept",
+            f"{_figure(d['acceptance'], '{:.2f}', False)}, {d['seconds']:.0f} s; {len(posterior)} draws kept; "
+            f"{len(inert)} parameters change no observed outcome and keep their prior",
             highlight=False,
         )
+        worst = max((v for v in rhat.values() if v is not None), default=None)
+        fewest = min((v for v in ess.values() if v is not None), default=None)
+        if worst is None or worst > RHAT_LIMIT or (fewest or 0) < ESS_LIMIT:
+            errors.print(
+                f"warning: the chain may not have converged (largest R-hat {_figure(worst, '{:.2f}', False)}, "
+                f"smallest ESS {_figure(fewest, '{:.0f}', False)}; aim for R-hat < {RHAT_LIMIT} and "
+                f"ESS > {ESS_LIMIT}): run more --steps", markup=False, highlight=False, soft_wrap=True,
+            )
     else:
         console.print(f"{d['samples']} prior draws weighted by likelihood: ESS {d['ess']:.0f}, {d['seconds']:.0f} s",
                       highlight=False)
+
+
+def _figure(value: float | None, form: str, inert: bool) -> str:
+    """A diagnostic as text: 'prior' for a parameter the data cannot inform, '-' where undefined."""
+    if inert:
+        return "prior"
+    return "-" if value is None else form.format(value)

@@ -106,7 +106,8 @@ def design_experiment(
     """Validate everything up front (scenario, policies, sizes) and draw the parameter samples.
 
     `draws` replaces the sampling and `Arm`s are taken as they are (both used when resuming a stored
-    run); policies given as {name: strength or None} are checked. The deterministic engine runs
+    run, and draws for a posterior ensemble, whose `sampler` then names where the draws came from,
+    e.g. 'posterior 7'); policies given as {name: strength or None} are checked. The deterministic engine runs
     one member per sample.
     """
     if samples < 1 or replicates < 1:
@@ -114,7 +115,7 @@ def design_experiment(
     check_seed(seed)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {ENGINES}")
-    if sampler not in SAMPLERS:
+    if draws is None and sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
     scenario = parse_scenario(scenario_text, scenario_file)
     if engine == "deterministic":

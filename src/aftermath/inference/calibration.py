@@ -33,6 +33,7 @@ from its last stored step; the continued chain is identical to an uninterrupted 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -356,14 +357,22 @@ def _state_from_text(text: str) -> tuple:
 
 def split_rhat(chains: np.ndarray) -> np.ndarray:
     """Split R-hat per parameter of chains (steps, chains, parameters) (BDA3 eq. 11.4): each chain's two
-    halves as separate chains; between- over within-chain variance. Near 1 when they agree."""
+    halves as separate chains; between- over within-chain variance. Near 1 when they agree; NaN for
+    fewer than 4 steps."""
     half = chains.shape[0] // 2
+    if half < 2:
+        return np.full(chains.shape[2], np.nan)
     split = np.concatenate([chains[:half], chains[half:2 * half]], axis=1)
     n = split.shape[0]
     within = split.var(axis=0, ddof=1).mean(axis=0)
     between = n * split.mean(axis=0).var(axis=0, ddof=1)
     pooled = (n - 1) / n * within + between / n
     return np.sqrt(pooled / np.maximum(within, 1e-300))
+
+
+def _by_name(names: list[str], values: np.ndarray) -> dict[str, float | None]:
+    """{name: value} as JSON keeps it: an undefined (NaN) figure is None."""
+    return {name: float(v) if np.isfinite(v) else None for name, v in zip(names, values, strict=True)}
 
 
 def _from_chain(problem: Problem, settings: dict, positions: np.ndarray, log_posterior: np.ndarray,
@@ -382,18 +391,24 @@ def _from_chain(problem: Problem, settings: dict, positions: np.ndarray, log_pos
     theta = problem.theta(z)
     log_likelihood = kept_lp.reshape(-1)[picks] + 0.5 * np.sum(flat[picks] ** 2, axis=1)
     moved = np.any(positions[1:] != positions[:-1], axis=2)
-    tau = emcee.autocorr.integrated_time(kept, quiet=True) if len(kept) > 1 else np.full(dims, np.nan)
+    emcee_log = logging.getLogger("emcee")  # its too-short-chain warning: the diagnostics below say so
+    level = emcee_log.level
+    emcee_log.setLevel(logging.ERROR)
+    try:
+        tau = emcee.autocorr.integrated_time(kept, quiet=True) if len(kept) > 1 else np.full(dims, np.nan)
+    finally:
+        emcee_log.setLevel(level)
     active = settings["active"]
     diagnostics = {
         "seconds": seconds,
         "walkers": walkers,
         "steps": steps,
         "burn_in": steps // 2,
-        "acceptance": float(moved.mean()) if steps > 1 else float("nan"),
+        "acceptance": float(moved.mean()) if steps > 1 else None,
         "inert": settings["inert"],
-        "autocorrelation": dict(zip(active, map(float, tau), strict=True)),
-        "ess": dict(zip(active, map(float, kept.shape[0] * walkers / np.maximum(tau, 1.0)), strict=True)),
-        "rhat": dict(zip(active, map(float, split_rhat(kept)), strict=True)),
+        "autocorrelation": _by_name(active, tau),
+        "ess": _by_name(active, kept.shape[0] * walkers / np.maximum(tau, 1.0)),
+        "rhat": _by_name(active, split_rhat(kept)),
         "observations": len(problem.likelihood),
     }
     return Posterior(

@@ -120,8 +120,8 @@ def _continuous(error: ObservationError, kind: str, value: float, lower: float, 
         jacobian = np.log(value) if lognormal else 0.0
         return -0.5 * u * u - np.log(scale) - 0.5 * np.log(2 * np.pi) - jacobian
     below_high = log_ndtr(standard(upper)) if np.isfinite(upper) else np.zeros_like(m)
-    if not lower > (0 if lognormal else -np.inf):
-        return below_high
+    if kind == "up_to" or not lower > (0 if lognormal else -np.inf):
+        return below_high  # P(Y <= upper): an "up to" figure says nothing below
     above_low = log_ndtr(-standard(lower))
     if not np.isfinite(upper):
         return above_low
@@ -169,3 +169,15 @@ def outcome_error(scenario: Scenario, outcome: str) -> ObservationError:
     if observed:
         return error_of(scenario, max(observed, key=lambda o: o.date))
     return observation_model(scenario).default
+
+
+def predictive(scenario: Scenario, dataset: xr.Dataset, seed: int = 0) -> xr.Dataset:
+    """The observed outcomes of `dataset` (those with an observation, one number per date) as a future
+    report would give them: every value with the outcome's observation error drawn around it
+    (`outcome_error`), seeded by `seed`. Same dims and coordinates; other outcomes are left out."""
+    rng = np.random.default_rng(seed)
+    observed = dict.fromkeys(o.outcome for o in scenario.observations if o.outcome in dataset.data_vars)
+    return xr.Dataset({
+        name: dataset[name].copy(data=predictive_draws(outcome_error(scenario, name), dataset[name].values, rng))
+        for name in observed
+    })

@@ -453,26 +453,32 @@ class Store:
                     replicates: int) -> bool:
         """Store one finished range of every arm atomically; False if it was already stored."""
         batch = range_table(run_id, labels, result, layout, replicates)
-        what = f"members {result.first}-{result.last - 1} of run {run_id}"
+        if not self._insert_claimed(
+            f"members {result.first}-{result.last - 1} of run {run_id}", "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
+            [run_id, result.first, result.last, result.seconds, _now()], "series", batch,
+        ):
+            return False
+        self.breathe()
+        return True
+
+    def _insert_claimed(self, what: str, claim: str, parameters: list, table: str, rows: pa.Table) -> bool:
+        """Insert the claim row (`claim` with `parameters`, into a table whose primary key makes it unique)
+        and `rows` into `table` in one transaction; False, writing nothing, if the claim was already made."""
         claimed = False
         with self._writing(what), self.connect(write=True) as connection:
             try:
                 with transaction(connection):
-                    connection.execute(
-                        "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
-                        [run_id, result.first, result.last, result.seconds, _now()],
-                    )
+                    connection.execute(claim, parameters)
                     claimed = True
-                    connection.register("batch", batch)
+                    connection.register("claimed_rows", rows)
                     try:
-                        connection.execute("INSERT INTO series BY NAME SELECT * FROM batch")
+                        connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM claimed_rows")
                     finally:
-                        connection.unregister("batch")
+                        connection.unregister("claimed_rows")
             except duckdb.ConstraintException:
                 if claimed:
                     raise
                 return False
-        self.breathe()
         return True
 
     def set_status(self, run_id: int, status: str, message: str | None = None) -> None:
@@ -535,22 +541,11 @@ class Store:
             "log_posterior": pa.array(log_posterior.reshape(-1).astype(float)),
             "position": pa.array(list(positions.reshape(steps * walkers, -1).astype(float))),
         })
-        with self._writing(f"steps {first_step}-{first_step + steps - 1} of calibration {run_id}"), \
-                self.connect(write=True) as connection:
-            try:
-                with transaction(connection):
-                    connection.execute(
-                        "INSERT INTO calibration_steps VALUES (?, ?, ?, ?, ?)",
-                        [run_id, first_step + steps - 1, random_state, seconds, _now()],
-                    )
-                    connection.register("chain", frame)
-                    try:
-                        connection.execute("INSERT INTO calibration_chain BY NAME SELECT * FROM chain")
-                    finally:
-                        connection.unregister("chain")
-            except duckdb.ConstraintException:
-                return False
-        return True
+        return self._insert_claimed(
+            f"steps {first_step}-{first_step + steps - 1} of calibration {run_id}",
+            "INSERT INTO calibration_steps VALUES (?, ?, ?, ?, ?)",
+            [run_id, first_step + steps - 1, random_state, seconds, _now()], "calibration_chain", frame,
+        )
 
     def write_posterior(self, run_id: int, draws: dict[str, np.ndarray], relative: dict[str, bool],
                         units: dict[str, str], diagnostics: dict) -> None:
