@@ -62,6 +62,6 @@ def test_the_default_scenarios_fractional_affiliate_counts_are_not_hits() -> Non
     checks = {c.source: c for c in check_observations(scenario, data)}
     for source in ("A07", "A08", "A09", "A10", "X02"):
         assert checks[source].verdict in ("vacuous", "miss"), (source, checks[source].verdict)
-    assert checks["G07"].verdict == "hit"
+    assert all(checks[source].distance > 1.0 for source in ("A07", "A08", "A09", "A10"))  # e x above the band
     out = fit_summary(list(checks.values()))["out_of_sample"]
     assert out["hits"] + out["misses"] + out["vacuous"] + out["bounds"] == out["observations"]
