@@ -148,9 +148,11 @@ def test_a_policy_difference_is_the_policy_not_the_noise(scenario) -> None:
 
 
 def test_observation_checks_compare_intervals_with_bands() -> None:
-    check = ObservationCheck("x", "2017-10", 100.0, 90.0, 110.0, "G11", "", True, 0.2, 130.0, 115.0, 140.0)
+    check = ObservationCheck("x", "2017-10", 100.0, 90.0, 110.0, "G11", "", True, 0.2, 130.0, 115.0, 140.0,
+                             130.0, 120.0, 135.0)
     assert not check.in_band and check.error == pytest.approx(0.2) and check.within_tolerance
-    check = ObservationCheck("x", "2017-10", 100.0, 100.0, 100.0, "G11", "", True, 0.2, 60.0, 50.0, 101.0)
+    check = ObservationCheck("x", "2017-10", 100.0, 100.0, 100.0, "G11", "", True, 0.2, 60.0, 50.0, 101.0,
+                             60.0, 55.0, 90.0)
     assert check.in_band and check.error == pytest.approx(0.4) and not check.within_tolerance
 
 

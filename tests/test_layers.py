@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("network", "homefront"),  # sub-models: they plug into the core (scenario, model, engines) from above
     ("experiments",),
     ("store",),
-    ("experiments.runner", "fitcheck", "inference", "decisions"),
+    ("experiments.runner", "fitcheck", "scoring", "inference", "decisions"),
     ("report",),
     ("dashboard",),
     ("cli", "__main__"),

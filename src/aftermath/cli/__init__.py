@@ -2,6 +2,8 @@
 importing a module registers its commands on `app`, in the order `aftermath --help` lists them."""
 
 from aftermath.cli import (  # noqa: F401
+    backtest,  # backtest
+    calibrate,  # calibrate
     core,  # run, check, scenarios, explain
     dashboard,  # dashboard
     decisions,  # sensitivity, feature-scores, discover, optimise

@@ -11,17 +11,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from aftermath.cli.app import app, console, errors, fail
-from aftermath.cli.options import SeedOption, parse_assignments, parse_policies
+from aftermath.cli.options import SeedOption, parse_assignments, parse_policies, posterior_for
 from aftermath.engines.ode import METHODS, OdeOptions
 from aftermath.engines.simulate import ENGINES, check_result_memory, simulate
 from aftermath.engines.steps import coarse_step
 from aftermath.experiments.sampling import per_run_parameters
 from aftermath.homefront.schema import parameter_roles
 from aftermath.homefront.summary import home_front_of, home_front_table, home_front_years, row_name
+from aftermath.inference.observation import predictive
 from aftermath.model.compile import compile_model
 from aftermath.results import check_output_path, write_results
 from aftermath.scenario.describe import citations, initial_text, parameter_rows
 from aftermath.scenario.loader import load_scenario, resolve_scenario_path, shipped_scenarios
+from aftermath.store import DEFAULT_STORE
 from aftermath.summary import bands, key_dates
 
 ScenarioArg = Annotated[
@@ -68,6 +70,10 @@ def run(
             "replicate draws its parameters from their distributions (Latin hypercube).",
         ),
     ] = False,
+    posterior: Annotated[int | None, typer.Option(
+        "--posterior", help="Draw parameters from the posterior of this stored calibration run "
+        "(see 'aftermath calibrate') instead of their declared distributions.")] = None,
+    store: Annotated[Path, typer.Option("--store", help="The DuckDB run store holding --posterior.")] = DEFAULT_STORE,
 ) -> None:
     """Run a scenario and show each outcome at key dates: median and 5-95% band.
 
@@ -94,7 +100,15 @@ def run(
             errors.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     runs = 1 if engine != "stochastic" and fixed_parameters else replicates
     check_result_memory(model, runs, keep_compartments=out is not None)
-    drawn = {} if fixed_parameters else per_run_parameters(loaded, runs, seed, fixed=overrides)
+    if posterior is not None and fixed_parameters:
+        fail("--posterior draws the parameters: give it without --fixed-parameters")
+    fitted = posterior_for(loaded, posterior, store)
+    if fixed_parameters:
+        drawn = {}
+    elif fitted is not None:
+        drawn = fitted.per_run_parameters(loaded, runs, seed, fixed=overrides)
+    else:
+        drawn = per_run_parameters(loaded, runs, seed, fixed=overrides)
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -118,6 +132,8 @@ def run(
     table = bands(dataset, key_dates(loaded))
     spec = home_front_of(loaded)
     home = home_front_table(dataset, spec, home_front_years(loaded, spec)) if spec is not None else None
+    reported = predictive(loaded, dataset, seed)
+    predictive_table = bands(reported, key_dates(loaded)) if reported.data_vars else None
     if out is not None:
         write_results(dataset, out)
     if as_json:
@@ -134,6 +150,10 @@ def run(
             "warnings": warnings,
             "units": {o.name: o.unit for o in model.outcomes},
             "bands": json.loads(table.to_json(orient="records")),
+            "band": "latent: the model's state; predictive_bands add each observed outcome's observation error",
+            "predictive_bands": [] if predictive_table is None else json.loads(
+                predictive_table.to_json(orient="records")),
+            "posterior": posterior,
         }
         if home is not None:
             payload["home_front"] = json.loads(home.to_json(orient="records"))
@@ -144,9 +164,17 @@ def run(
         uncertainty = "no uncertainty" if fixed_parameters else "parameter uncertainty"
     method = f"{engine}, {model.substeps} sub-steps" if engine != "ode" and model.substeps > 1 else engine
     units = {o.name: o.unit for o in model.outcomes}
+    if posterior is not None:
+        uncertainty += f" (posterior of run {posterior})"
     _print_bands(
-        loaded.title, table, f"{method}, {runs} run(s), seed {seed}, {uncertainty}", model.interventions, units
+        loaded.title, table, f"{method}, {runs} run(s), seed {seed}, {uncertainty}; latent band (the model's state)",
+        model.interventions, units,
     )
+    if predictive_table is not None:
+        _print_bands(
+            "Predictive band: what a report would say (the model plus the observation error), observed outcomes",
+            predictive_table, "compare these with recorded figures", {}, units,
+        )
     if home is not None:
         _print_home_front(home)
     if out is not None:

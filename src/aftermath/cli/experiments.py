@@ -25,7 +25,7 @@ from rich.table import Table
 
 from aftermath.cli.app import app, console, errors, fail
 from aftermath.cli.core import ScenarioArg, _print_bands, band_text
-from aftermath.cli.options import SeedOption, parse_policies, parse_policy
+from aftermath.cli.options import PosteriorOption, SeedOption, parse_policies, parse_policy, posterior_draws
 from aftermath.decisions.evaluate import DecisionError
 from aftermath.decisions.sensitivity import MINIMUM, check_sample_size, given_data_sensitivity
 from aftermath.engines.simulate import ENGINES
@@ -77,6 +77,7 @@ def ensemble(
     store: StoreOption = DEFAULT_STORE,
     split: SplitOption = False,
     sensitivity: SensitivityOption = False,
+    posterior: PosteriorOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run an ensemble under parameter uncertainty and store it: samples x stochastic replicates."""
@@ -88,7 +89,7 @@ def ensemble(
         except DecisionError as exc:
             fail(f"--sensitivity: {exc}; or use 'aftermath sensitivity' (Sobol, Morris) for a design of its own")
     _run_new(scenario, "ensemble", [parse_policies(policy)], samples, replicates, sampler, seed, engine,
-             ExecutorSpec(workers, dask), store, Extras(split, sensitivity), as_json)
+             ExecutorSpec(workers, dask), store, Extras(split, sensitivity), as_json, posterior)
 
 
 @app.command()
@@ -102,6 +103,7 @@ def compare(
     workers: WorkersOption = None,
     dask: DaskOption = None,
     store: StoreOption = DEFAULT_STORE,
+    posterior: PosteriorOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Compare policies with the baseline: same seed and samples, paired differences member by member."""
@@ -109,7 +111,7 @@ def compare(
         raise typer.BadParameter("give at least one --policy to compare with the baseline", param_hint="--policy")
     arms = [{}, *[parse_policy(text) for text in policy]]
     _run_new(scenario, "compare", arms, samples, replicates, sampler, seed, "stochastic",
-             ExecutorSpec(workers, dask), store, Extras(), as_json)
+             ExecutorSpec(workers, dask), store, Extras(), as_json, posterior)
 
 
 @app.command()
@@ -157,16 +159,18 @@ def resume_run(
 
 def _run_new(
     scenario: str | None, kind: str, arms: list, samples: int, replicates: int, sampler: str, seed: int,
-    engine: str, executor: ExecutorSpec, store: Path, extras: Extras, as_json: bool,
+    engine: str, executor: ExecutorSpec, store: Path, extras: Extras, as_json: bool, posterior: int | None = None,
 ) -> None:
     if sampler not in SAMPLERS:
         fail(f"--sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
     with _clear_errors():
         executor.check()  # before the scenario is even read
-    text, file, _ = read_scenario(scenario)
+    text, file, loaded = read_scenario(scenario)
+    draws = posterior_draws(loaded, posterior, store, samples, seed)
     experiment = design_experiment(
-        text, file, samples=samples, replicates=replicates, arms=arms, sampler=sampler,  # type: ignore[arg-type]
-        seed=seed, engine=engine,  # type: ignore[arg-type]
+        text, file, samples=samples, replicates=replicates, arms=arms,
+        sampler=sampler if posterior is None else f"posterior {posterior}",  # type: ignore[arg-type]
+        seed=seed, engine=engine, draws=draws,  # type: ignore[arg-type]
     )
     opened = Store(store)
     known: list[int] = []

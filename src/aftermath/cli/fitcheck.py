@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.table import Table
 
 from aftermath.cli.app import app, console
 from aftermath.cli.core import ScenarioArg, band_text
-from aftermath.fitcheck import FIT_END, ObservationCheck, fit_check, fit_summary
+from aftermath.cli.options import PosteriorOption, posterior_for
+from aftermath.fitcheck import FIT_END, VACUOUS_RATIO, ObservationCheck, fit_check, fit_summary
 from aftermath.scenario.loader import load_scenario
 from aftermath.scenario.schema import parse_month
+from aftermath.store import DEFAULT_STORE
 
 
 @app.command("fit-check")
@@ -25,6 +29,8 @@ def fit_check_command(
     ] = True,
     fitted_until: Annotated[str, typer.Option(help="Last month of the fitted window (YYYY-MM).")] = FIT_END,
     as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON on stdout.")] = False,
+    posterior: PosteriorOption = None,
+    store: Annotated[Path, typer.Option("--store", help="The DuckDB run store holding --posterior.")] = DEFAULT_STORE,
 ) -> None:
     """Show each observation against the model band: in band, within tolerance, in- or out-of-sample."""
     try:
@@ -32,7 +38,9 @@ def fit_check_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--fitted-until") from None
     loaded = load_scenario(scenario)
-    checks = fit_check(loaded, replicates=replicates, seed=seed, uncertainty=uncertainty, fitted_until=fitted_until)
+    fitted = posterior_for(loaded, posterior, store)
+    checks = fit_check(loaded, replicates=replicates, seed=seed, uncertainty=uncertainty, fitted_until=fitted_until,
+                       posterior=fitted)
     summary = fit_summary(checks)
     if as_json:
         payload = {
@@ -41,15 +49,19 @@ def fit_check_command(
             "seed": seed,
             "uncertainty": uncertainty,
             "fitted_until": fitted_until,
+            "posterior": posterior,
+            "band": "predictive (model with observation error); latent_* is the model's state",
             "summary": summary,
             "observations": [check.as_dict() for check in checks],
         }
         typer.echo(json.dumps(payload, indent=2))
         return
     grid = Table(
-        "", "source", "outcome", "date", "observed", "model (median, 5-95%)", "error", "tolerance", "in band",
-        title=f"{loaded.title}\nobservations against the model: {replicates} runs, seed {seed}, "
-        f"{'parameter and stochastic' if uncertainty else 'stochastic'} uncertainty; fitted to {fitted_until}",
+        "", "source", "outcome", "date", "observed", "predictive band (median, 5-95%)", "latent 5-95%", "verdict",
+        "value vs band", "error", "tolerance",
+        title=f"{loaded.title}\nobservations against the model's predictive band (with observation error): "
+        f"{replicates} runs, seed {seed}, {'parameter and stochastic' if uncertainty else 'stochastic'} uncertainty"
+        f"{f' (posterior of run {posterior})' if posterior is not None else ''}; fitted to {fitted_until}",
         title_justify="left",
     )
     for check in checks:
@@ -60,21 +72,34 @@ def fit_check_command(
             check.date,
             _observed(check),
             band_text(check.median, check.band_low, check.band_high),
-            f"{check.error:.0%}",
-            f"{check.tolerance:.0%} {'ok' if check.within_tolerance else 'OUT'}",
-            "yes" if check.in_band else "no",
+            band_text(check.latent_median, check.latent_low, check.latent_high).split(" ", 1)[-1],
+            check.verdict,
+            distance_text(check.distance),
+            "-" if check.vacuous else f"{check.error:.0%}",
+            f"{check.tolerance:.0%} {'vacuous' if check.vacuous else 'ok' if check.within_tolerance else 'OUT'}",
         )
     console.print(grid)
     for label, counts in summary.items():
         console.print(
-            f"{label.replace('_', '-')}: {counts['observations']} observations, {counts['in_band']} in band, "
+            f"{label.replace('_', '-')}: {counts['observations']} observations: {counts['hits']} hits, "
+            f"{counts['misses']} misses, {counts['vacuous']} vacuous (interval from 0 or spanning "
+            f"{VACUOUS_RATIO:.0f}x: not counted as hits), {counts['bounds']} one-sided bounds met; "
             f"{counts['within_tolerance']} within tolerance",
             highlight=False,
         )
 
 
+def distance_text(log_ratio: float) -> str:
+    """The distance of a value from a band as a factor: 'in band', '8.0x above', '1.3x below'."""
+    if log_ratio == 0:
+        return "in band"
+    return f"{np.exp(abs(log_ratio)):.3g}x {'above' if log_ratio > 0 else 'below'}"
+
+
 def _observed(check: ObservationCheck) -> str:
     """The observation as written: its value, and its interval where the source gives one."""
+    if check.high == float("inf"):
+        return f"at least {check.low:,.6g}"
     if check.low != check.high:
         return band_text(check.value, check.low, check.high)
     return f"{check.value:,.0f}" if abs(check.value) >= 10 else f"{check.value:.3g}"

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from aftermath.cli.app import fail
+from aftermath.inference.calibration import Posterior, check_matches, load_posterior
 from aftermath.resources import MAX_SEED
+from aftermath.scenario.schema import Scenario
+from aftermath.store import Store, StoreError
 
 SeedOption = Annotated[
     int, typer.Option(min=0, max=MAX_SEED, help="Random seed, 0 to 2^63-1; the same seed gives the same numbers.")
@@ -47,3 +52,32 @@ def parse_policies(items: list[str] | None) -> dict[str, float | None]:
     for item in items or []:
         combined.update(parse_policy(item))
     return combined
+
+
+PosteriorOption = Annotated[
+    int | None,
+    typer.Option("--posterior", help="Draw parameters from the posterior of this stored calibration run "
+                 "(see 'aftermath calibrate') instead of their declared distributions."),
+]
+
+
+def posterior_for(scenario: Scenario, run_id: int | None, store: Path) -> Posterior | None:
+    """The posterior of calibration `run_id` in `store`, checked against `scenario`; exits 2 with one line
+    if it cannot be used."""
+    if run_id is None:
+        return None
+    try:
+        posterior = load_posterior(Store(store, lock_timeout=10), run_id)
+        check_matches(posterior, scenario)
+    except (StoreError, ValueError) as exc:
+        fail(f"--posterior {run_id}: {exc}")
+    return posterior
+
+
+def posterior_draws(
+    scenario: Scenario, run_id: int | None, store: Path, samples: int, seed: int
+) -> dict | None:
+    """`samples` parameter draws {name: (samples,)} from calibration `run_id`'s posterior (None without
+    one); exits 2 with one line if it cannot be used."""
+    posterior = posterior_for(scenario, run_id, store)
+    return None if posterior is None else posterior.parameter_draws(samples, seed)

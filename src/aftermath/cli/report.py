@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from aftermath.cli.app import app, console, fail
-from aftermath.cli.options import SeedOption, parse_policy
+from aftermath.cli.options import PosteriorOption, SeedOption, parse_policy, posterior_for
 from aftermath.experiments import ExecutorError, ExecutorSpec
 from aftermath.experiments.sampling import SAMPLERS
 from aftermath.files import write_text
@@ -23,6 +23,7 @@ from aftermath.report.build import (
     render,
 )
 from aftermath.report.decisions import PayloadError, decision_section, read_payload
+from aftermath.scenario.loader import load_scenario
 from aftermath.scenario.schema import parse_month
 from aftermath.store import DEFAULT_STORE, Store, StoreError
 
@@ -34,7 +35,7 @@ def report(
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
     run: Annotated[int | None, typer.Option(help="Report a stored run (see 'aftermath runs') instead.")] = None,
-    store: Annotated[Path, typer.Option(help="The DuckDB run store, with --run.")] = DEFAULT_STORE,
+    store: Annotated[Path, typer.Option(help="The DuckDB run store, with --run or --posterior.")] = DEFAULT_STORE,
     policy: Annotated[
         list[str] | None,
         typer.Option(help="A policy to compare with the baseline: NAME, NAME=STRENGTH or A+B. Repeat for more."),
@@ -55,6 +56,7 @@ def report(
         int, typer.Option(min=1, help="Baseline runs re-run for the map and the country table.")
     ] = STOCK_RUNS,
     figures: Annotated[Path | None, typer.Option(help="Also write every figure to this folder as PNG and SVG.")] = None,
+    posterior: PosteriorOption = None,
     with_: Annotated[list[Path] | None, typer.Option(
         "--with", help="Add a section from a result saved by 'aftermath sensitivity|feature-scores|discover|optimise "
                        "--save FILE'. Repeat for more.")] = None,
@@ -73,8 +75,9 @@ def report(
                 fail(f"{option}: {exc}")
     if sampler not in SAMPLERS:
         fail(f"--sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
-    if run is not None and (scenario is not None or policy):
-        fail("--run reports a stored run as it is: give no SCENARIO or --policy with it")
+    if run is not None and (scenario is not None or policy or posterior is not None):
+        fail("--run reports a stored run as it is: give no SCENARIO, --policy or --posterior with it")
+    fitted = posterior_for(load_scenario(scenario), posterior, store) if posterior is not None else None
     arms = [parse_policy(item) for item in policy or []]
     try:
         sections = [decision_section(read_payload(path), i) for i, path in enumerate(with_ or [])]
@@ -98,10 +101,10 @@ def report(
                 progress.update(task, total=members * (1 + len(arms)) + min(members, map_runs))
                 content = collect(scenario, samples=samples, replicates=replicates, seed=seed, policies=arms,
                                   sampler=sampler, at=at, fit_until=fit_until, executor=ExecutorSpec(workers, dask),
-                                  stock_runs=map_runs, progress=advance)
+                                  stock_runs=map_runs, progress=advance, posterior=fitted)
         except (ReportError, StoreError, ExecutorError) as exc:
             fail(str(exc))
-    content.decisions = sections
+    content.decisions = [*content.decisions, *sections]
     written = write_text(render(content, figures), out)
     console.print(f"report written to {written}" + (f"; figures in {figures}" if figures else ""),
                   markup=False, highlight=False)

@@ -17,7 +17,7 @@ import numpy as np
 
 from aftermath.engines.simulate import ENGINES, Engine
 from aftermath.errors import ResourceError, ScenarioError
-from aftermath.experiments.sampling import DESIGN, SAMPLERS, Sampler, sample_draws
+from aftermath.experiments.sampling import SAMPLERS, Sampler, sample_draws
 from aftermath.model.compile import CompiledModel, compile_model, scenario_hash
 from aftermath.resources import MAX_MEMBERS, check_seed, require_memory
 from aftermath.scenario.loader import parse_scenario, resolve_scenario_path
@@ -105,16 +105,17 @@ def design_experiment(
 ) -> Experiment:
     """Validate everything up front (scenario, policies, sizes) and draw the parameter samples.
 
-    `draws` replaces the sampling (then `sampler` may also be DESIGN: draws a caller made) and `Arm`s
-    are taken as they are (both used when resuming a stored run); policies given as {name: strength or
-    None} are checked. The deterministic engine runs one member per sample.
+    `draws` replaces the sampling and `Arm`s are taken as they are (both used when resuming a stored
+    run); `sampler` then names where the draws came from: DESIGN for a caller's design (a sensitivity
+    analysis), 'posterior 7' for draws from a calibration. Policies given as {name: strength or None} are
+    checked. The deterministic engine runs one member per sample.
     """
     if samples < 1 or replicates < 1:
         raise ValueError("samples and replicates must be at least 1")
     check_seed(seed)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {ENGINES}")
-    if sampler not in SAMPLERS and not (sampler == DESIGN and draws is not None):
+    if draws is None and sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
     scenario = parse_scenario(scenario_text, scenario_file)
     if engine == "deterministic":

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from aftermath.experiments import ExecutorSpec, design_experiment, load_result, read_scenario, run_experiment
 from aftermath.files import check_output_path, write_text
+from aftermath.inference.calibration import check_matches
 from aftermath.report import svgchart
+from aftermath.report.calibration import calibration_figure, calibration_payload, calibration_section
 from aftermath.report.content import (
     MAX_POLICY_PANELS,
     ObservationRow,
@@ -27,6 +29,7 @@ from aftermath.store import DEFAULT_STORE, Store
 from aftermath.summary import key_dates
 
 if TYPE_CHECKING:
+    from aftermath.inference.calibration import Posterior
     from aftermath.report import figures
 
 FIT_UNTIL = "2017-12"
@@ -63,7 +66,8 @@ def pictures(content: ReportContent) -> list[figures.Picture]:
     if content.home_front is not None:
         drawn.append(figures.home_front_picture(content.home_front))
     for section in content.decisions:
-        drawn_figure = decision_figure(section)
+        calibrated = section.payload.get("kind") == "calibration"
+        drawn_figure = calibration_figure(section.payload) if calibrated else decision_figure(section)
         if drawn_figure is not None:
             drawn.append(figures.Picture(section.anchor, section.heading, drawn_figure))
     return drawn
@@ -107,16 +111,25 @@ def collect(
     executor: ExecutorSpec | None = None,
     stock_runs: int = STOCK_RUNS,
     progress: Callable[[int], None] | None = None,
+    posterior: Posterior | None = None,
 ) -> ReportContent:
     """Run the baseline and each policy as one experiment (same seed, same parameter draws: paired runs)
-    and summarise it. `samples` parameter draws x `replicates` stochastic runs each, per policy."""
+    and summarise it. `samples` parameter draws x `replicates` stochastic runs each, per policy; drawn
+    from `posterior` when given (and the report then shows priors against posteriors)."""
     text, file, scenario_ = read_scenario(scenario)
     date = report_date(scenario_, at)
+    draws = None
+    if posterior is not None:
+        check_matches(posterior, scenario_)
+        draws, sampler = posterior.parameter_draws(samples, seed), f"posterior {posterior.run_id}"
     experiment = design_experiment(text, file, samples=samples, replicates=replicates, arms=[{}, *policies],
-                                   sampler=sampler, seed=seed)  # type: ignore[arg-type]
+                                   sampler=sampler, seed=seed, draws=draws)  # type: ignore[arg-type]
     result = run_experiment(experiment, executor or ExecutorSpec(), progress)
     stocks = baseline_stocks(experiment, min(experiment.members, stock_runs), date, progress)
-    return content_from_ensemble(experiment, result, stocks, date, fit_until)
+    content = content_from_ensemble(experiment, result, stocks, date, fit_until)
+    if posterior is not None:
+        content.decisions = [calibration_section(calibration_payload(scenario_, posterior))]
+    return content
 
 
 def collect_stored(

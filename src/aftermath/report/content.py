@@ -16,8 +16,10 @@ import xarray as xr
 
 from aftermath.experiments.design import Experiment
 from aftermath.experiments.results import EnsembleResult
+from aftermath.inference.observation import predictive_draws
 from aftermath.model.compile import CompiledModel, compile_model
 from aftermath.report.decisions import DecisionSection
+from aftermath.scenario.observation_model import error_of
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 from aftermath.summary import HIGH, LOW, band, quantiles
 
@@ -117,13 +119,21 @@ class ObservationRow:
     note: str
     fitted: bool
     model: Band
+    """The latent band: the model's outcome."""
+    predictive: Band | None = None
+    """The predictive band (with the observation's error): what the figure is compared with, when known."""
+    bounds: tuple[float, float] | None = None
+    """The interval the figure places the truth in (`Observation.bounds`: a bound is open on one side)."""
 
     @property
     def inside(self) -> bool:
-        """Does the observed range overlap the model's 5-95% band?"""
+        """Does the observed range (or bound) overlap the model's predictive (else latent) 5-95% band?"""
         low = self.value if self.low is None else self.low
         high = self.value if self.high is None else self.high
-        return low <= self.model.high and high >= self.model.low
+        if self.bounds is not None:
+            low, high = self.bounds
+        band = self.predictive or self.model
+        return low <= band.high and high >= band.low
 
 
 @dataclass(frozen=True)
@@ -422,17 +432,27 @@ def country_table(scenario: Scenario, stocks: Stocks) -> CountryTable | None:
     return CountryTable(stocks.date, ORIGIN_DIM, ["Departed (all followed)", *columns], rows)
 
 
-def observation_rows(scenario: Scenario, outcomes: list[OutcomeSummary], fit_until: str) -> list[ObservationRow]:
+def observation_rows(
+    scenario: Scenario, outcomes: list[OutcomeSummary], fit_until: str, dataset: xr.Dataset | None = None
+) -> list[ObservationRow]:
+    """Each observation beside the model's latent band and, with the ensemble's `dataset`, its predictive
+    band (the observation's error drawn around every member's value, seed 0)."""
     fans = {o.name: o.fans[""] for o in outcomes if not o.by}
     cutoff = parse_month(fit_until)
+    rng = np.random.default_rng(0)
     rows = []
     for observation in scenario.observations:
         date = month_label(observation.date)
+        predictive = None
+        if dataset is not None:
+            series = dataset[observation.outcome].sel(time=np.datetime64(date, "M")).values.reshape(-1)
+            predictive = Band(*band(predictive_draws(error_of(scenario, observation), series, rng)))
         rows.append(
             ObservationRow(
                 outcome=observation.outcome, date=date, value=observation.value, low=observation.low,
                 high=observation.high, source=observation.source, note=observation.note.strip(),
-                fitted=observation.date <= cutoff, model=fans[observation.outcome].at(date),
+                fitted=observation.date <= cutoff, model=fans[observation.outcome].at(date), predictive=predictive,
+                bounds=observation.bounds,
             )
         )
     return rows
@@ -479,7 +499,7 @@ def content_from_ensemble(
         sankey=sankey_data(scenario, stocks) if stocks is not None else None,
         countries=country_table(scenario, stocks) if stocks is not None else None,
         policies=effects,
-        observations=observation_rows(scenario, outcomes, fit_until),
+        observations=observation_rows(scenario, outcomes, fit_until, reference),
         network=network_content(scenario, reference, key_dates(scenario)),
         home_front=home_front_content(
             scenario, reference,

@@ -18,7 +18,7 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-PAYLOAD_KINDS = ("sensitivity", "feature_scores", "discovery", "optimisation")
+PAYLOAD_KINDS = ("sensitivity", "feature_scores", "discovery", "optimisation", "backtest")
 TOP_PARAMETERS = 6
 MAX_ROWS = 40
 
@@ -48,8 +48,8 @@ def read_payload(path: str | Path) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(f"{path}: cannot read a saved decision result ({exc})") from None
     if not isinstance(payload, dict) or payload.get("kind") not in PAYLOAD_KINDS:
-        raise PayloadError(f"{path}: expected a file saved by 'aftermath sensitivity|feature-scores|discover|optimise "
-                           "--save'")
+        raise PayloadError(f"{path}: expected a file saved by 'aftermath sensitivity|feature-scores|discover|optimise"
+                           "|backtest --save'")
     return payload
 
 
@@ -78,6 +78,19 @@ def decision_section(payload: Mapping[str, Any], position: int = 0) -> DecisionS
             _sensitivity_rows(rows),
             f"Share of each outcome's variance explained by each parameter alone ({main}), at each date; "
             "the top parameters are stacked, the rest grouped.", dict(payload))
+    if kind == "backtest":
+        from aftermath.scoring import SCORE_HEAD, SCORE_NOTE, score_rows
+
+        cutoffs = ", ".join(fold["cutoff"] for fold in payload["folds"])
+        return DecisionSection(
+            anchor, f"Backtest: forecasts of later observations ({payload['scenario']})",
+            f"Calibrated ({payload['method']}) to the observations up to each cutoff ({cutoffs}), then forecast the "
+            f"observations after it up to {payload['until']}: the posterior forecast against two naive baselines, "
+            f"the prior-only ensemble and persistence of the last observed value ({payload['runs']} predictive "
+            f"draws each, with the observation error; {payload['engine']} engine). {SCORE_NOTE}",
+            SCORE_HEAD, score_rows(payload),
+            "PIT histograms of all cutoffs pooled: flat when the forecast is calibrated, U-shaped when its "
+            "intervals are too narrow, humped when too wide.", dict(payload))
     if kind == "feature_scores":
         rows = sorted(payload["scores"], key=lambda r: (r["output"], -r["score"]))
         return DecisionSection(
@@ -155,6 +168,17 @@ def decision_figure(section: DecisionSection) -> Figure | None:
         return figure
     if kind == "optimisation" and payload["pareto"]:
         return _parallel(payload)
+    if kind == "backtest":
+        pooled = payload["pooled"]
+        figure = Figure(figsize=(3.0 * len(pooled), 2.8), layout="constrained")
+        for axis, (forecast, summary) in zip(figure.subplots(1, len(pooled), squeeze=False)[0], pooled.items(),
+                                             strict=True):
+            counts = summary["pit_histogram"]
+            axis.bar((np.arange(len(counts)) + 0.5) / len(counts), counts, width=1 / len(counts), edgecolor="white")
+            axis.axhline(sum(counts) / len(counts), color="#d1495b", linewidth=1)
+            axis.set_title(f"{forecast} ({summary['scored']} scored)", fontsize=9)
+            axis.set_xlabel("PIT")
+        return figure
     return None
 
 

@@ -227,7 +227,8 @@ def record(content: ReportContent) -> dict[str, Any] | None:
         high = row.value if row.high is None else row.high
         rows.append({
             "label": label(row.outcome), "note": row.note, "date": row.date, "value": rounded(row.value),
-            "spread": f"{rounded(low)} to {rounded(high)}" if low != high else "", "model": Cell.of(row.model),
+            "spread": f"{rounded(low)} to {rounded(high)}" if low != high else "",
+            "model": Cell.of(row.predictive or row.model),
             "inside": row.inside, "fitted": row.fitted, "source": row.source,
         })
     counts = []
@@ -238,7 +239,9 @@ def record(content: ReportContent) -> dict[str, Any] | None:
     caption = (
         f"Recorded figures set against the model. Figures dated up to {content.fit_until} were used to set the "
         "model up; later ones were not, so they test its forecasts honestly. 'Within range' means the recorded "
-        f"range overlaps the range of 9 in 10 runs. Within range: {'; '.join(counts)}."
+        "range (or bound, for an 'at least' or 'up to' figure) overlaps the range in which 9 in 10 runs' reports "
+        "would fall: the predictive band, the model's value with the figure's observation error (the charts show "
+        f"the latent band, the model's own state). Within range: {'; '.join(counts)}."
     )
     return {"caption": caption, "rows": rows}
 

@@ -297,12 +297,54 @@ class Outcome(Strict):
     unit: Annotated[str, Field(max_length=80)] | None = None
 
 
+class ObservationError(Provenance):
+    """How a reported figure scatters around the model's value m (the observation error), with the
+    source or assumption of its spread:
+
+    - lognormal: log(figure) ~ Normal(log m, sigma), so the figure's median is m;
+    - negative_binomial: a count with mean m and variance m + m^2 / dispersion (persons only);
+    - normal: Normal(m, cv * m), an error proportional to the value.
+    """
+
+    distribution: Literal["lognormal", "negative_binomial", "normal"]
+    sigma: Number | None = Field(default=None, gt=0, le=5)
+    dispersion: Number | None = Field(default=None, gt=0)
+    cv: Number | None = Field(default=None, gt=0, le=5)
+
+    _SPREAD = {"lognormal": "sigma", "negative_binomial": "dispersion", "normal": "cv"}
+
+    @model_validator(mode="after")
+    def _one_spread(self) -> ObservationError:
+        needed = self._SPREAD[self.distribution]
+        if getattr(self, needed) is None:
+            raise ValueError(f"a {self.distribution} error needs '{needed}'")
+        extra = [name for name in self._SPREAD.values() if name != needed and getattr(self, name) is not None]
+        if extra:
+            raise ValueError(f"a {self.distribution} error takes '{needed}', not {', '.join(extra)}")
+        return self
+
+    @property
+    def spread(self) -> float:
+        """The distribution's one spread parameter (sigma, dispersion or cv)."""
+        return float(getattr(self, self._SPREAD[self.distribution]))
+
+
+ObservationKind = Literal["point", "range", "at_least", "up_to"]
+"""What a figure says: a point (value), a range (the truth lies in [low, high]), a lower bound
+("at least" / "over": low, or the value) or an upper bound ("up to" / "under": high, or the value).
+Ranges and bounds are censored data: their likelihood is the probability of the interval."""
+
+
 class Observation(Strict):
     outcome: Name
     date: Month
     value: Number
     low: Number | None = None
     high: Number | None = None
+    kind: ObservationKind | None = None
+    """Default: 'range' when low or high is given, else 'point'."""
+    error: ObservationError | None = None
+    """Default: the scenario's observation model for the figure's evidence grade."""
     source: str
     note: Text = ""
 
@@ -312,7 +354,46 @@ class Observation(Strict):
             raise ValueError("low must not exceed value")
         if self.high is not None and self.high < self.value:
             raise ValueError("high must not be below value")
+        if self.kind == "at_least" and self.high is not None:
+            raise ValueError("an 'at_least' figure has no 'high' (its bound is 'low', or the value)")
+        if self.kind == "up_to" and self.low is not None:
+            raise ValueError("an 'up_to' figure has no 'low' (its bound is 'high', or the value)")
+        if self.kind == "point" and (self.low is not None or self.high is not None):
+            raise ValueError("a 'point' figure has no 'low' or 'high'; use kind 'range'")
+        if self.kind == "range" and self.low is None and self.high is None:
+            raise ValueError("a 'range' figure needs 'low' and/or 'high'")
         return self
+
+    @property
+    def figure_kind(self) -> ObservationKind:
+        """The kind, with its default applied."""
+        if self.kind is not None:
+            return self.kind
+        return "range" if self.low is not None or self.high is not None else "point"
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """[lower, upper] the figure places the truth in: a point is [value, value]; a bound is open
+        on its other side (0 below an 'up_to', infinity above an 'at_least')."""
+        kind = self.figure_kind
+        low = self.value if self.low is None else self.low
+        high = self.value if self.high is None else self.high
+        if kind == "at_least":
+            return float(low), math.inf
+        if kind == "up_to":
+            return 0.0, float(high)
+        return float(low), float(high)
+
+
+Grade = Literal["H", "M", "L"]
+
+
+class ObservationModel(Strict):
+    """Observation errors by the evidence grade of a figure's source (figures.csv `confidence`), and a
+    default for figures without a grade; an observation's own `error` overrides both."""
+
+    grades: dict[Grade, ObservationError] = {}
+    default: ObservationError
 
 
 class SourceEntry(Strict):
@@ -348,5 +429,7 @@ class Scenario(Strict):
     events: list[Event] = []
     interventions: dict[Name, Intervention] = {}
     outcomes: dict[Name, Outcome] = {}
+    observation_model: ObservationModel | None = None
+    """Default observation errors (see aftermath.inference.observation for the built-in one)."""
     observations: list[Observation] = []
     sources: list[SourceEntry] = []

@@ -25,6 +25,7 @@ from aftermath.scenario.expressions import (
     names_in,
     parse_expression,
 )
+from aftermath.scenario.observation_model import error_of
 from aftermath.scenario.schema import Distribution, Parameter, Scenario, month_label, parse_month
 from aftermath.scenario.submodels import present
 from aftermath.units import (
@@ -86,6 +87,11 @@ def validate_scenario(scenario: Scenario) -> None:
         _check_intervention(scenario, name, cited)
     for name in scenario.outcomes:
         outcome_terms(scenario, name)
+    if scenario.observation_model is not None:
+        where = ("observation_model",)
+        for grade, error in scenario.observation_model.grades.items():
+            check_provenance(error, (*where, "grades", grade), cited)
+        check_provenance(scenario.observation_model.default, (*where, "default"), cited)
     for index in range(len(scenario.observations)):
         _check_observation(scenario, index, cited)
 
@@ -686,4 +692,23 @@ def _check_observation(scenario: Scenario, index: int, cited: set[str]) -> None:
         raise ScenarioError(
             f"unknown source id {observation.source!r}", (*where, "source"),
             expected="an id of evidence/sources.csv or figures.csv, a seed file name, or an entry under 'sources:'",
+        )
+    error = error_of(scenario, observation)
+    if observation.bounds[0] == observation.bounds[1] == 0 and error.distribution == "lognormal":
+        raise ScenarioError(
+            "a figure of exactly 0 has no probability under a lognormal error", (*where, "value"),
+            expected="kind 'up_to' (a figure under a small bound), or an 'error' that is normal or negative binomial",
+        )
+    if observation.error is not None:
+        check_provenance(observation.error, (*where, "error"), cited)
+        persons = _outcome_parts(scenario, observation.outcome)[2].persons == 1
+        if observation.error.distribution == "negative_binomial" and not persons:
+            raise ScenarioError(
+                "a negative binomial error is for counts of persons, and this outcome is not one",
+                (*where, "error", "distribution"), expected="lognormal or normal for a share or a rate",
+            )
+    if observation.value < 0 or (observation.low is not None and observation.low < 0):
+        raise ScenarioError(
+            "a reported figure below 0", (*where, "value" if observation.value < 0 else "low"),
+            expected="a figure >= 0 (outcomes count persons or shares)",
         )

@@ -58,6 +58,32 @@ HELD_CHECKPOINT = "256MB"
 """Write-ahead log size at which DuckDB folds a held store's commits into the file."""
 _PACKAGES = ("aftermath", "numpy", "numba", "scipy", "xarray", "duckdb", "dask", "distributed")
 
+CALIBRATION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calibration_chain (
+    run_id INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    walker INTEGER NOT NULL,
+    log_posterior DOUBLE NOT NULL,
+    position DOUBLE[] NOT NULL
+);
+CREATE TABLE IF NOT EXISTS calibration_steps (
+    run_id INTEGER NOT NULL,
+    last_step INTEGER NOT NULL,
+    random_state VARCHAR NOT NULL,
+    seconds DOUBLE NOT NULL,
+    written TIMESTAMP NOT NULL,
+    PRIMARY KEY (run_id, last_step)
+);
+CREATE TABLE IF NOT EXISTS calibrations (
+    run_id INTEGER PRIMARY KEY,
+    settings VARCHAR NOT NULL,
+    diagnostics VARCHAR
+);
+"""
+"""A calibration's chain (positions in the sampler's space, one row per step and walker), the sampler's
+random state after each stored chunk of steps (its primary key makes a chunk unique), and its settings
+and diagnostics. Added to stores of schema 2 when a calibration first writes to one."""
+
 SCHEMA = f"""
 CREATE TABLE schema_version (version INTEGER NOT NULL, created TIMESTAMP NOT NULL);
 INSERT INTO schema_version VALUES ({SCHEMA_VERSION}, now()::TIMESTAMP);
@@ -120,6 +146,7 @@ CREATE TABLE series (
     outcome VARCHAR NOT NULL,
     values_by_step DOUBLE[] NOT NULL
 );
+{CALIBRATION_SCHEMA}
 CREATE VIEW outcomes AS
 WITH steps AS (
     SELECT * EXCLUDE (values_by_step), unnest(range(len(values_by_step))) AS step, unnest(values_by_step) AS value
@@ -440,26 +467,32 @@ class Store:
                     replicates: int) -> bool:
         """Store one finished range of every arm atomically; False if it was already stored."""
         batch = range_table(run_id, labels, result, layout, replicates)
-        what = f"members {result.first}-{result.last - 1} of run {run_id}"
+        if not self._insert_claimed(
+            f"members {result.first}-{result.last - 1} of run {run_id}", "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
+            [run_id, result.first, result.last, result.seconds, _now()], "series", batch,
+        ):
+            return False
+        self.breathe()
+        return True
+
+    def _insert_claimed(self, what: str, claim: str, parameters: list, table: str, rows: pa.Table) -> bool:
+        """Insert the claim row (`claim` with `parameters`, into a table whose primary key makes it unique)
+        and `rows` into `table` in one transaction; False, writing nothing, if the claim was already made."""
         claimed = False
         with self._writing(what), self.connect(write=True) as connection:
             try:
                 with transaction(connection):
-                    connection.execute(
-                        "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
-                        [run_id, result.first, result.last, result.seconds, _now()],
-                    )
+                    connection.execute(claim, parameters)
                     claimed = True
-                    connection.register("batch", batch)
+                    connection.register("claimed_rows", rows)
                     try:
-                        connection.execute("INSERT INTO series BY NAME SELECT * FROM batch")
+                        connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM claimed_rows")
                     finally:
-                        connection.unregister("batch")
+                        connection.unregister("claimed_rows")
             except duckdb.ConstraintException:
                 if claimed:
                     raise
                 return False
-        self.breathe()
         return True
 
     def set_status(self, run_id: int, status: str, message: str | None = None) -> None:
@@ -485,7 +518,109 @@ class Store:
                 [executor, socket.gethostname(), os.getpid(), process_started(), run.run_id],
             )
 
+    def create_calibration(
+        self, scenario_name: str, scenario_file: str, scenario_text: str, scenario_hash: str, seed: int,
+        method: str, first_month: np.datetime64, step_months: int, settings: dict,
+    ) -> int:
+        """Record a new calibration run (kind 'calibration', deterministic engine) and its settings in one
+        transaction; returns its id. `settings` (JSON-able) must hold 'walkers', 'steps', 'draws', 'chunk'."""
+        with self._writing("the calibration's description"), self.connect(write=True) as connection, \
+                transaction(connection):
+            connection.execute(CALIBRATION_SCHEMA)
+            run_id = connection.execute("SELECT nextval('run_ids')").fetchall()[0][0]
+            connection.execute(
+                f"INSERT INTO runs VALUES ({', '.join(['?'] * 22)}, NULL, 'running', NULL)",
+                [
+                    run_id, "calibration", scenario_name, scenario_file, scenario_hash, scenario_text, seed,
+                    "deterministic", method, settings["draws"], settings["walkers"], settings["steps"],
+                    settings["chunk"], first_month.astype("datetime64[D]").item(), step_months, "",
+                    json.dumps(package_versions()), "serial", socket.gethostname(), os.getpid(),
+                    process_started(), _now(),
+                ],
+            )
+            connection.execute("INSERT INTO arms VALUES (?, ?, 0, '{}')", [run_id, "baseline"])
+            connection.execute("INSERT INTO calibrations VALUES (?, ?, NULL)", [run_id, json.dumps(settings)])
+        return int(run_id)
+
+    def write_chain(self, run_id: int, first_step: int, positions: np.ndarray, log_posterior: np.ndarray,
+                    random_state: str, seconds: float) -> bool:
+        """Store steps first_step.. of a calibration's chain ((steps, walkers, parameters) positions and
+        (steps, walkers) log posteriors) with the sampler's random state after them, atomically; False if
+        these steps were already stored."""
+        steps, walkers, _ = positions.shape
+        frame = pa.table({
+            "run_id": pa.array(np.full(steps * walkers, run_id, np.int32)),
+            "step": pa.array(np.repeat(np.arange(first_step, first_step + steps, dtype=np.int32), walkers)),
+            "walker": pa.array(np.tile(np.arange(walkers, dtype=np.int32), steps)),
+            "log_posterior": pa.array(log_posterior.reshape(-1).astype(float)),
+            "position": pa.array(list(positions.reshape(steps * walkers, -1).astype(float))),
+        })
+        return self._insert_claimed(
+            f"steps {first_step}-{first_step + steps - 1} of calibration {run_id}",
+            "INSERT INTO calibration_steps VALUES (?, ?, ?, ?, ?)",
+            [run_id, first_step + steps - 1, random_state, seconds, _now()], "calibration_chain", frame,
+        )
+
+    def write_posterior(self, run_id: int, draws: dict[str, np.ndarray], relative: dict[str, bool],
+                        units: dict[str, str], diagnostics: dict) -> None:
+        """Store a finished calibration's posterior draws (as the run's parameter samples) and its
+        diagnostics, and mark it done, in one transaction."""
+        rows = [
+            [run_id, sample, name, float(value), relative[name], units[name]]
+            for name, values in draws.items()
+            for sample, value in enumerate(values)
+        ]
+        with self._writing(f"the posterior of calibration {run_id}"), self.connect(write=True) as connection, \
+                transaction(connection):
+            connection.execute("DELETE FROM parameters WHERE run_id = ?", [run_id])
+            if rows:
+                frame = pd.DataFrame(rows, columns=["run_id", "sample", "parameter", "value", "relative", "unit"])
+                connection.register("draws", frame)
+                connection.execute("INSERT INTO parameters BY NAME SELECT * FROM draws")
+                connection.unregister("draws")
+            connection.execute(
+                "UPDATE calibrations SET diagnostics = ? WHERE run_id = ?", [json.dumps(diagnostics), run_id]
+            )
+            connection.execute(
+                "UPDATE runs SET status = 'done', message = NULL, finished = ? WHERE run_id = ?", [_now(), run_id]
+            )
+
     # reading
+
+    def calibration(self, run_id: int) -> tuple[dict, dict | None]:
+        """(settings, diagnostics or None while unfinished) of a calibration run; StoreError if the run is
+        not a calibration."""
+        with self.connect() as connection:
+            tables = {row[0] for row in connection.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            ).fetchall()}
+            found = connection.execute(
+                "SELECT settings, diagnostics FROM calibrations WHERE run_id = ?", [run_id]
+            ).fetchall() if "calibrations" in tables else []
+        if not found:
+            raise StoreError(f"{self.path}: run {run_id} is not a calibration (see 'aftermath runs')")
+        settings, diagnostics = found[0]
+        return json.loads(settings), None if diagnostics is None else json.loads(diagnostics)
+
+    def chain(self, run_id: int) -> tuple[np.ndarray, np.ndarray, str | None]:
+        """A calibration's stored chain: positions (steps, walkers, parameters), log posteriors (steps,
+        walkers) and the sampler's random state after the last stored step (None if no step is stored)."""
+        with self.connect() as connection:
+            state = connection.execute(
+                "SELECT last_step, random_state FROM calibration_steps WHERE run_id = ? ORDER BY last_step DESC "
+                "LIMIT 1", [run_id]
+            ).fetchall()
+            table = connection.execute(
+                "SELECT step, walker, log_posterior, position FROM calibration_chain WHERE run_id = ? "
+                "ORDER BY step, walker", [run_id]
+            ).to_arrow_table()
+        if not state:
+            return np.zeros((0, 0, 0)), np.zeros((0, 0)), None
+        steps = int(state[0][0]) + 1
+        walkers = table.num_rows // steps
+        positions = table.column("position").combine_chunks().flatten().to_numpy().reshape(steps, walkers, -1)
+        log_posterior = table.column("log_posterior").to_numpy().reshape(steps, walkers)
+        return positions, log_posterior, str(state[0][1])
 
     def completed(self, run_id: int) -> list[tuple[int, int]]:
         with self.connect() as connection:

@@ -1,0 +1,138 @@
+"""calibrate: Bayesian calibration of a scenario to its observations, stored as a run; and the
+`--posterior RUN` option the other commands share."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from aftermath.cli.app import app, console, errors, fail
+from aftermath.cli.core import ScenarioArg, band_text
+from aftermath.cli.options import SeedOption
+from aftermath.experiments.design import read_scenario
+from aftermath.inference.calibration import DEFAULT_UNTIL, METHODS, Posterior, calibrate
+from aftermath.scenario.schema import Scenario, parse_month
+from aftermath.store import DEFAULT_STORE, Store, StoreError
+
+RHAT_LIMIT = 1.1
+ESS_LIMIT = 100
+"""Below these the calibration warns that its chain may not have converged (Gelman et al. BDA3, 11.5)."""
+
+
+@app.command("calibrate")
+def calibrate_command(
+    scenario: ScenarioArg = None,
+    until: Annotated[str, typer.Option(help="Use the observations dated up to this month (YYYY-MM).")] = DEFAULT_UNTIL,
+    method: Annotated[str, typer.Option(
+        help="emcee (ensemble MCMC over the deterministic engine) or prior (prior draws weighted by likelihood).",
+    )] = "emcee",
+    draws: Annotated[int, typer.Option(min=1, help="Posterior draws kept.")] = 1000,
+    steps: Annotated[int | None, typer.Option(min=2, help="MCMC steps (default 1000); prior: draws weighed "
+                                              "(default 2000).")] = None,
+    walkers: Annotated[int | None, typer.Option(min=2, help="emcee walkers (default: 2 x parameters + 2).")] = None,
+    seed: SeedOption = 1,
+    store: Annotated[Path, typer.Option("--store", help="The DuckDB run store.")] = DEFAULT_STORE,
+    resume: Annotated[int | None, typer.Option(help="Continue this killed calibration run.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the posterior summary as JSON on stdout.")] = False,
+) -> None:
+    """Calibrate the uncertain parameters to the observations up to --until; the posterior is stored as a run.
+
+    The priors are the declared distributions; the likelihood is the observation model (ranges and
+    bounds as censored data). A killed calibration continues with --resume RUN.
+    """
+    if method not in METHODS:
+        fail(f"--method {method!r}: expected one of {', '.join(METHODS)}")
+    try:
+        parse_month(until)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--until") from None
+    text, _, loaded = read_scenario(scenario)
+    opened = Store(store)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("steps"), TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+        disable=as_json or not console.is_terminal,
+    ) as bar:
+        task = bar.add_task(f"{loaded.name}: calibrating ({method})", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+            if not console.is_terminal and not as_json:
+                errors.print(f"calibration: {done}/{total} steps", highlight=False)
+
+        try:
+            posterior = calibrate(
+                loaded, until=until, method=method, draws=draws, seed=seed,  # type: ignore[arg-type]
+                store=opened, progress=progress, walkers=walkers, steps=steps, resume=resume, scenario_text=text,
+            )
+        except (StoreError, ValueError) as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            errors.print("interrupted: the calibration keeps its stored steps; 'aftermath runs' lists it, and "
+                         "'aftermath calibrate --resume RUN' continues it")
+            raise SystemExit(130) from None
+    summary = posterior.summary()
+    if as_json:
+        typer.echo(json.dumps({
+            "run_id": posterior.run_id, "store": str(store), "scenario": loaded.name, "method": posterior.method,
+            "until": until, "draws": len(posterior), "diagnostics": posterior.diagnostics,
+            "posterior": {name: dict(zip(("median", "low", "high"), band, strict=True))
+                          for name, band in summary.items()},
+        }, indent=2))
+        return
+    print_posterior(loaded, posterior)
+
+
+def print_posterior(scenario: Scenario, posterior: Posterior) -> None:
+    """Prior against posterior for each parameter, and the diagnostics."""
+    from aftermath.inference.calibration import prior_bands
+
+    priors = prior_bands(scenario, posterior.names)
+    d = posterior.diagnostics
+    grid = Table(
+        "parameter", "unit", "prior median (5-95%)", "posterior median (5-95%)", "narrowed", "ESS", "R-hat",
+        title=f"{scenario.title}\ncalibrated to {d.get('observations')} observations up to {posterior.until} "
+        f"({posterior.method}; run {posterior.run_id})", title_justify="left",
+    )
+    ess = d.get("ess") if isinstance(d.get("ess"), dict) else {}
+    rhat = d.get("rhat", {})
+    inert = set(d.get("inert", []))
+    for name, (median, low, high) in posterior.summary().items():
+        prior = priors[name]
+        width = prior[2] - prior[1]
+        narrowed = 1 - (high - low) / width if width > 0 else 0.0
+        grid.add_row(
+            name, scenario.parameters[name].unit, band_text(*prior), band_text(median, low, high), f"{narrowed:.0%}",
+            _figure(ess.get(name), "{:.0f}", name in inert), _figure(rhat.get(name), "{:.3f}", name in inert),
+        )
+    console.print(grid)
+    if posterior.method == "emcee":
+        console.print(
+            f"{d['walkers']} walkers x {d['steps']} steps (first {d['burn_in']} burn-in), acceptance "
+            f"{_figure(d['acceptance'], '{:.2f}', False)}, {d['seconds']:.0f} s; {len(posterior)} draws kept; "
+            f"{len(inert)} parameters change no observed outcome and keep their prior",
+            highlight=False,
+        )
+        worst = max((v for v in rhat.values() if v is not None), default=None)
+        fewest = min((v for v in ess.values() if v is not None), default=None)
+        if worst is None or worst > RHAT_LIMIT or (fewest or 0) < ESS_LIMIT:
+            errors.print(
+                f"warning: the chain may not have converged (largest R-hat {_figure(worst, '{:.2f}', False)}, "
+                f"smallest ESS {_figure(fewest, '{:.0f}', False)}; aim for R-hat < {RHAT_LIMIT} and "
+                f"ESS > {ESS_LIMIT}): run more --steps", markup=False, highlight=False, soft_wrap=True,
+            )
+    else:
+        console.print(f"{d['samples']} prior draws weighted by likelihood: ESS {d['ess']:.0f}, {d['seconds']:.0f} s",
+                      highlight=False)
+
+
+def _figure(value: float | None, form: str, inert: bool) -> str:
+    """A diagnostic as text: 'prior' for a parameter the data cannot inform, '-' where undefined."""
+    if inert:
+        return "prior"
+    return "-" if value is None else form.format(value)

@@ -1,0 +1,186 @@
+"""Rolling-origin backtests: calibrate up to each cutoff, forecast the observations after it, score them.
+
+For each cutoff c (YYYY-MM) the scenario is calibrated to the observations dated up to c
+(`aftermath.inference.calibration.calibrate`); the observations dated after c and up to `until` (the
+end of the fitted window: for the default scenario 2017-12, so later figures are never read) are the
+targets. Three forecasts of each target are scored (`aftermath.scoring`), each a predictive ensemble
+of `runs` reports (the model's value with the observation error of the target drawn around it,
+`aftermath.inference.observation.predictive_draws`):
+
+- `posterior`: the model run on draws of the cutoff's posterior;
+- `prior`: the model run on draws of the declared priors (no calibration), a naive baseline;
+- `persistence`: the target's outcome stays at its last value observed up to the cutoff (the reported
+  value of the latest such observation), a naive baseline; a target whose outcome was never observed up
+  to the cutoff has no persistence forecast.
+
+As in ViEWS' rolling-origin evaluations, the scores of all cutoffs are also pooled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from aftermath.engines.simulate import Engine, simulate
+from aftermath.experiments.sampling import per_run_parameters
+from aftermath.inference.calibration import Method, Posterior, calibrate
+from aftermath.inference.observation import Likelihood, likelihood, predictive_draws
+from aftermath.model.compile import compile_model, stable_id
+from aftermath.scenario.schema import Scenario, month_label, parse_month
+from aftermath.scoring import Score, Summary, Target, score_ensemble, summarise
+
+FORECASTS = ("posterior", "prior", "persistence")
+_PREDICTIVE_STREAM = stable_id("backtest predictive draws")
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One cutoff: its posterior's diagnostics, its targets' scores and their summaries by forecast."""
+
+    cutoff: str
+    calibrated_on: int
+    scores: list[Score]
+    summaries: dict[str, Summary]
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """A backtest's folds and the scores of all folds pooled (`pooled`, by forecast)."""
+
+    scenario: str
+    until: str
+    runs: int
+    seed: int
+    engine: str
+    method: str
+    folds: list[Fold]
+    pooled: dict[str, Summary]
+
+    def as_payload(self) -> dict[str, Any]:
+        """JSON-ready: what `--json` prints, `--save` writes and `aftermath report --with` reads."""
+        return {
+            "kind": "backtest", "scenario": self.scenario, "until": self.until, "runs": self.runs,
+            "seed": self.seed, "engine": self.engine, "method": self.method,
+            "folds": [{"cutoff": f.cutoff, "calibrated_on": f.calibrated_on, "diagnostics": _plain(f.diagnostics),
+                       "summaries": {k: s.as_dict() for k, s in f.summaries.items()},
+                       "scores": [s.as_dict() for s in f.scores]} for f in self.folds],
+            "pooled": {k: s.as_dict() for k, s in self.pooled.items()},
+        }
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays in diagnostics as JSON-ready numbers and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def targets_after(scenario: Scenario, cutoff: str, until: str) -> Likelihood:
+    """The observations dated after `cutoff` and up to `until`, as a Likelihood (its arrays)."""
+    everything = likelihood(scenario, parse_month(until))
+    after = np.array([scenario.observations[i].date > parse_month(cutoff) for i in everything.index], dtype=bool)
+    return _subset(everything, after)
+
+
+def _subset(full: Likelihood, keep: np.ndarray) -> Likelihood:
+    chosen = np.flatnonzero(keep)
+    return replace(
+        full, index=full.index[chosen], outcomes=tuple(full.outcomes[i] for i in chosen),
+        dates=tuple(full.dates[i] for i in chosen), kinds=tuple(full.kinds[i] for i in chosen),
+        values=full.values[chosen], lower=full.lower[chosen], upper=full.upper[chosen],
+        errors=tuple(full.errors[i] for i in chosen),
+    )
+
+
+def _targets(scenario: Scenario, chosen: Likelihood) -> list[Target]:
+    return [
+        Target(chosen.outcomes[i], chosen.dates[i], scenario.observations[int(chosen.index[i])].source,
+               chosen.kinds[i], float(chosen.values[i]), float(chosen.lower[i]), float(chosen.upper[i]))
+        for i in range(len(chosen))
+    ]
+
+
+def predictive(chosen: Likelihood, latent: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(runs, targets) reported figures: each target's observation error drawn around the latent values."""
+    return np.column_stack([predictive_draws(chosen.errors[i], latent[:, i], rng) for i in range(len(chosen))])
+
+
+def last_observed(scenario: Scenario, outcome: str, cutoff: int) -> float | None:
+    """The reported value of the latest observation of `outcome` dated up to month index `cutoff`."""
+    earlier = [o for o in scenario.observations if o.outcome == outcome and o.date <= cutoff]
+    return float(max(earlier, key=lambda o: o.date).value) if earlier else None
+
+
+def forecast_scores(
+    scenario: Scenario, chosen: Likelihood, posterior: Posterior, cutoff: str, runs: int, seed: int,
+    engine: Engine = "stochastic",
+) -> list[Score]:
+    """Scores of the three forecasts (FORECASTS) of the targets `chosen` from the cutoff `cutoff`."""
+    if not len(chosen):
+        return []
+    model = compile_model(scenario)
+    targets = _targets(scenario, chosen)
+    rng = np.random.default_rng([_PREDICTIVE_STREAM, seed, parse_month(cutoff)])
+    scores: list[Score] = []
+    for name, parameters in (("posterior", posterior.per_run_parameters(scenario, runs, seed)),
+                             ("prior", per_run_parameters(scenario, runs, seed))):
+        data = simulate(model, replicates=runs, seed=seed, engine=engine, parameters=parameters,
+                        keep_compartments=False)
+        reports = predictive(chosen, chosen.model_values(data), rng)
+        scores += [score_ensemble(target, reports[:, i], name) for i, target in enumerate(targets)]
+    month = parse_month(cutoff)
+    for i, target in enumerate(targets):
+        last = last_observed(scenario, target.outcome, month)
+        if last is not None:
+            reports = predictive_draws(chosen.errors[i], np.full(runs, last), rng)
+            scores.append(score_ensemble(target, reports, "persistence"))
+    return scores
+
+
+def backtest(
+    scenario: Scenario,
+    cutoffs: Sequence[str],
+    *,
+    until: str = "2017-12",
+    runs: int = 200,
+    seed: int = 0,
+    engine: Engine = "stochastic",
+    method: Method = "emcee",
+    calibration: Mapping[str, Any] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Backtest:
+    """Calibrate up to each cutoff, forecast the observations after it (to `until`) and score them.
+
+    `calibration` holds further arguments of `calibrate` (walkers, steps, store, ...); `progress(cutoff,
+    done, total)` is told each calibration's progress. Cutoffs must be YYYY-MM, ascending, before `until`.
+
+    Raises ValueError for a bad cutoff or a cutoff with no observation to calibrate on, and what
+    `calibrate` raises.
+    """
+    months = [parse_month(c) for c in cutoffs]
+    if not months:
+        raise ValueError("give at least one cutoff")
+    if months != sorted(set(months)) or months[-1] > parse_month(until):
+        raise ValueError(f"cutoffs must be ascending and not after {until}; got {', '.join(cutoffs)}")
+    folds = []
+    for cutoff in (month_label(m) for m in months):
+        posterior = calibrate(scenario, until=cutoff, method=method, draws=runs, seed=seed,
+                              progress=(lambda done, total, c=cutoff: progress(c, done, total)) if progress else None,
+                              **dict(calibration or {}))
+        chosen = targets_after(scenario, cutoff, until)
+        scores = forecast_scores(scenario, chosen, posterior, cutoff, runs, seed, engine)
+        folds.append(Fold(cutoff, int(posterior.diagnostics.get("observations", 0)), scores,
+                          {name: summarise(scores, name) for name in FORECASTS}, dict(posterior.diagnostics)))
+    everything = [s for fold in folds for s in fold.scores]
+    return Backtest(scenario.name, until, runs, seed, engine, method, folds,
+                    {name: summarise(everything, name) for name in FORECASTS})
