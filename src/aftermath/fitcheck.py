@@ -14,7 +14,7 @@ A missing `low` or `high` is the value itself: "over 40,000" is held to 40,000, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -119,8 +119,9 @@ def fit_check(
     uncertainty: bool = True,
     fitted_until: str = FIT_END,
     policies: Mapping[str, float | None] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[ObservationCheck]:
-    """Run the scenario and check every observation.
+    """Run the scenario and check every observation; `progress(n)` is told as runs finish.
 
     With `uncertainty`, each replicate draws the parameters from their declared distributions
     (Latin hypercube), so the band holds parameter and stochastic uncertainty together; without it,
@@ -132,7 +133,7 @@ def fit_check(
     runs = 1 if engine == "deterministic" and not uncertainty else replicates
     parameters = per_run_parameters(scenario, runs, seed) if uncertainty else None
     dataset = simulate(model, replicates=runs, seed=seed, engine=engine, parameters=parameters,
-                       keep_compartments=False)
+                       keep_compartments=False, progress=progress)
     return check_observations(scenario, dataset, fitted_until)
 
 

@@ -7,34 +7,26 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from aftermath.cli.app import app, console, errors, fail
+from aftermath.cli.display import outcome_metadata, print_bands, strata_metadata
 from aftermath.cli.options import SeedOption, parse_assignments, parse_policies
+from aftermath.cli.progress import progress
 from aftermath.engines.ode import METHODS, OdeOptions
 from aftermath.engines.simulate import ENGINES, check_result_memory, simulate
 from aftermath.engines.steps import coarse_step
 from aftermath.experiments.sampling import per_run_parameters
+from aftermath.formatting import span
 from aftermath.model.compile import compile_model
-from aftermath.results import check_output_path, write_results
-from aftermath.scenario.describe import citations, initial_text, parameter_rows
+from aftermath.results import check_output_path, file_size, write_results
+from aftermath.scenario.describe import citations, headline_outcomes, initial_text, parameter_rows
 from aftermath.scenario.loader import load_scenario, resolve_scenario_path, shipped_scenarios
 from aftermath.summary import bands, key_dates
 
 ScenarioArg = Annotated[
     str | None, typer.Argument(help="A scenario file, or the name of a shipped scenario (default: the default one).")
 ]
-
-
-def band_text(median: float, low: float, high: float, separator: str = " ") -> str:
-    """'1,234 (1,100-1,380)': counts rounded to persons, small numbers to 3 significant digits; 'undefined'
-    for an outcome undefined in every replicate (e.g. a ratio with an empty denominator)."""
-    if median != median:
-        return "undefined"
-    if max(abs(high), abs(low)) >= 10:
-        return f"{median:,.0f}{separator}({low:,.0f}-{high:,.0f})"
-    return f"{median:.3g}{separator}({low:.3g}-{high:.3g})"
 
 
 @app.command()
@@ -56,7 +48,16 @@ def run(
     ] = OdeOptions.method,
     set_: Annotated[list[str] | None, typer.Option("--set", help="PARAM=VALUE, in the parameter's unit.")] = None,
     policy: Annotated[list[str] | None, typer.Option(help="An intervention: NAME, NAME=STRENGTH, or A+B.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write full results to FILE.nc or FILE.parquet.")] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Show every outcome and stratum, not only the scenario's headline set.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the outcomes of every run to FILE.nc (compressed) or FILE.parquet."),
+    ] = None,
+    compartments: Annotated[
+        bool, typer.Option("--compartments", help="With --out, also write every compartment (much larger).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     fixed_parameters: Annotated[
         bool,
@@ -67,7 +68,7 @@ def run(
         ),
     ] = False,
 ) -> None:
-    """Run a scenario and show each outcome at key dates: median and 5-95% band.
+    """Run a scenario and show its headline outcomes at key dates: median and 5-95% band.
 
     The bands cover both sources of uncertainty: the parameters' declared ranges (one draw per replicate)
     and chance (the stochastic engine). `aftermath ensemble` separates the two.
@@ -78,6 +79,8 @@ def run(
         ode = OdeOptions(ode_method, rtol, atol)
     except ValueError as exc:
         fail(str(exc))
+    if compartments and out is None:
+        fail("--compartments: expected --out FILE with it (compartments are only written to a file)")
     if out is not None:
         try:
             check_output_path(out)
@@ -91,31 +94,21 @@ def run(
         for warning in warnings:
             errors.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     runs = 1 if engine != "stochastic" and fixed_parameters else replicates
-    check_result_memory(model, runs, keep_compartments=out is not None)
+    check_result_memory(model, runs, keep_compartments=compartments)
     drawn = {} if fixed_parameters else per_run_parameters(loaded, runs, seed, fixed=overrides)
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=as_json or not console.is_terminal,  # no bar (nor its stray newline) in a pipe
-    ) as progress:
-        task = progress.add_task(f"{loaded.name}: {engine}", total=runs)
+    with progress(f"{loaded.name}: {engine}", total=runs, quiet=as_json) as tracker:
         dataset = simulate(
             model,
             replicates=runs,
             seed=seed,
             engine=engine,  # type: ignore[arg-type]
             parameters=drawn,
-            keep_compartments=out is not None,
-            progress=lambda done: progress.advance(task, done),
+            keep_compartments=compartments,
+            progress=tracker.advance,
             ode=ode,
         )
     table = bands(dataset, key_dates(loaded))
-    if out is not None:
-        write_results(dataset, out)
+    written = write_results(dataset, out) if out is not None else None
     if as_json:
         payload = {
             "scenario": loaded.name,
@@ -129,6 +122,9 @@ def run(
             "parameter_uncertainty": not fixed_parameters,
             "warnings": warnings,
             "units": {o.name: o.unit for o in model.outcomes},
+            "headline": headline_outcomes(loaded),
+            "outcomes": outcome_metadata(loaded, list(dict.fromkeys(table["outcome"]))),
+            "strata": strata_metadata(loaded),
             "bands": json.loads(table.to_json(orient="records")),
         }
         typer.echo(json.dumps(payload, indent=2))
@@ -137,37 +133,12 @@ def run(
     if engine != "stochastic":
         uncertainty = "no uncertainty" if fixed_parameters else "parameter uncertainty"
     method = f"{engine}, {model.substeps} sub-steps" if engine != "ode" and model.substeps > 1 else engine
-    units = {o.name: o.unit for o in model.outcomes}
-    _print_bands(
-        loaded.title, table, f"{method}, {runs} run(s), seed {seed}, {uncertainty}", model.interventions, units
-    )
-    if out is not None:
-        console.print(f"full results written to {out}")
-
-
-def _print_bands(title: str, table, subtitle: str, policies: dict, units: dict[str, str] | None = None) -> None:
-    scalar = (
-        table[[c for c in table.columns if c not in ("outcome", "date", "median", "low", "high")]].isna().all(axis=1)
-        if len(table.columns) > 5
-        else table["outcome"].notna()
-    )
-    plain = table[scalar]
-    dates = list(dict.fromkeys(plain["date"]))
-    grid = Table(
-        title=f"{title}\n{subtitle}" + (f", policies {policies}" if policies else ""),
-        title_justify="left",
-    )
-    grid.add_column("outcome\nmedian (5-95%)", no_wrap=True)
-    for date in dates:
-        grid.add_column(date, justify="right")
-    for outcome, rows in plain.groupby("outcome", sort=False):
-        cells = {r.date: band_text(r.median, r.low, r.high, "\n") for r in rows.itertuples()}
-        unit = (units or {}).get(str(outcome))
-        grid.add_row(f"{outcome} ({unit})" if unit else str(outcome), *[cells.get(d, "") for d in dates])
-    console.print(grid)
-    stratified = sorted(set(table["outcome"]) - set(plain["outcome"]))
-    if stratified:
-        console.print(f"stratified outcomes (see --json or --out): {', '.join(stratified)}")
+    print_bands(loaded, table, f"{method}, {runs} run(s), seed {seed}, {uncertainty}", model.interventions, everything,
+                units={o.name: o.unit for o in model.outcomes})
+    if written is not None:
+        what = "outcomes and compartments" if compartments else "outcomes (add --compartments for every compartment)"
+        console.print(f"{what} of {runs} run(s) written to {written} ({file_size(written.stat().st_size)})",
+                      markup=False, highlight=False)
 
 
 def _step_warnings(model) -> list[str]:
@@ -234,7 +205,7 @@ def explain(scenario: ScenarioArg = None) -> None:
     for row in parameter_rows(loaded):
         provenance = ", ".join(row.sources) + (f" (assumption: {row.assumption})" if row.assumption else "")
         parameters.add_row(
-            row.name, row.value, row.unit, f"{row.low:.4g} to {row.high:.4g}", row.uncertainty, provenance
+            row.name, row.value, row.unit, span(row.low, row.high), row.uncertainty, provenance
         )
     console.print(parameters)
     if loaded.outcomes:

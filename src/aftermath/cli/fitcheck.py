@@ -9,8 +9,12 @@ import typer
 from rich.table import Table
 
 from aftermath.cli.app import app, console
-from aftermath.cli.core import ScenarioArg, band_text
+from aftermath.cli.core import ScenarioArg
+from aftermath.cli.display import cell
+from aftermath.cli.progress import progress
 from aftermath.fitcheck import FIT_END, ObservationCheck, fit_check, fit_summary
+from aftermath.formatting import Kind, band, number
+from aftermath.scenario.describe import outcome_kind, outcome_label
 from aftermath.scenario.loader import load_scenario
 from aftermath.scenario.schema import parse_month
 
@@ -32,7 +36,9 @@ def fit_check_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--fitted-until") from None
     loaded = load_scenario(scenario)
-    checks = fit_check(loaded, replicates=replicates, seed=seed, uncertainty=uncertainty, fitted_until=fitted_until)
+    with progress(f"{loaded.name}: fit-check", total=replicates, quiet=as_json) as tracker:
+        checks = fit_check(loaded, replicates=replicates, seed=seed, uncertainty=uncertainty,
+                           fitted_until=fitted_until, progress=tracker.advance)
     summary = fit_summary(checks)
     if as_json:
         payload = {
@@ -53,15 +59,16 @@ def fit_check_command(
         title_justify="left",
     )
     for check in checks:
+        kind = outcome_kind(loaded, check.outcome)
         grid.add_row(
             "in-sample" if check.in_sample else "out-of-sample",
             check.source,
-            check.outcome,
+            outcome_label(loaded, check.outcome),
             check.date,
-            _observed(check),
-            band_text(check.median, check.band_low, check.band_high),
-            f"{check.error:.0%}",
-            f"{check.tolerance:.0%} {'ok' if check.within_tolerance else 'OUT'}",
+            _observed(check, kind),
+            cell(check.median, check.band_low, check.band_high, kind),
+            number(check.error, "share"),
+            f"{number(check.tolerance, 'share')} {'ok' if check.within_tolerance else 'OUT'}",
             "yes" if check.in_band else "no",
         )
     console.print(grid)
@@ -73,8 +80,8 @@ def fit_check_command(
         )
 
 
-def _observed(check: ObservationCheck) -> str:
+def _observed(check: ObservationCheck, kind: Kind) -> str:
     """The observation as written: its value, and its interval where the source gives one."""
     if check.low != check.high:
-        return band_text(check.value, check.low, check.high)
-    return f"{check.value:,.0f}" if abs(check.value) >= 10 else f"{check.value:.3g}"
+        return band(check.value, check.low, check.high, kind)
+    return number(check.value, kind)

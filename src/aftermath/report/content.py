@@ -16,8 +16,10 @@ import xarray as xr
 
 from aftermath.experiments.design import Experiment
 from aftermath.experiments.results import EnsembleResult
+from aftermath.formatting import Kind
 from aftermath.model.compile import CompiledModel, compile_model
 from aftermath.report.decisions import DecisionSection
+from aftermath.scenario.describe import group_label, outcome_kind, outcome_label, stratum_label
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 from aftermath.summary import HIGH, LOW, band, quantiles
 
@@ -67,6 +69,10 @@ class OutcomeSummary:
     """One fan per stratum, keyed by its label ('' for an outcome that is one number per date)."""
     subset: bool = False
     """A `select`ed part of another outcome (one country, one cohort): shown in tables, not charted."""
+    title: str = ""
+    """Its display name (the scenario's `label`); empty: the name, spaced."""
+    kind: Kind = "count"
+    """How its numbers read (aftermath.formatting): people, a share, or another number."""
 
     @property
     def main(self) -> bool:
@@ -182,11 +188,15 @@ def label(name: str) -> str:
 
 
 def strata_title(outcome: OutcomeSummary, shown: int) -> str:
-    """'Returned by origin: the 6 largest by origin', or '... by cohort' when every stratum is shown."""
+    """'Returned by origin: the 6 largest', or 'Detained by cohort' when every stratum is shown
+    (the 'by' is not repeated when the outcome's name already says it)."""
+    title = outcome.title or label(outcome.name)
     if not outcome.by:
-        return label(outcome.name)
-    which = "" if shown == len(outcome.fans) else f"the {shown} largest "
-    return f"{label(outcome.name)}: {which}by {', '.join(outcome.by)}"
+        return title
+    by = f"by {', '.join(outcome.by)}"
+    if by not in title.lower():
+        title = f"{title} {by}"
+    return title if shown == len(outcome.fans) else f"{title}: the {shown} largest"
 
 
 def policy_label(scenario: Scenario, strengths: Mapping[str, float]) -> str:
@@ -218,7 +228,8 @@ def outcome_fans(scenario: Scenario, dataset: xr.Dataset, names: Sequence[str]) 
         data = variable.transpose("replicate", "time", *by).values
         if by:
             flat = data.reshape(*data.shape[:2], -1)
-            labels = [" / ".join(str(variable[d].values[i]) for d, i in zip(by, combo, strict=True))
+            labels = [" / ".join(stratum_label(scenario, d, str(variable[d].values[i]))
+                                 for d, i in zip(by, combo, strict=True))
                       for combo in np.ndindex(*data.shape[2:])]
             fans = {lab: fan(flat[:, :, k], times) for k, lab in enumerate(labels)}
         else:
@@ -227,7 +238,11 @@ def outcome_fans(scenario: Scenario, dataset: xr.Dataset, names: Sequence[str]) 
         description = declared.description.strip() if declared else ""
         if variable.attrs.get("units"):
             description = f"{description} Unit: {variable.attrs['units']}.".strip()
-        summaries.append(OutcomeSummary(name, description, by, fans, bool(declared and declared.select)))
+        summaries.append(OutcomeSummary(
+            name, description, by, fans, bool(declared and declared.select),
+            title=outcome_label(scenario, name) if declared else "",
+            kind=outcome_kind(scenario, name) if declared else "count",
+        ))
     return summaries
 
 
@@ -537,7 +552,8 @@ def network_content(scenario: Scenario, dataset: xr.Dataset, dates: Sequence[str
     from aftermath.network.export import network_graph, network_summary
 
     times = dataset["time"].values.astype("datetime64[M]")
-    summary = [(text, [Band(*band) for band in bands]) for text, bands in network_summary(dataset, list(dates))]
+    named = network_summary(dataset, list(dates), lambda group: group_label(scenario, group))
+    summary = [(text, [Band(*band) for band in bands]) for text, bands in named]
     return NetworkContent(
         graphs=[(date, network_graph(dataset, scenario, date)) for date in dates],
         summary=summary,

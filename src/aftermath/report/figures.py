@@ -22,6 +22,7 @@ from matplotlib.path import Path as DrawPath
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from aftermath.files import atomic_path
+from aftermath.formatting import number
 from aftermath.report.content import (
     Fan,
     NetworkContent,
@@ -33,7 +34,6 @@ from aftermath.report.content import (
     largest_strata,
     strata_title,
 )
-from aftermath.report.numbers import rounded
 
 INK = "#1d2733"
 FAN = "#2f6690"
@@ -77,7 +77,7 @@ def plain(text: str) -> str:
 
 
 def _count_axis(axis) -> None:
-    axis.set_major_formatter(FuncFormatter(lambda value, _: rounded(value)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: number(value)))
 
 
 def _fan_on(ax, series: Fan, color: str = FAN, name: str = "middle run") -> None:
@@ -211,9 +211,9 @@ def sankey_picture(data: SankeyData) -> Picture:
         ax.add_patch(Rectangle((x, top[n] - height), width, height, facecolor=colors.get(n, INK), edgecolor="none"))
         right = data.columns[n] != columns[0]
         ax.text(x + width + 0.01 if right else x - 0.01, top[n] - max(height, MIN_SLOT) / 2,
-                plain(f"{text}  {rounded(size[n])}"), ha="left" if right else "right", va="center", fontsize=7.5)
+                plain(f"{text}  {number(size[n])}"), ha="left" if right else "right", va="center", fontsize=7.5)
     right = len(columns) - 1 + 0.55
-    longest = max(len(f"{data.nodes[n]}  {rounded(size[n])}") for n in range(len(data.nodes))
+    longest = max(len(f"{data.nodes[n]}  {number(size[n])}") for n in range(len(data.nodes))
                   if data.columns[n] == columns[0])
     share = CHAR_WIDTH * longest  # of the figure's width, taken by the longest origin label
     ax.set_xlim(-(0.02 + share * right) / (1 - share), right)
@@ -293,7 +293,8 @@ def network_picture(data: NetworkContent) -> Picture:
             size = 18 + 260 * np.sqrt(max(float(attributes.get("strength", 0)), 0) / largest)
             ax.scatter([x], [y], s=size, color=colors[str(attributes.get("family", ""))], alpha=0.25 + 0.75 * active,
                        edgecolors="white", linewidths=0.6, zorder=3)
-            ax.annotate(plain(label(str(node))), (x, y), xytext=(0, -7), textcoords="offset points", ha="center",
+            name = str(attributes.get("label") or label(str(node)))
+            ax.annotate(plain(name), (x, y), xytext=(0, -7), textcoords="offset points", ha="center",
                         va="top", fontsize=6, alpha=0.4 + 0.6 * active, zorder=4)
         ax.margins(0.12)
     for k in range(panels, rows * columns):

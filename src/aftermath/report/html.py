@@ -17,16 +17,17 @@ from typing import Any
 
 from markupsafe import Markup
 
+from aftermath.formatting import Kind, number, span
 from aftermath.report.content import (
     MAX_POLICY_PANELS,
     Band,
+    OutcomeSummary,
     ReportContent,
     changed_outcomes,
     charted_outcomes,
     label,
     main_outcomes,
 )
-from aftermath.report.numbers import band_text, rounded
 from aftermath.scenario.describe import ParameterRow, citations, parameter_rows
 from aftermath.scenario.schema import month_label
 
@@ -44,14 +45,15 @@ def script_json(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Cell:
-    """A band as the table shows it: the rounded median, and 'low to high' below it."""
+    """A band as the table shows it: the rounded median, and 'low to high' below it (aftermath.formatting,
+    as in the terminal)."""
 
     middle: str
     spread: str
 
     @classmethod
-    def of(cls, band: Band, sign: bool = False) -> Cell:
-        return cls(*band_text(band, sign))
+    def of(cls, band: Band, sign: bool = False, kind: Kind = "count") -> Cell:
+        return cls(number(band.median, kind, sign), span(band.low, band.high, kind, sign))
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,31 @@ class Row:
 
 
 def outcome_row(content: ReportContent, name: str, bands: Sequence[Band], sign: bool = False) -> Row:
-    return Row(label(name), [Cell.of(b, sign) for b in bands], _note(content, name))
+    """An outcome's display name and description, then its bands (formatted by the outcome's kind)."""
+    kind = kind_of(content, name)
+    return Row(outcome_title(content, name), [Cell.of(b, sign, kind) for b in bands], _note(content, name))
 
 
 def _note(content: ReportContent, name: str) -> str:
     """The outcome's description, shown below its label."""
-    return next((o.description for o in content.outcomes if o.name == name), "")
+    outcome = outcome_named(content, name)
+    return outcome.description if outcome else ""
+
+
+def outcome_named(content: ReportContent, name: str) -> OutcomeSummary | None:
+    return next((o for o in content.outcomes if o.name == name), None)
+
+
+def outcome_title(content: ReportContent, name: str) -> str:
+    """An outcome's display name: its label, else its name in words."""
+    outcome = outcome_named(content, name)
+    return outcome.title if outcome and outcome.title else label(name)
+
+
+def kind_of(content: ReportContent, name: str) -> Kind:
+    """How an outcome's numbers read (count, share or number; aftermath.formatting)."""
+    outcome = outcome_named(content, name)
+    return outcome.kind if outcome else "count"
 
 
 def headline(content: ReportContent) -> dict[str, Any]:
@@ -94,7 +115,8 @@ def over_time(content: ReportContent, svgs: dict[str, str]) -> dict[str, Any]:
             final = content.key_dates[-1]
             order = sorted(outcome.fans, key=lambda key: -outcome.fans[key].at(final).median)
             chart["head"] = [" / ".join(label(d) for d in outcome.by), *content.key_dates]
-            chart["rows"] = [Row(key, [Cell.of(outcome.fans[key].at(d)) for d in content.key_dates]) for key in order]
+            chart["rows"] = [Row(key, [Cell.of(outcome.fans[key].at(d), kind=outcome.kind) for d in content.key_dates])
+                             for key in order]
         charts.append(chart)
     caption = (
         "The line is the middle run; the darker band holds half of the runs and the lighter band 9 in 10. "
@@ -153,8 +175,10 @@ def policies(content: ReportContent, svgs: dict[str, str]) -> dict[str, Any] | N
     )
     baseline = {o.name: o.fans[""] for o in main_outcomes(content)}
     rows = [
-        Row(label(name), [Cell.of(baseline[name].at(final))]
-            + [Cell.of(e.differences[name].at(final), sign=True) for e in content.policies], _note(content, name))
+        Row(outcome_title(content, name), [Cell.of(baseline[name].at(final), kind=kind_of(content, name))]
+            + [Cell.of(e.differences[name].at(final), sign=True, kind=kind_of(content, name))
+               for e in content.policies],
+            _note(content, name))
         for name in baseline
     ]
     effects = [
@@ -183,7 +207,8 @@ def network(content: ReportContent, svgs: dict[str, str]) -> dict[str, Any] | No
     return {
         "svg": svgs["alliance-network"], "provinces_svg": svgs["fan-active_provinces"], "caption": caption,
         "dates": list(data.dates),
-        "rows": [Row(label(text), [Cell.of(b) for b in bands]) for text, bands in data.summary],
+        "rows": [Row(label(text), [Cell.of(b, kind="number" if text.startswith("centrality") else "count")
+                                   for b in bands]) for text, bands in data.summary],
     }
 
 
@@ -202,9 +227,11 @@ def record(content: ReportContent) -> dict[str, Any] | None:
     for row in content.observations:
         low = row.value if row.low is None else row.low
         high = row.value if row.high is None else row.high
+        kind = kind_of(content, row.outcome)
         rows.append({
-            "label": label(row.outcome), "note": row.note, "date": row.date, "value": rounded(row.value),
-            "spread": f"{rounded(low)} to {rounded(high)}" if low != high else "", "model": Cell.of(row.model),
+            "label": outcome_title(content, row.outcome), "note": row.note, "date": row.date,
+            "value": number(row.value, kind), "spread": span(low, high, kind) if low != high else "",
+            "model": Cell.of(row.model, kind=kind),
             "inside": row.inside, "fitted": row.fitted, "source": row.source,
         })
     counts = []
@@ -229,7 +256,7 @@ def sources(content: ReportContent) -> dict[str, Any]:
 def _parameter_row(row: ParameterRow, cited: dict[str, str]) -> dict[str, Any]:
     return {
         "label": label(row.name), "description": row.description, "value": row.value,
-        "uncertainty": row.uncertainty, "unit": row.unit, "range": f"{row.low:.3g} to {row.high:.3g}",
+        "uncertainty": row.uncertainty, "unit": row.unit, "range": span(row.low, row.high),
         "cites": [(s, cited.get(s, "citation not found")) for s in row.sources],
         "folded": len(row.sources) > MAX_INLINE_SOURCES, "assumption": row.assumption,
     }

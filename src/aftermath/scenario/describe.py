@@ -6,10 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from aftermath.errors import ScenarioError
+from aftermath.formatting import Kind, number
 from aftermath.scenario.checks import stratum_array
 from aftermath.scenario.evidence import known_citations
+from aftermath.scenario.expressions import Symbol, infer_unit
 from aftermath.scenario.schema import Distribution, Parameter, Scenario
-from aftermath.scenario.validate import frozen_distribution
+from aftermath.scenario.validate import frozen_distribution, outcome_terms
+from aftermath.units import PERSONS
 
 
 @dataclass(frozen=True)
@@ -25,15 +29,11 @@ class ParameterRow:
     description: str
 
 
-def _number(value: float) -> str:
-    return f"{value:.4g}"
-
-
 def distribution_text(distribution: Distribution | None, fixed: str | None) -> str:
     if distribution is None:
         return f"fixed: {fixed}"
     fields = {k: v for k, v in distribution.model_dump().items() if v is not None and k not in ("type", "relative")}
-    inner = ", ".join(f"{k}={_number(v)}" for k, v in fields.items())
+    inner = ", ".join(f"{k}={number(v)}" for k, v in fields.items())
     return f"{'x ' if distribution.relative else ''}{distribution.type}({inner})"
 
 
@@ -53,9 +53,9 @@ def parameter_rows(scenario: Scenario) -> list[ParameterRow]:
     for name, parameter in scenario.parameters.items():
         values = stratum_array(scenario, parameter.value, list(parameter.dims), parameter.default, ())
         if parameter.dims:
-            value = f"{_number(float(values.min()))} to {_number(float(values.max()))} by {', '.join(parameter.dims)}"
+            value = f"{number(float(values.min()))} to {number(float(values.max()))} by {', '.join(parameter.dims)}"
         else:
-            value = _number(float(values.reshape(-1)[0]))
+            value = number(float(values.reshape(-1)[0]))
         low, high = parameter_range(scenario, parameter)
         rows.append(
             ParameterRow(
@@ -94,4 +94,68 @@ def initial_text(scenario: Scenario, name: str) -> str:
     if isinstance(initial, str):
         return f"= {initial}"
     values = stratum_array(scenario, initial, list(scenario.compartments[name].dims), None, ())
-    return _number(float(np.sum(values)))
+    return number(float(np.sum(values)), "count")
+
+
+# --- display names and how to show an outcome's numbers ----------------------------------------
+
+
+def spaced(name: str) -> str:
+    """A machine name for people when no label is given: 'returned_operational' -> 'Returned operational'."""
+    text = name.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def stratum_label(scenario: Scenario, dim: str, stratum: str) -> str:
+    """The display name of a stratum (`labels:` in the scenario), else the stratum id as written."""
+    return scenario.labels.get(dim, {}).get(stratum, stratum)
+
+
+def compartment_label(scenario: Scenario, name: str) -> str:
+    compartment = scenario.compartments.get(name)
+    return compartment.label if compartment is not None and compartment.label else spaced(name)
+
+
+def outcome_label(scenario: Scenario, name: str) -> str:
+    outcome = scenario.outcomes.get(name)
+    return outcome.label if outcome is not None and outcome.label else spaced(name)
+
+
+def group_label(scenario: Scenario, name: str) -> str:
+    """A network group's display name (its `label`), else its id spaced."""
+    group = scenario.network.groups.get(name) if scenario.network is not None else None
+    return group.label if group is not None and group.label else spaced(name)
+
+
+def outcome_kind(scenario: Scenario, name: str) -> Kind:
+    """How an outcome's numbers read: 'count' (people), 'share' (a ratio of people), else 'number'.
+
+    Found from the expression's unit (compartments and flows are persons): persons -> count,
+    dimensionless -> share. Raises ScenarioError for an outcome the scenario does not define.
+    """
+    if name not in scenario.outcomes:
+        raise ScenarioError(f"unknown outcome {name!r}", ("outcomes",))
+    tree, terms = outcome_terms(scenario, name)
+    table = {term: Symbol(kind, PERSONS) for term, kind in terms.items()}
+    unit = infer_unit(tree, table)
+    if unit.persons == 1 and unit.time == 0:
+        return "count"
+    if unit.persons == 0 and unit.time == 0:
+        return "share"
+    return "number"
+
+
+def outcome_quantity(scenario: Scenario, name: str) -> str:
+    """Whether an outcome is a stock (people at a date), a flow (people in the step) or cumulative."""
+    outcome = scenario.outcomes[name]
+    _, terms = outcome_terms(scenario, name)
+    if outcome_kind(scenario, name) != "count":
+        return "ratio"
+    if outcome.cumulative:
+        return "cumulative"
+    return "flow per step" if "flow" in terms.values() else "stock"
+
+
+def headline_outcomes(scenario: Scenario) -> list[str]:
+    """The scenario's `headline` outcomes, else every outcome that is one number (no `by`)."""
+    return list(scenario.headline) or [name for name, outcome in scenario.outcomes.items() if not outcome.by]

@@ -82,6 +82,8 @@ Number = Annotated[float, BeforeValidator(_not_boolean), AfterValidator(_finite)
 """A finite float that refuses YAML's true/false (which pydantic would read as 1 and 0), .nan and .inf."""
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
 Text = Annotated[str, Field(max_length=20_000)]
+Label = Annotated[str, Field(min_length=1, max_length=120)]
+"""A display name for people (a country's name, a group's name); machine names stay as they are."""
 
 
 class Strict(BaseModel):
@@ -112,6 +114,8 @@ class TimeAxis(Strict):
 
 
 class Compartment(Provenance):
+    label: Label | None = None
+    """How reports and the terminal name it (default: the name, spaced)."""
     description: Text = ""
     dims: list[Name] = []
     initial: Number | str | dict[str, Any] = 0.0
@@ -289,6 +293,8 @@ class Outcome(Strict):
     at each date, whatever the step), or with `cumulative` the persons moved since the start. `unit`
     may restate a rate in another time unit, e.g. 'persons per year'."""
 
+    label: Label | None = None
+    """How reports and the terminal name it (default: the name, spaced)."""
     description: Text = ""
     expr: str | Number
     select: dict[Name, list[str]] = {}
@@ -338,6 +344,8 @@ class Scenario(Strict):
     key_dates: list[Month] = []
     """Dates the summary table shows (default: evenly spaced over the horizon)."""
     dimensions: dict[Name, list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$")]]] = {}
+    labels: dict[Name, dict[str, Label]] = {}
+    """Display names of strata by dimension, e.g. {origin: {FR: France, MENA_rest: other Middle East}}."""
     groups: dict[Name, dict[Annotated[str, Field(min_length=1, max_length=80)], list[str]]] = {}
     """Named groups of a dimension's strata for reports, e.g. {origin: {Western Europe: [FR, GB]}}."""
     compartments: dict[Name, Compartment] = Field(min_length=1)
@@ -348,5 +356,7 @@ class Scenario(Strict):
     events: list[Event] = []
     interventions: dict[Name, Intervention] = {}
     outcomes: dict[Name, Outcome] = {}
+    headline: list[Name] = []
+    """The outcomes `aftermath run` and the report's summary show first (default: every unstratified one)."""
     observations: list[Observation] = []
     sources: list[SourceEntry] = []
