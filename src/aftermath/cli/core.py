@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Annotated
@@ -17,10 +18,9 @@ from aftermath.engines.ode import METHODS, OdeOptions
 from aftermath.engines.simulate import ENGINES, check_result_memory, simulate
 from aftermath.engines.steps import coarse_step
 from aftermath.experiments.sampling import per_run_parameters
-from aftermath.formatting import span
 from aftermath.model.compile import compile_model
 from aftermath.results import check_output_path, file_size, write_results
-from aftermath.scenario.describe import citations, headline_outcomes, initial_text, parameter_rows
+from aftermath.scenario.describe import elements, headline_outcomes, spaced
 from aftermath.scenario.loader import load_scenario, resolve_scenario_path, shipped_scenarios
 from aftermath.summary import bands, key_dates
 
@@ -168,71 +168,78 @@ def check(file: Annotated[str, typer.Argument(help="A scenario file or shipped n
 def scenarios() -> None:
     """List the shipped scenarios."""
     grid = Table("name", "title", "file")
+    grid.columns[2].overflow = "fold"  # a long path wraps; it is never cut
+    grid.columns[0].no_wrap = True
     for name, path in sorted(shipped_scenarios().items()):
         grid.add_row(name, load_scenario(path).title, str(path))
-    console.print(grid)
+    console.print(grid, highlight=False)
 
 
 @app.command()
-def explain(scenario: ScenarioArg = None) -> None:
-    """Show compartments, flows, parameters with units, ranges and sources."""
+def explain(
+    scenario: Annotated[
+        str | None,
+        typer.Argument(help="A scenario (file or shipped name; default: the default one), or the NAME of one of "
+                       "its parts to explain just that."),
+    ] = None,
+    name: Annotated[str | None, typer.Argument(help="The name of one part of the scenario to explain.")] = None,
+) -> None:
+    """Show every part of a scenario: strata, compartments, flows, parameters (units, ranges, sources),
+    schedules, events, interventions, outcomes, network groups and sources; or one part by NAME."""
+    if name is None and scenario is not None and not _is_scenario(scenario):
+        scenario, name = None, scenario
     loaded = load_scenario(scenario)
+    found = elements(loaded)
+    if name is not None:
+        if name not in found:
+            close = difflib.get_close_matches(name, list(found), n=3)
+            fail(f"{name!r} is not a part of the scenario {loaded.name!r}; expected the name of a compartment, flow, "
+                 "parameter, schedule, event, intervention, outcome, stratum, group or source"
+                 + (f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""))
+        element = found[name]
+        grid = Table.grid(padding=(0, 2))
+        for key, value in element.facts:
+            grid.add_row(f"[bold]{key}[/bold]", value)
+        heading = element.name + (f" ({element.label})" if element.label not in (element.name, spaced(name)) else "")
+        console.print(f"[bold]{element.kind}[/bold] {heading}", highlight=False, markup=True)
+        console.print(grid, highlight=False)
+        return
     console.print(f"[bold]{loaded.title}[/bold] ({loaded.name})\n{loaded.description.strip()}", highlight=False)
-    compartments = Table("compartment", "strata", "initial", "description", title="Compartments", title_justify="left")
-    for name, c in loaded.compartments.items():
-        compartments.add_row(name, ", ".join(c.dims) or "-", initial_text(loaded, name), c.description.strip())
-    console.print(compartments)
-    flows = Table(
-        "flow",
-        "from -> to",
-        "rate",
-        title="Flows (rates are hazards per capita, or inflows from a source)",
-        title_justify="left",
-    )
-    for flow in loaded.flows:
-        flows.add_row(flow.name, f"{flow.from_} -> {flow.to}", str(flow.rate))
-    console.print(flows)
-    parameters = Table(
-        "parameter",
-        "value",
-        "unit",
-        "5-95% range",
-        "uncertainty",
-        "sources / assumption",
-        title="Parameters",
-        title_justify="left",
-    )
-    for row in parameter_rows(loaded):
-        provenance = ", ".join(row.sources) + (f" (assumption: {row.assumption})" if row.assumption else "")
-        parameters.add_row(
-            row.name, row.value, row.unit, span(row.low, row.high), row.uncertainty, provenance
-        )
-    console.print(parameters)
-    if loaded.outcomes:
-        outcomes = Table(
-            "outcome",
-            "kind",
-            "unit",
-            "expression",
-            title="Outcomes (rates are the mean over the step ending at each date)",
-            title_justify="left",
-        )
-        for outcome in compile_model(loaded).outcomes:
-            written = loaded.outcomes[outcome.name]
-            kind = "cumulative" if written.cumulative else ("stock" if "flow" not in outcome.terms.values() else "rate")
-            outcomes.add_row(outcome.name, kind, outcome.unit, str(written.expr))
-        console.print(outcomes)
-    if loaded.interventions:
-        policies = Table("policy", "from", "effects", "description", title="Interventions", title_justify="left")
-        for name, item in loaded.interventions.items():
-            effects = "; ".join(
-                f"{e.parameter or e.schedule} {e.operation[0]} {e.operation[1]:g}" for e in item.effects
-            )
-            from aftermath.scenario.schema import month_label
+    by_kind: dict[str, list] = {}
+    for element in found.values():
+        by_kind.setdefault(element.kind, []).append(element)
+    units = {o.name: o.unit for o in compile_model(loaded).outcomes}
+    for kind, columns, title in EXPLAINED:
+        items = by_kind.get(kind, [])
+        if not items:
+            continue
+        labelled = any(e.label not in (e.name, spaced(e.name)) for e in items)
+        grid = Table(kind, *(["label"] if labelled else []), *columns, title=title, title_justify="left")
+        for element in items:
+            facts = dict(element.facts)
+            if kind == "outcome":
+                facts["unit"] = units.get(element.name, "")
+            grid.add_row(element.name, *([element.label] if labelled else []), *[facts.get(c, "") for c in columns])
+        console.print(grid, highlight=False)
+    console.print("'aftermath explain NAME' shows one part in full.", highlight=False)
 
-            policies.add_row(name, month_label(item.start), effects, item.description.strip())
-        console.print(policies)
-    sources = Table("id", "citation", title="Sources", title_justify="left")
-    for sid, text in citations(loaded).items():
-        sources.add_row(sid, text)
-    console.print(sources)
+
+EXPLAINED = (
+    ("dimension", ("strata",), "Dimensions (strata) and the display names of their strata"),
+    ("compartment", ("strata", "initial", "description"), "Compartments (stocks of people)"),
+    ("boundary", ("kind", "description"), "Boundaries (sources and sinks)"),
+    ("flow", ("from -> to", "rate"), "Flows (rates are hazards per capita, or inflows from a source)"),
+    ("parameter", ("value", "unit", "5-95% range", "uncertainty", "sources", "assumption"), "Parameters"),
+    ("schedule", ("unit", "interpolation", "points", "sources"), "Schedules (dated series)"),
+    ("event", ("date", "from -> to", "fraction", "sources"), "Events (a share moves at a date)"),
+    ("intervention", ("from", "strength", "effects", "description"), "Interventions (policies)"),
+    ("outcome", ("quantity", "unit", "headline", "description"),
+     "Outcomes (what runs report; rates are the mean over the step ending at each date)"),
+    ("network group", ("family", "description"), "Network groups"),
+    ("source", ("citation",), "Sources"),
+)
+
+
+def _is_scenario(reference: str) -> bool:
+    """Whether an argument names a scenario (a shipped name or an existing path) rather than a part of one."""
+    return reference in shipped_scenarios() or Path(reference).exists() or reference.endswith((".yaml", ".yml"))

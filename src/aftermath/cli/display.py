@@ -28,10 +28,11 @@ def cell(median: float, low: float, high: float, kind: Kind = "number", signed: 
 
 
 def outcome_heading(scenario: Scenario, name: str) -> str:
-    """'Detained (all)\\nstock, people' : the label, then what kind of number it is."""
+    """'Detained in Syria/Iraq' over 'detained_total: stock, people': the label, then the name (for --json and
+    `explain NAME`) and what kind of number it is."""
     kind = outcome_kind(scenario, name)
     unit = {"count": "people", "share": "share", "number": "number"}[kind]
-    return f"{outcome_label(scenario, name)}\n[dim]{outcome_quantity(scenario, name)}, {unit}[/dim]"
+    return f"{outcome_label(scenario, name)}\n[dim]{name}: {outcome_quantity(scenario, name)}, {unit}[/dim]"
 
 
 def outcome_metadata(scenario: Scenario, names: Sequence[str]) -> dict[str, dict[str, Any]]:
