@@ -52,7 +52,7 @@ def fail(message: str) -> None:
 def main() -> None:
     """Console entry point: one clear line and exit 2 for bad input, never a traceback."""
     try:
-        result = app(standalone_mode=False)
+        result = app(standalone_mode=False, prog_name="aftermath")
     except (ScenarioError, ModelError, ResourceError) as exc:
         fail(str(exc))
     except UsageError as exc:

@@ -138,7 +138,7 @@ def run(
     if written is not None:
         what = "outcomes and compartments" if compartments else "outcomes (add --compartments for every compartment)"
         console.print(f"{what} of {runs} run(s) written to {written} ({file_size(written.stat().st_size)})",
-                      markup=False, highlight=False)
+                      markup=False, highlight=False, soft_wrap=True)
 
 
 def _step_warnings(model) -> list[str]:

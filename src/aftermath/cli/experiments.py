@@ -313,7 +313,7 @@ def _print_comparison(scenario: Scenario, subtitle: str, table: pd.DataFrame, la
             row = [cells.get((outcome, date, reference, "level"), "")]
             for label in policies:
                 row += [cells.get((outcome, date, label, measure), "") for measure in ("level", "difference")]
-            grid.add_row(outcome_label(scenario, outcome), date, *row)
+            grid.add_row(f"{outcome_label(scenario, outcome)}\n[dim]{outcome}[/dim]", date, *row)
     console.print(grid, highlight=False)
     hidden = len(set(table["outcome"])) - len(names)
     if hidden > 0:

@@ -15,6 +15,7 @@ from aftermath.cli.progress import progress
 from aftermath.fitcheck import FIT_END, ObservationCheck, fit_check, fit_summary
 from aftermath.formatting import Kind, band, number
 from aftermath.scenario.describe import outcome_kind, outcome_label
+from aftermath.scenario.evidence import short_citation
 from aftermath.scenario.loader import load_scenario
 from aftermath.scenario.schema import parse_month
 
@@ -62,7 +63,7 @@ def fit_check_command(
         kind = outcome_kind(loaded, check.outcome)
         grid.add_row(
             "in-sample" if check.in_sample else "out-of-sample",
-            check.source,
+            short_citation(check.source),
             outcome_label(loaded, check.outcome),
             check.date,
             _observed(check, kind),

@@ -29,6 +29,7 @@ from aftermath.report.content import (
     main_outcomes,
 )
 from aftermath.scenario.describe import ParameterRow, citations, parameter_rows
+from aftermath.scenario.evidence import short_citation
 from aftermath.scenario.schema import month_label
 
 MAX_INLINE_SOURCES = 3
@@ -232,7 +233,7 @@ def record(content: ReportContent) -> dict[str, Any] | None:
             "label": outcome_title(content, row.outcome), "note": row.note, "date": row.date,
             "value": number(row.value, kind), "spread": span(low, high, kind) if low != high else "",
             "model": Cell.of(row.model, kind=kind),
-            "inside": row.inside, "fitted": row.fitted, "source": row.source,
+            "inside": row.inside, "fitted": row.fitted, "source": short_citation(row.source),
         })
     counts = []
     for fitted, words in ((True, "used to fit"), (False, "later checks")):
@@ -250,14 +251,14 @@ def record(content: ReportContent) -> dict[str, Any] | None:
 def sources(content: ReportContent) -> dict[str, Any]:
     cited = citations(content.scenario)
     return {"rows": [_parameter_row(row, cited) for row in parameter_rows(content.scenario)],
-            "cited": list(cited.items())}
+            "cited": [(short_citation(sid), text) for sid, text in cited.items()]}
 
 
 def _parameter_row(row: ParameterRow, cited: dict[str, str]) -> dict[str, Any]:
     return {
         "label": label(row.name), "description": row.description, "value": row.value,
         "uncertainty": row.uncertainty, "unit": row.unit, "range": span(row.low, row.high),
-        "cites": [(s, cited.get(s, "citation not found")) for s in row.sources],
+        "cites": [(short_citation(s), cited.get(s, "citation not found")) for s in row.sources],
         "folded": len(row.sources) > MAX_INLINE_SOURCES, "assumption": row.assumption,
     }
 

@@ -10,7 +10,7 @@ import numpy as np
 from aftermath.errors import ScenarioError
 from aftermath.formatting import Kind, number
 from aftermath.scenario.checks import stratum_array
-from aftermath.scenario.evidence import known_citations
+from aftermath.scenario.evidence import known_citations, short_citation
 from aftermath.scenario.expressions import Symbol, infer_unit
 from aftermath.scenario.schema import Distribution, Parameter, Scenario, month_label
 from aftermath.scenario.validate import frozen_distribution, outcome_terms
@@ -173,7 +173,7 @@ class Element:
 
 
 def _provenance(item: Any) -> list[tuple[str, str]]:
-    facts = [("sources", ", ".join(item.sources))] if item.sources else []
+    facts = [("sources", ", ".join(short_citation(s) for s in item.sources))] if item.sources else []
     return facts + ([("assumption", item.assumption.strip())] if item.assumption else [])
 
 
