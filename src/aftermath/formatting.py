@@ -44,11 +44,12 @@ def _plain(value: float, digits: int = SIGNIFICANT) -> str:
     return text
 
 
-def number(value: float, kind: Kind = "number", signed: bool = False) -> str:
+def number(value: float, kind: Kind = "number", signed: bool = False, digits: int = SIGNIFICANT) -> str:
     """One value as text by the rules of the module docstring.
 
     `kind`: "count" (whole people or groups), "share" (a 0-1 fraction, shown in percent) or "number".
-    `signed`: a difference, shown with '+' when positive. NaN and infinities give "n/a".
+    `signed`: a difference, shown with '+' when positive. `digits`: significant figures of counts from
+    1,000 up and of numbers (more where a threshold must read exactly). NaN and infinities give "n/a".
     Raises ValueError for an unknown `kind`.
     """
     if kind not in KINDS:
@@ -58,12 +59,12 @@ def number(value: float, kind: Kind = "number", signed: bool = False) -> str:
         return MISSING
     if kind == "count":
         whole = round(value)
-        text = _plain(whole) if abs(whole) >= 1000 else f"{whole:,d}"
+        text = _plain(whole, digits) if abs(whole) >= 1000 else f"{whole:,d}"
     elif kind == "share":
         percent = value * 100
         text = (f"{percent:.0f}" if abs(percent) >= 10 or round(percent) == percent else _plain(percent, 2)) + "%"
     else:
-        text = _plain(value)
+        text = _plain(value, digits)
     if text.lstrip("-") in ("0", "0%"):
         return text.lstrip("-")
     return f"+{text}" if signed and not text.startswith("-") else text

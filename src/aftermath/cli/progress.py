@@ -1,8 +1,10 @@
 """Progress for every command that can take more than a couple of seconds.
 
 On a terminal: a rich bar with counts, elapsed time and time left (a spinner while the total is
-unknown). Otherwise (a log, a pipe, CI): a line on stderr when the work starts, at most every
-`PERIOD` seconds while it advances, and when it ends, so a batch job's log shows it is alive.
+unknown). Otherwise (a log, a pipe, CI): a line on stderr when the first unit of work is done, at most
+every `PERIOD` seconds while it advances, and when it ends, so a batch job's log shows it is alive. The
+first line waits for real progress so that input refused before any work (exit 2) prints its one error
+line alone.
 `quiet` (e.g. --json) prints nothing on stdout's side; lines go to stderr in any case.
 """
 
@@ -37,13 +39,17 @@ class Tracker:
         self.start = self.last = time.monotonic()
         self._bar, self._quiet = bar, quiet
         self._task = bar.add_task(description, total=total) if bar is not None else None
-        self._say("started")
+        self._announced = False
 
     def advance(self, done: int = 1) -> None:
-        self.done += done
         if self._bar is not None:
+            self.done += done
             self._bar.advance(self._task, done)  # type: ignore[arg-type]
-        elif time.monotonic() - self.last >= PERIOD:
+            return
+        if not self._announced:
+            self._say("started")
+        self.done += done
+        if time.monotonic() - self.last >= PERIOD:
             self._say()
 
     def update(self, description: str | None = None, total: int | None = None) -> None:
@@ -65,6 +71,7 @@ class Tracker:
 
     def _say(self, state: str | None = None) -> None:
         self.last = time.monotonic()
+        self._announced = True
         if self._bar is not None or self._quiet:
             return
         elapsed = self.last - self.start

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aftermath.scenario.submodels import scenario_class
+from aftermath.scenario.schema import Scenario
+from aftermath.scenario.submodels import registered, scenario_class
 
 SCHEMA_FILE = "scenario.schema.json"
 SCHEMA_ID = "https://aftermath.invalid/scenario.schema.json"
@@ -136,7 +137,7 @@ sources:
 }
 
 ORDER = ("Scenario", "TimeAxis", "Compartment", "Boundary", "Parameter", "Distribution", "Schedule", "Flow",
-         "Event", "Intervention", "Effect", "Outcome", "Observation", "SourceEntry", "NetworkSpec", "Group",
+         "Event", "Intervention", "Effect", "Cost", "Outcome", "Observation", "SourceEntry", "NetworkSpec", "Group",
          "Capacities", "Tie", "Dynamics", "NetworkEvent", "Affiliates", "Theatre")
 
 
@@ -144,6 +145,10 @@ def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a scenario file, with field descriptions from schema.py: the
     core's fields and one section per registered sub-model (`aftermath.scenario.submodels`)."""
     schema = scenario_class().model_json_schema(by_alias=True, mode="validation")
+    schema["description"] = (Scenario.__doc__ or "").split("\n\n")[0]
+    for submodel in registered():
+        schema["properties"][submodel.name].setdefault(
+            "description", f"The {submodel.name} sub-model's section (optional; see {submodel.section.__name__}).")
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
 
 

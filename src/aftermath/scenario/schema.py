@@ -286,7 +286,9 @@ class Cost(Provenance):
     strength s is s * value. Needs sources or an assumption, like every number."""
 
     value: Number = Field(ge=0)
+    """The cost at strength 1 (>= 0)."""
     unit: Annotated[str, Field(min_length=1, max_length=80)]
+    """Its unit, e.g. 'relative budget'; every policy of a search must use the same one."""
 
     @model_validator(mode="after")
     def _provenance_declared(self) -> Cost:
