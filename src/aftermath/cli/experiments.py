@@ -219,7 +219,7 @@ def _interruptible(run_id: Callable[[], int | None]) -> Iterator[None]:
 @contextmanager
 def _progress(quiet: bool) -> Iterator[tuple]:
     """Progress over members, as (started, advance) callbacks for the experiment runner (see cli.progress)."""
-    with progress("starting", unit="members", quiet=quiet) as tracker:
+    with progress("starting", unit="members stored", quiet=quiet, period=0) as tracker:
 
         def started(run_id: int, total: int) -> None:
             tracker.update(description=f"run {run_id}", total=total)

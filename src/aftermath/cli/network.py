@@ -16,8 +16,8 @@ from aftermath.cli.progress import progress
 from aftermath.engines.simulate import ENGINES, simulate
 from aftermath.formatting import Kind, number
 from aftermath.model.compile import compile_model
+from aftermath.network.describe import group_label
 from aftermath.network.export import GRAPH_FORMATS, group_table, network_graph, network_summary, write_graph
-from aftermath.scenario.describe import group_label
 from aftermath.scenario.loader import load_scenario
 from aftermath.scenario.schema import month_label, parse_month
 from aftermath.summary import key_dates

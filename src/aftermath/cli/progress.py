@@ -2,7 +2,8 @@
 
 On a terminal: a rich bar with counts, elapsed time and time left (a spinner while the total is
 unknown). Otherwise (a log, a pipe, CI): a line on stderr when the first unit of work is done, at most
-every `PERIOD` seconds while it advances, and when it ends, so a batch job's log shows it is alive. The
+every `period` seconds while it advances (0: at every advance, e.g. each stored range of an ensemble,
+which is what resuming needs to know), and when it ends, so a batch job's log shows it is alive. The
 first line waits for real progress so that input refused before any work (exit 2) prints its one error
 line alone.
 `quiet` (e.g. --json) prints nothing on stdout's side; lines go to stderr in any case.
@@ -33,8 +34,9 @@ PERIOD = 10.0
 class Tracker:
     """What a command tells about its progress: `advance(n)` units done; `update(...)` a new total or stage."""
 
-    def __init__(self, description: str, total: int | None, unit: str, bar: Progress | None, quiet: bool) -> None:
-        self.description, self.total, self.unit = description, total, unit
+    def __init__(self, description: str, total: int | None, unit: str, bar: Progress | None, quiet: bool,
+                 period: float = PERIOD) -> None:
+        self.description, self.total, self.unit, self.period = description, total, unit, period
         self.done = 0
         self.start = self.last = time.monotonic()
         self._bar, self._quiet = bar, quiet
@@ -49,21 +51,21 @@ class Tracker:
         if not self._announced:
             self._say("started")
         self.done += done
-        if time.monotonic() - self.last >= PERIOD:
+        if time.monotonic() - self.last >= self.period:
             self._say()
 
     def update(self, description: str | None = None, total: int | None = None) -> None:
-        """A new stage (`description`) or a total learnt late; a new stage restarts the count."""
-        if description is not None and description != self.description:
-            self.description, self.done = description, 0
-            if self._bar is not None:
-                self._bar.reset(self._task, description=description)  # type: ignore[arg-type]
-            else:
-                self._say("started")
+        """A new stage (`description`) or a total learnt late; a new stage restarts the count and clock."""
         if total is not None:
             self.total = total
             if self._bar is not None:
                 self._bar.update(self._task, total=total)  # type: ignore[arg-type]
+        if description is not None and description != self.description:
+            self.description, self.done, self.start = description, 0, time.monotonic()
+            if self._bar is not None:
+                self._bar.reset(self._task, description=description)  # type: ignore[arg-type]
+            else:
+                self._say("started")
 
     def finish(self) -> None:
         if self._bar is None:
@@ -84,10 +86,11 @@ class Tracker:
 
 
 @contextmanager
-def progress(description: str, total: int | None = None, unit: str = "runs", quiet: bool = False) -> Iterator[Tracker]:
+def progress(description: str, total: int | None = None, unit: str = "runs", quiet: bool = False,
+             period: float = PERIOD) -> Iterator[Tracker]:
     """Show the progress of a piece of work (see the module docstring); yields its Tracker."""
     if quiet or not console.is_terminal:
-        tracker = Tracker(description, total, unit, None, quiet)
+        tracker = Tracker(description, total, unit, None, quiet, period)
         yield tracker
         tracker.finish()
         return

@@ -17,8 +17,8 @@ import pandas as pd
 import xarray as xr
 
 from aftermath.files import atomic_path, check_output_path
+from aftermath.network.describe import group_label
 from aftermath.network.schema import CAPACITIES
-from aftermath.scenario.describe import spaced
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 from aftermath.summary import band
 
@@ -72,7 +72,7 @@ def network_graph(dataset: xr.Dataset, scenario: Scenario, date: str, replicate:
         spec = network.groups[row["group"]]
         attributes = {k: v for k, v in row.items() if k != "group"}
         attributes.update({f"declared_{k}": getattr(spec.capacities, k) for k in CAPACITIES})
-        graph.add_node(row["group"], label=spec.label or spaced(row["group"]), family=spec.family,
+        graph.add_node(row["group"], label=group_label(scenario, row["group"]), family=spec.family,
                        description=spec.description.strip(), **attributes)
     declared = {frozenset(t.groups): t for t in network.ties}
     probability = now["network_ties"].values.mean(axis=0)

@@ -18,8 +18,9 @@ from aftermath.experiments.design import Experiment
 from aftermath.experiments.results import EnsembleResult
 from aftermath.formatting import Kind
 from aftermath.model.compile import CompiledModel, compile_model
+from aftermath.network.describe import group_label
 from aftermath.report.decisions import DecisionSection
-from aftermath.scenario.describe import group_label, outcome_kind, outcome_label, stratum_label
+from aftermath.scenario.describe import outcome_kind, outcome_label, stratum_label
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 from aftermath.summary import HIGH, LOW, band, quantiles
 

@@ -13,6 +13,7 @@ from aftermath.scenario.checks import stratum_array
 from aftermath.scenario.evidence import known_citations, short_citation
 from aftermath.scenario.expressions import Symbol, infer_unit
 from aftermath.scenario.schema import Distribution, Parameter, Scenario, month_label
+from aftermath.scenario.submodels import present
 from aftermath.scenario.validate import frozen_distribution, outcome_terms
 from aftermath.units import PERSONS
 
@@ -122,12 +123,6 @@ def outcome_label(scenario: Scenario, name: str) -> str:
     return outcome.label if outcome is not None and outcome.label else spaced(name)
 
 
-def group_label(scenario: Scenario, name: str) -> str:
-    """A network group's display name (its `label`), else its id spaced."""
-    group = scenario.network.groups.get(name) if scenario.network is not None else None
-    return group.label if group is not None and group.label else spaced(name)
-
-
 def outcome_kind(scenario: Scenario, name: str) -> Kind:
     """How an outcome's numbers read: 'count' (people), 'share' (a ratio of people), else 'number'.
 
@@ -172,14 +167,15 @@ class Element:
     facts: list[tuple[str, str]]
 
 
-def _provenance(item: Any) -> list[tuple[str, str]]:
+def provenance(item: Any) -> list[tuple[str, str]]:
     facts = [("sources", ", ".join(short_citation(s) for s in item.sources))] if item.sources else []
     return facts + ([("assumption", item.assumption.strip())] if item.assumption else [])
 
 
 def elements(scenario: Scenario) -> dict[str, Element]:
     """Every named part of a scenario (dimensions, strata, compartments, boundaries, parameters, schedules,
-    flows, events, interventions, outcomes, network groups, sources) by name; the first kind wins a name."""
+    flows, events, interventions, outcomes, the parts of sub-model sections (network groups), sources)
+    by name; the first kind wins a name."""
     found: dict[str, Element] = {}
 
     def add(kind: str, name: str, label: str, facts: list[tuple[str, str]]) -> None:
@@ -194,7 +190,7 @@ def elements(scenario: Scenario) -> dict[str, Element]:
     for name, c in scenario.compartments.items():
         add("compartment", name, compartment_label(scenario, name),
             [("description", c.description.strip()), ("strata", ", ".join(c.dims)),
-             ("initial", initial_text(scenario, name)), ("pathway", c.pathway or ""), *_provenance(c)])
+             ("initial", initial_text(scenario, name)), ("pathway", c.pathway or ""), *provenance(c)])
     for name, b in scenario.boundaries.items():
         add("boundary", name, spaced(name), [("kind", b.kind), ("description", b.description.strip())])
     rows = {row.name: row for row in parameter_rows(scenario)}
@@ -203,35 +199,34 @@ def elements(scenario: Scenario) -> dict[str, Element]:
         add("parameter", name, spaced(name),
             [("description", row.description), ("value", row.value), ("unit", row.unit),
              ("5-95% range", f"{number(row.low)} to {number(row.high)}"), ("uncertainty", row.uncertainty),
-             *_provenance(p)])
+             *provenance(p)])
     for name, s in scenario.schedules.items():
         points = ", ".join(f"{k}: {number(v)}" for k, v in s.points.items())
         add("schedule", name, spaced(name), [("description", s.description.strip()), ("unit", s.unit),
-                                             ("interpolation", s.interpolation), ("points", points), *_provenance(s)])
+                                             ("interpolation", s.interpolation), ("points", points), *provenance(s)])
     for f in scenario.flows:
         add("flow", f.name, spaced(f.name), [("description", f.description.strip()),
                                              ("from -> to", f"{f.from_} -> {f.to}"), ("rate", str(f.rate))])
     for e in scenario.events:
         add("event", e.name, spaced(e.name), [("description", e.description.strip()), ("date", month_label(e.date)),
                                               ("from -> to", f"{e.from_} -> {e.to}"), ("fraction", str(e.fraction)),
-                                              *_provenance(e)])
+                                              *provenance(e)])
     for name, i in scenario.interventions.items():
         effects = "; ".join(f"{x.parameter or x.schedule} {x.operation[0]} {number(x.operation[1])}"
                             for x in i.effects)
         add("intervention", name, spaced(name),
             [("description", i.description.strip()), ("from", month_label(i.start)),
              ("until", month_label(i.end) if i.end is not None else ""), ("strength", number(i.strength)),
-             ("effects", effects), *_provenance(i)])
+             ("effects", effects), *provenance(i)])
     for name, o in scenario.outcomes.items():
         add("outcome", name, outcome_label(scenario, name),
             [("description", o.description.strip()), ("expression", str(o.expr)),
              ("quantity", f"{outcome_quantity(scenario, name)}, {outcome_kind(scenario, name)}"),
              ("by", ", ".join(o.by)), ("select", "; ".join(f"{d}: {', '.join(v)}" for d, v in o.select.items())),
              ("headline", "yes" if name in headline_outcomes(scenario) else "")])
-    if scenario.network is not None:
-        for name, g in scenario.network.groups.items():
-            add("network group", name, group_label(scenario, name),
-                [("description", g.description.strip()), ("family", g.family), *_provenance(g)])
+    for submodel in present(scenario):
+        for kind, name, label, facts in submodel.describe(scenario):
+            add(kind, name, label, facts)
     for sid, text in citations(scenario).items():
         add("source", sid, sid, [("citation", text)])
     return found
