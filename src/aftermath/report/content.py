@@ -100,6 +100,9 @@ class CountryTable:
     dimension: str
     columns: list[str]
     rows: list[tuple[str, list[Band]]]
+    """(stratum id, one band per column) per origin, largest first."""
+    empty: list[str] = field(default_factory=list)
+    """Pathway columns left out: nobody from any origin was there at `date` in any run."""
 
 
 @dataclass(frozen=True)
@@ -397,7 +400,8 @@ def _label_product(lists: list[list[str]]) -> list[tuple[str, ...]]:
 
 
 def country_table(scenario: Scenario, stocks: Stocks) -> CountryTable | None:
-    """Per origin: all who went, then each pathway (small pathways by type, e.g. returnees), as bands."""
+    """Per origin: all who went, then each pathway (small pathways by type, e.g. returnees), as bands; a pathway
+    nobody is on at the date (in any run) is listed in `empty` instead of being a column of zeros."""
     if ORIGIN_DIM not in scenario.dimensions:
         return None
     arrays = stocks.joined()
@@ -410,13 +414,15 @@ def country_table(scenario: Scenario, stocks: Stocks) -> CountryTable | None:
             path = f"{path}: {member_label(members[path], name).lower()}"
         columns[path] = columns.get(path, 0) + per_origin
     total = sum(columns.values())
+    empty = [name for name, values in columns.items() if not np.any(values)]
+    shown = {name: values for name, values in columns.items() if name not in empty}
     origins = scenario.dimensions[ORIGIN_DIM]
     order = np.argsort(-np.median(total, axis=0), kind="stable")
     rows = []
     for i in order:
-        cells = [Band(*band(total[:, i]))] + [Band(*band(values[:, i])) for values in columns.values()]
+        cells = [Band(*band(total[:, i]))] + [Band(*band(values[:, i])) for values in shown.values()]
         rows.append((origins[i], cells))
-    return CountryTable(stocks.date, ORIGIN_DIM, ["Departed (all followed)", *columns], rows)
+    return CountryTable(stocks.date, ORIGIN_DIM, ["Departed (all followed)", *shown], rows, empty)
 
 
 def observation_rows(scenario: Scenario, outcomes: list[OutcomeSummary], fit_until: str) -> list[ObservationRow]:
