@@ -3,18 +3,21 @@
 # (constraints/floors.txt, kept in step with pyproject.toml by tests/test_dependency_floors.py) into
 # .venv-floors, then run the tests that use what the floors were chosen for: scipy's qmc `rng=`, networkx's
 # node_link_data(edges=), Jinja2 autoescaping, psutil's process creation time, the sub-model protocol
-# (pydantic create_model) and the engines. Binary wheels only: a floor without a wheel for this Python fails here.
-# Not part of scripts/test.sh: resolving and installing a second environment takes minutes (23 on a loaded
-# 2-core machine); the suite's tests/test_dependency_floors.py is the cheap check that runs every time.
+# (pydantic create_model), the engines, and SALib, pymoo and ema_workbench (tests/test_decisions.py).
+# Binary wheels only: a floor without a wheel for this Python fails here.
+# scripts/test.sh (and so CI) runs it after the suite. Only what these tests need is installed (the runtime
+# dependencies with the netcdf and dask extras, pytest and packaging), not the whole dev extra.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ ! -x .venv-floors/bin/python ]; then
   python3 -m venv .venv-floors
 fi
-.venv-floors/bin/python -m pip install --quiet --only-binary :all: -c constraints/floors.txt -e '.[dev]'
+.venv-floors/bin/python -m pip install --quiet --only-binary :all: -c constraints/floors.txt \
+  -e '.[netcdf,dask]' 'pytest>=8' 'packaging>=23'
 .venv-floors/bin/python -m pytest -q -p no:cacheprovider \
   tests/test_dependency_floors.py tests/test_helpers.py tests/test_submodels.py tests/test_layers.py \
+  tests/test_decisions.py \
   "tests/test_experiments.py::test_latin_hypercube_puts_one_draw_in_each_stratum_of_every_parameter" \
   "tests/test_network.py::test_graph_export_round_trips_through_graphml_and_json" \
   "tests/test_store.py::test_a_reused_pid_does_not_make_a_dead_run_look_alive" \

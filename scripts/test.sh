@@ -15,3 +15,5 @@ fi
 .venv/bin/ruff check src tests benchmarks scripts
 # pytest exits 5 when it collects no test: with `set -e` that fails the run, as it should.
 .venv/bin/python -m pytest -n 2 --dist loadfile -q "$@"
+# The same tests' core at the lowest dependency versions pyproject.toml declares (a second environment).
+bash scripts/test-floors.sh
