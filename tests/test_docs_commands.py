@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from aftermath.experiments.results import SENSITIVITY_HARMONICS
+from aftermath.decisions.sensitivity import MINIMUM
 from aftermath.scenario.loader import resolve_scenario_path
 from tests.conftest import ROOT
 
@@ -40,7 +40,7 @@ def documented_commands() -> list[tuple[str, list[str]]]:
         for language, text in code_blocks(path):
             if language not in ("", "bash", "sh"):
                 continue
-            for line in text.splitlines():
+            for line in text.replace("\\\n", " ").splitlines():  # a line continued with '\' is one command
                 words = shlex.split(line, comments=True)
                 if words and Path(words[0]).name == "aftermath" and not any(s in line for s in SKIPPED):
                     commands.append((path.name, words[1:]))
@@ -51,7 +51,7 @@ def small(argv: list[str]) -> list[str]:
     """The same command at small sizes: few runs and samples, one worker where it would start a pool."""
     argv = list(argv)
     command = argv[0] if argv else ""
-    samples = 2 * SENSITIVITY_HARMONICS + 1 if "--sensitivity" in argv else 2
+    samples = MINIMUM["rbd-fast"] if "--sensitivity" in argv else 2
     for flags, value in ((("-n", "--replicates"), "2"), (("-s", "--samples"), str(samples))):
         for i, word in enumerate(argv[:-1]):
             if word in flags:
