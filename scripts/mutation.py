@@ -83,7 +83,7 @@ TARGETS = {
     "store-ranges": Target("store/database.py", ("tests/test_store.py", "tests/test_store_interrupt.py"),
                            functions=("write_range", "completed", "runs", "load_series", "range_table",
                                       "transaction", "interrupts_as_ctrl_c")),
-    "report-numbers": Target("report/numbers.py", ("tests/test_report.py",)),
+    "formatting": Target("formatting.py", ("tests/test_formatting.py", "tests/test_report.py")),
     "report-escaping": Target("report/html.py", ("tests/test_report.py",),
                               functions=("script_json", "_template", "_labelled")),
 }

@@ -55,8 +55,8 @@ def test_run_set_and_policy_change_the_numbers():
 
 def test_out_writes_netcdf_and_parquet(tmp_path):
     nc, parquet = tmp_path / "r.nc", tmp_path / "r.parquet"
-    assert run_cli("run", "competing_exits", "-n", "5", "--out", str(nc)).returncode == 0
-    assert run_cli("run", "competing_exits", "-n", "5", "--out", str(parquet)).returncode == 0
+    assert run_cli("run", "competing_exits", "-n", "5", "--out", str(nc), "--compartments").returncode == 0
+    assert run_cli("run", "competing_exits", "-n", "5", "--out", str(parquet), "--compartments").returncode == 0
     dataset = xr.load_dataset(nc)
     assert dataset["in_theatre"].dims == ("replicate", "time", "origin", "cohort")
     table = pd.read_parquet(parquet)

@@ -19,7 +19,8 @@ from aftermath.scenario.submodels import registered
 PACKAGE = Path(aftermath.__file__).parent
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "units", "files", "resources", "evidence", "scenarios"),  # evidence, scenarios: shipped data
+    # evidence, scenarios: shipped data
+    ("errors", "units", "files", "resources", "formatting", "evidence", "scenarios"),
     ("scenario",),
     ("model",),
     ("engines",),

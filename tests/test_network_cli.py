@@ -14,8 +14,8 @@ def test_network_prints_bands_and_exports_the_network_at_a_date(tmp_path):
     result = run_cli("network", "alliance_network", "-n", "30", "--seed", "3", "--at", "2019-06",
                      "--policy", "cut_khorasan_tie", "--export", str(target))
     assert result.returncode == 0, result.stderr
-    for words in ("active provinces", "centrality: is_core", "arrivals: is_khorasan", "Groups in 2019-06",
-                  "ended by politics", "policies {'cut_khorasan_tie': 1.0}"):
+    for words in ("active provinces", "centrality: Islamic State (Syria and Iraq)", "arrivals: IS Khorasan Province",
+                  "Groups in 2019-06", "ended by politics", "policies {'cut_khorasan_tie': 1.0}"):
         assert words in result.stdout, words
     graph = nx.node_link_graph(json.loads(target.read_text()), edges="links")
     assert graph.graph["date"] == "2019-06" and graph.graph["runs"] == 30

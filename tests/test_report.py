@@ -13,11 +13,11 @@ from ruamel.yaml import YAML
 
 from aftermath import compile_model, load_scenario, parse_scenario
 from aftermath.experiments import ExecutorSpec, design_experiment, read_scenario, run_experiment, run_stored
+from aftermath.formatting import number
 from aftermath.report import build
 from aftermath.report.build import build_report, collect, collect_stored
 from aftermath.report.content import OutcomeSummary, fan, observation_rows, origin_regions, pathway
 from aftermath.report.html import script_json
-from aftermath.report.numbers import rounded, signed
 from aftermath.report.svgchart import fan_svg
 from aftermath.scenario.loader import resolve_scenario_path
 from aftermath.store import Store
@@ -301,7 +301,7 @@ def test_charts_skip_months_where_an_outcome_is_undefined() -> None:
     svg = fan_svg(summary, [], "2017-12")
     assert "nan" not in svg and svg.count("<polyline") == 1
     assert summary.fans[""].at("2014-02").median != summary.fans[""].at("2014-02").median  # NaN: shown as n/a
-    assert rounded(summary.fans[""].at("2014-02").median) == "n/a"
+    assert number(summary.fans[""].at("2014-02").median) == "n/a"
 
 
 def test_script_json_cannot_close_its_element() -> None:
@@ -329,19 +329,6 @@ def test_bad_output_path_is_refused_before_any_run(tmp_path: Path) -> None:
         build_report(tmp_path / "report.pdf", "competing_exits")
     with pytest.raises(ValueError, match="does not exist"):
         build_report(tmp_path / "missing" / "report.html", "competing_exits")
-
-
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [(0, "0"), (0.3251, "0.33"), (7.26, "7.3"), (42.4, "42"), (546.5, "546"), (1910, "1,910"), (40123, "40,100"),
-     (-598.2, "\u2212598"), (float("nan"), "n/a")],
-)
-def test_numbers_are_rounded_for_reading(value: float, text: str) -> None:
-    assert rounded(value) == text
-
-
-def test_changes_carry_their_sign() -> None:
-    assert signed(12.0) == "+12" and signed(-3.0) == "\u22123" and signed(0.0) == "0"
 
 
 def test_cli_report_and_its_errors(tmp_path: Path) -> None:
@@ -391,8 +378,8 @@ def test_no_free_text_field_of_a_scenario_becomes_markup(tmp_path: Path) -> None
                     "assumptions"):
         assert f'<section id="{section}">' in page, section
     for pattern, planted in numbers.items():
-        for number in planted:
-            assert attack(number) not in page, pattern
+        for planted_number in planted:
+            assert attack(planted_number) not in page, pattern
     for pattern in SHOWN:
         assert any(escaped(n) in page for n in numbers[pattern]), f"{pattern}: not shown"
     block = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S).group(1)

@@ -28,6 +28,21 @@ SHAPES = """s => {
     const box = s.getBBox();
     return {count: shapes.length, marks: marks.length, width: box.width, height: box.height};
 }"""
+OVERLAPS = """s => {
+    const boxes = [...s.querySelectorAll('text')].map(t => [t.textContent.trim(), t.getBoundingClientRect()])
+        .filter(([text, b]) => text && b.width > 0 && b.height > 0);
+    const found = [];
+    boxes.forEach(([a, p], i) => boxes.slice(i + 1).forEach(([b, q]) => {
+        const x = Math.min(p.right, q.right) - Math.max(p.left, q.left);
+        const y = Math.min(p.bottom, q.bottom) - Math.max(p.top, q.top);
+        if (x > 1 && y > 1) found.push(a + ' / ' + b);
+    }));
+    return found;
+}"""
+"""Pairs of text elements of one figure whose boxes overlap by more than a pixel each way."""
+WIDE = """() => [...document.querySelectorAll('main *')].filter(e => e.scrollWidth > e.clientWidth + 1
+    && getComputedStyle(e).overflowX !== 'visible').map(e => (e.closest('[id]') || {id: ''}).id + ' ' + e.tagName)"""
+"""Elements that scroll sideways inside the page (a table wider than its box)."""
 OPTIONS = {"samples": 8, "replicates": 2, "executor": ExecutorSpec(workers=1), "stock_runs": 8}
 
 
@@ -59,8 +74,8 @@ def browser():
 class Visit:
     """A page opened from a file, with every request, console message, page error and dialog recorded."""
 
-    def __init__(self, browser, path: Path) -> None:
-        self.context = browser.new_context(viewport={"width": 1200, "height": 900})
+    def __init__(self, browser, path: Path, width: int = 1200) -> None:
+        self.context = browser.new_context(viewport={"width": width, "height": 900})
         self.requests: list[str] = []
         self.console: list[tuple[str, str]] = []
         self.errors: list[str] = []
@@ -101,6 +116,7 @@ def test_report_loads_offline_without_errors_and_draws_every_chart(browser, repo
         assert visit.requests == [report.resolve().as_uri()]
         assert not visit.errors
         assert not [text for kind, text in visit.console if kind in ("error", "warning")]
+        visit.page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
         charts = visit.page.locator("figure[data-chart]")
         assert charts.count() >= 8
         for index in range(charts.count()):
@@ -113,7 +129,7 @@ def test_report_loads_offline_without_errors_and_draws_every_chart(browser, repo
             assert shapes["count"] > 10 and shapes["marks"] >= 2 and shapes["width"] > 100 and shapes["height"] > 50, (
                 chart.get_attribute("data-chart"), shapes)
         headings = visit.page.locator("h2").all_inner_texts()
-        assert headings[:2] == ["What the model expects", "How the numbers change over time"]
+        assert headings[:3] == ["In brief", "What the model expects", "How the numbers change over time"]
         ARTIFACTS.mkdir(exist_ok=True)
         visit.page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
         visit.page.locator("#where").screenshot(path=str(ARTIFACTS / "report-where.png"))
@@ -152,8 +168,14 @@ def test_the_report_opens_the_same_from_another_folder(browser, report: Path, tm
         visit.close()
 
 
-def test_default_scenario_report_with_its_network(browser, tmp_path: Path) -> None:
-    report = build_report(tmp_path / "default.html", None, policies=[{"military_pressure": None}], **OPTIONS)
+@pytest.fixture(scope="module")
+def default_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("default")
+    return build_report(folder / "default.html", None, policies=[{"military_pressure": None}], **OPTIONS)
+
+
+def test_default_scenario_report_with_its_network(browser, default_report: Path) -> None:
+    report = default_report
     visit = Visit(browser, report)
     try:
         assert visit.requests == [report.resolve().as_uri()]
@@ -167,7 +189,7 @@ def test_default_scenario_report_with_its_network(browser, tmp_path: Path) -> No
         assert home.bounding_box()["width"] > 200 and home.evaluate(SHAPES)["marks"] >= 4
         assert "Change in plots with Military pressure" in visit.page.locator("section#home_front").inner_text()
         ARTIFACTS.mkdir(exist_ok=True)
-        visit.page.screenshot(path=str(ARTIFACTS / "report-default.png"), full_page=True)
+        visit.page.screenshot(path=str(ARTIFACTS / "report-default.png"))  # the first screen (the page is ~40,000 px)
         visit.page.locator("#where").screenshot(path=str(ARTIFACTS / "report-default-where.png"))
         visit.page.locator("#network").screenshot(path=str(ARTIFACTS / "report-default-network.png"))
         visit.page.locator("#home_front").screenshot(path=str(ARTIFACTS / "report-default-home-front.png"))
@@ -192,5 +214,31 @@ def test_no_free_text_field_runs_in_the_browser(browser, tmp_path: Path) -> None
         text = visit.page.locator("body").inner_text()
         for pattern in ("interventions.*.description", "observations.*.note", "sources.*.citation", "groups"):
             assert any(attack(n).split("<!--")[0] in text for n in numbers[pattern]), pattern
+    finally:
+        visit.close()
+
+
+def test_the_layout_at_1280_px_summary_on_one_screen_no_sideways_scroll_no_overlapping_labels(
+    browser, default_report: Path
+) -> None:
+    """What a policymaker opens: the summary (headline bands, the policy's change, the fit) is the first screen
+    at 1280 x 900; nothing scrolls sideways, even with every fold open; no label covers another in any chart."""
+    visit = Visit(browser, default_report, width=1280)
+    try:
+        summary = visit.page.locator("section").first
+        assert summary.get_attribute("id") == "summary"
+        box = summary.bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 900, box
+        assert "Change with Military pressure" in summary.inner_text() and "Against the record" in summary.inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        visit.page.screenshot(path=str(ARTIFACTS / "report-summary-1280x900.png"))
+        visit.page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        assert visit.page.evaluate("document.documentElement.scrollWidth") <= 1280
+        assert visit.page.evaluate(WIDE) == []
+        charts = visit.page.locator("figure[data-chart]")
+        overlapping = {charts.nth(i).get_attribute("data-chart"): charts.nth(i).locator("svg").evaluate(OVERLAPS)
+                       for i in range(charts.count())}
+        assert {name: pairs for name, pairs in overlapping.items() if pairs} == {}
+        visit.page.locator("#countries").screenshot(path=str(ARTIFACTS / "report-countries-1280.png"))
     finally:
         visit.close()

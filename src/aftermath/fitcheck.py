@@ -28,7 +28,7 @@ drawn around it (what a report would say; see aftermath.inference.observation); 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -244,8 +244,9 @@ def fit_check(
     fitted_until: str = FIT_END,
     policies: Mapping[str, float | None] | None = None,
     posterior: Posterior | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[ObservationCheck]:
-    """Run the scenario and check every observation.
+    """Run the scenario and check every observation; `progress(n)` is told as runs finish.
 
     With `uncertainty`, each replicate draws the parameters from their declared distributions
     (Latin hypercube), or from `posterior` when given, so the band holds parameter and stochastic
@@ -262,7 +263,7 @@ def fit_check(
         parameters = (per_run_parameters(scenario, runs, seed) if posterior is None
                       else posterior.per_run_parameters(scenario, runs, seed))
     dataset = simulate(model, replicates=runs, seed=seed, engine=engine, parameters=parameters,
-                       keep_compartments=False)
+                       keep_compartments=False, progress=progress)
     return check_observations(scenario, dataset, fitted_until, seed)
 
 

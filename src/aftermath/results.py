@@ -36,13 +36,23 @@ def long_table(dataset: xr.Dataset) -> pd.DataFrame:
     return table[["variable", "replicate", "time", *strata, "value"]]
 
 
+def file_size(size: int) -> str:
+    """Bytes for people: '849 MB', '12 kB'."""
+    for unit, factor in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= factor:
+            return f"{size / factor:.3g} {unit}"
+    return f"{size} bytes"
+
+
 def write_results(dataset: xr.Dataset, path: str | Path) -> Path:
-    """Write netCDF or Parquet (by the suffix) atomically (`aftermath.files.atomic_path`)."""
+    """Write netCDF or Parquet (by the suffix) atomically (`aftermath.files.atomic_path`); netCDF variables
+    are compressed (zlib level 4). Returns the path written."""
     path = Path(path)
     check_output_path(path)
     with files.atomic_path(path) as partial:
         if path.suffix.lower() == ".nc":
-            dataset.to_netcdf(partial, engine="netcdf4")
+            encoding = {name: {"zlib": True, "complevel": 4} for name in dataset.data_vars}
+            dataset.to_netcdf(partial, engine="netcdf4", encoding=encoding)
         else:
             table = long_table(dataset)
             table.attrs = {}

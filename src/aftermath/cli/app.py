@@ -26,6 +26,23 @@ UsageError = typer.BadParameter.__bases__[0]
 ClickException = UsageError.__bases__[0]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from aftermath import __version__
+
+        console.print(f"aftermath {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Model foreign fighters, remnants and alliances after a militant organisation loses its territory."""
+
+
 def fail(message: str) -> None:
     """Report bad input in one line and stop with exit status 2."""
     errors.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
@@ -35,14 +52,14 @@ def fail(message: str) -> None:
 def main() -> None:
     """Console entry point: one clear line and exit 2 for bad input, never a traceback."""
     try:
-        result = app(standalone_mode=False)
+        result = app(standalone_mode=False, prog_name="aftermath")
     except (ScenarioError, ModelError, ResourceError) as exc:
         fail(str(exc))
     except UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
             console.print(exc.ctx.get_help(), markup=False, highlight=False)
             raise SystemExit(0) from None
-        fail(exc.format_message() + (f" (see 'aftermath {exc.ctx.info_name} --help')" if exc.ctx else ""))
+        fail(exc.format_message() + (f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""))
     except ClickException as exc:
         fail(exc.format_message())
     except (typer.Abort, KeyboardInterrupt):

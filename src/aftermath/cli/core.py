@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from aftermath.cli.app import app, console, errors, fail
+from aftermath.cli.display import cell, outcome_metadata, print_bands, strata_metadata
 from aftermath.cli.options import SeedOption, parse_assignments, parse_policies, posterior_for
+from aftermath.cli.progress import progress
 from aftermath.engines.ode import METHODS, OdeOptions
 from aftermath.engines.simulate import ENGINES, check_result_memory, simulate
 from aftermath.engines.steps import coarse_step
 from aftermath.experiments.sampling import per_run_parameters
+from aftermath.formatting import span
 from aftermath.homefront.schema import parameter_roles
 from aftermath.homefront.summary import home_front_of, home_front_table, home_front_years, row_name
 from aftermath.inference.observation import predictive
 from aftermath.model.compile import compile_model
-from aftermath.results import check_output_path, write_results
-from aftermath.scenario.describe import citations, initial_text, parameter_rows
+from aftermath.results import check_output_path, file_size, write_results
+from aftermath.scenario.describe import elements, headline_outcomes, parameter_rows, spaced
 from aftermath.scenario.loader import load_scenario, resolve_scenario_path, shipped_scenarios
 from aftermath.store import DEFAULT_STORE
 from aftermath.summary import bands, key_dates
@@ -29,16 +32,6 @@ from aftermath.summary import bands, key_dates
 ScenarioArg = Annotated[
     str | None, typer.Argument(help="A scenario file, or the name of a shipped scenario (default: the default one).")
 ]
-
-
-def band_text(median: float, low: float, high: float, separator: str = " ") -> str:
-    """'1,234 (1,100-1,380)': counts rounded to persons, small numbers to 3 significant digits; 'undefined'
-    for an outcome undefined in every replicate (e.g. a ratio with an empty denominator)."""
-    if median != median:
-        return "undefined"
-    if max(abs(high), abs(low)) >= 10:
-        return f"{median:,.0f}{separator}({low:,.0f}-{high:,.0f})"
-    return f"{median:.3g}{separator}({low:.3g}-{high:.3g})"
 
 
 @app.command()
@@ -60,7 +53,16 @@ def run(
     ] = OdeOptions.method,
     set_: Annotated[list[str] | None, typer.Option("--set", help="PARAM=VALUE, in the parameter's unit.")] = None,
     policy: Annotated[list[str] | None, typer.Option(help="An intervention: NAME, NAME=STRENGTH, or A+B.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write full results to FILE.nc or FILE.parquet.")] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Show every outcome and stratum, not only the scenario's headline set.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the outcomes of every run to FILE.nc (compressed) or FILE.parquet."),
+    ] = None,
+    compartments: Annotated[
+        bool, typer.Option("--compartments", help="With --out, also write every compartment (much larger).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     fixed_parameters: Annotated[
         bool,
@@ -75,7 +77,7 @@ def run(
         "(see 'aftermath calibrate') instead of their declared distributions.")] = None,
     store: Annotated[Path, typer.Option("--store", help="The DuckDB run store holding --posterior.")] = DEFAULT_STORE,
 ) -> None:
-    """Run a scenario and show each outcome at key dates: median and 5-95% band.
+    """Run a scenario and show its headline outcomes at key dates: median and 5-95% band.
 
     The bands cover both sources of uncertainty: the parameters' declared ranges (one draw per replicate)
     and chance (the stochastic engine). `aftermath ensemble` separates the two.
@@ -86,6 +88,8 @@ def run(
         ode = OdeOptions(ode_method, rtol, atol)
     except ValueError as exc:
         fail(str(exc))
+    if compartments and out is None:
+        fail("--compartments: expected --out FILE with it (compartments are only written to a file)")
     if out is not None:
         try:
             check_output_path(out)
@@ -99,7 +103,7 @@ def run(
         for warning in warnings:
             errors.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     runs = 1 if engine != "stochastic" and fixed_parameters else replicates
-    check_result_memory(model, runs, keep_compartments=out is not None)
+    check_result_memory(model, runs, keep_compartments=compartments)
     if posterior is not None and fixed_parameters:
         fail("--posterior draws the parameters: give it without --fixed-parameters")
     fitted = posterior_for(loaded, posterior, store)
@@ -109,24 +113,15 @@ def run(
         drawn = fitted.per_run_parameters(loaded, runs, seed, fixed=overrides)
     else:
         drawn = per_run_parameters(loaded, runs, seed, fixed=overrides)
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=as_json or not console.is_terminal,  # no bar (nor its stray newline) in a pipe
-    ) as progress:
-        task = progress.add_task(f"{loaded.name}: {engine}", total=runs)
+    with progress(f"{loaded.name}: {engine}", total=runs, quiet=as_json) as tracker:
         dataset = simulate(
             model,
             replicates=runs,
             seed=seed,
             engine=engine,  # type: ignore[arg-type]
             parameters=drawn,
-            keep_compartments=out is not None,
-            progress=lambda done: progress.advance(task, done),
+            keep_compartments=compartments,
+            progress=tracker.advance,
             ode=ode,
         )
     table = bands(dataset, key_dates(loaded))
@@ -134,8 +129,7 @@ def run(
     home = home_front_table(dataset, spec, home_front_years(loaded, spec)) if spec is not None else None
     reported = predictive(loaded, dataset, seed)
     predictive_table = bands(reported, key_dates(loaded)) if reported.data_vars else None
-    if out is not None:
-        write_results(dataset, out)
+    written = write_results(dataset, out) if out is not None else None
     if as_json:
         payload = {
             "scenario": loaded.name,
@@ -149,6 +143,9 @@ def run(
             "parameter_uncertainty": not fixed_parameters,
             "warnings": warnings,
             "units": {o.name: o.unit for o in model.outcomes},
+            "headline": headline_outcomes(loaded),
+            "outcomes": outcome_metadata(loaded, list(dict.fromkeys(table["outcome"]))),
+            "strata": strata_metadata(loaded),
             "bands": json.loads(table.to_json(orient="records")),
             "band": "latent: the model's state; predictive_bands add each observed outcome's observation error",
             "predictive_bands": [] if predictive_table is None else json.loads(
@@ -163,22 +160,20 @@ def run(
     if engine != "stochastic":
         uncertainty = "no uncertainty" if fixed_parameters else "parameter uncertainty"
     method = f"{engine}, {model.substeps} sub-steps" if engine != "ode" and model.substeps > 1 else engine
-    units = {o.name: o.unit for o in model.outcomes}
     if posterior is not None:
         uncertainty += f" (posterior of run {posterior})"
-    _print_bands(
-        loaded.title, table, f"{method}, {runs} run(s), seed {seed}, {uncertainty}; latent band (the model's state)",
-        model.interventions, units,
-    )
+    units = {o.name: o.unit for o in model.outcomes}
+    print_bands(loaded, table, f"{method}, {runs} run(s), seed {seed}, {uncertainty}; latent band (the model's state)",
+                model.interventions, everything, units=units)
     if predictive_table is not None:
-        _print_bands(
-            "Predictive band: what a report would say (the model plus the observation error), observed outcomes",
-            predictive_table, "compare these with recorded figures", {}, units,
-        )
+        print_bands(loaded, predictive_table, "predictive band of the observed outcomes: what a report would say "
+                    "(the model plus the observation error); compare these with recorded figures", {}, True, units)
     if home is not None:
         _print_home_front(home)
-    if out is not None:
-        console.print(f"full results written to {out}")
+    if written is not None:
+        what = "outcomes and compartments" if compartments else "outcomes (add --compartments for every compartment)"
+        console.print(f"{what} of {runs} run(s) written to {written} ({file_size(written.stat().st_size)})",
+                      markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_home_front(table) -> None:
@@ -190,34 +185,9 @@ def _print_home_front(table) -> None:
     for year in years:
         grid.add_column(str(year), justify="right")
     for (measure, group, label), rows in table.groupby(["measure", "group", "label"], sort=False):
-        cells = {r.year: band_text(r.median, r.low, r.high, "\n") for r in rows.itertuples()}
+        cells = {r.year: cell(r.median, r.low, r.high, "count") for r in rows.itertuples()}
         grid.add_row(row_name(measure, group, label), *[cells.get(year, "") for year in years])
-    console.print(grid)
-
-
-def _print_bands(title: str, table, subtitle: str, policies: dict, units: dict[str, str] | None = None) -> None:
-    scalar = (
-        table[[c for c in table.columns if c not in ("outcome", "date", "median", "low", "high")]].isna().all(axis=1)
-        if len(table.columns) > 5
-        else table["outcome"].notna()
-    )
-    plain = table[scalar]
-    dates = list(dict.fromkeys(plain["date"]))
-    grid = Table(
-        title=f"{title}\n{subtitle}" + (f", policies {policies}" if policies else ""),
-        title_justify="left",
-    )
-    grid.add_column("outcome\nmedian (5-95%)", no_wrap=True)
-    for date in dates:
-        grid.add_column(date, justify="right")
-    for outcome, rows in plain.groupby("outcome", sort=False):
-        cells = {r.date: band_text(r.median, r.low, r.high, "\n") for r in rows.itertuples()}
-        unit = (units or {}).get(str(outcome))
-        grid.add_row(f"{outcome} ({unit})" if unit else str(outcome), *[cells.get(d, "") for d in dates])
-    console.print(grid)
-    stratified = sorted(set(table["outcome"]) - set(plain["outcome"]))
-    if stratified:
-        console.print(f"stratified outcomes (see --json or --out): {', '.join(stratified)}")
+    console.print(grid, highlight=False)
 
 
 def _step_warnings(model) -> list[str]:
@@ -247,77 +217,63 @@ def check(file: Annotated[str, typer.Argument(help="A scenario file or shipped n
 def scenarios() -> None:
     """List the shipped scenarios."""
     grid = Table("name", "title", "file")
+    grid.columns[2].overflow = "fold"  # a long path wraps; it is never cut
+    grid.columns[0].no_wrap = True
     for name, path in sorted(shipped_scenarios().items()):
         grid.add_row(name, load_scenario(path).title, str(path))
-    console.print(grid)
+    console.print(grid, highlight=False)
 
 
 @app.command()
-def explain(scenario: ScenarioArg = None) -> None:
-    """Show compartments, flows, parameters with units, ranges and sources."""
+def explain(
+    scenario: Annotated[
+        str | None,
+        typer.Argument(help="A scenario (file or shipped name; default: the default one), or the NAME of one of "
+                       "its parts to explain just that."),
+    ] = None,
+    name: Annotated[str | None, typer.Argument(help="The name of one part of the scenario to explain.")] = None,
+) -> None:
+    """Show every part of a scenario: strata, compartments, flows, parameters (units, ranges, sources),
+    schedules, events, interventions, outcomes, network groups and sources; or one part by NAME."""
+    if name is None and scenario is not None and not _is_scenario(scenario):
+        scenario, name = None, scenario
     loaded = load_scenario(scenario)
+    found = elements(loaded)
+    if name is not None:
+        if name not in found:
+            close = difflib.get_close_matches(name, list(found), n=3)
+            fail(f"{name!r} is not a part of the scenario {loaded.name!r}; expected the name of a compartment, flow, "
+                 "parameter, schedule, event, intervention, outcome, stratum, group or source"
+                 + (f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""))
+        element = found[name]
+        grid = Table.grid(padding=(0, 2))
+        for key, value in element.facts:
+            grid.add_row(f"[bold]{key}[/bold]", value)
+        heading = element.name + (f" ({element.label})" if element.label not in (element.name, spaced(name)) else "")
+        console.print(f"[bold]{element.kind}[/bold] {heading}", highlight=False, markup=True)
+        console.print(grid, highlight=False)
+        return
     console.print(f"[bold]{loaded.title}[/bold] ({loaded.name})\n{loaded.description.strip()}", highlight=False)
-    compartments = Table("compartment", "strata", "initial", "description", title="Compartments", title_justify="left")
-    for name, c in loaded.compartments.items():
-        compartments.add_row(name, ", ".join(c.dims) or "-", initial_text(loaded, name), c.description.strip())
-    console.print(compartments)
-    flows = Table(
-        "flow",
-        "from -> to",
-        "rate",
-        title="Flows (rates are hazards per capita, or inflows from a source)",
-        title_justify="left",
-    )
-    for flow in loaded.flows:
-        flows.add_row(flow.name, f"{flow.from_} -> {flow.to}", str(flow.rate))
-    console.print(flows)
-    parameters = Table(
-        "parameter",
-        "value",
-        "unit",
-        "5-95% range",
-        "uncertainty",
-        "sources / assumption",
-        title="Parameters",
-        title_justify="left",
-    )
-    for row in parameter_rows(loaded):
-        provenance = ", ".join(row.sources) + (f" (assumption: {row.assumption})" if row.assumption else "")
-        parameters.add_row(
-            row.name, row.value, row.unit, f"{row.low:.4g} to {row.high:.4g}", row.uncertainty, provenance
-        )
-    console.print(parameters)
-    if loaded.outcomes:
-        outcomes = Table(
-            "outcome",
-            "kind",
-            "unit",
-            "expression",
-            title="Outcomes (rates are the mean over the step ending at each date)",
-            title_justify="left",
-        )
-        for outcome in compile_model(loaded).outcomes:
-            written = loaded.outcomes[outcome.name]
-            kind = "cumulative" if written.cumulative else ("stock" if "flow" not in outcome.terms.values() else "rate")
-            outcomes.add_row(outcome.name, kind, outcome.unit, str(written.expr))
-        console.print(outcomes)
-    if loaded.interventions:
-        policies = Table("policy", "from", "effects", "description", title="Interventions", title_justify="left")
-        for name, item in loaded.interventions.items():
-            effects = "; ".join(
-                f"{e.parameter or e.schedule} {e.operation[0]} {e.operation[1]:g}" for e in item.effects
-            )
-            from aftermath.scenario.schema import month_label
-
-            policies.add_row(name, month_label(item.start), effects, item.description.strip())
-        console.print(policies)
+    by_kind: dict[str, list] = {}
+    for element in found.values():
+        by_kind.setdefault(element.kind, []).append(element)
+    units = {o.name: o.unit for o in compile_model(loaded).outcomes}
+    for kind, columns, title in EXPLAINED:
+        items = by_kind.get(kind, [])
+        if not items:
+            continue
+        labelled = any(e.label not in (e.name, spaced(e.name)) for e in items)
+        grid = Table(kind, *(["label"] if labelled else []), *columns, title=title, title_justify="left")
+        for element in items:
+            facts = dict(element.facts)
+            if kind == "outcome":
+                facts["unit"] = units.get(element.name, "")
+            grid.add_row(element.name, *([element.label] if labelled else []), *[facts.get(c, "") for c in columns])
+        console.print(grid, highlight=False)
     spec = home_front_of(loaded)
     if spec is not None:
         _explain_home_front(loaded, spec)
-    sources = Table("id", "citation", title="Sources", title_justify="left")
-    for sid, text in citations(loaded).items():
-        sources.add_row(sid, text)
-    console.print(sources)
+    console.print("'aftermath explain NAME' shows one part in full.", highlight=False)
 
 
 def _explain_home_front(loaded, spec) -> None:
@@ -329,10 +285,32 @@ def _explain_home_front(loaded, spec) -> None:
         row = rows.get(name)
         if row is not None:
             provenance = ", ".join(row.sources) + (f" (assumption: {row.assumption})" if row.assumption else "")
-            grid.add_row(role, name, row.value, row.unit, f"{row.low:.4g} to {row.high:.4g}", provenance)
+            grid.add_row(role, name, row.value, row.unit, span(row.low, row.high), provenance)
         else:
             schedule = loaded.schedules[name]
             provenance = ", ".join(schedule.sources) + (
                 f" (assumption: {schedule.assumption.strip()})" if schedule.assumption else "")
             grid.add_row(role, name, "schedule", schedule.unit, "-", provenance)
-    console.print(grid)
+    console.print(grid, highlight=False)
+
+
+
+EXPLAINED = (
+    ("dimension", ("strata",), "Dimensions (strata) and the display names of their strata"),
+    ("compartment", ("strata", "initial", "description"), "Compartments (stocks of people)"),
+    ("boundary", ("kind", "description"), "Boundaries (sources and sinks)"),
+    ("flow", ("from -> to", "rate"), "Flows (rates are hazards per capita, or inflows from a source)"),
+    ("parameter", ("value", "unit", "5-95% range", "uncertainty", "sources", "assumption"), "Parameters"),
+    ("schedule", ("unit", "interpolation", "points", "sources"), "Schedules (dated series)"),
+    ("event", ("date", "from -> to", "fraction", "sources"), "Events (a share moves at a date)"),
+    ("intervention", ("from", "strength", "effects", "description"), "Interventions (policies)"),
+    ("outcome", ("quantity", "unit", "headline", "description"),
+     "Outcomes (what runs report; rates are the mean over the step ending at each date)"),
+    ("network group", ("family", "description"), "Network groups"),
+    ("source", ("citation",), "Sources"),
+)
+
+
+def _is_scenario(reference: str) -> bool:
+    """Whether an argument names a scenario (a shipped name or an existing path) rather than a part of one."""
+    return reference in shipped_scenarios() or Path(reference).exists() or reference.endswith((".yaml", ".yml"))

@@ -11,12 +11,12 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from aftermath.cli.app import app, console, errors, fail
 from aftermath.cli.core import ScenarioArg
 from aftermath.cli.options import SeedOption
+from aftermath.cli.progress import progress
 from aftermath.decisions import (
     ALL_ARMS,
     METHODS,
@@ -43,6 +43,7 @@ from aftermath.decisions.stored import stored_cases
 from aftermath.engines.simulate import ENGINES
 from aftermath.experiments import ExecutorError, ExecutorSpec, read_scenario
 from aftermath.experiments.runner import stored_experiment
+from aftermath.formatting import band, number, span
 from aftermath.scenario.schema import Scenario
 from aftermath.store import DEFAULT_STORE, Store, StoreError
 from aftermath.summary import key_dates
@@ -124,8 +125,7 @@ def sensitivity(
                        f"runs ({result.engine}{where})", title_justify="left")
     for (name, when), rows in ranked.groupby(["outcome", "date"], sort=False):
         significant = rows[rows["significant"]].head(top)
-        shown = "\n".join(f"{r.parameter} {_figure(r.value)} ({_figure(r.low)} to {_figure(r.high)})"
-                          for r in significant.itertuples())
+        shown = "\n".join(f"{r.parameter} {band(r.value, r.low, r.high)}" for r in significant.itertuples())
         grid.add_row(str(name), str(when), shown or "none significant", str(int((~rows["significant"]).sum())))
     console.print(grid)
     _saved(save)
@@ -161,8 +161,8 @@ def feature_scores_command(
     for label, rows in table.groupby("output", sort=False):
         real = rows[rows["above_dummy"]].head(top)
         dummy = rows.loc[rows["parameter"] == "(dummy)", "score"]
-        grid.add_row(str(label), ", ".join(f"{r.parameter} {r.score:.2f}" for r in real.itertuples()) or "none",
-                     f"{float(dummy.iloc[0]):.2f}" if len(dummy) else "")
+        grid.add_row(str(label), ", ".join(f"{r.parameter} {number(r.score)}" for r in real.itertuples()) or "none",
+                     number(float(dummy.iloc[0])) if len(dummy) else "")
     console.print(grid)
     _saved(save)
 
@@ -196,7 +196,7 @@ def discover_command(
         values = cases.values[:, 0]
         if quantile is not None:
             above = float(np.quantile(values, quantile))
-        condition = f"> {above:,.6g}" if above is not None else f"< {below:,.6g}"
+        condition = f"> {number(above, digits=6)}" if above is not None else f"< {number(below, digits=6)}"
         found = discover(cases.inputs, classify(values, above, below), min_density, seed)
     payload = discovery_payload(run_id, cases.scenario, target.outcome, target.date, condition, found)
     if _emit(payload, save, as_json):
@@ -208,16 +208,15 @@ def discover_command(
                   "(coverage-density trade-off)", title_justify="left")
     for row in found.trajectory.itertuples():
         mark = " <- chosen" if row.index == chosen.index else ""
-        trade.add_row(f"{row.index}{mark}", f"{row.coverage:.2f}", f"{row.density:.2f}", f"{row.mass:.2f}",
+        trade.add_row(f"{row.index}{mark}", number(row.coverage), number(row.density), number(row.mass),
                       str(row.restricted))
     console.print(trade)
     limits = Table("parameter", "from", "to", "quasi-p low", "quasi-p high", "ensemble range",
-                   title=f"Box {chosen.index} without its chance restrictions: coverage {chosen.coverage:.2f}, "
-                         f"density {chosen.density:.2f}, mass "
-                         f"{chosen.mass:.2f}", title_justify="left")
+                   title=f"Box {chosen.index} without its chance restrictions: coverage {number(chosen.coverage)}, "
+                         f"density {number(chosen.density)}, mass {number(chosen.mass)}", title_justify="left")
     for row in chosen.limits.itertuples():
         limits.add_row(row.parameter, _maybe(row.low), _maybe(row.high), _maybe(row.qp_low), _maybe(row.qp_high),
-                       f"{row.full_low:.3g} to {row.full_high:.3g}")
+                       span(row.full_low, row.full_high))
     console.print(limits)
     if chosen.freed:
         console.print(f"freed {len(chosen.freed)} dimensions peeled on chance (quasi-p > 0.05): "
@@ -225,7 +224,7 @@ def discover_command(
     cart = Table("coverage", "density", "mass", "rule", title="CART leaves of mostly cases of interest",
                  title_justify="left")
     for row in found.cart.head(5).itertuples():
-        cart.add_row(f"{row.coverage:.2f}", f"{row.density:.2f}", f"{row.mass:.2f}", row.rule)
+        cart.add_row(number(row.coverage), number(row.density), number(row.mass), row.rule)
     console.print(cart)
     _saved(save)
 
@@ -273,11 +272,11 @@ def optimise_command(
     grid = Table("policy", *columns, title=f"Pareto set of {result.scenario}: {result.evaluations} policies on "
                  f"{result.samples} samples, {result.metric}, budget {result.budget:g} "
                  f"{result.levers[0].unit}", title_justify="left")
-    for number, (_, row) in enumerate(result.pareto.iterrows(), 1):
-        grid.add_row(str(number), *[_figure(float(row[c])) for c in columns])
+    for index, (_, row) in enumerate(result.pareto.iterrows(), 1):
+        grid.add_row(str(index), *[number(float(row[c])) for c in columns])
     console.print(grid)
-    for number, command in enumerate(payload["compare"], 1):
-        console.print(f"policy {number}, paired bands against the baseline: {command}", markup=False, highlight=False)
+    for index, command in enumerate(payload["compare"], 1):
+        console.print(f"policy {index}, paired bands against the baseline: {command}", markup=False, highlight=False)
     _saved(save)
 
 
@@ -296,13 +295,9 @@ def _notice(text: str) -> None:
     errors.print(text, markup=False, highlight=False)
 
 
-def _figure(value: float) -> str:
-    """Counts (Morris' mu* is in the outcome's unit) as whole numbers, indices to 3 significant digits."""
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
-
-
-def _maybe(value: object) -> str:
-    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3g}"
+def _maybe(value: float | None) -> str:
+    """A box limit: empty where the box does not restrict that side."""
+    return "" if value is None or np.isnan(value) else number(value)
 
 
 def _emit(payload: dict, save: Path | None, as_json: bool) -> bool:
@@ -334,24 +329,6 @@ def _decision_errors() -> Iterator[None]:
 
 @contextmanager
 def _progress(unit: str, quiet: bool) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
-    """(started(total), advance(done)): a bar on a terminal, a line per step on stderr otherwise."""
-    if quiet or not console.is_terminal:
-        state = {"total": 0, "done": 0}
-
-        def started_line(total: int) -> None:
-            state["total"] = total
-            if not quiet:
-                errors.print(f"running {total} {unit}", highlight=False)
-
-        def advance_line(done: int) -> None:
-            state["done"] += done
-            if not quiet:
-                errors.print(f"{state['done']}/{state['total']} {unit} done", highlight=False)
-
-        yield started_line, advance_line
-        return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("starting", total=None)
-        yield (lambda total: bar.update(task, description="running", total=total),
-               lambda done: bar.advance(task, done))
+    """(started(total), advance(done)) callbacks for the decision functions, through `cli.progress`."""
+    with progress("running", unit=unit, quiet=quiet) as tracker:
+        yield (lambda total: tracker.update(total=total)), tracker.advance

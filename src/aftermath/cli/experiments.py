@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,19 +12,20 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from aftermath.cli.app import app, console, errors, fail
-from aftermath.cli.core import ScenarioArg, _print_bands, band_text
+from aftermath.cli.core import ScenarioArg
+from aftermath.cli.display import (
+    cell,
+    outcome_metadata,
+    print_bands,
+    scalar_rows,
+    shown_outcomes,
+    strata_metadata,
+)
 from aftermath.cli.options import PosteriorOption, SeedOption, parse_policies, parse_policy, posterior_draws
+from aftermath.cli.progress import progress
 from aftermath.decisions.evaluate import DecisionError
 from aftermath.decisions.sensitivity import MINIMUM, check_sample_size, given_data_sensitivity
 from aftermath.engines.simulate import ENGINES
@@ -42,6 +42,9 @@ from aftermath.experiments import (
     variance_split,
 )
 from aftermath.experiments.sampling import SAMPLERS
+from aftermath.formatting import band, number
+from aftermath.scenario.describe import headline_outcomes, outcome_kind, outcome_label
+from aftermath.scenario.schema import Scenario
 from aftermath.store import DEFAULT_STORE, Store, StoreError
 from aftermath.summary import bands
 
@@ -60,6 +63,7 @@ SensitivityOption = Annotated[bool, typer.Option(
     help=f"Also rank the uncertain parameters by first-order sensitivity (RBD-FAST, with 95% intervals; "
     f">= {MINIMUM['rbd-fast']} samples). 'aftermath sensitivity' runs a proper design.",
 )]
+AllOption = Annotated[bool, typer.Option("--all", help="Show every outcome and stratum, not only the headline set.")]
 RunArg = Annotated[int, typer.Argument(help="A run id (see 'aftermath runs').")]
 
 
@@ -78,6 +82,7 @@ def ensemble(
     split: SplitOption = False,
     sensitivity: SensitivityOption = False,
     posterior: PosteriorOption = None,
+    everything: AllOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Run an ensemble under parameter uncertainty and store it: samples x stochastic replicates."""
@@ -89,7 +94,7 @@ def ensemble(
         except DecisionError as exc:
             fail(f"--sensitivity: {exc}; or use 'aftermath sensitivity' (Sobol, Morris) for a design of its own")
     _run_new(scenario, "ensemble", [parse_policies(policy)], samples, replicates, sampler, seed, engine,
-             ExecutorSpec(workers, dask), store, Extras(split, sensitivity), as_json, posterior)
+             ExecutorSpec(workers, dask), store, Extras(split, sensitivity, everything), as_json, posterior)
 
 
 @app.command()
@@ -104,6 +109,7 @@ def compare(
     dask: DaskOption = None,
     store: StoreOption = DEFAULT_STORE,
     posterior: PosteriorOption = None,
+    everything: AllOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Compare policies with the baseline: same seed and samples, paired differences member by member."""
@@ -111,7 +117,7 @@ def compare(
         raise typer.BadParameter("give at least one --policy to compare with the baseline", param_hint="--policy")
     arms = [{}, *[parse_policy(text) for text in policy]]
     _run_new(scenario, "compare", arms, samples, replicates, sampler, seed, "stochastic",
-             ExecutorSpec(workers, dask), store, Extras(), as_json, posterior)
+             ExecutorSpec(workers, dask), store, Extras(everything=everything), as_json, posterior)
 
 
 @app.command()
@@ -135,9 +141,9 @@ def runs(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
 
 @app.command()
 def show(run_id: RunArg, store: StoreOption = DEFAULT_STORE, split: SplitOption = False,
-         sensitivity: SensitivityOption = False, as_json: JsonOption = False) -> None:
+         sensitivity: SensitivityOption = False, everything: AllOption = False, as_json: JsonOption = False) -> None:
     """Show a stored run's summary: bands at key dates, or the comparison table."""
-    _report(Store(store, lock_timeout=10), run_id, Extras(split, sensitivity), as_json)
+    _report(Store(store, lock_timeout=10), run_id, Extras(split, sensitivity, everything), as_json)
 
 
 @app.command(name="resume")
@@ -148,13 +154,20 @@ def resume_run(
     store: StoreOption = DEFAULT_STORE,
     split: SplitOption = False,
     sensitivity: SensitivityOption = False,
+    everything: AllOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Finish a run that was interrupted or killed: run its missing ranges, then show it."""
+    """Finish a run that was interrupted or killed: run its missing ranges, then show it.
+
+    A run that is already complete is not shown again: this says so (with --json, prints its summary)."""
     opened = Store(store)
     with _interruptible(lambda: run_id), _clear_errors(), _progress(as_json) as (started, advance):
-        resume(opened, run_id, ExecutorSpec(workers, dask), progress=advance, started=started)
-    _report(opened, run_id, Extras(split, sensitivity), as_json)
+        ran = resume(opened, run_id, ExecutorSpec(workers, dask), progress=advance, started=started)
+    if not ran and not as_json:
+        console.print(f"run {run_id} is already complete; nothing to resume ('aftermath show {run_id}' shows it)",
+                      highlight=False)
+        return
+    _report(opened, run_id, Extras(split, sensitivity, everything), as_json)
 
 
 def _run_new(
@@ -209,46 +222,13 @@ def _interruptible(run_id: Callable[[], int | None]) -> Iterator[None]:
 
 @contextmanager
 def _progress(quiet: bool) -> Iterator[tuple]:
-    """Progress over members, as (started, advance) callbacks: a bar with counts and ETA on a
-    terminal, otherwise a line on stderr per stored range (the log of a batch job)."""
-    if quiet or not console.is_terminal:
-        with _progress_lines(quiet) as callbacks:
-            yield callbacks
-        return
-    with Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("members"), TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
-    ) as bar:
-        task = bar.add_task("starting", total=None)
+    """Progress over members, as (started, advance) callbacks for the experiment runner (see cli.progress)."""
+    with progress("starting", unit="members stored", quiet=quiet, period=0) as tracker:
 
         def started(run_id: int, total: int) -> None:
-            bar.update(task, description=f"run {run_id}", total=total)
+            tracker.update(description=f"run {run_id}", total=total)
 
-        yield started, lambda done: bar.advance(task, done)
-
-
-@contextmanager
-def _progress_lines(quiet: bool) -> Iterator[tuple]:
-    state = {"run": 0, "total": 0, "done": 0, "start": time.monotonic()}
-
-    def say() -> None:
-        if quiet:
-            return
-        elapsed = time.monotonic() - state["start"]
-        rate = state["done"] / elapsed if elapsed > 0 else 0.0
-        left = f", about {(state['total'] - state['done']) / rate:.0f} s left" if rate > 0 else ""
-        errors.print(f"run {state['run']}: {state['done']}/{state['total']} members stored, {elapsed:.0f} s{left}",
-                     highlight=False)
-
-    def started(run_id: int, total: int) -> None:
-        state.update(run=run_id, total=total, start=time.monotonic())
-        say()
-
-    def advance(done: int) -> None:
-        state["done"] += done
-        say()
-
-    yield started, advance
+        yield started, tracker.advance
 
 
 def _when(value: object) -> str:
@@ -261,6 +241,7 @@ class Extras:
 
     split: bool = False
     sensitivity: bool = False
+    everything: bool = False
 
 
 def _report(store: Store, run_id: int, extras: Extras, as_json: bool) -> None:
@@ -268,12 +249,14 @@ def _report(store: Store, run_id: int, extras: Extras, as_json: bool) -> None:
     with _clear_errors():
         stored = load_result(store, run_id, key_dates_only=True)
     result, row, dates = stored.result, stored.run.row, stored.dates or []
+    scenario = stored.experiment.scenario
     table = comparison_table(result, dates)
     split_table = variance_split(result.arms[result.reference], result.replicates, dates) if extras.split else None
     ranking = None
     if extras.sensitivity:
         try:
-            ranking = _sensitivity(result, stored.run.draws, dates[-1])
+            with progress("sensitivity (RBD-FAST)", quiet=as_json):
+                ranking = _sensitivity(result, stored.run.draws, dates[-1])
         except DecisionError as exc:
             fail(f"--sensitivity: {exc}")
     stored_members = result.arms[result.reference].sizes["replicate"]
@@ -283,7 +266,9 @@ def _report(store: Store, run_id: int, extras: Extras, as_json: bool) -> None:
             "scenario_hash": row["scenario_hash"], "seed": int(row["seed"]), "engine": row["engine"],
             "sampler": row["sampler"], "samples": int(row["samples"]), "replicates": int(row["replicates"]),
             "members": int(row["members"]), "stored": stored_members, "status": row["status"],
-            "arms": dict(stored.run.arms), "bands": json.loads(table.to_json(orient="records")),
+            "arms": dict(stored.run.arms), "headline": headline_outcomes(scenario),
+            "outcomes": outcome_metadata(scenario, list(dict.fromkeys(table["outcome"]))),
+            "strata": strata_metadata(scenario), "bands": json.loads(table.to_json(orient="records")),
         }
         if split_table is not None:
             payload["variance_split"] = json.loads(split_table.to_json(orient="records"))
@@ -296,56 +281,56 @@ def _report(store: Store, run_id: int, extras: Extras, as_json: bool) -> None:
                      f"'aftermath resume {run_id}' finishes it")
     subtitle = (f"run {run_id} in {store.path}: {row['samples']} samples x {row['replicates']} replicates "
                 f"({row['sampler']}), {row['engine']}, seed {row['seed']}")
-    title = stored.experiment.scenario.title
     if len(result.arms) == 1:
-        _print_bands(title, bands(result.arms[result.reference], dates), subtitle, stored.run.arms[0][1])
+        print_bands(scenario, bands(result.arms[result.reference], dates), subtitle, stored.run.arms[0][1],
+                    extras.everything)
     else:
-        _print_comparison(f"{title}\n{subtitle}", table, list(result.arms))
+        _print_comparison(scenario, subtitle, table, list(result.arms), extras.everything)
     if split_table is not None:
         _print_split(split_table)
     if ranking is not None:
         _print_sensitivity(ranking)
 
 
-def _scalar_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows of outcomes that are one number per date (no strata)."""
-    fixed = {"outcome", "arm", "measure", "date", "median", "low", "high", "parametric_sd", "stochastic_sd",
-             "parametric_share"}
-    strata = [c for c in table.columns if c not in fixed]
-    return table[table[strata].isna().all(axis=1)] if strata else table
+COMPARISON_COLUMNS = ("arm", "measure", "parametric_sd", "stochastic_sd", "parametric_share")
 
 
-def _print_comparison(title: str, table: pd.DataFrame, labels: list[str]) -> None:
+def _print_comparison(scenario: Scenario, subtitle: str, table: pd.DataFrame, labels: list[str],
+                      everything: bool) -> None:
     reference, policies = labels[0], labels[1:]
-    grid = Table(title=f"{title}\nmedian (5-95%); difference = policy - {reference}, member by member",
-                 title_justify="left")
+    grid = Table(title=f"{scenario.title}\n{subtitle}\nmedian (5-95%); difference = policy - {reference}, "
+                 "member by member", title_justify="left")
     grid.add_column("outcome", no_wrap=True)
     grid.add_column("date", no_wrap=True)
     grid.add_column(reference, justify="right")
     for label in policies:
         grid.add_column(label, justify="right")
         grid.add_column(f"difference {label}", justify="right")
-    plain = _scalar_rows(table)
-    cells = {(r.outcome, r.date, r.arm, r.measure): band_text(r.median, r.low, r.high, "\n")
-             for r in plain.itertuples()}
-    for outcome in dict.fromkeys(plain["outcome"]):
+    plain = scalar_rows(table, COMPARISON_COLUMNS)
+    names = shown_outcomes(scenario, plain, everything)
+    kinds = {name: outcome_kind(scenario, name) for name in names}
+    cells = {(r.outcome, r.date, r.arm, r.measure): cell(r.median, r.low, r.high, kinds[r.outcome],
+                                                          signed=r.measure == "difference")
+             for r in plain.itertuples() if r.outcome in kinds}
+    for outcome in names:
         for date in dict.fromkeys(plain["date"]):
             row = [cells.get((outcome, date, reference, "level"), "")]
             for label in policies:
                 row += [cells.get((outcome, date, label, measure), "") for measure in ("level", "difference")]
-            grid.add_row(str(outcome), date, *row)
-    console.print(grid)
-    stratified = sorted(set(table["outcome"]) - set(plain["outcome"]))
-    if stratified:
-        console.print(f"stratified outcomes (see --json or the store): {', '.join(stratified)}")
+            grid.add_row(f"{outcome_label(scenario, outcome)}\n[dim]{outcome}[/dim]", date, *row)
+    console.print(grid, highlight=False)
+    hidden = len(set(table["outcome"])) - len(names)
+    if hidden > 0:
+        console.print(f"{len(names)} headline outcomes shown; {hidden} more with --all, --json or the store",
+                      highlight=False)
 
 
 def _print_split(table: pd.DataFrame) -> None:
     grid = Table("outcome", "date", "parametric sd", "stochastic sd", "parametric share",
                  title="Where the spread comes from (parameter uncertainty vs chance)", title_justify="left")
-    for row in _scalar_rows(table).itertuples():
-        grid.add_row(str(row.outcome), row.date, f"{row.parametric_sd:.3g}", f"{row.stochastic_sd:.3g}",
-                     "" if pd.isna(row.parametric_share) else f"{row.parametric_share:.0%}")
+    for row in scalar_rows(table, COMPARISON_COLUMNS).itertuples():
+        grid.add_row(str(row.outcome), row.date, number(row.parametric_sd), number(row.stochastic_sd),
+                     number(row.parametric_share, "share"))
     console.print(grid)
 
 
@@ -368,6 +353,6 @@ def _print_sensitivity(ranking: pd.DataFrame) -> None:
     for (outcome, date), rows in ranking.groupby(["outcome", "date"], sort=False):
         top = rows[rows["significant"]].nlargest(3, "value")
         grid.add_row(str(outcome), str(date),
-                     ", ".join(f"{r.parameter} {r.value:.2f} ({r.low:.2f}-{r.high:.2f})" for r in top.itertuples())
+                     ", ".join(f"{r.parameter} {band(r.value, r.low, r.high)}" for r in top.itertuples())
                      or "none")
     console.print(grid)

@@ -11,9 +11,14 @@ import typer
 from rich.table import Table
 
 from aftermath.cli.app import app, console
-from aftermath.cli.core import ScenarioArg, band_text
+from aftermath.cli.core import ScenarioArg
+from aftermath.cli.display import cell
 from aftermath.cli.options import PosteriorOption, posterior_for
+from aftermath.cli.progress import progress
 from aftermath.fitcheck import FIT_END, VACUOUS_RATIO, ObservationCheck, fit_check, fit_summary
+from aftermath.formatting import Kind, band, number, span
+from aftermath.scenario.describe import outcome_kind, outcome_label
+from aftermath.scenario.evidence import short_citation
 from aftermath.scenario.loader import load_scenario
 from aftermath.scenario.schema import parse_month
 from aftermath.store import DEFAULT_STORE
@@ -39,8 +44,9 @@ def fit_check_command(
         raise typer.BadParameter(str(exc), param_hint="--fitted-until") from None
     loaded = load_scenario(scenario)
     fitted = posterior_for(loaded, posterior, store)
-    checks = fit_check(loaded, replicates=replicates, seed=seed, uncertainty=uncertainty, fitted_until=fitted_until,
-                       posterior=fitted)
+    with progress(f"{loaded.name}: fit-check", total=replicates, quiet=as_json) as tracker:
+        checks = fit_check(loaded, replicates=replicates, seed=seed, uncertainty=uncertainty,
+                           fitted_until=fitted_until, posterior=fitted, progress=tracker.advance)
     summary = fit_summary(checks)
     if as_json:
         payload = {
@@ -65,18 +71,20 @@ def fit_check_command(
         title_justify="left",
     )
     for check in checks:
+        kind = outcome_kind(loaded, check.outcome)
         grid.add_row(
             "in-sample" if check.in_sample else "out-of-sample",
-            check.source,
-            check.outcome,
+            short_citation(check.source),
+            outcome_label(loaded, check.outcome),
             check.date,
-            _observed(check),
-            band_text(check.median, check.band_low, check.band_high),
-            band_text(check.latent_median, check.latent_low, check.latent_high).split(" ", 1)[-1],
+            _observed(check, kind),
+            cell(check.median, check.band_low, check.band_high, kind),
+            span(check.latent_low, check.latent_high, kind),
             check.verdict,
             distance_text(check.distance),
-            "-" if check.vacuous else f"{check.error:.0%}",
-            f"{check.tolerance:.0%} {'vacuous' if check.vacuous else 'ok' if check.within_tolerance else 'OUT'}",
+            "-" if check.vacuous else number(check.error, "share"),
+            f"{number(check.tolerance, 'share')} "
+            f"{'vacuous' if check.vacuous else 'ok' if check.within_tolerance else 'OUT'}",
         )
     console.print(grid)
     for label, counts in summary.items():
@@ -90,16 +98,16 @@ def fit_check_command(
 
 
 def distance_text(log_ratio: float) -> str:
-    """The distance of a value from a band as a factor: 'in band', '8.0x above', '1.3x below'."""
+    """The distance of a value from a band as a factor: 'in band', '8x above', '1.3x below'."""
     if log_ratio == 0:
         return "in band"
-    return f"{np.exp(abs(log_ratio)):.3g}x {'above' if log_ratio > 0 else 'below'}"
+    return f"{number(float(np.exp(abs(log_ratio))))}x {'above' if log_ratio > 0 else 'below'}"
 
 
-def _observed(check: ObservationCheck) -> str:
+def _observed(check: ObservationCheck, kind: Kind) -> str:
     """The observation as written: its value, and its interval where the source gives one."""
     if check.high == float("inf"):
-        return f"at least {check.low:,.6g}"
+        return f"at least {number(check.low, kind)}"
     if check.low != check.high:
-        return band_text(check.value, check.low, check.high)
-    return f"{check.value:,.0f}" if abs(check.value) >= 10 else f"{check.value:.3g}"
+        return band(check.value, check.low, check.high, kind)
+    return number(check.value, kind)

@@ -9,14 +9,21 @@ import typer
 from rich.table import Table
 
 from aftermath.cli.app import app, console, fail
-from aftermath.cli.core import ScenarioArg, band_text
+from aftermath.cli.core import ScenarioArg
+from aftermath.cli.display import cell
 from aftermath.cli.options import SeedOption, parse_assignments, parse_policies
+from aftermath.cli.progress import progress
 from aftermath.engines.simulate import ENGINES, simulate
+from aftermath.formatting import Kind, number
 from aftermath.model.compile import compile_model
+from aftermath.network.describe import group_label
 from aftermath.network.export import GRAPH_FORMATS, group_table, network_graph, network_summary, write_graph
 from aftermath.scenario.loader import load_scenario
 from aftermath.scenario.schema import month_label, parse_month
 from aftermath.summary import key_dates
+
+COLUMN_KINDS: dict[str, Kind] = {"allies": "count", "centrality": "number", "capacity": "number",
+                                 "lethality": "number", "strength": "count", "arrivals": "count"}
 
 
 @app.command()
@@ -53,25 +60,28 @@ def network(
         date = month_label(month)
     model = compile_model(loaded, overrides=parse_assignments(set_), policies=parse_policies(policy))
     runs = 1 if engine == "deterministic" else replicates
-    dataset = simulate(model, replicates=runs, seed=seed, engine=engine, keep_compartments=False)  # type: ignore[arg-type]
+    with progress(f"{loaded.name}: network, {engine}", total=runs) as tracker:
+        dataset = simulate(model, replicates=runs, seed=seed, engine=engine,  # type: ignore[arg-type]
+                           keep_compartments=False, progress=tracker.advance)
     dates = sorted({*key_dates(loaded), date})
     grid = Table(title=f"{loaded.title}\nnetwork, {engine}, {runs} replicate(s), seed {seed}"
                  + (f", policies {model.interventions}" if model.interventions else ""), title_justify="left")
     grid.add_column("(median, 5-95%)")
     for day in dates:
         grid.add_column(day, justify="right")
-    for label, cells in network_summary(dataset, dates):
-        grid.add_row(label, *[band_text(*cell) for cell in cells])
-    console.print(grid)
+    for label, cells in network_summary(dataset, dates, lambda group: group_label(loaded, group)):
+        kind = "number" if label.startswith("centrality") else "count"
+        grid.add_row(label, *[cell(*values, kind) for values in cells])
+    console.print(grid, highlight=False)
     groups = Table("group", "active (share of runs)", "allies", "centrality", "capacity", "lethality index",
                    "strength", "arrivals", title=f"Groups in {date} (median, 5-95%)", title_justify="left")
     for row in group_table(dataset, date).itertuples():
         groups.add_row(
-            row.group, f"{row.active:.2f}",
-            *[band_text(getattr(row, c), getattr(row, f"{c}_low"), getattr(row, f"{c}_high"))
-              for c in ("allies", "centrality", "capacity", "lethality", "strength", "arrivals")],
+            group_label(loaded, row.group), number(row.active, "share"),
+            *[cell(getattr(row, c), getattr(row, f"{c}_low"), getattr(row, f"{c}_high"), kind)
+              for c, kind in COLUMN_KINDS.items()],
         )
-    console.print(groups)
+    console.print(groups, highlight=False)
     if export is not None:
         write_graph(network_graph(dataset, loaded, date), export)
         console.print(f"network in {date} written to {export}")

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from aftermath.cli.app import app, console, fail
 from aftermath.cli.options import PosteriorOption, SeedOption, parse_policy, posterior_for
+from aftermath.cli.progress import progress
 from aftermath.experiments import ExecutorError, ExecutorSpec
 from aftermath.experiments.sampling import SAMPLERS
 from aftermath.files import write_text
@@ -83,28 +83,22 @@ def report(
         sections = [decision_section(read_payload(path), i) for i, path in enumerate(with_ or [])]
     except PayloadError as exc:
         fail(f"--with {exc}")
-    with Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), console=console, transient=True,
-    ) as progress:
-        task = progress.add_task("running", total=None)
-
-        def advance(done: int) -> None:
-            progress.advance(task, done)
-
+    with progress("report: running", unit="runs") as tracker:
         try:
             if run is not None:
                 content = collect_stored(Store(store), run, at=at, fit_until=fit_until, stock_runs=map_runs,
-                                         progress=advance)
+                                         progress=tracker.advance)
             else:
                 members = samples * replicates
-                progress.update(task, total=members * (1 + len(arms)) + min(members, map_runs))
+                tracker.update(total=members * (1 + len(arms)) + min(members, map_runs))
                 content = collect(scenario, samples=samples, replicates=replicates, seed=seed, policies=arms,
                                   sampler=sampler, at=at, fit_until=fit_until, executor=ExecutorSpec(workers, dask),
-                                  stock_runs=map_runs, progress=advance, posterior=fitted)
+                                  stock_runs=map_runs, progress=tracker.advance, posterior=fitted)
         except (ReportError, StoreError, ExecutorError) as exc:
             fail(str(exc))
     content.decisions = [*content.decisions, *sections]
-    written = write_text(render(content, figures), out)
+    with progress("report: drawing the charts and writing the page", unit="steps"):
+        page = render(content, figures)
+    written = write_text(page, out)
     console.print(f"report written to {written}" + (f"; figures in {figures}" if figures else ""),
                   markup=False, highlight=False)

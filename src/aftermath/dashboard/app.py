@@ -37,8 +37,11 @@ from aftermath.dashboard.workspace import (
     value_table,
 )
 from aftermath.experiments import BASELINE, load_result, paired_differences, run_experiment, run_stored
+from aftermath.formatting import Kind, number, span
+from aftermath.formatting import band as band_text
 from aftermath.network.export import network_graph
 from aftermath.report.build import collect_stored, render
+from aftermath.scenario.describe import outcome_kind
 from aftermath.scenario.schema import Scenario, month_label
 from aftermath.store import Store
 from aftermath.summary import key_dates
@@ -183,13 +186,13 @@ def parameter_controls(scenario: Scenario, names: Sequence[str]) -> list:
         lever = by_name.get(name)
         if lever is None:
             continue
-        span = lever.high - lever.low
+        width = lever.high - lever.low
         controls.append(html.Div([
-            html.B(name), html.Span(f" ({lever.unit}; declared {lever.value:.4g}, 5-95% "
-                                    f"{lever.low:.4g} to {lever.high:.4g})", style={"font-size": "0.8em"}),
+            html.B(name), html.Span(f" ({lever.unit}; declared {number(lever.value)}, 5-95% "
+                                    f"{span(lever.low, lever.high)})", style={"font-size": "0.8em"}),
             dcc.Slider(id={"kind": "parameter", "name": name}, min=lever.low, max=lever.high,
-                       step=span / 40 if span > 0 else None, value=lever.value, updatemode="mouseup",
-                       marks={lever.low: f"{lever.low:.3g}", lever.high: f"{lever.high:.3g}"},
+                       step=width / 40 if width > 0 else None, value=lever.value, updatemode="mouseup",
+                       marks={lever.low: number(lever.low), lever.high: number(lever.high)},
                        tooltip={"placement": "bottom"}),
         ], style={"margin-bottom": "10px"}))
     return controls
@@ -225,15 +228,20 @@ def _y_title(scenario: Scenario, choice: str) -> str:
     return scenario.outcomes[choice.removeprefix(OUTCOME)].description.strip()[:45] or "value"
 
 
-def _numbers_table(rows: Sequence[tuple[str, float]], ensemble: Mapping[str, tuple] | None) -> list:
+def _kind(scenario: Scenario, choice: str) -> Kind:
+    """How the chosen series reads (aftermath.formatting): compartments are counts of people."""
+    return outcome_kind(scenario, choice.removeprefix(OUTCOME)) if choice.startswith(OUTCOME) else "count"
+
+
+def _numbers_table(rows: Sequence[tuple[str, float]], ensemble: Mapping[str, tuple] | None, kind: Kind) -> list:
     head = [html.Th("month"), html.Th("deterministic")] + ([html.Th("ensemble median (5-95%)")] if ensemble else [])
     body = []
     for date, value in rows:
-        cells = [html.Td(date, style=CELL), html.Td(f"{value:,.4g}", className="value", style=CELL,
+        cells = [html.Td(date, style=CELL), html.Td(number(value, kind), className="value", style=CELL,
                                                    **{"data-value": repr(value)})]
         if ensemble:
             median, low, high = ensemble.get(date, (np.nan, np.nan, np.nan))
-            cells.append(html.Td(f"{median:,.4g} ({low:,.4g}-{high:,.4g})", className="band", style=CELL))
+            cells.append(html.Td(band_text(median, low, high, kind), className="band", style=CELL))
         body.append(html.Tr(cells, **{"data-month": date}))
     return [html.Thead(html.Tr(head)), html.Tbody(body)]
 
@@ -395,7 +403,7 @@ def register_callbacks(app: dash.Dash, workspace: Workspace, jobs: Jobs) -> None
                                         _y_title(scenario, choice), ensemble, label, observed)
         dates = key_dates(scenario)
         table = _numbers_table(value_table(data.isel(replicate=0), dates),
-                               _band_at(times, ensemble, dates) if ensemble else None)
+                               _band_at(times, ensemble, dates) if ensemble else None, _kind(scenario, choice))
         policies = ", ".join(f"{k}={v:g}" for k, v in settings.strengths) or "baseline"
         timing = (f"deterministic run ({policies}): {engine_seconds:.2f} s on the server, "
                   f"{time.perf_counter() - began:.2f} s with the chart")
@@ -520,14 +528,15 @@ def register_callbacks(app: dash.Dash, workspace: Workspace, jobs: Jobs) -> None
         figure = figures.bands_figure(times, differences, title, "difference", zero_line=True)
         levels = {label: band(select_series(data, scenario, choice, filters)) for label, data in result.arms.items()}
         dates = key_dates(scenario)
+        kind = _kind(scenario, choice)
         head = html.Tr([html.Th("month"), *[html.Th(f"{label}") for label in levels],
                         *[html.Th(f"difference {label}") for label in differences]])
         rows = []
         for date in dates:
             cells = [_band_at(times, b, [date]).get(date) for b in [*levels.values(), *differences.values()]]
             rows.append(html.Tr([html.Td(date, style=CELL),
-                                 *[html.Td(f"{c[0]:,.4g} ({c[1]:,.4g}-{c[2]:,.4g})" if c else "", style=CELL)
-                                   for c in cells]]))
+                                 *[html.Td(band_text(*c, kind, signed=i >= len(levels)) if c else "", style=CELL)
+                                   for i, c in enumerate(cells)]]))
         return figure, [html.Thead(head), html.Tbody(rows)], no_update
 
     @app.callback(

@@ -14,6 +14,8 @@ import networkx as nx
 import numpy as np
 import plotly.graph_objects as go
 
+from aftermath.formatting import band as band_text
+from aftermath.formatting import number
 from aftermath.network.schema import CAPACITIES
 
 COLOURS = ("#1f5f8b", "#c0392b", "#27ae60", "#8e44ad", "#d35400", "#16a085", "#7f8c8d")
@@ -113,7 +115,7 @@ def network_figure(graph: nx.Graph, positions: Mapping[str, tuple[float, float]]
     for low, high, width in bins:
         chosen = [(a, b) for a, b, d in ties if low < d["probability"] <= high]
         _add_edges(figure, chosen, positions, {"color": "#34495e", "width": width},
-                   f"tie, probability {low:.0%}-{min(high, 1):.0%}")
+                   f"tie, probability {number(low, 'share')} to {number(min(high, 1), 'share')}")
     _add_edges(figure, [(a, b) for a, b, _ in rivalries], positions, {"color": "#c0392b", "width": 1, "dash": "dot"},
                "rivalry")
     nodes = list(graph.nodes(data=True))
@@ -150,13 +152,13 @@ def _group_hover(graph: nx.Graph, node: str, data: Mapping) -> str:
                    for other in graph.neighbors(node)), reverse=True)
     lines = [
         f"<b>{html.escape(node)}</b> ({html.escape(str(data.get('family', '')))})",
-        f"active in {data['active']:.0%} of runs",
-        f"strength {data['strength']:,.0f} ({data['strength_low']:,.0f}-{data['strength_high']:,.0f})",
-        f"allies {data['allies']:.3g} ({data['allies_low']:.3g}-{data['allies_high']:.3g})",
-        f"capacity {data['capacity']:.3g} ({data['capacity_low']:.3g}-{data['capacity_high']:.3g})",
-        "declared capacities: " + ", ".join(f"{c} {data[f'declared_{c}']:.2g}" for c in CAPACITIES),
+        f"active in {number(data['active'], 'share')} of runs",
+        f"strength {band_text(data['strength'], data['strength_low'], data['strength_high'], 'count')}",
+        f"allies {band_text(data['allies'], data['allies_low'], data['allies_high'])}",
+        f"capacity {band_text(data['capacity'], data['capacity_low'], data['capacity_high'])}",
+        "declared capacities: " + ", ".join(f"{c} {number(data[f'declared_{c}'])}" for c in CAPACITIES),
     ]
-    shown = [f"{html.escape(o)} {t} {p:.0%}" for p, o, t in ties[:9]]
+    shown = [f"{html.escape(o)} {t} {number(p, 'share')}" for p, o, t in ties[:9]]
     lines.append("ties: " + ("<br>".join(", ".join(shown[i : i + 3]) for i in range(0, len(shown), 3)) or "none")
                  + (f"<br>and {len(ties) - 9} more" if len(ties) > 9 else ""))
     return "<br>".join(lines)

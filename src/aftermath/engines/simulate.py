@@ -233,7 +233,10 @@ def simulate(
     Engines: "stochastic" (the Euler-multinomial chain), "deterministic" (its expectation), both taking
     `model.substeps` sub-steps per reporting step; "ode" (the continuous-time limit, solve_ivp with
     the `ode` options, all runs of a block integrated as one system). Results are on the reporting grid.
-    `parameters` gives per-run values (see `parameter_batch`); with it, replicate r uses row r.
+    Parameters are HELD AT THEIR VALUES unless `parameters` is given, so the bands show chance alone: this
+    is `aftermath run --fixed-parameters`. `aftermath run` (and fit-check) draw every uncertain parameter
+    once per replicate; to get its numbers, pass `parameters=aftermath.draw_parameters(scenario,
+    replicates, seed)`. `parameters` gives per-run values (see `parameter_batch`); replicate r uses row r.
     Replicates are numbered from `first_replicate`, which keys their random numbers, so runs
     split into pieces reproduce one whole run exactly. `threads` > 1 runs a block's replicates
     on several cores (same numbers whatever the count); None (the default) takes one thread per

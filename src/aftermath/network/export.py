@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from aftermath.files import atomic_path, check_output_path
+from aftermath.network.describe import group_label
 from aftermath.network.schema import CAPACITIES
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 from aftermath.summary import band
@@ -71,7 +72,8 @@ def network_graph(dataset: xr.Dataset, scenario: Scenario, date: str, replicate:
         spec = network.groups[row["group"]]
         attributes = {k: v for k, v in row.items() if k != "group"}
         attributes.update({f"declared_{k}": getattr(spec.capacities, k) for k in CAPACITIES})
-        graph.add_node(row["group"], family=spec.family, description=spec.description.strip(), **attributes)
+        graph.add_node(row["group"], label=group_label(scenario, row["group"]), family=spec.family,
+                       description=spec.description.strip(), **attributes)
     declared = {frozenset(t.groups): t for t in network.ties}
     probability = now["network_ties"].values.mean(axis=0)
     for label, share in zip(now["tie"].values, probability, strict=True):
@@ -111,9 +113,11 @@ def write_graph(graph: nx.Graph, path: str | Path) -> Path:
     return path
 
 
-def network_summary(dataset: xr.Dataset, dates: list[str], hubs: int = 2) -> list[tuple[str, list[tuple]]]:
+def network_summary(
+    dataset: xr.Dataset, dates: list[str], name: Callable[[str], str] = str, hubs: int = 2,
+) -> list[tuple[str, list[tuple]]]:
     """Rows (label, [(median, low, high) per date]) an analyst reads first: provinces, ties, hubs,
-    groups active, endings, and arrivals by affiliate."""
+    groups active, endings, and arrivals by affiliate; `name` gives a group's display name."""
     picked = [at_date(dataset, d) for d in dates]
     rows: list[tuple[str, list[tuple]]] = []
 
@@ -126,12 +130,12 @@ def network_summary(dataset: xr.Dataset, dates: list[str], hubs: int = 2) -> lis
     groups = [str(g) for g in dataset["group"].values]
     centrality = dataset["network_centrality"].median("replicate").max("time").values  # the hubs of the run
     for g in np.argsort(-centrality, kind="stable")[:hubs]:
-        add(f"centrality: {groups[g]}", lambda now, g=g: now["network_centrality"].values[:, g])
+        add(f"centrality: {name(groups[g])}", lambda now, g=g: now["network_centrality"].values[:, g])
     for e, ending in enumerate(dataset["ending"].values):
         add(f"ended by {ending}", lambda now, e=e: now["network_endings"].values[:, e])
     arrivals = dataset["network_arrivals"].isel(time=-1).max("replicate").values
     for g in np.nonzero(arrivals > 0)[0]:
-        add(f"arrivals: {groups[g]}", lambda now, g=g: now["network_arrivals"].values[:, g])
+        add(f"arrivals: {name(groups[g])}", lambda now, g=g: now["network_arrivals"].values[:, g])
     return rows
 
 

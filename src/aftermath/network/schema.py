@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from aftermath.scenario.schema import Month, Name, Number, Provenance, Strict, Text
+from aftermath.scenario.schema import Label, Month, Name, Number, Provenance, Strict, Text
 
 CAPACITIES = ("training", "safe_haven", "infrastructure", "cachet")
 """What a hub can give an ally (Bacon 2018); material ones depend on territory, cachet does not."""
@@ -31,6 +31,8 @@ class Capacities(Strict):
 class Group(Provenance):
     """An armed group. Its capacities are those it has when it holds all its territory."""
 
+    label: Label | None = None
+    """Its name for people, e.g. 'Hay'at Tahrir al-Sham' for hts (default: the id, spaced)."""
     description: Text = ""
     family: Name
     """Ideology family; new ties form only within a family (declared ties may cross it)."""

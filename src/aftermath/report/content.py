@@ -16,9 +16,12 @@ import xarray as xr
 
 from aftermath.experiments.design import Experiment
 from aftermath.experiments.results import EnsembleResult
+from aftermath.formatting import Kind
 from aftermath.inference.observation import predictive_draws
 from aftermath.model.compile import CompiledModel, compile_model
+from aftermath.network.describe import group_label
 from aftermath.report.decisions import DecisionSection
+from aftermath.scenario.describe import outcome_kind, outcome_label, stratum_label
 from aftermath.scenario.observation_model import error_of
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 from aftermath.summary import HIGH, LOW, band, quantiles
@@ -70,6 +73,10 @@ class OutcomeSummary:
     """One fan per stratum, keyed by its label ('' for an outcome that is one number per date)."""
     subset: bool = False
     """A `select`ed part of another outcome (one country, one cohort): shown in tables, not charted."""
+    title: str = ""
+    """Its display name (the scenario's `label`); empty: the name, spaced."""
+    kind: Kind = "count"
+    """How its numbers read (aftermath.formatting): people, a share, or another number."""
 
     @property
     def main(self) -> bool:
@@ -96,6 +103,9 @@ class CountryTable:
     dimension: str
     columns: list[str]
     rows: list[tuple[str, list[Band]]]
+    """(stratum id, one band per column) per origin, largest first."""
+    empty: list[str] = field(default_factory=list)
+    """Pathway columns left out: nobody from any origin was there at `date` in any run."""
 
 
 @dataclass(frozen=True)
@@ -211,11 +221,15 @@ def label(name: str) -> str:
 
 
 def strata_title(outcome: OutcomeSummary, shown: int) -> str:
-    """'Returned by origin: the 6 largest by origin', or '... by cohort' when every stratum is shown."""
+    """'Returned by origin: the 6 largest', or 'Detained by cohort' when every stratum is shown
+    (the 'by' is not repeated when the outcome's name already says it)."""
+    title = outcome.title or label(outcome.name)
     if not outcome.by:
-        return label(outcome.name)
-    which = "" if shown == len(outcome.fans) else f"the {shown} largest "
-    return f"{label(outcome.name)}: {which}by {', '.join(outcome.by)}"
+        return title
+    by = f"by {', '.join(outcome.by)}"
+    if by not in title.lower():
+        title = f"{title} {by}"
+    return title if shown == len(outcome.fans) else f"{title}: the {shown} largest"
 
 
 def policy_label(scenario: Scenario, strengths: Mapping[str, float]) -> str:
@@ -247,7 +261,8 @@ def outcome_fans(scenario: Scenario, dataset: xr.Dataset, names: Sequence[str]) 
         data = variable.transpose("replicate", "time", *by).values
         if by:
             flat = data.reshape(*data.shape[:2], -1)
-            labels = [" / ".join(str(variable[d].values[i]) for d, i in zip(by, combo, strict=True))
+            labels = [" / ".join(stratum_label(scenario, d, str(variable[d].values[i]))
+                                 for d, i in zip(by, combo, strict=True))
                       for combo in np.ndindex(*data.shape[2:])]
             fans = {lab: fan(flat[:, :, k], times) for k, lab in enumerate(labels)}
         else:
@@ -256,7 +271,11 @@ def outcome_fans(scenario: Scenario, dataset: xr.Dataset, names: Sequence[str]) 
         description = declared.description.strip() if declared else ""
         if variable.attrs.get("units"):
             description = f"{description} Unit: {variable.attrs['units']}.".strip()
-        summaries.append(OutcomeSummary(name, description, by, fans, bool(declared and declared.select)))
+        summaries.append(OutcomeSummary(
+            name, description, by, fans, bool(declared and declared.select),
+            title=outcome_label(scenario, name) if declared else "",
+            kind=outcome_kind(scenario, name) if declared else "count",
+        ))
     return summaries
 
 
@@ -410,7 +429,8 @@ def _label_product(lists: list[list[str]]) -> list[tuple[str, ...]]:
 
 
 def country_table(scenario: Scenario, stocks: Stocks) -> CountryTable | None:
-    """Per origin: all who went, then each pathway (small pathways by type, e.g. returnees), as bands."""
+    """Per origin: all who went, then each pathway (small pathways by type, e.g. returnees), as bands; a pathway
+    nobody is on at the date (in any run) is listed in `empty` instead of being a column of zeros."""
     if ORIGIN_DIM not in scenario.dimensions:
         return None
     arrays = stocks.joined()
@@ -423,13 +443,15 @@ def country_table(scenario: Scenario, stocks: Stocks) -> CountryTable | None:
             path = f"{path}: {member_label(members[path], name).lower()}"
         columns[path] = columns.get(path, 0) + per_origin
     total = sum(columns.values())
+    empty = [name for name, values in columns.items() if not np.any(values)]
+    shown = {name: values for name, values in columns.items() if name not in empty}
     origins = scenario.dimensions[ORIGIN_DIM]
     order = np.argsort(-np.median(total, axis=0), kind="stable")
     rows = []
     for i in order:
-        cells = [Band(*band(total[:, i]))] + [Band(*band(values[:, i])) for values in columns.values()]
+        cells = [Band(*band(total[:, i]))] + [Band(*band(values[:, i])) for values in shown.values()]
         rows.append((origins[i], cells))
-    return CountryTable(stocks.date, ORIGIN_DIM, ["Departed (all followed)", *columns], rows)
+    return CountryTable(stocks.date, ORIGIN_DIM, ["Departed (all followed)", *shown], rows, empty)
 
 
 def observation_rows(
@@ -580,7 +602,8 @@ def network_content(scenario: Scenario, dataset: xr.Dataset, dates: Sequence[str
     from aftermath.network.export import network_graph, network_summary
 
     times = dataset["time"].values.astype("datetime64[M]")
-    summary = [(text, [Band(*band) for band in bands]) for text, bands in network_summary(dataset, list(dates))]
+    named = network_summary(dataset, list(dates), lambda group: group_label(scenario, group))
+    summary = [(text, [Band(*band) for band in bands]) for text, bands in named]
     return NetworkContent(
         graphs=[(date, network_graph(dataset, scenario, date)) for date in dates],
         summary=summary,

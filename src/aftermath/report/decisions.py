@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from aftermath.formatting import number, span
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -54,10 +56,11 @@ def read_payload(path: str | Path) -> dict:
 
 
 def _number(value: Any) -> str:
+    """A saved value through aftermath.formatting; empty where there is none (a side a box does not restrict)."""
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return ""
     if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+        return number(value)
     return str(value)
 
 
@@ -98,7 +101,7 @@ def decision_section(payload: Mapping[str, Any], position: int = 0) -> DecisionS
             f"Extra-trees importance of each uncertain parameter on stored run {payload['run_id']}, a quick "
             "ranking; parameters scoring no higher than a dummy input of random numbers are noise.",
             ["outcome at date", "parameter", "score", "above dummy"],
-            [[r["output"], r["parameter"], f"{r['score']:.3f}", "yes" if r["above_dummy"] else "no"]
+            [[r["output"], r["parameter"], number(r["score"]), "yes" if r["above_dummy"] else "no"]
              for r in rows if r["above_dummy"] or r["parameter"] == "(dummy)"],
             payload=dict(payload))
     if kind == "discovery":
@@ -107,12 +110,13 @@ def decision_section(payload: Mapping[str, Any], position: int = 0) -> DecisionS
             anchor, f"When {payload['outcome']} {payload['condition']} in {payload['date']}",
             f"PRIM on run {payload['run_id']}: {payload['of_interest']} of {payload['cases']} parameter samples "
             f"have {payload['outcome']} {payload['condition']} in {payload['date']}. The chosen box holds "
-            f"{chosen['coverage']:.0%} of them (coverage) and {chosen['density']:.0%} of the samples in it are of "
-            f"interest (density), in {chosen['mass']:.0%} of the space. CART's best leaf: "
+            f"{number(chosen['coverage'], 'share')} of them (coverage) and {number(chosen['density'], 'share')} of the "
+            f"samples in it are of interest (density), in {number(chosen['mass'], 'share')} of the space. CART's best "
+            "leaf: "
             f"{payload['cart'][0]['rule'] if payload['cart'] else '(none)'}.",
             ["parameter", "from", "to", "quasi-p (low side)", "quasi-p (high side)", "range in the ensemble"],
             [[r["parameter"], _number(r["low"]), _number(r["high"]), _number(r["qp_low"]), _number(r["qp_high"]),
-              f"{_number(r['full_low'])} to {_number(r['full_high'])}"] for r in chosen["limits"]],
+              span(r["full_low"], r["full_high"])] for r in chosen["limits"]],
             "The peeling trajectory: each point a box, from the whole space (right) inward; the chosen box ringed.",
             dict(payload))
     levers = [lever["name"] for lever in payload["levers"]]
@@ -136,7 +140,7 @@ def _main_index(rows: Sequence[Mapping[str, Any]]) -> str:
 def _sensitivity_rows(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     """Significant parameters one per row (largest first), then one row per outcome and date counting the rest."""
     shown = [[r["outcome"], r["date"], r["parameter"], _number(r["value"]),
-              f"{_number(r['low'])} to {_number(r['high'])}", "yes"] for r in rows if r["significant"]][:MAX_ROWS]
+              span(r["low"], r["high"]), "yes"] for r in rows if r["significant"]][:MAX_ROWS]
     quiet: dict[tuple[str, str], int] = {}
     for r in rows:
         if not r["significant"]:

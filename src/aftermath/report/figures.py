@@ -15,13 +15,17 @@ from pathlib import Path
 import matplotlib
 import networkx as nx
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import PathPatch, Rectangle
 from matplotlib.path import Path as DrawPath
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from aftermath.files import atomic_path
+from aftermath.formatting import number
 from aftermath.report.content import (
     Fan,
     HomeFrontContent,
@@ -34,7 +38,6 @@ from aftermath.report.content import (
     largest_strata,
     strata_title,
 )
-from aftermath.report.numbers import rounded
 
 INK = "#1d2733"
 FAN = "#2f6690"
@@ -43,6 +46,8 @@ LATER = "#d1495b"
 PALETTE = ["#2f6690", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d6a9f", "#c17c74", "#3a3a3a",
            "#a5be00", "#f18f01", "#6c8ead", "#b56576"]
 MAX_PANELS = 6
+LABEL_STEPS = 500
+"""Steps of adjustText's label separation in the network figure (it stops earlier once nothing overlaps)."""
 GAP = 0.012
 MIN_SLOT = 0.03
 CHAR_WIDTH = 4.4 / (7.6 * 72)
@@ -78,7 +83,7 @@ def plain(text: str) -> str:
 
 
 def _count_axis(axis) -> None:
-    axis.set_major_formatter(FuncFormatter(lambda value, _: rounded(value)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: number(value)))
 
 
 def _fan_on(ax, series: Fan, color: str = FAN, name: str = "middle run") -> None:
@@ -212,9 +217,9 @@ def sankey_picture(data: SankeyData) -> Picture:
         ax.add_patch(Rectangle((x, top[n] - height), width, height, facecolor=colors.get(n, INK), edgecolor="none"))
         right = data.columns[n] != columns[0]
         ax.text(x + width + 0.01 if right else x - 0.01, top[n] - max(height, MIN_SLOT) / 2,
-                plain(f"{text}  {rounded(size[n])}"), ha="left" if right else "right", va="center", fontsize=7.5)
+                plain(f"{text}  {number(size[n])}"), ha="left" if right else "right", va="center", fontsize=7.5)
     right = len(columns) - 1 + 0.55
-    longest = max(len(f"{data.nodes[n]}  {rounded(size[n])}") for n in range(len(data.nodes))
+    longest = max(len(f"{data.nodes[n]}  {number(size[n])}") for n in range(len(data.nodes))
                   if data.columns[n] == columns[0])
     share = CHAR_WIDTH * longest  # of the figure's width, taken by the longest origin label
     ax.set_xlim(-(0.02 + share * right) / (1 - share), right)
@@ -302,12 +307,13 @@ def network_picture(data: NetworkContent) -> Picture:
     panels = len(data.graphs)
     columns = min(panels, 3)
     rows = -(-panels // columns)
-    height = 2.9 * rows + 0.7
+    height = 3.3 * rows + 0.8
     figure = Figure(figsize=(7.6, height))
-    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.45 / height, top=1 - 0.45 / height, wspace=0.05,
+    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.45 / height, top=1 - 0.6 / height, wspace=0.05,
                            hspace=0.12)
     axes = figure.subplots(rows, columns, squeeze=False)
     largest = max((float(g.nodes[n].get("strength", 0)) for _, g in data.graphs for n in g.nodes), default=1) or 1
+    labelled: list[tuple[Axes, list[Text], list[np.ndarray]]] = []
     for k, (date, graph) in enumerate(data.graphs):
         ax = axes[k // columns][k % columns]
         ax.set_axis_off()
@@ -320,17 +326,21 @@ def network_picture(data: NetworkContent) -> Picture:
                 share = float(attributes.get("probability", 1.0))
                 ax.plot([xa, xb], [ya, yb], color=tie_colors[str(attributes.get("type"))], linewidth=0.4 + 2.2 * share,
                         alpha=0.15 + 0.7 * share)
+        names = []
         for node, attributes in graph.nodes(data=True):
             x, y = position[node]
             active = float(attributes.get("active", 1.0))
             size = 18 + 260 * np.sqrt(max(float(attributes.get("strength", 0)), 0) / largest)
             ax.scatter([x], [y], s=size, color=colors[str(attributes.get("family", ""))], alpha=0.25 + 0.75 * active,
                        edgecolors="white", linewidths=0.6, zorder=3)
-            ax.annotate(plain(label(str(node))), (x, y), xytext=(0, -7), textcoords="offset points", ha="center",
-                        va="top", fontsize=6, alpha=0.4 + 0.6 * active, zorder=4)
+            name = str(attributes.get("label") or label(str(node)))
+            names.append(ax.text(x, y, plain(name), ha="center", va="top", fontsize=6, alpha=0.4 + 0.6 * active,
+                                 zorder=4))
         ax.margins(0.12)
+        labelled.append((ax, names, [position[node] for node in graph.nodes]))
     for k in range(panels, rows * columns):
         axes[k // columns][k % columns].set_visible(False)
+    _separate_labels(figure, labelled)
     handles = [Line2D([], [], marker="o", linestyle="", color=colors[f], label=plain(label(f) or "groups"))
                for f in families]
     handles += [Line2D([], [], color=tie_colors[k], linewidth=2, label=plain(k)) for k in kinds]
@@ -339,6 +349,34 @@ def network_picture(data: NetworkContent) -> Picture:
     title = "The alliance network"
     figure.suptitle(title, x=0.01, ha="left", fontsize=10, fontweight="bold")
     return Picture("alliance-network", title, figure)
+
+
+def _separate_labels(figure: Figure, panels: Sequence[tuple[Axes, list[Text], list[np.ndarray]]]) -> None:
+    """Move node labels apart so that none overlaps another or a node's centre (adjustText, run for a fixed
+    number of steps, never a time limit, so the same network always gets the same picture)."""
+    from adjustText import adjust_text  # imported when a network is drawn
+
+    renderer = FigureCanvasAgg(figure).get_renderer()  # to measure the labels with
+    for ax, texts, points in panels:
+        if texts:
+            xs, ys = np.array(points).T
+            adjust_text(texts, x=xs, y=ys, ax=ax, expand=(1.2, 1.6), iter_lim=LABEL_STEPS, time_lim=None)
+            _push_apart(ax, texts, renderer)
+
+
+def _push_apart(ax: Axes, texts: list[Text], renderer) -> None:
+    """What adjustText left overlapping (it minimises overlap, it does not promise none): move the lower label
+    of each overlapping pair down below the other, until no two labels (with a margin) overlap."""
+    for _ in range(len(texts) ** 2):
+        boxes = [text.get_window_extent(renderer).expanded(1.08, 1.3) for text in texts]
+        pair = next(((i, j) for i in range(len(texts)) for j in range(i + 1, len(texts))
+                     if boxes[i].overlaps(boxes[j])), None)
+        if pair is None:
+            return
+        lower, upper = sorted(pair, key=lambda k: (boxes[k].y0, k))
+        x, y = ax.transData.transform(texts[lower].get_position())
+        moved = ax.transData.inverted().transform((x, y - (boxes[lower].y1 - boxes[upper].y0)))
+        texts[lower].set_position(tuple(moved))
 
 
 def svg_markup(picture: Picture) -> str:

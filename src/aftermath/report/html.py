@@ -10,6 +10,7 @@ content into plain values for the template: captions, table rows of rounded numb
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -17,20 +18,28 @@ from typing import Any
 
 from markupsafe import Markup
 
+from aftermath.formatting import Kind, number, span
 from aftermath.report.content import (
     MAX_POLICY_PANELS,
     Band,
+    OutcomeSummary,
     ReportContent,
     changed_outcomes,
     charted_outcomes,
     label,
     main_outcomes,
 )
-from aftermath.report.numbers import band_text, rounded
-from aftermath.scenario.describe import ParameterRow, citations, parameter_rows
+from aftermath.scenario.describe import ParameterRow, citations, headline_outcomes, parameter_rows, stratum_label
+from aftermath.scenario.evidence import short_citation
 from aftermath.scenario.schema import month_label
 
 MAX_INLINE_SOURCES = 3
+MAX_SUMMARY_ROWS = 10
+"""Headline outcomes on the summary page, so that it stays one screen (1280 x 900) with three policies."""
+MAX_SUMMARY_MISSES = 3
+MAX_TABLE_COLUMNS = 7
+"""Band columns a table holds at most beside its labels, so that it fits a 1000 px page (no sideways scroll);
+the country table is split into tables of even width."""
 
 
 def script_json(value: Any) -> str:
@@ -44,14 +53,15 @@ def script_json(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Cell:
-    """A band as the table shows it: the rounded median, and 'low to high' below it."""
+    """A band as the table shows it: the rounded median, and 'low to high' below it (aftermath.formatting,
+    as in the terminal)."""
 
     middle: str
     spread: str
 
     @classmethod
-    def of(cls, band: Band, sign: bool = False) -> Cell:
-        return cls(*band_text(band, sign))
+    def of(cls, band: Band, sign: bool = False, kind: Kind = "count") -> Cell:
+        return cls(number(band.median, kind, sign), span(band.low, band.high, kind, sign))
 
 
 @dataclass(frozen=True)
@@ -64,12 +74,31 @@ class Row:
 
 
 def outcome_row(content: ReportContent, name: str, bands: Sequence[Band], sign: bool = False) -> Row:
-    return Row(label(name), [Cell.of(b, sign) for b in bands], _note(content, name))
+    """An outcome's display name and description, then its bands (formatted by the outcome's kind)."""
+    kind = kind_of(content, name)
+    return Row(outcome_title(content, name), [Cell.of(b, sign, kind) for b in bands], _note(content, name))
 
 
 def _note(content: ReportContent, name: str) -> str:
     """The outcome's description, shown below its label."""
-    return next((o.description for o in content.outcomes if o.name == name), "")
+    outcome = outcome_named(content, name)
+    return outcome.description if outcome else ""
+
+
+def outcome_named(content: ReportContent, name: str) -> OutcomeSummary | None:
+    return next((o for o in content.outcomes if o.name == name), None)
+
+
+def outcome_title(content: ReportContent, name: str) -> str:
+    """An outcome's display name: its label, else its name in words."""
+    outcome = outcome_named(content, name)
+    return outcome.title if outcome and outcome.title else label(name)
+
+
+def kind_of(content: ReportContent, name: str) -> Kind:
+    """How an outcome's numbers read (count, share or number; aftermath.formatting)."""
+    outcome = outcome_named(content, name)
+    return outcome.kind if outcome else "count"
 
 
 def headline(content: ReportContent) -> dict[str, Any]:
@@ -85,22 +114,75 @@ def headline(content: ReportContent) -> dict[str, Any]:
             "more": rows([o for o in content.outcomes if o.subset and not o.by])}
 
 
+def summary_outcomes(content: ReportContent) -> list[OutcomeSummary]:
+    """The outcomes the summary page shows: the scenario's `headline` set (one number per date), else the
+    main outcomes; at most MAX_SUMMARY_ROWS."""
+    declared = [outcome_named(content, name) for name in headline_outcomes(content.scenario)]
+    chosen = [o for o in declared if o is not None and not o.by] or main_outcomes(content)
+    return chosen[:MAX_SUMMARY_ROWS]
+
+
+def lead(description: str) -> tuple[str, str]:
+    """(first sentence, the rest) of a scenario's description: the header shows the first, folds the rest."""
+    first, _, rest = re.sub(r"\s+", " ", description).strip().partition(". ")
+    return (f"{first}." if rest else first), rest
+
+
+def summary(content: ReportContent) -> dict[str, Any]:
+    """The one-page summary a policymaker reads first: headline outcomes at the last key date with their
+    bands, each policy's paired change, and what the comparison with the record says."""
+    final = content.key_dates[-1]
+    rows = [
+        Row(outcome_title(content, o.name), [Cell.of(o.fans[""].at(final), kind=o.kind)]
+            + [Cell.of(e.differences[o.name].at(final), sign=True, kind=o.kind) for e in content.policies])
+        for o in summary_outcomes(content)
+    ]
+    caption = (
+        f"In {final}: the middle value of {content.members:,} model runs, and in brackets the range 9 in 10 runs "
+        "fall within."
+        + (" A policy's change is paired run by run (same random draws), so it is the policy's effect, not chance."
+           if content.policies else "")
+        + (f" Every run includes: {content.reference}." if content.reference else "")
+    )
+    return {"caption": caption, "head": ["", f"In {final}", *[f"Change with {e.label}" for e in content.policies]],
+            "rows": rows, "fit": fit_sentence(content)}
+
+
+def fit_sentence(content: ReportContent) -> str:
+    """How many recorded figures the model's 5-95% band holds, fitted and later ones apart, and the misses."""
+    if not content.observations:
+        return "No recorded figures to compare with: this scenario declares no observations."
+    parts = []
+    for fitted, words in ((True, "used to fit the model"), (False, f"dated after {content.fit_until} (later checks)")):
+        chosen = [row for row in content.observations if row.fitted == fitted]
+        if chosen:
+            parts.append(f"{sum(row.inside for row in chosen)} of {len(chosen)} recorded figures {words}")
+    misses = [f"{outcome_title(content, row.outcome)} ({row.date})" for row in content.observations if not row.inside]
+    shown = "; ".join(misses[:MAX_SUMMARY_MISSES]) + (f"; and {len(misses) - MAX_SUMMARY_MISSES} more"
+                                                     if len(misses) > MAX_SUMMARY_MISSES else "")
+    return ("Against the record: the range of 9 in 10 runs holds " + ", and ".join(parts) + "."
+            + (f" Outside it: {shown}." if misses else ""))
+
+
 def over_time(content: ReportContent, svgs: dict[str, str]) -> dict[str, Any]:
-    charts = []
+    """Fan charts: the summary's outcomes first ('charts'), every other charted outcome folded ('more')."""
+    front = {o.name for o in summary_outcomes(content)}
+    charts, more = [], []
     for outcome in charted_outcomes(content):
-        chart = {"svg": svgs[f"fan-{outcome.name}"], "caption": outcome.description, "name": label(outcome.name),
-                 "rows": []}
+        chart = {"svg": svgs[f"fan-{outcome.name}"], "caption": outcome.description,
+                 "name": outcome.title or label(outcome.name), "rows": []}
         if outcome.by:
             final = content.key_dates[-1]
             order = sorted(outcome.fans, key=lambda key: -outcome.fans[key].at(final).median)
             chart["head"] = [" / ".join(label(d) for d in outcome.by), *content.key_dates]
-            chart["rows"] = [Row(key, [Cell.of(outcome.fans[key].at(d)) for d in content.key_dates]) for key in order]
-        charts.append(chart)
+            chart["rows"] = [Row(key, [Cell.of(outcome.fans[key].at(d), kind=outcome.kind) for d in content.key_dates])
+                             for key in order]
+        (charts if outcome.name in front else more).append(chart)
     caption = (
         "The line is the middle run; the darker band holds half of the runs and the lighter band 9 in 10. "
         "Dots are recorded figures: filled ones were used to set the model up, open ones came later and test it."
     )
-    return {"caption": caption, "charts": charts}
+    return {"caption": caption, "charts": charts or more, "more": more if charts else []}
 
 
 def where(content: ReportContent, svgs: dict[str, str]) -> dict[str, Any] | None:
@@ -126,9 +208,18 @@ def countries(content: ReportContent) -> dict[str, Any] | None:
         f"Persons by country of origin in {data.date}, from {content.facts.stock_members:,} runs. Departed is "
         "everyone from that country the model follows (the sum of the other columns). Each cell: middle value, "
         "and below it the range of 9 in 10 runs."
+        + (f" Nobody was in: {', '.join(data.empty)}." if data.empty else "")
     )
-    rows = [Row(origin, [Cell.of(b) for b in cells]) for origin, cells in data.rows]
-    return {"caption": caption, "columns": list(data.columns), "rows": rows}
+    names = [stratum_label(content.scenario, data.dimension, origin) for origin, _ in data.rows]
+    parts = -(-len(data.columns) // MAX_TABLE_COLUMNS)
+    width = -(-len(data.columns) // parts)
+    tables = [
+        {"columns": data.columns[first:first + width],
+         "rows": [Row(name, [Cell.of(b) for b in cells[first:first + width]])
+                  for name, (_, cells) in zip(names, data.rows, strict=True)]}
+        for first in range(0, len(data.columns), width)
+    ]
+    return {"caption": caption, "tables": tables}
 
 
 def policies(content: ReportContent, svgs: dict[str, str]) -> dict[str, Any] | None:
@@ -153,8 +244,10 @@ def policies(content: ReportContent, svgs: dict[str, str]) -> dict[str, Any] | N
     )
     baseline = {o.name: o.fans[""] for o in main_outcomes(content)}
     rows = [
-        Row(label(name), [Cell.of(baseline[name].at(final))]
-            + [Cell.of(e.differences[name].at(final), sign=True) for e in content.policies], _note(content, name))
+        Row(outcome_title(content, name), [Cell.of(baseline[name].at(final), kind=kind_of(content, name))]
+            + [Cell.of(e.differences[name].at(final), sign=True, kind=kind_of(content, name))
+               for e in content.policies],
+            _note(content, name))
         for name in baseline
     ]
     effects = [
@@ -183,7 +276,8 @@ def network(content: ReportContent, svgs: dict[str, str]) -> dict[str, Any] | No
     return {
         "svg": svgs["alliance-network"], "provinces_svg": svgs["fan-active_provinces"], "caption": caption,
         "dates": list(data.dates),
-        "rows": [Row(label(text), [Cell.of(b) for b in bands]) for text, bands in data.summary],
+        "rows": [Row(label(text), [Cell.of(b, kind="number" if text.startswith("centrality") else "count")
+                                   for b in bands]) for text, bands in data.summary],
     }
 
 
@@ -225,11 +319,12 @@ def record(content: ReportContent) -> dict[str, Any] | None:
     for row in content.observations:
         low = row.value if row.low is None else row.low
         high = row.value if row.high is None else row.high
+        kind = kind_of(content, row.outcome)
         rows.append({
-            "label": label(row.outcome), "note": row.note, "date": row.date, "value": rounded(row.value),
-            "spread": f"{rounded(low)} to {rounded(high)}" if low != high else "",
-            "model": Cell.of(row.predictive or row.model),
-            "inside": row.inside, "fitted": row.fitted, "source": row.source,
+            "label": outcome_title(content, row.outcome), "note": row.note, "date": row.date,
+            "value": number(row.value, kind), "spread": span(low, high, kind) if low != high else "",
+            "model": Cell.of(row.predictive or row.model, kind=kind),
+            "inside": row.inside, "fitted": row.fitted, "source": short_citation(row.source),
         })
     counts = []
     for fitted, words in ((True, "used to fit"), (False, "later checks")):
@@ -249,14 +344,14 @@ def record(content: ReportContent) -> dict[str, Any] | None:
 def sources(content: ReportContent) -> dict[str, Any]:
     cited = citations(content.scenario)
     return {"rows": [_parameter_row(row, cited) for row in parameter_rows(content.scenario)],
-            "cited": list(cited.items())}
+            "cited": [(short_citation(sid), text) for sid, text in cited.items()]}
 
 
 def _parameter_row(row: ParameterRow, cited: dict[str, str]) -> dict[str, Any]:
     return {
         "label": label(row.name), "description": row.description, "value": row.value,
-        "uncertainty": row.uncertainty, "unit": row.unit, "range": f"{row.low:.3g} to {row.high:.3g}",
-        "cites": [(s, cited.get(s, "citation not found")) for s in row.sources],
+        "uncertainty": row.uncertainty, "unit": row.unit, "range": span(row.low, row.high),
+        "cites": [(short_citation(s), cited.get(s, "citation not found")) for s in row.sources],
         "folded": len(row.sources) > MAX_INLINE_SOURCES, "assumption": row.assumption,
     }
 
@@ -319,9 +414,9 @@ def page(content: ReportContent, svgs: dict[str, str], generated: str, version: 
     scenario = content.scenario
     meta = metadata(content, generated, version)
     values: dict[str, Any] = {
-        "headline": headline(content), "over_time": over_time(content, svgs), "where": where(content, svgs),
-        "countries": countries(content), "policies": policies(content, svgs), "network": network(content, svgs),
-        "home_front": home_front(content, svgs),
+        "summary": summary(content), "headline": headline(content), "over_time": over_time(content, svgs),
+        "where": where(content, svgs), "countries": countries(content), "policies": policies(content, svgs),
+        "network": network(content, svgs), "home_front": home_front(content, svgs),
         "decisions": decisions(content, svgs), "record": record(content), "sources": sources(content),
         "assumptions": assumptions(content),
     }
@@ -333,7 +428,7 @@ def page(content: ReportContent, svgs: dict[str, str], generated: str, version: 
                 f"({content.scenario_hash}), made {generated} with aftermath {version}")
     about = [(key, ", ".join(value) if isinstance(value, list) else str(value)) for key, value in meta.items()]
     return _template().render(
-        title=scenario.title, description=scenario.description.strip(), run_line=run_line, nav=nav,
+        title=scenario.title, lead=lead(scenario.description), run_line=run_line, nav=nav,
         key_dates=list(content.key_dates), about=[(key, value or "none") for key, value in about],
         data=Markup(script_json(machine_readable(content, meta))), **values,
     ) + "\n"
@@ -346,7 +441,8 @@ NAV = (
     ("decisions", "Decisions under uncertainty"), ("record", "Against the record"), ("sources", "Sources"),
     ("assumptions", "Assumptions"), ("about", "About this run"),
 )
-"""The sections in page order (anchor, link text); those with nothing to show are left out."""
+"""The detail sections in page order (anchor, link text), listed below the summary; those with nothing to show
+are left out."""
 
 
 @cache

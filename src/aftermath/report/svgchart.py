@@ -11,8 +11,8 @@ from html import escape
 
 import numpy as np
 
+from aftermath.formatting import number
 from aftermath.report.content import Fan, ObservationRow, OutcomeSummary, largest_strata, strata_title
-from aftermath.report.numbers import rounded
 
 FAN = "#2f6690"
 INK = "#1d2733"
@@ -73,7 +73,7 @@ class Frame:
             y = self.py(tick)
             parts.append(f'<line x1="{self.x:.1f}" x2="{self.x + self.width:.1f}" y1="{y:.1f}" y2="{y:.1f}" '
                          f'stroke="{GRID}"/>')
-            parts.append(f'<text x="{self.x - 6:.1f}" y="{y + 4:.1f}" text-anchor="end">{esc(rounded(tick))}</text>')
+            parts.append(f'<text x="{self.x - 6:.1f}" y="{y + 4:.1f}" text-anchor="end">{esc(number(tick))}</text>')
         span = self.last - self.first
         step = next(s for s in (1, 2, 5, 10, 20, 50) if span / s <= 8)
         year = math.ceil(self.first / step) * step
@@ -136,7 +136,7 @@ def _observations(frame: Frame, observations: Sequence[ObservationRow], fit_unti
                  f'<rect x="{x - 3.5:.1f}" y="{y - 3.5:.1f}" width="7" height="7" transform="rotate(45 {x:.1f} '
                  f'{y:.1f})"')
         parts.append(f'{shape} fill="{fill}" stroke="{color}" stroke-width="1.5"><title>{esc(row.date)}: '
-                     f'{esc(rounded(row.value))}</title>{"</circle>" if row.fitted else "</rect>"}')
+                     f'{esc(number(row.value))}</title>{"</circle>" if row.fitted else "</rect>"}')
     return "".join(parts)
 
 

@@ -358,6 +358,9 @@ _WANTED_TYPES = {
 def _in_words(error: Any, value: Any) -> tuple[str, str] | None:
     """A pydantic error as (what was wrong, what was expected); None keeps pydantic's own message."""
     kind, ctx = error["type"], error.get("ctx") or {}
+    if kind in ("dict_type", "model_type", "model_attributes_type") and isinstance(value, list):
+        return ("a list where a mapping is expected",
+                "a mapping of names to entries: 'NAME:' keys on their own lines, not '- ' items")
     if kind in _WANTED_TYPES:
         return f"wrong type: {_shown(value)}", _WANTED_TYPES[kind]
     if kind == "literal_error":
@@ -398,18 +401,22 @@ def _shown(value: Any) -> str:
 
 def _first_pydantic_error(exc: ValidationError, document: Any) -> ScenarioError:
     errors = exc.errors(include_url=False)
-    first = errors[0]
+    first = _unknown_key_first(errors, document)
     path = _data_path(document, tuple(first["loc"]), first["type"] == "missing")
     same_place = [e for e in errors if _data_path(document, tuple(e["loc"]), e["type"] == "missing") == path]
     line = line_of(document, path)
     value = _value_at(document, path)
     if first["type"] == "extra_forbidden":
         allowed = _fields_at(path[:-1])
-        close = difflib.get_close_matches(str(path[-1]), allowed, n=1)
+        missing = [str(e["loc"][-1]) for e in errors if e["type"] == "missing"
+                   and _data_path(document, tuple(e["loc"][:-1])) == path[:-1]]
+        synonym = [f for f in _SYNONYMS.get(str(path[-1]), ()) if f in allowed]
+        close = synonym or difflib.get_close_matches(str(path[-1]), allowed, n=1) or missing[:1]
         return ScenarioError(
             f"unknown field {path[-1]!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
             path,
-            expected=f"one of: {', '.join(allowed)}" if allowed else None,
+            expected=(f"one of: {', '.join(allowed)}" if allowed else "")
+            + (f"; {' and '.join(repr(m) for m in missing)} missing here" if missing else "") or None,
             line=line,
         )
     if first["type"] == "missing":
@@ -432,6 +439,25 @@ def _first_pydantic_error(exc: ValidationError, document: Any) -> ScenarioError:
         wanted = "; or ".join(m.removeprefix("Input should be ") for m in messages)
         return ScenarioError(f"wrong type: {_shown(value)}", path, expected=wanted, line=line)
     return ScenarioError(messages[0], path, line=line)
+
+
+#: Words analysts write for a field that has another name here (checked against the fields allowed at the place).
+_SYNONYMS = {
+    "share": ("fraction",), "proportion": ("fraction",), "kind": ("interpolation", "type"),
+    "values": ("points", "value"), "series": ("points",), "formula": ("rate", "expr"), "expression": ("expr",),
+    "units": ("unit",), "source": ("sources",), "dimensions": ("dims",), "strata": ("dims",),
+}
+
+
+def _unknown_key_first(errors: list[Any], document: Any) -> Any:
+    """The error to report: an unknown key before a 'missing' one in the same mapping, since a misspelt or
+    misremembered key (`share:` for `fraction:`) is the usual cause of the missing field."""
+    first = errors[0]
+    if first["type"] != "missing":
+        return first
+    parent = _data_path(document, tuple(first["loc"][:-1]))
+    return next((e for e in errors if e["type"] == "extra_forbidden"
+                 and _data_path(document, tuple(e["loc"]))[:-1] == parent), first)
 
 
 def _value_at(document: Any, path: FieldPath) -> Any:

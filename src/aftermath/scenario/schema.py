@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -70,7 +71,11 @@ def _finite(value: float) -> float:
     return value
 
 
-Month = Annotated[int, BeforeValidator(parse_month)]
+Month = Annotated[
+    int,
+    BeforeValidator(parse_month),
+    WithJsonSchema({"type": "string", "pattern": r"^\d{4}-\d{1,2}$", "description": "a month, YYYY-MM"}),
+]
 
 
 def _date_keys_as_text(value: Any) -> Any:
@@ -82,17 +87,21 @@ Number = Annotated[float, BeforeValidator(_not_boolean), AfterValidator(_finite)
 """A finite float that refuses YAML's true/false (which pydantic would read as 1 and 0), .nan and .inf."""
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
 Text = Annotated[str, Field(max_length=20_000)]
+Label = Annotated[str, Field(min_length=1, max_length=120)]
+"""A display name for people (a country's name, a group's name); machine names stay as they are."""
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, use_attribute_docstrings=True)
 
 
 class Provenance(Strict):
     """Where numbers come from: source ids, or an explicit assumption with its reason."""
 
     sources: list[str] = []
+    """Ids of the sources the numbers come from (evidence/sources.csv, figures.csv, seed articles, `sources:`)."""
     assumption: Text | None = None
+    """Where no source gives the number: the assumption made, with its reason."""
 
     @property
     def has_provenance(self) -> bool:
@@ -104,7 +113,9 @@ MAX_SUBSTEPS = 1000
 
 class TimeAxis(Strict):
     start: Month
+    """The first month (YYYY-MM)."""
     end: Month
+    """The last month (YYYY-MM), inclusive."""
     step: Literal["month", "quarter", "year"] = "month"
     """The reporting step: results, dates, events and interventions live on this grid."""
     substeps: Annotated[int, BeforeValidator(_not_boolean)] = Field(default=1, ge=1, le=MAX_SUBSTEPS)
@@ -112,23 +123,32 @@ class TimeAxis(Strict):
 
 
 class Compartment(Provenance):
+    label: Label | None = None
+    """How reports and the terminal name it (default: the name, spaced)."""
     description: Text = ""
     dims: list[Name] = []
+    """The dimensions it is stratified by (each a key of `dimensions`)."""
     initial: Number | str | dict[str, Any] = 0.0
+    """Persons at the start: a number, the name of a parameter, or values by stratum."""
     pathway: Annotated[str, Field(max_length=80)] | None = None
     """A plain-language group of compartments for reports (e.g. 'returned' for three returnee types)."""
 
 
 class Boundary(Strict):
     kind: Literal["source", "sink"]
+    """A source (people enter the model from it) or a sink (people leave the model into it)."""
     description: Text = ""
 
 
 class Flow(Strict):
     name: Name
     from_: Name = Field(alias="from")
+    """The compartment (or source boundary) people leave."""
     to: Name
+    """The compartment (or sink boundary) people enter."""
     rate: str | Number
+    """An expression: a per-capita hazard (per unit time) out of a compartment, or persons per unit time from
+    a source."""
     description: Text = ""
 
 
@@ -187,11 +207,17 @@ class Distribution(Strict):
 class Parameter(Provenance):
     description: Text = ""
     unit: str
+    """Its unit, e.g. 'per year', 'per month', 'persons', 'fraction', 'dimensionless'."""
     dims: list[Name] = []
+    """The dimensions its value varies over."""
     value: Number | dict[str, Any]
+    """A number, or values by stratum (nested mappings in the order of `dims`)."""
     default: Number | None = None
+    """The value of strata `value` does not list."""
     distribution: Distribution | None = None
+    """Its uncertainty (one of `distribution` or `fixed` is required)."""
     fixed: Text | None = None
+    """Why it has no uncertainty."""
 
     @model_validator(mode="after")
     def _uncertainty_declared(self) -> Parameter:
@@ -209,15 +235,19 @@ class Schedule(Provenance):
     description: Text = ""
     unit: str = "dimensionless"
     interpolation: Literal["step", "linear"] = "step"
+    """Between points: hold the last value (step) or interpolate (linear)."""
     points: Annotated[dict[str, Number], BeforeValidator(_date_keys_as_text)] = Field(min_length=1)
+    """Values by month, e.g. {2014-06: 1.0, 2017-07: 0.2}."""
 
 
 class Event(Provenance):
     name: Name
     date: Month
+    """The month it happens."""
     from_: Name = Field(alias="from")
     to: Name
     fraction: str | Number
+    """The share (0-1) of the `from` compartment that moves: a number or an expression."""
     description: Text = ""
 
 
@@ -256,7 +286,9 @@ class Cost(Provenance):
     strength s is s * value. Needs sources or an assumption, like every number."""
 
     value: Number = Field(ge=0)
+    """The cost at strength 1 (>= 0)."""
     unit: Annotated[str, Field(min_length=1, max_length=80)]
+    """Its unit, e.g. 'relative budget'; every policy of a search must use the same one."""
 
     @model_validator(mode="after")
     def _provenance_declared(self) -> Cost:
@@ -268,8 +300,11 @@ class Cost(Provenance):
 class Intervention(Provenance):
     description: Text = ""
     start: Month
+    """The month it starts."""
     end: Month | None = None
+    """The month it ends (none: the horizon)."""
     strength: Number = Field(default=1.0, ge=0)
+    """How strongly it is applied by default (scales every effect)."""
     strength_range: tuple[Number, Number] = (0.0, 1.0)
     """The strengths a policy search may choose from."""
     cost: Cost | None = None
@@ -289,12 +324,19 @@ class Outcome(Strict):
     at each date, whatever the step), or with `cumulative` the persons moved since the start. `unit`
     may restate a rate in another time unit, e.g. 'persons per year'."""
 
+    label: Label | None = None
+    """How reports and the terminal name it (default: the name, spaced)."""
     description: Text = ""
     expr: str | Number
+    """An expression of compartments (people at a date) or flows (persons per month, the mean over the step)."""
     select: dict[Name, list[str]] = {}
+    """Only these strata, by dimension, e.g. {origin: [FR, BE]}."""
     by: list[Name] = []
+    """Keep these dimensions (one series per stratum) instead of summing over them."""
     cumulative: bool = False
+    """Sum over time from the start (for flows: everyone who has moved so far)."""
     unit: Annotated[str, Field(max_length=80)] | None = None
+    """Restates a rate in another time unit, e.g. 'persons per year' (default: persons, or persons per month)."""
 
 
 class ObservationError(Provenance):
@@ -337,15 +379,18 @@ Ranges and bounds are censored data: their likelihood is the probability of the 
 
 class Observation(Strict):
     outcome: Name
+    """The outcome it observes."""
     date: Month
     value: Number
     low: Number | None = None
+    """The low end of the source's own range, if it gives one."""
     high: Number | None = None
     kind: ObservationKind | None = None
     """Default: 'range' when low or high is given, else 'point'."""
     error: ObservationError | None = None
     """Default: the scenario's observation model for the figure's evidence grade."""
     source: str
+    """The id of its source."""
     note: Text = ""
 
     @model_validator(mode="after")
@@ -412,24 +457,44 @@ class Scenario(Strict):
     """The file it was read from, to name it in errors found after loading (e.g. a bad --set)."""
 
     format: Literal[1] = FORMAT_VERSION
+    """The version of this file format."""
     name: Name
+    """A short machine name (letters, digits, '_')."""
     title: Text
+    """The title reports show."""
     description: Text = ""
+    """What the scenario is about, in a few sentences."""
     time: TimeAxis
+    """The horizon and the step."""
     key_dates: list[Month] = []
     """Dates the summary table shows (default: evenly spaced over the horizon)."""
     dimensions: dict[Name, list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$")]]] = {}
+    """Strata by dimension, e.g. {origin: [FR, BE], cohort: [men, women]}."""
+    labels: dict[Name, dict[str, Label]] = {}
+    """Display names of strata by dimension, e.g. {origin: {FR: France, MENA_rest: other Middle East}}."""
     groups: dict[Name, dict[Annotated[str, Field(min_length=1, max_length=80)], list[str]]] = {}
     """Named groups of a dimension's strata for reports, e.g. {origin: {Western Europe: [FR, GB]}}."""
     compartments: dict[Name, Compartment] = Field(min_length=1)
+    """Stocks of people, by name."""
     boundaries: dict[Name, Boundary] = {}
+    """Sources and sinks: where people come from and go to outside the model."""
     parameters: dict[Name, Parameter] = {}
+    """Numbers the rates use, each with unit, uncertainty and provenance."""
     schedules: dict[Name, Schedule] = {}
+    """Dated series (e.g. territory held), usable in expressions like parameters."""
     flows: list[Flow] = Field(min_length=1)
+    """Movements of people between compartments, each at a rate."""
     events: list[Event] = []
+    """One-off moves of a share of a compartment at a date."""
     interventions: dict[Name, Intervention] = {}
+    """Policies: changes of parameters or schedules from a date, scaled by a strength."""
     outcomes: dict[Name, Outcome] = {}
+    """What runs report: sums of compartments or flows."""
+    headline: list[Name] = []
+    """The outcomes `aftermath run` and the report's summary show first (default: every unstratified one)."""
     observation_model: ObservationModel | None = None
     """Default observation errors (see aftermath.inference.observation for the built-in one)."""
     observations: list[Observation] = []
+    """Dated evidence to compare runs with (fit-check, the report)."""
     sources: list[SourceEntry] = []
+    """Sources this file defines itself, beyond the shipped evidence."""

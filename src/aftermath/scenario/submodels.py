@@ -17,7 +17,7 @@ in the scenario layer, the lowest that needs the registry, so it cannot import t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -25,6 +25,9 @@ from pydantic import BaseModel, create_model
 
 from aftermath.scenario.expressions import Symbol
 from aftermath.scenario.schema import Scenario
+
+Described = tuple[str, str, str, list[tuple[str, str]]]
+"""One named part of a sub-model's section: (kind, name, display label, [(fact, text)])."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class SubModel:
     symbols: Callable[[Scenario], dict[str, Symbol]]
     couple: Callable[[Scenario, Any], Any]
     """(scenario, compiled model) -> an `aftermath.model.coupling.Coupling`."""
+    describe: Callable[[Scenario], list[Described]] = field(default=lambda scenario: [])
+    """The named parts of its section for `aftermath explain`: (kind, name, label, facts) each."""
 
 
 _registry: dict[str, SubModel] = {}

@@ -92,6 +92,9 @@ def validate_scenario(scenario: Scenario) -> None:
         for grade, error in scenario.observation_model.grades.items():
             check_provenance(error, (*where, "grades", grade), cited)
         check_provenance(scenario.observation_model.default, (*where, "default"), cited)
+    for index, name in enumerate(scenario.headline):
+        if name not in scenario.outcomes:
+            raise ScenarioError(f"unknown outcome {name!r}", ("headline", index), expected=one_of(scenario.outcomes))
     for index in range(len(scenario.observations)):
         _check_observation(scenario, index, cited)
 
@@ -297,6 +300,15 @@ def _check_dimensions(scenario: Scenario) -> None:
                         expected="each stratum in at most one group",
                     )
                 grouped[label] = group
+    for dim, names in scenario.labels.items():
+        if dim not in scenario.dimensions:
+            raise ScenarioError(f"unknown dimension {dim!r}", ("labels", dim), expected=one_of(scenario.dimensions))
+        for stratum in names:
+            if stratum not in scenario.dimensions[dim]:
+                raise ScenarioError(
+                    f"{stratum!r} is not a stratum of {dim!r}", ("labels", dim, stratum),
+                    expected=one_of(scenario.dimensions[dim]),
+                )
 
 
 def _check_unique_names(scenario: Scenario) -> None:

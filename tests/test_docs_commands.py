@@ -1,0 +1,108 @@
+"""Every command the README and the docs show, run as a newcomer would (at small sizes), so none can drift.
+
+Commands are the lines starting with `aftermath` (or `.venv/bin/aftermath`) in the fenced code blocks of
+README.md and docs/*.md; Python blocks run too. Sizes shrink (`-n`, `-s`, the report's map runs) and process
+pools become one worker, nothing else changes. They run in a fresh folder, as on a fresh clone, where
+`my_scenario.yaml` is a copy of a shipped scenario.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aftermath.decisions.sensitivity import MINIMUM
+from aftermath.scenario.loader import resolve_scenario_path
+from tests.conftest import ROOT
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SKIPPED = ("scripts/calibrate_default.py",)
+"""Lines that are not quick commands: the calibration takes minutes (it has its own tests)."""
+SIZED = {"run", "network", "fit-check", "ensemble", "compare", "report"}
+POOLED = {"ensemble", "compare", "report"}
+
+
+def code_blocks(path: Path) -> list[tuple[str, str]]:
+    """(language, text) of each fenced block."""
+    return re.findall(r"^```(\w*)\n(.*?)^```", path.read_text(encoding="utf-8"), re.M | re.S)
+
+
+def documented_commands() -> list[tuple[str, list[str]]]:
+    """(file, argv after 'aftermath') of every documented command, in the order the docs give them."""
+    commands = []
+    for path in DOCS:
+        for language, text in code_blocks(path):
+            if language not in ("", "bash", "sh"):
+                continue
+            for line in text.replace("\\\n", " ").splitlines():  # a line continued with '\' is one command
+                words = shlex.split(line, comments=True)
+                if words and Path(words[0]).name == "aftermath" and not any(s in line for s in SKIPPED):
+                    commands.append((path.name, words[1:]))
+    return commands
+
+
+def small(argv: list[str]) -> list[str]:
+    """The same command at small sizes: few runs and samples, one worker where it would start a pool."""
+    argv = list(argv)
+    command = argv[0] if argv else ""
+    samples = MINIMUM["rbd-fast"] if "--sensitivity" in argv else 2
+    for flags, value in ((("-n", "--replicates"), "2"), (("-s", "--samples"), str(samples))):
+        for i, word in enumerate(argv[:-1]):
+            if word in flags:
+                argv[i + 1] = value
+    if command in SIZED and not {"-n", "--replicates"} & set(argv):
+        argv += ["-n", "2"]
+    if command in {"ensemble", "compare", "report"} and not {"-s", "--samples"} & set(argv):
+        argv += ["-s", str(samples)]
+    if command in POOLED and not {"--workers", "--dask"} & set(argv):
+        argv += ["--workers", "1"]
+    if command == "report":
+        argv += ["--map-runs", "2"]
+    return [str(ROOT / a) if (ROOT / a).is_file() and "/" in a else a for a in argv]
+
+
+def test_the_readme_says_how_to_get_aftermath_on_the_path() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    setup = code_blocks(ROOT / "README.md")[0][1]
+    assert "pip install -e ." in setup and ".venv/bin/aftermath run" in setup
+    assert "source .venv/bin/activate" in readme
+
+
+def test_docs_name_only_commands_and_options_that_exist() -> None:
+    """Cheap check of every documented command line: each subcommand and option is one the CLI knows."""
+    helps: dict[str, str] = {}
+    for _, argv in documented_commands():
+        name = argv[0] if argv and not argv[0].startswith("-") else ""
+        if name not in helps:
+            done = subprocess.run([sys.executable, "-m", "aftermath", *([name] if name else []), "--help"],
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, (name, done.stderr)
+            helps[name] = done.stdout
+        for word in argv[1:]:
+            if word.startswith("--"):
+                assert word.split("=")[0] in helps[name], (name, word)
+
+
+@pytest.mark.slow
+def test_every_documented_command_runs_on_a_fresh_folder(tmp_path: Path) -> None:
+    shutil.copy(resolve_scenario_path("competing_exits"), tmp_path / "my_scenario.yaml")
+    commands = documented_commands()
+    assert len(commands) >= 20 and any(argv[:1] == ["report"] for _, argv in commands)
+    for doc, argv in commands:
+        done = subprocess.run([sys.executable, "-m", "aftermath", *small(argv)], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=600)
+        assert done.returncode == 0, f"{doc}: aftermath {' '.join(argv)}\n{done.stderr[-2000:]}"
+    for path in DOCS:
+        for language, text in code_blocks(path):
+            if language == "python":
+                code = text.replace("replicates=1000", "replicates=20").replace("scenario, 1000,", "scenario, 20,")
+                done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                                      timeout=300)
+                assert done.returncode == 0, f"{path.name}: python block\n{done.stderr[-2000:]}"
+    assert (tmp_path / "report.html").stat().st_size > 0 and (tmp_path / "network.graphml").exists()
