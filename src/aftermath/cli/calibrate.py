@@ -12,9 +12,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from aftermath.cli.app import app, console, errors, fail
-from aftermath.cli.core import ScenarioArg, band_text
+from aftermath.cli.core import ScenarioArg
 from aftermath.cli.options import SeedOption
 from aftermath.experiments.design import read_scenario
+from aftermath.formatting import band, number
 from aftermath.inference.calibration import DEFAULT_UNTIL, METHODS, Posterior, calibrate
 from aftermath.scenario.schema import Scenario, parse_month
 from aftermath.store import DEFAULT_STORE, Store, StoreError
@@ -107,7 +108,7 @@ def print_posterior(scenario: Scenario, posterior: Posterior) -> None:
         width = prior[2] - prior[1]
         narrowed = 1 - (high - low) / width if width > 0 else 0.0
         grid.add_row(
-            name, scenario.parameters[name].unit, band_text(*prior), band_text(median, low, high), f"{narrowed:.0%}",
+            name, scenario.parameters[name].unit, band(*prior), band(median, low, high), number(narrowed, "share"),
             _figure(ess.get(name), "{:.0f}", name in inert), _figure(rhat.get(name), "{:.3f}", name in inert),
         )
     console.print(grid)
