@@ -15,9 +15,9 @@ from aftermath import compile_model, load_scenario, parse_scenario
 from aftermath.experiments import ExecutorSpec, design_experiment, read_scenario, run_experiment, run_stored
 from aftermath.report import build
 from aftermath.report.build import build_report, collect, collect_stored
-from aftermath.report.content import OutcomeSummary, fan, observation_rows, origin_regions, pathway
+from aftermath.report.content import Band, OutcomeSummary, fan, observation_rows, origin_regions, pathway
 from aftermath.report.html import script_json
-from aftermath.report.numbers import rounded, signed
+from aftermath.report.numbers import band_text, rounded, signed
 from aftermath.report.svgchart import fan_svg
 from aftermath.scenario.loader import resolve_scenario_path
 from aftermath.store import Store
@@ -313,7 +313,11 @@ def test_bad_output_path_is_refused_before_any_run(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("value", "text"),
     [(0, "0"), (0.3251, "0.33"), (7.26, "7.3"), (42.4, "42"), (546.5, "546"), (1910, "1,910"), (40123, "40,100"),
-     (-598.2, "\u2212598"), (float("nan"), "n/a")],
+     (-598.2, "\u2212598"), (float("nan"), "n/a"),
+     # at the switches between rules (by hand: two significant figures below 10, whole numbers to 100, three
+     # significant figures from 100): 9.4 keeps its decimal, 99.46 is not rounded twice (99.5 then 100),
+     # and a negative zero (a difference of equal medians) shows no sign
+     (9.4, "9.4"), (9.96, "10"), (10.4, "10"), (99.46, "99"), (-0.0, "0"), (0.0449, "0.045")],
 )
 def test_numbers_are_rounded_for_reading(value: float, text: str) -> None:
     assert rounded(value) == text
@@ -321,6 +325,12 @@ def test_numbers_are_rounded_for_reading(value: float, text: str) -> None:
 
 def test_changes_carry_their_sign() -> None:
     assert signed(12.0) == "+12" and signed(-3.0) == "\u22123" and signed(0.0) == "0"
+
+
+def test_a_band_reads_as_median_and_range_signed_only_for_changes() -> None:
+    band = Band(median=5.0, low=-2.0, high=12.0)
+    assert band_text(band) == ("5", "\u22122 to 12")
+    assert band_text(band, sign=True) == ("+5", "\u22122 to +12")
 
 
 def test_cli_report_and_its_errors(tmp_path: Path) -> None:
