@@ -124,6 +124,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "at exactly 10 both ',.0f' and '.2g' print '10'",
     ("report-numbers", "rounded", "if size >= 10:", "if size >= 11:"):
         "from 10 to 11 two significant figures are whole numbers, as ',.0f' prints",
+    ("kernels", "draw_key", "return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))",
+     "return _mix(key ^ (np.uint64(cell) - GOLDEN * np.uint64(3)))"):
+        "another odd offset in the key hash: cells keep distinct keys and uniform draws; only the stream changes",
 }
 
 
