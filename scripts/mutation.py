@@ -85,11 +85,10 @@ class Target:
         return [test for test in self.tests if (root / test.split("::")[0]).exists()]
 
 
-ENGINE_TESTS = ("tests/test_closed_forms.py", "tests/test_engines.py", "tests/test_samplers.py")
-KERNEL_TESTS = ("tests/test_closed_forms.py", "tests/test_samplers.py")
+ENGINE_TESTS = ("tests/test_closed_forms.py", "tests/test_engines.py")
 TARGETS = {
-    "kernels": Target(("engines/kernels.py",), KERNEL_TESTS),
-    "simulate": Target(("engines/simulate.py",), ("tests/test_closed_forms.py", "tests/test_engines.py")),
+    "kernels": Target(("engines/kernels.py",), ("tests/test_closed_forms.py", "tests/test_samplers.py")),
+    "simulate": Target(("engines/simulate.py",), ENGINE_TESTS),
     "steps": Target(("engines/steps.py",), ("tests/test_conformance.py", "tests/test_engines.py")),
     "ode": Target(("engines/ode.py",), ("tests/test_conformance.py", "tests/test_closed_forms.py")),
     "diagnose": Target(("engines/diagnose.py",), ("tests/test_engine_stress.py", "tests/test_engines.py")),
