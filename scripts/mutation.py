@@ -128,6 +128,11 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ("kernels", "draw_key", "return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))",
      "return _mix(key ^ (np.uint64(cell) - GOLDEN * np.uint64(3)))"):
         "another odd offset in the key hash: cells keep distinct keys and uniform draws; only the stream changes",
+    ("simulate", "_fill_rates",
+     "mean = state * np.where(exposure > 1e-9, -np.expm1(-exposure) / np.maximum(exposure, 1e-300), 1 - exposure / 2)",
+     "mean = state * np.where(exposure >= 1e-9, -np.expm1(-exposure) / np.maximum(exposure, 1e-300), "
+     "1 - exposure / 2)"):
+        "at exposure 1e-9 both branches agree to 1e-18 (the series 1 - x/2 against (1 - exp(-x)) / x)",
 }
 
 
