@@ -1,4 +1,8 @@
-"""Shared fixtures: small scenarios written as dicts, and a way to run the CLI."""
+"""Shared fixtures: small scenarios written as dicts, and a way to run the CLI.
+
+Stochastic assertions state their tolerance in standard errors and their false-failure chance where they
+are made; the suite's total is kept below 1 in 1,000 per run (the budget, file by file: docs/testing.md).
+"""
 
 from __future__ import annotations
 

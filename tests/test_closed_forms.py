@@ -175,6 +175,44 @@ def test_a_policy_that_ends_restores_the_hazard() -> None:
     np.testing.assert_allclose(result["present_total"].values[0], expected, rtol=1e-12)
 
 
+def test_a_schedule_policy_that_ends_restores_the_schedule() -> None:
+    """A policy on a schedule from 2016-01 to the quarter starting 2016-10 (inclusive) at strength 0.5:
+    pressure 1 -> 1 + 0.5 (0.4 - 1) = 0.7 for those 12 months only, then 1 again (by hand, as above)."""
+    data = outflow_scenario(
+        "quarter",
+        schedules={"pressure": {"interpolation": "step", "points": {"2015-01": 1.0}, "assumption": "test"}},
+        interventions={"policy": {"start": "2016-01", "end": "2016-10",
+                                  "effects": [{"schedule": "pressure", "multiply": 0.4}], "assumption": "test"}},
+    )
+    data["flows"][1]["rate"] = "leave * pressure"
+    result = simulate(compile_model(scenario_from(data), policies={"policy": 0.5}), replicates=1,
+                      engine="deterministic")
+    t = months_elapsed(result)
+    exposure = np.clip(t - 12, 0, 12)
+    changed = HAZARDS["dying"] + HAZARDS["returning"] * 0.7
+    expected = N0 * np.exp(-sum(HAZARDS.values()) * (t - exposure) - changed * exposure)
+    np.testing.assert_allclose(result["present_total"].values[0], expected, rtol=1e-12)
+
+
+def test_a_parameter_written_in_another_dimension_order_keeps_its_strata() -> None:
+    """A hazard written over (sex, origin) while the compartment is over (origin, sex): each stratum leaves
+    at its own written hazard, N(t) = 200 exp(-(h_die + h[sex][origin]) t) (a transposition lost would
+    reshape the 2 x 3 values into 3 x 2 and mix the strata)."""
+    leave = {"f": {"A": 0.01, "B": 0.02, "C": 0.03}, "m": {"A": 0.04, "B": 0.05, "C": 0.06}}
+    data = outflow_scenario("quarter", dimensions={"origin": ["A", "B", "C"], "sex": ["f", "m"]})
+    data["compartments"]["present"] = {"dims": ["origin", "sex"], "initial": 200, "assumption": "test"}
+    data["compartments"]["home"] = {"dims": ["origin", "sex"]}
+    data["parameters"]["leave"] = {"unit": "per month", "dims": ["sex", "origin"], "value": leave,
+                                   "fixed": "test", "assumption": "test"}
+    result = simulate(compile_model(scenario_from(data)), replicates=1, engine="deterministic")
+    t = months_elapsed(result)
+    for sex, hazards in leave.items():
+        for origin, hazard in hazards.items():
+            expected = 200 * np.exp(-(HAZARDS["dying"] + hazard) * t)
+            np.testing.assert_allclose(result["present"].sel(origin=origin, sex=sex).values[0], expected,
+                                       rtol=1e-12, err_msg=f"{origin} {sex}")
+
+
 @pytest.mark.parametrize("step", list(STEPS))
 def test_an_event_moves_exactly_its_share_of_those_present(step: str) -> None:
     """An event on 2016-01 moving 25% of `present` home: against the same model without the event, `home`

@@ -2,8 +2,9 @@
 
 For each model: the ODE engine within 1e-4 relative of the answer; the deterministic engine within 1%
 with the sub-steps the coarse-step check recommends; for the linear models (where the deterministic
-engine is the exact mean of the stochastic chain) the stochastic mean within 4 standard errors of the
-deterministic engine. Nonlinear models (SIR, SEIR, S-E-R, logistic) are not in the last check: the mean
+engine is the exact mean of the stochastic chain) the stochastic mean within 5 standard errors of the
+deterministic engine (2 compartments x 3 and x 5 yearly dates = 16 comparisons at two-sided 5.7e-7: a false
+failure below 1e-5 per run). Nonlinear models (SIR, SEIR, S-E-R, logistic) are not in the last check: the mean
 of a nonlinear chain is not the chain of means (an outbreak from 5 cases dies out early in (1/R0)^5 of runs).
 """
 
@@ -327,7 +328,7 @@ def test_stochastic_mean_matches_deterministic(case):
             continue
         values = stochastic[name].values[:, 12::12]
         error = np.abs(values.mean(axis=0) - deterministic[name].values[0, 12::12])
-        tolerance = 4 * values.std(axis=0) / np.sqrt(runs) + 1e-9
+        tolerance = 5 * values.std(axis=0) / np.sqrt(runs) + 1e-9  # 5 SE (399 df: normal tail)
         assert (error <= tolerance).all(), name
 
 

@@ -20,7 +20,10 @@ def test_network_prints_bands_and_exports_the_network_at_a_date(tmp_path):
     graph = nx.node_link_graph(json.loads(target.read_text()), edges="links")
     assert graph.graph["date"] == "2019-06" and graph.graph["runs"] == 30
     assert "is_khorasan" in graph  # cut in 2018; only a few runs re-form the tie by mid-2019
-    assert not graph.has_edge("is_core", "is_khorasan") or graph.edges["is_core", "is_khorasan"]["probability"] < 0.2
+    # Stochastic margins (600 runs, seed 100; exact binomial tails for 30 runs): the Khorasan tie is up in
+    # 2.8% of runs in 2019-06, so 9 of 30 (0.3) has chance 1e-7 (at 0.2, the old bound: 1.7e-4); the Libya
+    # tie in 88.8%, so 15 of 30 or fewer has chance 1.6e-7. The seed is fixed.
+    assert not graph.has_edge("is_core", "is_khorasan") or graph.edges["is_core", "is_khorasan"]["probability"] < 0.3
     assert graph.edges["is_core", "is_libya"]["probability"] > 0.5
     assert graph.edges["is_core", "aq_core"]["type"] == "rivalry"
 

@@ -2,7 +2,9 @@
 
 False-failure budget (a correct sampler failing with a new seed or stream): each mean is tested at 5 standard
 errors (P(|Z| > 5) = 5.7e-7) and each goodness-of-fit test at p > 1e-5; 17 distributions and one KS test
--> at most 18 x (1e-5 + 5.7e-7) = 1.9e-4 per run. Seeds are fixed, so a run is reproducible.
+-> at most 18 x (1e-5 + 5.7e-7) = 1.9e-4 per run, plus the quick check of the two rejection samplers (two
+chi-square tests, two means and two variances: 2.3e-5), 2.1e-4 in all. Seeds are fixed, so a run is
+reproducible.
 """
 
 from __future__ import annotations
@@ -79,6 +81,27 @@ def test_poisson_matches_scipy(mean):
     assert samples.min() >= 0
     assert abs(samples.mean() - mean) < 5 * np.sqrt(mean / DRAWS)
     assert _chi_square_p(samples, lambda k: stats.poisson.pmf(k, mean)) > 1e-5
+
+
+@pytest.mark.parametrize("case", ["binomial", "poisson"])
+def test_rejection_samplers_match_scipy_quickly(case):
+    """The transformed-rejection paths (BTRS for n p >= 10, PTRS for a mean >= 10) with 20,000 draws, not
+    marked slow, so every run (and every mutant of the kernels) meets them: mean and variance at 5 standard
+    errors (the variance's SE is sigma^2 sqrt((2 + excess kurtosis) / N), scipy's moments), chi-square at
+    p > 1e-5."""
+    draws = 20_000
+    if case == "binomial":
+        n, p = 1000.0, 0.05  # n p = 50: BTRS
+        samples = binomial_array(np.full((1, draws), n), np.full((1, draws), p), np.uint64(777), np.int64(0),
+                                 np.uint64(5), np.int64(0))[0]
+        distribution = stats.binom(n, p)
+    else:
+        samples = _poisson_array(37.5, draws, np.uint64(778))  # PTRS
+        distribution = stats.poisson(37.5)
+    mean, var, _, kurtosis = (float(m) for m in distribution.stats(moments="mvsk"))
+    assert abs(samples.mean() - mean) < 5 * np.sqrt(var / draws)
+    assert abs(samples.var(ddof=1) - var) < 5 * var * np.sqrt((2 + kurtosis) / draws)
+    assert _chi_square_p(samples, distribution.pmf) > 1e-5
 
 
 def test_uniforms_are_uniform_and_keys_are_distinct():
