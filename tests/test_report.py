@@ -16,7 +16,15 @@ from aftermath.experiments import ExecutorSpec, design_experiment, read_scenario
 from aftermath.formatting import number
 from aftermath.report import build
 from aftermath.report.build import build_report, collect, collect_stored
-from aftermath.report.content import OutcomeSummary, fan, observation_rows, origin_regions, pathway
+from aftermath.report.content import (
+    Fan,
+    OutcomeSummary,
+    fan,
+    observation_rows,
+    origin_regions,
+    pathway,
+    strata_title,
+)
 from aftermath.report.html import script_json
 from aftermath.report.svgchart import fan_svg
 from aftermath.scenario.loader import resolve_scenario_path
@@ -342,7 +350,7 @@ def test_cli_report_and_its_errors(tmp_path: Path) -> None:
         (["competing_exits", "-o", str(tmp_path / "r.txt")], "expected a file ending in .html"),
         (["competing_exits", "--policy", "nope", "-o", str(out)], "unknown policy 'nope'"),
         (["competing_exits", "--at", "2040-01", "-o", str(out)], "outside the scenario's time span"),
-        (["--run", "1", "--policy", "x", "-o", str(out)], "give no SCENARIO or --policy"),
+        (["--run", "1", "--policy", "x", "-o", str(out)], "give no SCENARIO, --policy or --posterior"),
         (["--run", "1", "--store", str(tmp_path / "none.duckdb"), "-o", str(out)], "none.duckdb"),
     ):
         failed = run_cli("report", *args)
@@ -384,3 +392,15 @@ def test_no_free_text_field_of_a_scenario_becomes_markup(tmp_path: Path) -> None
         assert any(escaped(n) in page for n in numbers[pattern]), f"{pattern}: not shown"
     block = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S).group(1)
     assert json.loads(block)["title"] == attack(numbers["title"][0])
+
+
+def test_a_strata_title_never_repeats_its_by() -> None:
+    """Issue 15's 'Detained by cohort: by cohort': the 'by' is added only where the title does not say it,
+    and the count of strata shown only when some are left out."""
+    fan_ = Fan(np.array(["2017-12"], dtype="datetime64[M]"), np.zeros((5, 1)))
+    fans = {"a": fan_, "b": fan_, "c": fan_}
+    said = OutcomeSummary("detained", "", ("cohort",), fans, title="Detained by cohort")
+    unsaid = OutcomeSummary("returned", "", ("origin",), fans, title="Returned")
+    assert strata_title(said, 3) == "Detained by cohort"
+    assert strata_title(unsaid, 3) == "Returned by origin"
+    assert strata_title(unsaid, 2) == "Returned by origin: the 2 largest"

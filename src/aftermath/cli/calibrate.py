@@ -15,7 +15,7 @@ from aftermath.cli.app import app, console, errors, fail
 from aftermath.cli.core import ScenarioArg
 from aftermath.cli.options import SeedOption
 from aftermath.experiments.design import read_scenario
-from aftermath.formatting import band, number
+from aftermath.formatting import SIGNIFICANT, Kind, band, number
 from aftermath.inference.calibration import DEFAULT_UNTIL, METHODS, Posterior, calibrate
 from aftermath.scenario.schema import Scenario, parse_month
 from aftermath.store import DEFAULT_STORE, Store, StoreError
@@ -109,13 +109,14 @@ def print_posterior(scenario: Scenario, posterior: Posterior) -> None:
         narrowed = 1 - (high - low) / width if width > 0 else 0.0
         grid.add_row(
             name, scenario.parameters[name].unit, band(*prior), band(median, low, high), number(narrowed, "share"),
-            _figure(ess.get(name), "{:.0f}", name in inert), _figure(rhat.get(name), "{:.3f}", name in inert),
+            _figure(ess.get(name), name in inert, "count"), _figure(rhat.get(name), name in inert, digits=4),
         )
     console.print(grid)
     if posterior.method == "emcee":
         console.print(
             f"{d['walkers']} walkers x {d['steps']} steps (first {d['burn_in']} burn-in), acceptance "
-            f"{_figure(d['acceptance'], '{:.2f}', False)}, {d['seconds']:.0f} s; {len(posterior)} draws kept; "
+            f"{_figure(d['acceptance'], False, 'share')}, {number(d['seconds'], 'count')} s; "
+            f"{len(posterior)} draws kept; "
             f"{len(inert)} parameters change no observed outcome and keep their prior",
             highlight=False,
         )
@@ -123,17 +124,19 @@ def print_posterior(scenario: Scenario, posterior: Posterior) -> None:
         fewest = min((v for v in ess.values() if v is not None), default=None)
         if worst is None or worst > RHAT_LIMIT or (fewest or 0) < ESS_LIMIT:
             errors.print(
-                f"warning: the chain may not have converged (largest R-hat {_figure(worst, '{:.2f}', False)}, "
-                f"smallest ESS {_figure(fewest, '{:.0f}', False)}; aim for R-hat < {RHAT_LIMIT} and "
+                f"warning: the chain may not have converged (largest R-hat {_figure(worst, False, digits=3)}, "
+                f"smallest ESS {_figure(fewest, False, 'count')}; aim for R-hat < {RHAT_LIMIT} and "
                 f"ESS > {ESS_LIMIT}): run more --steps", markup=False, highlight=False, soft_wrap=True,
             )
     else:
-        console.print(f"{d['samples']} prior draws weighted by likelihood: ESS {d['ess']:.0f}, {d['seconds']:.0f} s",
+        console.print(f"{d['samples']} prior draws weighted by likelihood: ESS {number(d['ess'], 'count')}, "
+                      f"{number(d['seconds'], 'count')} s",
                       highlight=False)
 
 
-def _figure(value: float | None, form: str, inert: bool) -> str:
-    """A diagnostic as text: 'prior' for a parameter the data cannot inform, '-' where undefined."""
+def _figure(value: float | None, inert: bool, kind: Kind = "number", digits: int = SIGNIFICANT) -> str:
+    """A diagnostic as text (aftermath.formatting): 'prior' for a parameter the data cannot inform, '-' where
+    undefined."""
     if inert:
         return "prior"
-    return "-" if value is None else form.format(value)
+    return "-" if value is None else number(value, kind, digits=digits)

@@ -71,11 +71,12 @@ def fit_check_command(
         title_justify="left",
     )
     for check in checks:
-        kind = outcome_kind(loaded, check.outcome)
+        core = check.outcome in loaded.outcomes  # else a sub-model's observation (the home front's counts)
+        kind = outcome_kind(loaded, check.outcome) if core else "count"
         grid.add_row(
             "in-sample" if check.in_sample else "out-of-sample",
             short_citation(check.source),
-            outcome_label(loaded, check.outcome),
+            outcome_label(loaded, check.outcome) if core else check.outcome,
             check.date,
             _observed(check, kind),
             cell(check.median, check.band_low, check.band_high, kind),
@@ -91,7 +92,7 @@ def fit_check_command(
         console.print(
             f"{label.replace('_', '-')}: {counts['observations']} observations: {counts['hits']} hits, "
             f"{counts['misses']} misses, {counts['vacuous']} vacuous (interval from 0 or spanning "
-            f"{VACUOUS_RATIO:.0f}x: not counted as hits), {counts['bounds']} one-sided bounds met; "
+            f"{number(VACUOUS_RATIO)}x: not counted as hits), {counts['bounds']} one-sided bounds met; "
             f"{counts['within_tolerance']} within tolerance",
             highlight=False,
         )

@@ -3,8 +3,9 @@
 Per origin o (the section's `dimension`), each step of dt months, with hazards in base units (per month):
 
 - home-grown extremists H_o are radicalised at radicalisation_o x reach x appeal (reach = media(t) x
-  (strength / reference)^elasticity, strength the sum of the named compartments: seed 003) and mentored at
-  mentoring x (returnees at large)_o x appeal (seed 002); they leave by arrest (hazard arrest x capacity_o
+  (strength / reference)^elasticity, strength the sum of the named compartments: Pokalova 2019) and
+  mentored at mentoring x (returnees at large)_o x appeal (Amarasingam and Clarke 2017); they leave by
+  arrest (hazard arrest x capacity_o
   x vigilance(t) x efforts), disengagement and death, competing: P(leave) = 1 - exp(-(sum of hazards) dt),
   split by hazard share (DESIGN, Time and units). The arrested go to rehabilitation (share `rehabilitation`,
   leaving the milieu) or to prison P_o; prisoners are released at hazard `release`, a share `unreformed`

@@ -35,7 +35,7 @@ class Perpetrators(Strict):
 
 
 class Reach(Strict):
-    """The group's propaganda reach: media(t) x (strength(t) / reference)^elasticity (seed 003)."""
+    """The group's propaganda reach: media(t) x (strength(t) / reference)^elasticity (Pokalova 2019)."""
 
     media: Name
     """A dimensionless schedule: the group's media output, 1 at its peak."""
@@ -55,7 +55,7 @@ class Rates(Strict):
     radicalisation: Name
     """Home-grown extremists radicalised per unit of time at full reach, by origin (persons per time)."""
     mentoring: Name
-    """Extremists recruited per returnee at large per unit of time (per time; seed 002)."""
+    """Extremists recruited per returnee at large per unit of time (per time; Amarasingam and Clarke 2017)."""
     arrest: Name
     """Hazard that a home-grown extremist is arrested, at state capacity 1 and vigilance 1 (per time)."""
     disengagement: Name

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from aftermath.formatting import band, number
 from aftermath.inference.calibration import Posterior, prior_bands
 from aftermath.report.decisions import DecisionSection
 from aftermath.scenario.schema import Scenario
@@ -52,12 +53,9 @@ def calibration_payload(scenario: Scenario, posterior: Posterior) -> dict[str, A
 def calibration_section(payload: Mapping[str, Any]) -> DecisionSection:
     """The section's text and table."""
 
-    def band(values: Any) -> str:
-        median, low, high = values
-        return f"{median:.3g} ({low:.3g}-{high:.3g})"
-
-    rows = [[r["parameter"], r["unit"], band(r["prior"]), band(r["posterior"]), f"{r['narrowed']:.0%}",
-             "" if r["ess"] is None else f"{r['ess']:.0f}", "" if r["rhat"] is None else f"{r['rhat']:.3f}"]
+    rows = [[r["parameter"], r["unit"], band(*r["prior"]), band(*r["posterior"]), number(r["narrowed"], "share"),
+             "" if r["ess"] is None else number(r["ess"], "count"),
+             "" if r["rhat"] is None else number(r["rhat"], digits=4)]
             for r in payload["rows"]]
     return DecisionSection(
         "calibration", "Calibration: what the data say about the parameters",

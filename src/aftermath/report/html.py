@@ -298,7 +298,7 @@ def home_front(content: ReportContent, svgs: dict[str, str]) -> dict[str, Any] |
     return {
         "svg": svgs["home-front"], "caption": caption, "head": ["", *[str(y) for y in data.years]],
         "rows": [Row(text, cells(bands)) for text, bands in data.rows],
-        "observed": [Row(f"{what} in {year}", [Cell(f"{value:,.0f}", ""), Cell.of(model)])
+        "observed": [Row(f"{what} in {year}", [Cell(number(value, "count"), ""), Cell.of(model)])
                      for what, year, value, model in data.observed],
         "effects": [Row(f"Change in plots with {policy}", cells(bands, sign=True)) for policy, bands in data.effects],
     }
