@@ -296,7 +296,7 @@ def _settings(problem: Problem, method: str, until: str, draws: int, seed: int, 
     settings = {
         "method": method, "until": until, "draws": draws, "seed": seed, "names": problem.names,
         "active": [problem.names[i] for i in problem.active], "inert": inert,
-        "walkers": 1 if prior else walkers or max(MIN_WALKERS, 2 * dims + 2 + dims % 2),
+        "walkers": 1 if prior else walkers or max(MIN_WALKERS, 2 * dims + 2),
         "steps": steps or (2000 if prior else 1000),
     }
     settings["chunk"] = settings["steps"] if prior else chunk or max(1, settings["steps"] // 20)
