@@ -216,12 +216,15 @@ def check(file: Annotated[str, typer.Argument(help="A scenario file or shipped n
 @app.command()
 def scenarios() -> None:
     """List the shipped scenarios."""
+    shipped = sorted(shipped_scenarios().items())
     grid = Table("name", "title", "file")
-    grid.columns[2].overflow = "fold"  # a long path wraps; it is never cut
-    grid.columns[0].no_wrap = True
-    for name, path in sorted(shipped_scenarios().items()):
-        grid.add_row(name, load_scenario(path).title, str(path))
+    grid.columns[0].no_wrap = grid.columns[2].no_wrap = True
+    for name, path in shipped:
+        grid.add_row(name, load_scenario(path).title, path.name)
     console.print(grid, highlight=False)
+    # The folder goes on a line of its own, never wrapped, so that it can be copied whole at any width.
+    folders = sorted({str(path.parent) for _, path in shipped})
+    console.print(f"in {', '.join(folders)}", highlight=False, soft_wrap=True)
 
 
 @app.command()
