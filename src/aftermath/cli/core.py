@@ -11,18 +11,17 @@ import typer
 from rich.table import Table
 
 from aftermath.cli.app import app, console, errors, fail
-from aftermath.cli.display import outcome_metadata, print_bands, strata_metadata
-from aftermath.cli.options import SeedOption, parse_assignments, parse_policies
+from aftermath.cli.options import (
+    ENGINES,
+    ODE_ATOL,
+    ODE_METHOD,
+    ODE_METHODS,
+    ODE_RTOL,
+    SeedOption,
+    parse_assignments,
+    parse_policies,
+)
 from aftermath.cli.progress import progress
-from aftermath.engines.ode import METHODS, OdeOptions
-from aftermath.engines.simulate import ENGINES, check_result_memory, simulate
-from aftermath.engines.steps import coarse_step
-from aftermath.experiments.sampling import per_run_parameters
-from aftermath.model.compile import compile_model
-from aftermath.results import check_output_path, file_size, write_results
-from aftermath.scenario.describe import elements, headline_outcomes, spaced
-from aftermath.scenario.loader import load_scenario, resolve_scenario_path, shipped_scenarios
-from aftermath.summary import bands, key_dates
 
 ScenarioArg = Annotated[
     str | None, typer.Argument(help="A scenario file, or the name of a shipped scenario (default: the default one).")
@@ -41,11 +40,11 @@ def run(
         int | None,
         typer.Option(min=1, help="Sub-steps per reporting step for the step engines (default: time.substeps)."),
     ] = None,
-    rtol: Annotated[float, typer.Option(min=0, help="--engine ode: relative tolerance.")] = OdeOptions.rtol,
-    atol: Annotated[float, typer.Option(min=0, help="--engine ode: absolute tolerance, in persons.")] = OdeOptions.atol,
+    rtol: Annotated[float, typer.Option(min=0, help="--engine ode: relative tolerance.")] = ODE_RTOL,
+    atol: Annotated[float, typer.Option(min=0, help="--engine ode: absolute tolerance, in persons.")] = ODE_ATOL,
     ode_method: Annotated[
-        str, typer.Option(help=f"--engine ode: the solve_ivp method, one of {', '.join(METHODS)}.")
-    ] = OdeOptions.method,
+        str, typer.Option(help=f"--engine ode: the solve_ivp method, one of {', '.join(ODE_METHODS)}.")
+    ] = ODE_METHOD,
     set_: Annotated[list[str] | None, typer.Option("--set", help="PARAM=VALUE, in the parameter's unit.")] = None,
     policy: Annotated[list[str] | None, typer.Option(help="An intervention: NAME, NAME=STRENGTH, or A+B.")] = None,
     everything: Annotated[
@@ -73,6 +72,16 @@ def run(
     The bands cover both sources of uncertainty: the parameters' declared ranges (one draw per replicate)
     and chance (the stochastic engine). `aftermath ensemble` separates the two.
     """
+    from aftermath.cli.display import outcome_metadata, print_bands, strata_metadata
+    from aftermath.engines.ode import OdeOptions
+    from aftermath.engines.simulate import check_result_memory, simulate
+    from aftermath.experiments.sampling import per_run_parameters
+    from aftermath.model.compile import compile_model
+    from aftermath.results import check_output_path, file_size, write_results
+    from aftermath.scenario.describe import headline_outcomes
+    from aftermath.scenario.loader import load_scenario
+    from aftermath.summary import bands, key_dates
+
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     try:
@@ -143,6 +152,8 @@ def run(
 
 def _step_warnings(model) -> list[str]:
     """The coarse-step warning, if the step engines' step is too coarse for the model's rates."""
+    from aftermath.engines.steps import coarse_step
+
     check = coarse_step(model)
     return [check.message()] if check is not None and check.coarse else []
 
@@ -150,6 +161,9 @@ def _step_warnings(model) -> list[str]:
 @app.command()
 def check(file: Annotated[str, typer.Argument(help="A scenario file or shipped name.")]) -> None:
     """Validate a scenario file, and warn if its step is too coarse for its rates."""
+    from aftermath.model.compile import compile_model
+    from aftermath.scenario.loader import load_scenario, resolve_scenario_path
+
     scenario = load_scenario(file)
     model = compile_model(scenario)
     for warning in _step_warnings(model):
@@ -167,11 +181,13 @@ def check(file: Annotated[str, typer.Argument(help="A scenario file or shipped n
 @app.command()
 def scenarios() -> None:
     """List the shipped scenarios."""
+    from aftermath.scenario.loader import scenario_title, shipped_scenarios
+
     grid = Table("name", "title", "file")
     grid.columns[2].overflow = "fold"  # a long path wraps; it is never cut
     grid.columns[0].no_wrap = True
     for name, path in sorted(shipped_scenarios().items()):
-        grid.add_row(name, load_scenario(path).title, str(path))
+        grid.add_row(name, scenario_title(path), str(path))
     console.print(grid, highlight=False)
 
 
@@ -186,6 +202,10 @@ def explain(
 ) -> None:
     """Show every part of a scenario: strata, compartments, flows, parameters (units, ranges, sources),
     schedules, events, interventions, outcomes, network groups and sources; or one part by NAME."""
+    from aftermath.model.compile import compile_model
+    from aftermath.scenario.describe import elements, spaced
+    from aftermath.scenario.loader import load_scenario
+
     if name is None and scenario is not None and not _is_scenario(scenario):
         scenario, name = None, scenario
     loaded = load_scenario(scenario)
@@ -242,4 +262,6 @@ EXPLAINED = (
 
 def _is_scenario(reference: str) -> bool:
     """Whether an argument names a scenario (a shipped name or an existing path) rather than a part of one."""
+    from aftermath.scenario.loader import shipped_scenarios
+
     return reference in shipped_scenarios() or Path(reference).exists() or reference.endswith((".yaml", ".yml"))

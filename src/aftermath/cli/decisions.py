@@ -9,40 +9,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from aftermath.cli.app import app, console, fail
 from aftermath.cli.core import ScenarioArg
-from aftermath.cli.options import SeedOption
+from aftermath.cli.options import ENGINES, ROBUSTNESS_METRICS, SENSITIVITY_METHODS, SeedOption
 from aftermath.cli.progress import progress
-from aftermath.decisions import (
-    METHODS,
-    DecisionError,
-    classify,
-    discover,
-    feature_scores,
-    optimise,
-    parse_objective,
-    parse_target,
-    scenario_sensitivity,
-)
-from aftermath.decisions.optimise import METRICS
-from aftermath.decisions.payload import (
-    discovery_payload,
-    feature_payload,
-    save_payload,
-    search_payload,
-    sensitivity_payload,
-)
-from aftermath.decisions.sensitivity import ranking
-from aftermath.decisions.stored import stored_cases
-from aftermath.engines.simulate import ENGINES
-from aftermath.experiments import ExecutorError, ExecutorSpec, read_scenario
+from aftermath.errors import StoreError
 from aftermath.formatting import band, number, span
-from aftermath.store import DEFAULT_STORE, Store, StoreError
-from aftermath.summary import key_dates
+from aftermath.store import DEFAULT_STORE
 
 WorkersOption = Annotated[
     int | None, typer.Option(min=1, help="Worker processes (default: one per core; 1 runs in this process).")
@@ -59,7 +35,7 @@ RunArg = Annotated[int, typer.Argument(help="A stored run id (see 'aftermath run
 @app.command()
 def sensitivity(
     scenario: ScenarioArg = None,
-    method: Annotated[str, typer.Option(help=f"One of {', '.join(METHODS)}.")] = "sobol",
+    method: Annotated[str, typer.Option(help=f"One of {', '.join(SENSITIVITY_METHODS)}.")] = "sobol",
     samples: Annotated[int, typer.Option(
         "--samples", "-s", min=1,
         help="sobol: base samples N (a power of two, >= 64; N*(D+2) runs); morris: trajectories (>= 10); "
@@ -83,6 +59,12 @@ def sensitivity(
     Runs the method's own design (Saltelli/Sobol sequence, Morris trajectories, Latin hypercube) through
     SALib; indices not significantly above zero are marked. Too small a sample is refused with the minimum.
     """
+    from aftermath.decisions import scenario_sensitivity
+    from aftermath.decisions.payload import sensitivity_payload
+    from aftermath.decisions.sensitivity import ranking
+    from aftermath.experiments import ExecutorSpec, read_scenario
+    from aftermath.summary import key_dates
+
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     text, file, loaded = read_scenario(scenario)
@@ -124,6 +106,12 @@ def feature_scores_command(
 ) -> None:
     """A quick ranking of the uncertain parameters on a stored ensemble (extra-trees importance, as EMA
     does); parameters that score no higher than a dummy input of random numbers are noise."""
+    from aftermath.decisions import feature_scores
+    from aftermath.decisions.payload import feature_payload
+    from aftermath.decisions.stored import stored_cases
+    from aftermath.store.database import Store
+    from aftermath.summary import key_dates
+
     with _decision_errors():
         opened = Store(store, lock_timeout=10)
         run = opened.run(run_id)
@@ -167,6 +155,13 @@ def discover_command(
 ) -> None:
     """Scenario discovery on a stored ensemble: the box of uncertain parameters where the outcome of
     interest happens (PRIM with peeling and pasting; CART as a second opinion)."""
+    import numpy as np
+
+    from aftermath.decisions import classify, discover, parse_target
+    from aftermath.decisions.payload import discovery_payload
+    from aftermath.decisions.stored import stored_cases
+    from aftermath.store.database import Store
+
     if sum(x is not None for x in (above, below, quantile)) != 1:
         fail("give exactly one of --above, --below or --quantile")
     with _decision_errors():
@@ -215,7 +210,9 @@ def optimise_command(
         help="An objective OUTCOME@YYYY-MM (with the satisficing metric OUTCOME@YYYY-MM<=VALUE). Repeat for more.")
     ] = None,
     budget: Annotated[float, typer.Option(help="The most the policy may cost, in the levers' cost unit.")] = 1.0,
-    metric: Annotated[str, typer.Option(help=f"Robustness over the samples: {', '.join(METRICS)}.")] = "mean",
+    metric: Annotated[
+        str, typer.Option(help=f"Robustness over the samples: {', '.join(ROBUSTNESS_METRICS)}.")
+    ] = "mean",
     lever: Annotated[list[str] | None, typer.Option(help="A costed intervention to search (default: all).")] = None,
     evaluations: Annotated[int, typer.Option(min=4, help="Policies to run at most.")] = 200,
     population: Annotated[int, typer.Option(min=4, help="NSGA-II population.")] = 20,
@@ -230,6 +227,10 @@ def optimise_command(
 ) -> None:
     """Robust policy search: lever strengths within a budget that do well over the parameter ensemble
     (NSGA-II, pymoo). Prints the Pareto set and the 'compare' line that re-runs each policy."""
+    from aftermath.decisions import optimise, parse_objective
+    from aftermath.decisions.payload import search_payload
+    from aftermath.experiments import ExecutorSpec, read_scenario
+
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if not minimise:
@@ -260,16 +261,22 @@ def optimise_command(
 
 
 def _targets(outcomes: list[str], dates: list[str]):
+    from aftermath.decisions import parse_target
+
     return [parse_target(f"{name}@{when}") for name in outcomes for when in dates]
 
 
 def _maybe(value: float | None) -> str:
     """A box limit: empty where the box does not restrict that side."""
+    import numpy as np
+
     return "" if value is None or np.isnan(value) else number(value)
 
 
 def _emit(payload: dict, save: Path | None, as_json: bool) -> bool:
     """Save the payload if asked; print it as JSON (and say so by returning True) with --json."""
+    from aftermath.decisions.payload import save_payload
+
     if save is not None:
         try:
             save_payload(payload, save)
@@ -289,6 +296,9 @@ def _saved(save: Path | None) -> None:
 @contextmanager
 def _decision_errors() -> Iterator[None]:
     """Refusals and store/executor problems: one line and exit 2."""
+    from aftermath.decisions import DecisionError
+    from aftermath.experiments import ExecutorError
+
     try:
         yield
     except (DecisionError, StoreError, ExecutorError) as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -11,13 +11,13 @@ from rich.table import Table
 from aftermath.cli.app import app, console
 from aftermath.cli.core import ScenarioArg
 from aftermath.cli.display import cell
+from aftermath.cli.options import FIT_END
 from aftermath.cli.progress import progress
-from aftermath.fitcheck import FIT_END, ObservationCheck, fit_check, fit_summary
 from aftermath.formatting import Kind, band, number
-from aftermath.scenario.describe import outcome_kind, outcome_label
 from aftermath.scenario.evidence import short_citation
-from aftermath.scenario.loader import load_scenario
-from aftermath.scenario.schema import parse_month
+
+if TYPE_CHECKING:
+    from aftermath.fitcheck import ObservationCheck
 
 
 @app.command("fit-check")
@@ -32,6 +32,11 @@ def fit_check_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON on stdout.")] = False,
 ) -> None:
     """Show each observation against the model band: in band, within tolerance, in- or out-of-sample."""
+    from aftermath.fitcheck import fit_check, fit_summary
+    from aftermath.scenario.describe import outcome_kind, outcome_label
+    from aftermath.scenario.loader import load_scenario
+    from aftermath.scenario.schema import parse_month
+
     try:
         parse_month(fitted_until)
     except ValueError as exc:

@@ -8,6 +8,18 @@ import typer
 
 from aftermath.resources import MAX_SEED
 
+# What option definitions show, so that `aftermath --help` need not import the engines (scipy, numba) or
+# the decision methods: each equals the library's own constant (tests/test_startup.py checks).
+ENGINES = ("stochastic", "deterministic", "ode")  # aftermath.engines.simulate.ENGINES
+ODE_METHODS = ("LSODA", "RK45", "DOP853", "Radau", "BDF")  # aftermath.engines.ode.METHODS
+ODE_METHOD, ODE_RTOL, ODE_ATOL = "LSODA", 1e-7, 1e-6  # aftermath.engines.ode.OdeOptions()'s defaults
+SENSITIVITY_METHODS = ("sobol", "morris", "rbd-fast", "delta")  # aftermath.decisions.sensitivity.METHODS
+RBD_FAST_MINIMUM = 200  # aftermath.decisions.sensitivity.MINIMUM["rbd-fast"]
+ROBUSTNESS_METRICS = ("mean", "p90", "regret", "satisficing")  # aftermath.decisions.optimise.METRICS
+FIT_END = "2017-12"  # aftermath.fitcheck.FIT_END and aftermath.report.build.FIT_UNTIL
+REPORT_RUNS = 100  # aftermath.report.build.STOCK_RUNS
+SAMPLERS = ("lhs", "mc")  # aftermath.experiments.sampling.SAMPLERS
+
 SeedOption = Annotated[
     int, typer.Option(min=0, max=MAX_SEED, help="Random seed, 0 to 2^63-1; the same seed gives the same numbers.")
 ]

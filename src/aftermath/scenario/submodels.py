@@ -8,23 +8,26 @@ one top-level section of the scenario file. It gives the core:
 - `couple(scenario, model)`: the object that runs it in both engines, an
   `aftermath.model.coupling.Coupling` (its state, values at each step, per-step advance, outputs).
 
-A sub-model calls `register` when its package is imported (the `aftermath` package imports the
-shipped ones); the core then reads `registered()` and never names a sub-model. This module is
+A sub-model calls `register` when its package is imported; the `aftermath` package names the shipped
+ones with `ship`, and they are imported when the registry is first read (so `import aftermath` stays
+light); the core then reads `registered()` and never names a sub-model. This module is
 in the scenario layer, the lowest that needs the registry, so it cannot import the model layer:
 `couple` is typed loosely here and precisely in `aftermath.model.coupling`.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, create_model
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
-from aftermath.scenario.expressions import Symbol
-from aftermath.scenario.schema import Scenario
+    from aftermath.scenario.expressions import Symbol
+    from aftermath.scenario.schema import Scenario
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,24 @@ class SubModel:
 
 
 _registry: dict[str, SubModel] = {}
+_shipped: list[str] = []
+
+
+def ship(module: str) -> None:
+    """Name a module that registers a sub-model when imported; it is imported when the registry is first read."""
+    _shipped.append(module)
+
+
+def _import_shipped() -> None:
+    while _shipped:
+        importlib.import_module(_shipped.pop(0))
 
 
 def register(submodel: SubModel) -> None:
     """Add a sub-model; its section becomes a field of the scenario file. Raises ValueError if the
     section name is a core field or taken by another sub-model."""
+    from aftermath.scenario.schema import Scenario
+
     if submodel.name in Scenario.model_fields or _registry.get(submodel.name, submodel) is not submodel:
         raise ValueError(f"the scenario section {submodel.name!r} is already taken")
     _registry[submodel.name] = submodel
@@ -53,16 +69,23 @@ def register(submodel: SubModel) -> None:
 
 def registered() -> tuple[SubModel, ...]:
     """Every registered sub-model, in the order they registered."""
+    _import_shipped()
     return tuple(_registry.values())
 
 
 def present(scenario: Scenario) -> list[SubModel]:
     """The sub-models whose section the scenario has."""
+    _import_shipped()
     return [submodel for submodel in _registry.values() if getattr(scenario, submodel.name, None) is not None]
 
 
 @cache
 def scenario_class() -> type[Scenario]:
     """The Scenario model with one optional field per registered sub-model (after the core's fields)."""
+    from pydantic import create_model
+
+    from aftermath.scenario.schema import Scenario
+
+    _import_shipped()
     sections: dict[str, Any] = {name: (submodel.section | None, None) for name, submodel in _registry.items()}
     return create_model("Scenario", __base__=Scenario, __module__=__name__, **sections)
