@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,12 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from aftermath.scenario.schema import Scenario, month_label, parse_month
+
+if TYPE_CHECKING:
+    from aftermath.model.compile import CompiledModel
+
+BLOCK_BYTES = 64_000_000
+"""Largest recorded outcome series (8 bytes a number) that `banded_runs` simulates at once."""
 
 LOW, HIGH = 0.05, 0.95
 BAND = (LOW, 0.5, HIGH)
@@ -99,3 +106,41 @@ def bands(
     table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     ordered = ["outcome", "date", *[c for c in table.columns if c not in ("outcome", "date", "low", "median", "high")]]
     return table[[*ordered, "median", "low", "high"]] if rows else table
+
+
+def banded_runs(
+    model: CompiledModel,
+    dates: Sequence[str],
+    replicates: int,
+    seed: int,
+    engine: str = "stochastic",
+    parameters: Mapping[str, np.ndarray] | None = None,
+    progress: Callable[[int], None] | None = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """`bands(simulate(model, replicates, ...), dates)` without holding every replicate's series: replicates run
+    in blocks (each `simulate` call at most BLOCK_BYTES of outcome series), and only the outcomes at `dates` are
+    kept from each block, so memory grows with the dates kept, not with the series length times replicates.
+
+    The numbers equal the whole run's: every random draw is keyed by the replicate's global index
+    (`simulate(first_replicate=...)`). `parameters` are per-run rows (replicate r uses row r); `options` go to
+    `simulate` (substeps come from the model; e.g. `ode=`). Raises what `simulate` and `bands` raise.
+    """
+    from aftermath.engines.simulate import simulate
+
+    numbers = sum(int(np.prod([len(model.dims[d]) for d in o.by])) for o in model.outcomes)
+    block = int(np.clip(BLOCK_BYTES // max(8 * (model.steps + 1) * numbers, 1), 1, replicates))
+    times = np.array([np.datetime64(month_label(parse_month(d)), "M") for d in dates])
+    kept = []
+    for start in range(0, replicates, block):
+        stop = min(start + block, replicates)
+        rows = {name: np.asarray(values)[start:stop] for name, values in (parameters or {}).items()}
+        dataset = simulate(model, replicates=stop - start, seed=seed, engine=engine, parameters=rows,  # type: ignore[arg-type]
+                           keep_compartments=False, first_replicate=start, progress=progress, **options)
+        outcomes = dataset[outcome_names(dataset)]
+        chosen = times.astype(outcomes["time"].dtype)
+        if not np.isin(chosen, outcomes["time"].values).all():
+            return bands(outcomes, dates)  # raises ValueError naming the date and the grid
+        kept.append(outcomes.sel(time=np.unique(chosen)).copy(deep=True))
+        del dataset, outcomes
+    return bands(xr.concat(kept, dim="replicate") if len(kept) > 1 else kept[0], dates)

@@ -80,7 +80,7 @@ def run(
     from aftermath.results import check_output_path, file_size, write_results
     from aftermath.scenario.describe import headline_outcomes
     from aftermath.scenario.loader import load_scenario
-    from aftermath.summary import bands, key_dates
+    from aftermath.summary import banded_runs, bands, key_dates
 
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
@@ -103,21 +103,20 @@ def run(
         for warning in warnings:
             errors.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     runs = 1 if engine != "stochastic" and fixed_parameters else replicates
-    check_result_memory(model, runs, keep_compartments=compartments)
+    if out is not None:  # every run's series is written: it must fit in memory
+        check_result_memory(model, runs, keep_compartments=compartments)
     drawn = {} if fixed_parameters else per_run_parameters(loaded, runs, seed, fixed=overrides)
+    run_options = {"seed": seed, "engine": engine, "parameters": drawn, "ode": ode}
+    written = None
     with progress(f"{loaded.name}: {engine}", total=runs, quiet=as_json) as tracker:
-        dataset = simulate(
-            model,
-            replicates=runs,
-            seed=seed,
-            engine=engine,  # type: ignore[arg-type]
-            parameters=drawn,
-            keep_compartments=compartments,
-            progress=tracker.advance,
-            ode=ode,
-        )
-    table = bands(dataset, key_dates(loaded))
-    written = write_results(dataset, out) if out is not None else None
+        if out is None:  # only the bands are shown: kept at the key dates, block by block
+            table = banded_runs(model, key_dates(loaded), runs, progress=tracker.advance, **run_options)
+        else:
+            dataset = simulate(model, replicates=runs, keep_compartments=compartments, progress=tracker.advance,
+                               **run_options)
+    if out is not None:
+        table = bands(dataset, key_dates(loaded))
+        written = write_results(dataset, out)
     if as_json:
         payload = {
             "scenario": loaded.name,
