@@ -55,7 +55,9 @@ def run(
         typer.Option(help="Write the outcomes of every run to FILE.nc (compressed) or FILE.parquet."),
     ] = None,
     compartments: Annotated[
-        bool, typer.Option("--compartments", help="With --out, also write every compartment (much larger).")
+        bool,
+        typer.Option("--compartments", "--keep-compartments", help="With --out, also write every compartment "
+                     "(much larger)."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     fixed_parameters: Annotated[
