@@ -15,7 +15,7 @@ from aftermath.scenario.schema import Scenario, month_label, parse_month
 if TYPE_CHECKING:
     from aftermath.model.compile import CompiledModel
 
-BLOCK_BYTES = 64_000_000
+BLOCK_BYTES = 16_000_000
 """Largest recorded outcome series (8 bytes a number) that `banded_runs` simulates at once."""
 
 LOW, HIGH = 0.05, 0.95
