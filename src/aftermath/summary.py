@@ -108,6 +108,16 @@ def bands(
     return table[[*ordered, "median", "low", "high"]] if rows else table
 
 
+def check_banded_memory(model: CompiledModel, replicates: int, dates: Sequence[str]) -> int:
+    """Refuse (ResourceError) a `banded_runs` whose kept outcomes (8 bytes a number, per replicate, date and
+    outcome stratum) would not fit in physical memory; returns the outcome numbers per replicate and month."""
+    from aftermath.resources import require_memory
+
+    numbers = sum(int(np.prod([len(model.dims[d]) for d in o.by])) for o in model.outcomes)
+    require_memory(8.0 * replicates * len(dates) * numbers, f"{replicates:,} replicates")
+    return numbers
+
+
 def banded_runs(
     model: CompiledModel,
     dates: Sequence[str],
@@ -128,7 +138,7 @@ def banded_runs(
     """
     from aftermath.engines.simulate import simulate
 
-    numbers = sum(int(np.prod([len(model.dims[d]) for d in o.by])) for o in model.outcomes)
+    numbers = check_banded_memory(model, replicates, dates)
     block = int(np.clip(BLOCK_BYTES // max(8 * (model.steps + 1) * numbers, 1), 1, replicates))
     times = np.array([np.datetime64(month_label(parse_month(d)), "M") for d in dates])
     kept = []

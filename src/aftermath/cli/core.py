@@ -82,7 +82,7 @@ def run(
     from aftermath.results import check_output_path, file_size, write_results
     from aftermath.scenario.describe import headline_outcomes
     from aftermath.scenario.loader import load_scenario
-    from aftermath.summary import banded_runs, bands, key_dates
+    from aftermath.summary import banded_runs, bands, check_banded_memory, key_dates
 
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
@@ -107,6 +107,8 @@ def run(
     runs = 1 if engine != "stochastic" and fixed_parameters else replicates
     if out is not None:  # every run's series is written: it must fit in memory
         check_result_memory(model, runs, keep_compartments=compartments)
+    else:  # only the key dates are kept
+        check_banded_memory(model, runs, key_dates(loaded))
     drawn = {} if fixed_parameters else per_run_parameters(loaded, runs, seed, fixed=overrides)
     run_options = {"seed": seed, "engine": engine, "parameters": drawn, "ode": ode}
     written = None
