@@ -129,6 +129,50 @@ def test_fast_reader_resolves_scalars_as_yaml_1_2(scalar: str, as_key: bool):
     assert _plain(fast) == _plain(slow), text
 
 
+FINITE = st.floats(min_value=-1e12, max_value=1e12, allow_nan=False) | st.sampled_from([0.0, 1.0, -1.0, 1e-300])
+POSITIVE = st.floats(min_value=1e-12, max_value=1e6, allow_nan=False, exclude_min=False)
+
+
+@st.composite
+def distributions(draw):
+    from aftermath.scenario.schema import Distribution
+
+    kind = draw(st.sampled_from(["uniform", "triangular", "normal", "lognormal"]))
+    if kind in ("uniform", "triangular"):
+        low, high = sorted(draw(st.lists(FINITE, min_size=2, max_size=2, unique=True)))
+        mode = draw(st.floats(min_value=low, max_value=high)) if kind == "triangular" else None
+        return Distribution(type=kind, low=low, high=high, mode=mode)
+    ends = sorted(draw(st.lists(FINITE, min_size=2, max_size=2, unique=True)))
+    low, high = draw(st.sampled_from([(None, None), (ends[0], None), (None, ends[1]), tuple(ends)]))
+    if kind == "normal":
+        return Distribution(type=kind, mean=draw(FINITE), sd=draw(POSITIVE), low=low, high=high)
+    return Distribution(type=kind, median=draw(POSITIVE), sigma=draw(POSITIVE), low=low, high=high)
+
+
+@settings(max_examples=300, deadline=None)
+@given(distributions())
+def test_validation_reads_distributions_as_scipy_stats_does(distribution):
+    """The closed forms validation uses give scipy.stats' very numbers (support, truncated mass, quantiles)."""
+    import numpy as np
+
+    from aftermath.scenario.validate import TAIL, Truncated, checked_distribution, frozen_distribution
+
+    closed, frozen = checked_distribution(distribution), frozen_distribution(distribution)
+    q = np.array([0.0, TAIL, 0.05, 0.5, 0.95, 1 - TAIL, 1.0])
+    with np.errstate(all="ignore"):
+        assert isinstance(closed, Truncated) == isinstance(frozen, Truncated)
+        np.testing.assert_array_equal(np.array(closed.support(), float), np.array(frozen.support(), float))
+        np.testing.assert_array_equal(closed.ppf(q), frozen.ppf(q))
+        if isinstance(frozen, Truncated):
+            np.testing.assert_array_equal(closed.mass(), frozen.mass())
+
+
+def test_loading_a_scenario_does_not_import_scipy_stats():
+    code = "import sys; from aftermath import load_scenario; load_scenario(); print('scipy.stats' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.strip() == "False"
+
+
 @pytest.mark.parametrize("first", ["aftermath.network", "aftermath.homefront"])
 def test_shipped_sub_models_keep_their_order_whichever_is_imported_first(first: str):
     code = (f"import {first}\nfrom aftermath.scenario.submodels import registered, scenario_class\n"
