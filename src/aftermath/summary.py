@@ -161,12 +161,16 @@ def run_in_blocks(
     along `replicate`. Memory grows with what `keep` keeps, not with the series length times replicates.
 
     The numbers equal the whole run's as long as `keep` works replicate by replicate: every random draw is
-    keyed by the replicate's global index (`simulate(first_replicate=...)`). `parameters` are per-run rows
-    (replicate r uses row r); `options` go to `simulate` (e.g. `ode=`). Raises what `simulate` and `keep` raise.
+    keyed by the replicate's global index (`simulate(first_replicate=...)`). The ODE engine runs in one block:
+    it integrates a block's runs as one system, whose adaptive steps depend on which runs are in it.
+    `parameters` are per-run rows (replicate r uses row r); `options` go to `simulate` (e.g. `ode=`). Raises
+    what `simulate` and `keep` raise.
     """
     from aftermath.engines.simulate import simulate
 
     block = int(np.clip(BLOCK_BYTES // max(8 * (model.steps + 1) * recorded_numbers(model), 1), 1, replicates))
+    if engine == "ode":
+        block = replicates
     kept: dict[str, list[xr.Dataset]] = {}
     for start in range(0, replicates, block):
         stop = min(start + block, replicates)

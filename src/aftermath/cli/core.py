@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -121,7 +122,7 @@ def run(
         for warning in warnings:
             errors.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     runs = 1 if engine != "stochastic" and fixed_parameters else replicates
-    if out is not None:  # every run's series is written: it must fit in memory
+    if out is not None or engine == "ode":  # every run's series is held (written, or integrated as one system)
         check_result_memory(model, runs, keep_compartments=compartments)
     else:  # only what is shown is kept
         check_banded_memory(model, runs, key_dates(loaded))
@@ -195,8 +196,8 @@ def run(
                       markup=False, highlight=False, soft_wrap=True)
 
 
-def _shown_in_blocks(loaded: Scenario, model: CompiledModel, runs: int, advance, seed: int, **run_options
-                     ) -> tuple[pd.DataFrame, pd.DataFrame | None, xr.Dataset]:
+def _shown_in_blocks(loaded: Scenario, model: CompiledModel, runs: int, advance: Callable[[int], None], seed: int,
+                     **run_options: Any) -> tuple[pd.DataFrame, pd.DataFrame | None, xr.Dataset]:
     """What `run` shows (latent bands at the key dates, the home front's yearly bands, the observed outcomes'
     predictive draws at the key dates), the same numbers as from the whole run, from blocks of runs of which
     only the key dates, the home front's yearly counts and (for negative binomial errors) the observed
