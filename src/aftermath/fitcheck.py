@@ -37,13 +37,14 @@ import xarray as xr
 
 from aftermath.engines.simulate import Engine, simulate
 from aftermath.experiments.sampling import per_run_parameters
-from aftermath.homefront.schema import HomeObservation
+from aftermath.formatting import Kind
 from aftermath.homefront.summary import home_front_of, observed_runs
 from aftermath.inference.observation import predictive_draws
 from aftermath.model.compile import compile_model, stable_id
+from aftermath.scenario.describe import outcome_kind, outcome_label
 from aftermath.scenario.evidence import figures
 from aftermath.scenario.observation_model import error_of
-from aftermath.scenario.schema import Observation, Scenario, month_label, parse_month
+from aftermath.scenario.schema import Scenario, month_label, parse_month
 from aftermath.summary import band
 
 if TYPE_CHECKING:
@@ -103,6 +104,10 @@ class ObservationCheck:
     """The latent band: the model's outcome itself."""
     kind: str = "point"
     """'point', 'range', 'at_least' or 'up_to' (one-sided: low or high is the figure's only bound)."""
+    label: str = ""
+    """What the outcome is called for a reader (the scenario's label); empty: its name."""
+    quantity: Kind = "count"
+    """How its numbers read: 'count', 'share' or 'number' (`scenario.describe.outcome_kind`)."""
 
     @property
     def in_band(self) -> bool:
@@ -146,17 +151,6 @@ class ObservationCheck:
                 "distance": self.distance, "error": self.error, "within_tolerance": self.within_tolerance}
 
 
-def observation_interval(observation: Observation | HomeObservation) -> tuple[float, float]:
-    """[low, high] of an observation (see `Observation.bounds`): a point is its value, a bound it does not
-    give is its value, an 'at_least' figure reaches infinity and an 'up_to' one starts at 0. A home-front
-    count is a point or a two-sided range."""
-    if isinstance(observation, HomeObservation):
-        low = observation.value if observation.low is None else observation.low
-        high = observation.value if observation.high is None else observation.high
-        return float(low), float(high)
-    return observation.bounds
-
-
 def tolerance_for(source: str) -> float:
     """The relative tolerance for a figure, by the confidence the evidence gives it."""
     row = figures().get(source)
@@ -176,7 +170,7 @@ def check_observations(
         series = dataset[observation.outcome].sel(time=np.datetime64(date, "M")).values.reshape(-1)
         latent = band(series)
         median, band_low, band_high = band(predictive_draws(error_of(scenario, observation), series, rng))
-        low, high = observation_interval(observation)
+        low, high = observation.bounds
         kind = "point" if low == high else observation.figure_kind
         checks.append(
             ObservationCheck(
@@ -196,6 +190,8 @@ def check_observations(
                 latent_low=latent[1],
                 latent_high=latent[2],
                 kind=kind,
+                label=outcome_label(scenario, observation.outcome),
+                quantity=outcome_kind(scenario, observation.outcome),
             )
         )
     return checks + _home_front_checks(scenario, dataset, cutoff)
@@ -211,7 +207,7 @@ def _home_front_checks(scenario: Scenario, dataset: xr.Dataset, cutoff: int) -> 
     checks = []
     for observation in spec.observations:
         median, band_low, band_high = band(observed_runs(dataset, spec, observation))
-        low, high = observation_interval(observation)
+        low, high = observation.bounds
         checks.append(
             ObservationCheck(
                 outcome=f"home_front {observation.measure} {observation.region}",
@@ -230,6 +226,7 @@ def _home_front_checks(scenario: Scenario, dataset: xr.Dataset, cutoff: int) -> 
                 latent_low=band_low,
                 latent_high=band_high,
                 kind="point" if low == high else "range",
+                label=f"Home front: {observation.measure} in {observation.region}",
             )
         )
     return checks

@@ -74,12 +74,11 @@ def fit_check_command(
         title_justify="left",
     )
     for check in checks:
-        core = check.outcome in loaded.outcomes  # else a sub-model's observation (the home front's counts)
-        kind = outcome_kind(loaded, check.outcome) if core else "count"
+        kind = check.quantity
         grid.add_row(
             "in-sample" if check.in_sample else "out-of-sample",
             short_citation(check.source),
-            outcome_label(loaded, check.outcome) if core else check.outcome,
+            check.label or check.outcome,
             check.date,
             _observed(check, kind),
             cell(check.median, check.band_low, check.band_high, kind),

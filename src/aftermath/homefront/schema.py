@@ -113,6 +113,12 @@ class HomeObservation(Strict):
             raise ValueError("expected low <= value <= high")
         return self
 
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """[low, high] the count places the truth in: [value, value] for a point (as `Observation.bounds`)."""
+        return (float(self.value if self.low is None else self.low),
+                float(self.value if self.high is None else self.high))
+
 
 def parameter_roles(spec: HomeFrontSpec) -> list[tuple[str, str]]:
     """(role, name) of every parameter and schedule the home front reads, in the section's order."""
