@@ -37,7 +37,6 @@ def fit_check_command(
 ) -> None:
     """Show each observation against the model band: in band, within tolerance, in- or out-of-sample."""
     from aftermath.fitcheck import VACUOUS_RATIO, fit_check, fit_summary
-    from aftermath.scenario.describe import outcome_kind, outcome_label
     from aftermath.scenario.loader import load_scenario
     from aftermath.scenario.schema import parse_month
 
