@@ -4,7 +4,8 @@ Commands are the lines starting with `aftermath` (or `.venv/bin/aftermath`) in t
 README.md and docs/*.md; Python blocks run too. Sizes shrink (`-n`, `-s`, the report's map runs) and process
 pools become one worker, nothing else changes. Each document's commands run in order in a fresh folder of
 their own, as on a fresh clone, where `my_scenario.yaml` is a copy of a shipped scenario. A command whose
-comment starts with "refused" is shown to be refused: it must exit 2 with a one-line error.
+comment starts with "refused" is shown to be refused: it must exit 2 with a one-line error. A document's
+Python blocks run as one session, in order, after its commands.
 """
 
 from __future__ import annotations
@@ -122,12 +123,12 @@ def test_every_documented_command_runs_on_a_fresh_folder(doc: Path, tmp_path: Pa
             assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, said
         else:
             assert done.returncode == 0, said
-    for language, text in code_blocks(doc):
-        if language == "python":
-            code = text.replace("replicates=1000", "replicates=20").replace("scenario, 1000,", "scenario, 20,")
-            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                                  timeout=300)
-            assert done.returncode == 0, f"{doc.name}: python block\n{done.stderr[-2000:]}"
+    session = "\n".join(text for language, text in code_blocks(doc) if language == "python")  # one session
+    if session:
+        code = session.replace("replicates=1000", "replicates=20").replace("scenario, 1000,", "scenario, 20,")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                              timeout=300)
+        assert done.returncode == 0, f"{doc.name}: python blocks\n{done.stderr[-2000:]}"
     if doc.name == "README.md":
         assert len(commands) >= 20 and any(argv[:1] == ["report"] for argv, _ in commands)
         assert (tmp_path / "report.html").stat().st_size > 0 and (tmp_path / "network.graphml").exists()
