@@ -2,12 +2,15 @@
 
 Commands are the lines starting with `aftermath` (or `.venv/bin/aftermath`) in the fenced code blocks of
 README.md and docs/*.md; Python blocks run too. Sizes shrink (`-n`, `-s`, the report's map runs) and process
-pools become one worker, nothing else changes. They run in a fresh folder, as on a fresh clone, where
-`my_scenario.yaml` is a copy of a shipped scenario.
+pools become one worker, nothing else changes. Each document's commands run in order in a fresh folder of
+their own, as on a fresh clone, where `my_scenario.yaml` is a copy of a shipped scenario. A command whose
+comment starts with "refused" is shown to be refused: it must exit 2 with a one-line error. A document's
+Python blocks run as one session, in order, after its commands.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 import shlex
 import shutil
@@ -17,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from aftermath.decisions.discovery import MIN_CASES, MIN_CASES_OF_INTEREST
+from aftermath.decisions.optimise import optimise
 from aftermath.decisions.sensitivity import MINIMUM
 from aftermath.scenario.loader import resolve_scenario_path
 from tests.conftest import ROOT
@@ -26,6 +31,10 @@ SKIPPED = ("scripts/calibrate_default.py",)
 """Lines that are not quick commands: the calibration takes minutes (it has its own tests)."""
 SIZED = {"run", "network", "fit-check", "ensemble", "compare", "report"}
 POOLED = {"ensemble", "compare", "report"}
+POPULATION = inspect.signature(optimise).parameters["population"].default
+ANALYSED = {"ensemble": 12 * MIN_CASES_OF_INTEREST, "compare": MIN_CASES // 2}
+"""Samples kept by an ensemble or comparison written to a named --store, which the docs then analyse: enough
+cases for scenario discovery's minimum at a 0.9 quantile (ensemble) or over three or more arms (compare)."""
 
 
 def code_blocks(path: Path) -> list[tuple[str, str]]:
@@ -33,8 +42,8 @@ def code_blocks(path: Path) -> list[tuple[str, str]]:
     return re.findall(r"^```(\w*)\n(.*?)^```", path.read_text(encoding="utf-8"), re.M | re.S)
 
 
-def documented_commands() -> list[tuple[str, list[str]]]:
-    """(file, argv after 'aftermath') of every documented command, in the order the docs give them."""
+def documented_commands() -> list[tuple[str, list[str], bool]]:
+    """(file, argv after 'aftermath', shown as refused) of every documented command, in the docs' order."""
     commands = []
     for path in DOCS:
         for language, text in code_blocks(path):
@@ -43,7 +52,7 @@ def documented_commands() -> list[tuple[str, list[str]]]:
             for line in text.replace("\\\n", " ").splitlines():  # a line continued with '\' is one command
                 words = shlex.split(line, comments=True)
                 if words and Path(words[0]).name == "aftermath" and not any(s in line for s in SKIPPED):
-                    commands.append((path.name, words[1:]))
+                    commands.append((path.name, words[1:], bool(re.search(r"#\s*refused", line))))
     return commands
 
 
@@ -52,18 +61,28 @@ def small(argv: list[str]) -> list[str]:
     argv = list(argv)
     command = argv[0] if argv else ""
     samples = MINIMUM["rbd-fast"] if "--sensitivity" in argv else 2
+    if command == "sensitivity":
+        samples = MINIMUM[argv[argv.index("--method") + 1] if "--method" in argv else "sobol"]
+    elif command in ANALYSED and "--store" in argv:
+        samples = ANALYSED[command]
     for flags, value in ((("-n", "--replicates"), "2"), (("-s", "--samples"), str(samples))):
         for i, word in enumerate(argv[:-1]):
             if word in flags:
                 argv[i + 1] = value
     if command in SIZED and not {"-n", "--replicates"} & set(argv):
         argv += ["-n", "2"]
-    if command in {"ensemble", "compare", "report"} and not {"-s", "--samples"} & set(argv):
+    if command in {"ensemble", "compare", "report", "optimise"} and not {"-s", "--samples"} & set(argv):
         argv += ["-s", str(samples)]
     if command in POOLED and not {"--workers", "--dask"} & set(argv):
         argv += ["--workers", "1"]
     if command == "report":
         argv += ["--map-runs", "2"]
+    if command == "optimise":  # one generation: the search, not its length, is under test
+        population = argv[argv.index("--population") + 1] if "--population" in argv else str(POPULATION)
+        if "--evaluations" in argv:
+            argv[argv.index("--evaluations") + 1] = population
+        else:
+            argv += ["--evaluations", population]
     if command in {"calibrate", "backtest"} and "--steps" not in argv:
         argv += ["--steps", "2"]  # a chain of two steps: the command, not the calibration, is under test
     return [str(ROOT / a) if (ROOT / a).is_file() and "/" in a else a for a in argv]
@@ -79,7 +98,7 @@ def test_the_readme_says_how_to_get_aftermath_on_the_path() -> None:
 def test_docs_name_only_commands_and_options_that_exist() -> None:
     """Cheap check of every documented command line: each subcommand and option is one the CLI knows."""
     helps: dict[str, str] = {}
-    for _, argv in documented_commands():
+    for _, argv, _ in documented_commands():
         name = argv[0] if argv and not argv[0].startswith("-") else ""
         if name not in helps:
             done = subprocess.run([sys.executable, "-m", "aftermath", *([name] if name else []), "--help"],
@@ -92,22 +111,24 @@ def test_docs_name_only_commands_and_options_that_exist() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 15, open: the README's Sobol example on the default scenario needs 64 base samples "
-                   "(4,288 runs), too many for this test's small sizes; give it a small scenario, then drop this mark",
-                   strict=False)
-def test_every_documented_command_runs_on_a_fresh_folder(tmp_path: Path) -> None:
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.name)
+def test_every_documented_command_runs_on_a_fresh_folder(doc: Path, tmp_path: Path) -> None:
     shutil.copy(resolve_scenario_path("competing_exits"), tmp_path / "my_scenario.yaml")
-    commands = documented_commands()
-    assert len(commands) >= 20 and any(argv[:1] == ["report"] for _, argv in commands)
-    for doc, argv in commands:
+    commands = [(argv, refused) for name, argv, refused in documented_commands() if name == doc.name]
+    for argv, refused in commands:
         done = subprocess.run([sys.executable, "-m", "aftermath", *small(argv)], capture_output=True, text=True,
                               cwd=tmp_path, timeout=600)
-        assert done.returncode == 0, f"{doc}: aftermath {' '.join(argv)}\n{done.stderr[-2000:]}"
-    for path in DOCS:
-        for language, text in code_blocks(path):
-            if language == "python":
-                code = text.replace("replicates=1000", "replicates=20").replace("scenario, 1000,", "scenario, 20,")
-                done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                                      timeout=300)
-                assert done.returncode == 0, f"{path.name}: python block\n{done.stderr[-2000:]}"
-    assert (tmp_path / "report.html").stat().st_size > 0 and (tmp_path / "network.graphml").exists()
+        said = f"{doc.name}: aftermath {' '.join(argv)}\n{done.stderr[-2000:]}"
+        if refused:
+            assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, said
+        else:
+            assert done.returncode == 0, said
+    session = "\n".join(text for language, text in code_blocks(doc) if language == "python")  # one session
+    if session:
+        code = session.replace("replicates=1000", "replicates=20").replace("scenario, 1000,", "scenario, 20,")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                              timeout=300)
+        assert done.returncode == 0, f"{doc.name}: python blocks\n{done.stderr[-2000:]}"
+    if doc.name == "README.md":
+        assert len(commands) >= 20 and any(argv[:1] == ["report"] for argv, _ in commands)
+        assert (tmp_path / "report.html").stat().st_size > 0 and (tmp_path / "network.graphml").exists()
