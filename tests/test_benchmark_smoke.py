@@ -45,3 +45,27 @@ def test_quick_benchmark_prints_every_figure() -> None:
     assert difference and float(difference.group(1)) < 1e-9, out  # the numpy loop is the same model
     verdicts = re.findall(r"^  (PASS|MISS) ", out, flags=re.MULTILINE)
     assert len(verdicts) == 4, out
+
+
+CLI_SCRIPT = SCRIPT.with_name("bench_cli.py")
+CLI_FIGURES = (
+    r"aftermath --help: {n} s wall, {n} s CPU",
+    r"aftermath scenarios: {n} s wall, {n} s CPU",
+    r"aftermath run --engine deterministic \(end to end, 200 runs\): {n} s wall, {n} s CPU",
+    r"load_scenario\(default\), first in a process: {n} s wall, {n} s CPU",
+    r"load_scenario\(default\), again: {n} s wall, {n} s CPU",
+    r"aftermath run -n 20: {n} s wall, {n} s CPU, peak memory: {n} MiB resident",
+)
+
+
+@pytest.mark.slow
+def test_quick_cli_benchmark_prints_every_figure() -> None:
+    done = subprocess.run(
+        [sys.executable, str(CLI_SCRIPT), "--quick"], capture_output=True, text=True, timeout=600,
+        cwd=SCRIPT.parents[1],
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for pattern in CLI_FIGURES:
+        found = re.search(pattern.format(n=NUMBER), done.stdout)
+        assert found, f"the CLI benchmark no longer prints {pattern}:\n{done.stdout}"
+        assert all(float(v.replace(",", "")) > 0 for v in found.groups()), done.stdout

@@ -45,7 +45,9 @@ def one_line(code: int, err: str, *fragments: str) -> None:
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
-        (["run", "competing_exits", "-n", HUGE], ["1,000,000,000,000 replicates needs about", "PiB of memory"]),
+        (["run", "competing_exits", "-n", HUGE], ["1,000,000,000,000 replicates needs about", "iB of memory"]),
+        (["run", "competing_exits", "-n", HUGE, "--out", "r.nc"], ["1,000,000,000,000 replicates needs about",
+                                                                    "PiB of memory"]),
         (["ensemble", "competing_exits", "-s", HUGE], ["members (samples x replicates) is more than a run can hold"]),
         (["ensemble", "competing_exits", "-s", "1000000000", "-n", "2"], ["of memory and this machine has"]),
         (["compare", "competing_exits", "--policy", "border_and_intelligence", "-n", HUGE], ["more than a run"]),

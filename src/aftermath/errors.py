@@ -63,3 +63,7 @@ class ModelError(Exception):
 
 class ResourceError(Exception):
     """A request the machine or the run store cannot hold (memory, seed range, disk space, a file)."""
+
+
+class StoreError(Exception):
+    """The run store cannot be used as asked: missing, locked, another schema, unknown run."""

@@ -11,12 +11,7 @@ from rich.table import Table
 from aftermath.cli.app import app, console, errors, fail
 from aftermath.cli.core import ScenarioArg
 from aftermath.cli.decisions import _emit, _saved
-from aftermath.cli.options import SeedOption
-from aftermath.fitcheck import FIT_END
-from aftermath.inference.backtest import backtest
-from aftermath.inference.calibration import METHODS
-from aftermath.scenario.loader import load_scenario
-from aftermath.scoring import SCORE_HEAD, SCORE_NOTE, score_rows
+from aftermath.cli.options import FIT_END, SeedOption
 
 
 @app.command("backtest")
@@ -36,6 +31,10 @@ def backtest_command(
     """Rolling-origin backtest: calibrate to the observations up to each cutoff, forecast those after it
     (up to --until) and score the posterior forecast, the prior-only ensemble and persistence of the last
     observed value: coverage of the 50% and 90% predictive intervals, CRPS, log score, interval score, PIT."""
+    from aftermath.inference.backtest import backtest
+    from aftermath.inference.calibration import METHODS
+    from aftermath.scenario.loader import load_scenario
+
     if method not in METHODS:
         fail(f"--method {method!r}: expected one of {', '.join(METHODS)}")
     if engine not in ("stochastic", "deterministic"):
@@ -62,6 +61,8 @@ def backtest_command(
 
 def print_backtest(title: str, payload: dict) -> None:
     """The score table: each cutoff and all cutoffs pooled, each forecast."""
+    from aftermath.scoring import SCORE_HEAD, SCORE_NOTE, score_rows
+
     grid = Table(
         *SCORE_HEAD,
         title=f"{title}\nbacktest: forecasts of the observations after each cutoff up to {payload['until']}; "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -13,12 +13,14 @@ from rich.table import Table
 
 from aftermath.cli.app import app, console, errors, fail
 from aftermath.cli.core import ScenarioArg
-from aftermath.cli.options import SeedOption
-from aftermath.experiments.design import read_scenario
+from aftermath.cli.options import FIT_END, SeedOption
+from aftermath.errors import StoreError
 from aftermath.formatting import SIGNIFICANT, Kind, band, number
-from aftermath.inference.calibration import DEFAULT_UNTIL, METHODS, Posterior, calibrate
-from aftermath.scenario.schema import Scenario, parse_month
-from aftermath.store import DEFAULT_STORE, Store, StoreError
+from aftermath.store import DEFAULT_STORE
+
+if TYPE_CHECKING:
+    from aftermath.inference.calibration import Posterior
+    from aftermath.scenario.schema import Scenario
 
 RHAT_LIMIT = 1.1
 ESS_LIMIT = 100
@@ -28,7 +30,7 @@ ESS_LIMIT = 100
 @app.command("calibrate")
 def calibrate_command(
     scenario: ScenarioArg = None,
-    until: Annotated[str, typer.Option(help="Use the observations dated up to this month (YYYY-MM).")] = DEFAULT_UNTIL,
+    until: Annotated[str, typer.Option(help="Use the observations dated up to this month (YYYY-MM).")] = FIT_END,
     method: Annotated[str, typer.Option(
         help="emcee (ensemble MCMC over the deterministic engine) or prior (prior draws weighted by likelihood).",
     )] = "emcee",
@@ -46,6 +48,11 @@ def calibrate_command(
     The priors are the declared distributions; the likelihood is the observation model (ranges and
     bounds as censored data). A killed calibration continues with --resume RUN.
     """
+    from aftermath.experiments.design import read_scenario
+    from aftermath.inference.calibration import METHODS, calibrate
+    from aftermath.scenario.schema import parse_month
+    from aftermath.store.database import Store
+
     if method not in METHODS:
         fail(f"--method {method!r}: expected one of {', '.join(METHODS)}")
     try:

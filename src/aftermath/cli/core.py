@@ -4,30 +4,35 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from aftermath.cli.app import app, console, errors, fail
-from aftermath.cli.display import cell, outcome_metadata, print_bands, strata_metadata
-from aftermath.cli.options import SeedOption, parse_assignments, parse_policies, posterior_for
+from aftermath.cli.options import (
+    ENGINES,
+    ODE_ATOL,
+    ODE_METHOD,
+    ODE_METHODS,
+    ODE_RTOL,
+    SeedOption,
+    parse_assignments,
+    parse_policies,
+    posterior_for,
+)
 from aftermath.cli.progress import progress
-from aftermath.engines.ode import METHODS, OdeOptions
-from aftermath.engines.simulate import ENGINES, check_result_memory, simulate
-from aftermath.engines.steps import coarse_step
-from aftermath.experiments.sampling import per_run_parameters
 from aftermath.formatting import span
-from aftermath.homefront.schema import parameter_roles
-from aftermath.homefront.summary import home_front_of, home_front_table, home_front_years, row_name
-from aftermath.inference.observation import predictive
-from aftermath.model.compile import compile_model
-from aftermath.results import check_output_path, file_size, write_results
-from aftermath.scenario.describe import elements, headline_outcomes, parameter_rows, spaced
-from aftermath.scenario.loader import load_scenario, resolve_scenario_path, shipped_scenarios
 from aftermath.store import DEFAULT_STORE
-from aftermath.summary import bands, key_dates
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+
+    from aftermath.model.compile import CompiledModel
+    from aftermath.scenario.schema import Scenario
 
 ScenarioArg = Annotated[
     str | None, typer.Argument(help="A scenario file, or the name of a shipped scenario (default: the default one).")
@@ -46,11 +51,11 @@ def run(
         int | None,
         typer.Option(min=1, help="Sub-steps per reporting step for the step engines (default: time.substeps)."),
     ] = None,
-    rtol: Annotated[float, typer.Option(min=0, help="--engine ode: relative tolerance.")] = OdeOptions.rtol,
-    atol: Annotated[float, typer.Option(min=0, help="--engine ode: absolute tolerance, in persons.")] = OdeOptions.atol,
+    rtol: Annotated[float, typer.Option(min=0, help="--engine ode: relative tolerance.")] = ODE_RTOL,
+    atol: Annotated[float, typer.Option(min=0, help="--engine ode: absolute tolerance, in persons.")] = ODE_ATOL,
     ode_method: Annotated[
-        str, typer.Option(help=f"--engine ode: the solve_ivp method, one of {', '.join(METHODS)}.")
-    ] = OdeOptions.method,
+        str, typer.Option(help=f"--engine ode: the solve_ivp method, one of {', '.join(ODE_METHODS)}.")
+    ] = ODE_METHOD,
     set_: Annotated[list[str] | None, typer.Option("--set", help="PARAM=VALUE, in the parameter's unit.")] = None,
     policy: Annotated[list[str] | None, typer.Option(help="An intervention: NAME, NAME=STRENGTH, or A+B.")] = None,
     everything: Annotated[
@@ -61,7 +66,9 @@ def run(
         typer.Option(help="Write the outcomes of every run to FILE.nc (compressed) or FILE.parquet."),
     ] = None,
     compartments: Annotated[
-        bool, typer.Option("--compartments", help="With --out, also write every compartment (much larger).")
+        bool,
+        typer.Option("--compartments", "--keep-compartments", help="With --out, also write every compartment "
+                     "(much larger)."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     fixed_parameters: Annotated[
@@ -82,6 +89,18 @@ def run(
     The bands cover both sources of uncertainty: the parameters' declared ranges (one draw per replicate)
     and chance (the stochastic engine). `aftermath ensemble` separates the two.
     """
+    from aftermath.cli.display import outcome_metadata, print_bands, strata_metadata
+    from aftermath.engines.ode import OdeOptions
+    from aftermath.engines.simulate import check_result_memory, simulate
+    from aftermath.experiments.sampling import per_run_parameters
+    from aftermath.homefront.summary import home_front_of, home_front_table, home_front_years
+    from aftermath.inference.observation import predictive
+    from aftermath.model.compile import compile_model
+    from aftermath.results import check_output_path, file_size, write_results
+    from aftermath.scenario.describe import headline_outcomes
+    from aftermath.scenario.loader import load_scenario
+    from aftermath.summary import bands, check_banded_memory, key_dates
+
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     try:
@@ -103,7 +122,10 @@ def run(
         for warning in warnings:
             errors.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     runs = 1 if engine != "stochastic" and fixed_parameters else replicates
-    check_result_memory(model, runs, keep_compartments=compartments)
+    if out is not None or engine == "ode":  # every run's series is held (written, or integrated as one system)
+        check_result_memory(model, runs, keep_compartments=compartments)
+    else:  # only what is shown is kept
+        check_banded_memory(model, runs, key_dates(loaded))
     if posterior is not None and fixed_parameters:
         fail("--posterior draws the parameters: give it without --fixed-parameters")
     fitted = posterior_for(loaded, posterior, store)
@@ -113,23 +135,21 @@ def run(
         drawn = fitted.per_run_parameters(loaded, runs, seed, fixed=overrides)
     else:
         drawn = per_run_parameters(loaded, runs, seed, fixed=overrides)
+    run_options = {"seed": seed, "engine": engine, "parameters": drawn, "ode": ode}
+    dates, spec = key_dates(loaded), home_front_of(loaded)
+    written = None
     with progress(f"{loaded.name}: {engine}", total=runs, quiet=as_json) as tracker:
-        dataset = simulate(
-            model,
-            replicates=runs,
-            seed=seed,
-            engine=engine,  # type: ignore[arg-type]
-            parameters=drawn,
-            keep_compartments=compartments,
-            progress=tracker.advance,
-            ode=ode,
-        )
-    table = bands(dataset, key_dates(loaded))
-    spec = home_front_of(loaded)
-    home = home_front_table(dataset, spec, home_front_years(loaded, spec)) if spec is not None else None
-    reported = predictive(loaded, dataset, seed)
-    predictive_table = bands(reported, key_dates(loaded)) if reported.data_vars else None
-    written = write_results(dataset, out) if out is not None else None
+        if out is None:  # only what is shown is kept, block by block
+            table, home, reported = _shown_in_blocks(loaded, model, runs, tracker.advance, **run_options)
+        else:
+            dataset = simulate(model, replicates=runs, keep_compartments=compartments, progress=tracker.advance,
+                               **run_options)
+    if out is not None:
+        table = bands(dataset, dates)
+        home = home_front_table(dataset, spec, home_front_years(loaded, spec)) if spec is not None else None
+        reported = predictive(loaded, dataset, seed)
+        written = write_results(dataset, out)
+    predictive_table = bands(reported, dates) if reported.data_vars else None
     if as_json:
         payload = {
             "scenario": loaded.name,
@@ -176,8 +196,39 @@ def run(
                       markup=False, highlight=False, soft_wrap=True)
 
 
+def _shown_in_blocks(loaded: Scenario, model: CompiledModel, runs: int, advance: Callable[[int], None], seed: int,
+                     **run_options: Any) -> tuple[pd.DataFrame, pd.DataFrame | None, xr.Dataset]:
+    """What `run` shows (latent bands at the key dates, the home front's yearly bands, the observed outcomes'
+    predictive draws at the key dates), the same numbers as from the whole run, from blocks of runs of which
+    only the key dates, the home front's yearly counts and (for negative binomial errors) the observed
+    series are kept (`summary.run_in_blocks`)."""
+    from aftermath.homefront.summary import home_front_bands, home_front_counts, home_front_of, home_front_years
+    from aftermath.inference.observation import needs_series, predictive
+    from aftermath.summary import at_dates, bands, key_dates, run_in_blocks, time_grid
+
+    dates, spec = key_dates(loaded), home_front_of(loaded)
+    years = home_front_years(loaded, spec) if spec is not None else []
+    series = [name for name in needs_series(loaded) if name in {o.name for o in model.outcomes}]
+
+    def keep(block: xr.Dataset) -> dict[str, xr.Dataset]:
+        kept = {"outcomes": at_dates(block, dates)}
+        if series:
+            kept["series"] = block[series]
+        if spec is not None:
+            kept["home_front"] = home_front_counts(block, spec, years)
+        return kept
+
+    kept = run_in_blocks(model, runs, seed, keep, progress=advance, **run_options)
+    home = home_front_bands(kept["home_front"]) if spec is not None else None
+    reported = predictive(loaded, kept["outcomes"], seed, grid=time_grid(model), series=kept.get("series"))
+    return bands(kept["outcomes"], dates), home, reported
+
+
 def _print_home_front(table) -> None:
     """The home front's yearly counts (median and 5-95% band over runs) as one table."""
+    from aftermath.cli.display import cell
+    from aftermath.homefront.summary import row_name
+
     years = sorted(set(table["year"]))
     grid = Table(title="Home front: plots and arrests per year, home-grown extremists at the end of the year",
                  title_justify="left")
@@ -192,6 +243,8 @@ def _print_home_front(table) -> None:
 
 def _step_warnings(model) -> list[str]:
     """The coarse-step warning, if the step engines' step is too coarse for the model's rates."""
+    from aftermath.engines.steps import coarse_step
+
     check = coarse_step(model)
     return [check.message()] if check is not None and check.coarse else []
 
@@ -199,6 +252,9 @@ def _step_warnings(model) -> list[str]:
 @app.command()
 def check(file: Annotated[str, typer.Argument(help="A scenario file or shipped name.")]) -> None:
     """Validate a scenario file, and warn if its step is too coarse for its rates."""
+    from aftermath.model.compile import compile_model
+    from aftermath.scenario.loader import load_scenario, resolve_scenario_path
+
     scenario = load_scenario(file)
     model = compile_model(scenario)
     for warning in _step_warnings(model):
@@ -216,11 +272,13 @@ def check(file: Annotated[str, typer.Argument(help="A scenario file or shipped n
 @app.command()
 def scenarios() -> None:
     """List the shipped scenarios."""
+    from aftermath.scenario.loader import scenario_title, shipped_scenarios
+
     shipped = sorted(shipped_scenarios().items())
     grid = Table("name", "title", "file")
     grid.columns[0].no_wrap = grid.columns[2].no_wrap = True
     for name, path in shipped:
-        grid.add_row(name, load_scenario(path).title, path.name)
+        grid.add_row(name, scenario_title(path), path.name)
     console.print(grid, highlight=False)
     # The folder goes on a line of its own, never wrapped, so that it can be copied whole at any width.
     folders = sorted({str(path.parent) for _, path in shipped})
@@ -238,6 +296,11 @@ def explain(
 ) -> None:
     """Show every part of a scenario: strata, compartments, flows, parameters (units, ranges, sources),
     schedules, events, interventions, outcomes, network groups and sources; or one part by NAME."""
+    from aftermath.homefront.summary import home_front_of
+    from aftermath.model.compile import compile_model
+    from aftermath.scenario.describe import elements, spaced
+    from aftermath.scenario.loader import load_scenario
+
     if name is None and scenario is not None and not _is_scenario(scenario):
         scenario, name = None, scenario
     loaded = load_scenario(scenario)
@@ -281,6 +344,9 @@ def explain(
 
 def _explain_home_front(loaded, spec) -> None:
     """The parameters and schedules the home front reads, by role, with units, ranges and sources."""
+    from aftermath.homefront.schema import parameter_roles
+    from aftermath.scenario.describe import parameter_rows
+
     rows = {row.name: row for row in parameter_rows(loaded)}
     grid = Table("role", "parameter or schedule", "value", "unit", "5-95% range", "sources / assumption",
                  title="Home front (sub-model): what it reads", title_justify="left")
@@ -295,7 +361,6 @@ def _explain_home_front(loaded, spec) -> None:
                 f" (assumption: {schedule.assumption.strip()})" if schedule.assumption else "")
             grid.add_row(role, name, "schedule", schedule.unit, "-", provenance)
     console.print(grid, highlight=False)
-
 
 
 EXPLAINED = (
@@ -316,4 +381,6 @@ EXPLAINED = (
 
 def _is_scenario(reference: str) -> bool:
     """Whether an argument names a scenario (a shipped name or an existing path) rather than a part of one."""
+    from aftermath.scenario.loader import shipped_scenarios
+
     return reference in shipped_scenarios() or Path(reference).exists() or reference.endswith((".yaml", ".yml"))

@@ -7,46 +7,21 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from aftermath.cli.app import app, console, errors, fail
 from aftermath.cli.core import ScenarioArg
-from aftermath.cli.options import SeedOption
+from aftermath.cli.options import ALL_ARMS, ENGINES, ROBUSTNESS_METRICS, SENSITIVITY_METHODS, SeedOption
 from aftermath.cli.progress import progress
-from aftermath.decisions import (
-    ALL_ARMS,
-    METHODS,
-    DecisionError,
-    classify,
-    discover,
-    feature_scores,
-    optimise,
-    parse_objective,
-    parse_target,
-    scenario_sensitivity,
-    stored_sensitivity,
-)
-from aftermath.decisions.optimise import METRICS
-from aftermath.decisions.payload import (
-    discovery_payload,
-    feature_payload,
-    save_payload,
-    search_payload,
-    sensitivity_payload,
-)
-from aftermath.decisions.sensitivity import ranking
-from aftermath.decisions.stored import stored_cases
-from aftermath.engines.simulate import ENGINES
-from aftermath.experiments import ExecutorError, ExecutorSpec, read_scenario
-from aftermath.experiments.runner import stored_experiment
+from aftermath.errors import StoreError
 from aftermath.formatting import band, number, span
-from aftermath.scenario.schema import Scenario
-from aftermath.store import DEFAULT_STORE, Store, StoreError
-from aftermath.summary import key_dates
+from aftermath.store import DEFAULT_STORE
+
+if TYPE_CHECKING:
+    from aftermath.scenario.schema import Scenario
 
 WorkersOption = Annotated[
     int | None, typer.Option(min=1, help="Worker processes (default: one per core; 1 runs in this process).")
@@ -63,7 +38,7 @@ RunArg = Annotated[int, typer.Argument(help="A stored run id (see 'aftermath run
 @app.command()
 def sensitivity(
     scenario: ScenarioArg = None,
-    method: Annotated[str, typer.Option(help=f"One of {', '.join(METHODS)}.")] = "sobol",
+    method: Annotated[str, typer.Option(help=f"One of {', '.join(SENSITIVITY_METHODS)}.")] = "sobol",
     samples: Annotated[int, typer.Option(
         "--samples", "-s", min=1,
         help="sobol: base samples N (a power of two, >= 64; N*(D+2) runs); morris: trajectories (>= 10); "
@@ -95,6 +70,13 @@ def sensitivity(
     SALib, recorded in the run store as a resumable run (see --from-run); indices not significantly above
     zero are marked. Too small a sample is refused with the minimum.
     """
+    from aftermath.decisions import scenario_sensitivity, stored_sensitivity
+    from aftermath.decisions.payload import sensitivity_payload
+    from aftermath.decisions.sensitivity import ranking
+    from aftermath.experiments import ExecutorSpec, read_scenario
+    from aftermath.experiments.runner import stored_experiment
+    from aftermath.store.database import Store
+
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if from_run is not None:
@@ -146,6 +128,13 @@ def feature_scores_command(
 ) -> None:
     """A quick ranking of the uncertain parameters on a stored ensemble (extra-trees importance, as EMA
     does); parameters that score no higher than a dummy input of random numbers are noise."""
+    from aftermath.decisions import feature_scores
+    from aftermath.decisions.payload import feature_payload
+    from aftermath.decisions.stored import stored_cases
+    from aftermath.experiments.runner import stored_experiment
+    from aftermath.store.database import Store
+    from aftermath.summary import key_dates
+
     with _decision_errors():
         opened = Store(store, lock_timeout=10)
         scenario = stored_experiment(opened.run(run_id)).scenario
@@ -188,6 +177,13 @@ def discover_command(
     """Scenario discovery on a stored ensemble: the box of uncertain parameters (and, with --arm all,
     policy strengths) where the outcome of interest happens (PRIM with peeling and pasting; CART as a
     second opinion)."""
+    import numpy as np
+
+    from aftermath.decisions import classify, discover, parse_target
+    from aftermath.decisions.payload import discovery_payload
+    from aftermath.decisions.stored import stored_cases
+    from aftermath.store.database import Store
+
     if sum(x is not None for x in (above, below, quantile)) != 1:
         fail("give exactly one of --above, --below or --quantile")
     with _decision_errors():
@@ -236,7 +232,9 @@ def optimise_command(
         help="An objective OUTCOME@YYYY-MM (with the satisficing metric OUTCOME@YYYY-MM<=VALUE). Repeat for more.")
     ] = None,
     budget: Annotated[float, typer.Option(help="The most the policy may cost, in the levers' cost unit.")] = 1.0,
-    metric: Annotated[str, typer.Option(help=f"Robustness over the samples: {', '.join(METRICS)}.")] = "mean",
+    metric: Annotated[
+        str, typer.Option(help=f"Robustness over the samples: {', '.join(ROBUSTNESS_METRICS)}.")
+    ] = "mean",
     lever: Annotated[list[str] | None, typer.Option(help="A costed intervention to search (default: all).")] = None,
     evaluations: Annotated[int, typer.Option(min=4, help="Policies to run at most.")] = 200,
     population: Annotated[int, typer.Option(min=4, help="NSGA-II population.")] = 20,
@@ -251,6 +249,10 @@ def optimise_command(
 ) -> None:
     """Robust policy search: lever strengths within a budget that do well over the parameter ensemble
     (NSGA-II, pymoo). Prints the Pareto set and the 'compare' line that re-runs each policy."""
+    from aftermath.decisions import optimise, parse_objective
+    from aftermath.decisions.payload import search_payload
+    from aftermath.experiments import ExecutorSpec, read_scenario
+
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if not minimise:
@@ -281,11 +283,15 @@ def optimise_command(
 
 
 def _targets(outcomes: list[str], dates: list[str]):
+    from aftermath.decisions import parse_target
+
     return [parse_target(f"{name}@{when}") for name in outcomes for when in dates]
 
 
 def _outcome_targets(scenario: Scenario, outcomes: list[str] | None, dates: list[str] | None):
     """The asked outcomes (default: the first one-number outcome) at the asked dates (default: key dates)."""
+    from aftermath.summary import key_dates
+
     names = outcomes or [next(name for name, o in scenario.outcomes.items() if not o.by)]
     with _decision_errors():
         return _targets(names, dates or key_dates(scenario))
@@ -297,11 +303,15 @@ def _notice(text: str) -> None:
 
 def _maybe(value: float | None) -> str:
     """A box limit: empty where the box does not restrict that side."""
+    import numpy as np
+
     return "" if value is None or np.isnan(value) else number(value)
 
 
 def _emit(payload: dict, save: Path | None, as_json: bool) -> bool:
     """Save the payload if asked; print it as JSON (and say so by returning True) with --json."""
+    from aftermath.decisions.payload import save_payload
+
     if save is not None:
         try:
             save_payload(payload, save)
@@ -321,6 +331,9 @@ def _saved(save: Path | None) -> None:
 @contextmanager
 def _decision_errors() -> Iterator[None]:
     """Refusals and store/executor problems: one line and exit 2."""
+    from aftermath.decisions import DecisionError
+    from aftermath.experiments import ExecutorError
+
     try:
         yield
     except (DecisionError, StoreError, ExecutorError) as exc:

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from rich.table import Table
 
 from aftermath.cli.app import console
 from aftermath.formatting import Kind, band
-from aftermath.scenario.describe import (
-    headline_outcomes,
-    outcome_kind,
-    outcome_label,
-    outcome_quantity,
-    stratum_label,
-)
-from aftermath.scenario.schema import Scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from aftermath.scenario.schema import Scenario
 
 BAND_COLUMNS = ("outcome", "date", "median", "low", "high")
 
@@ -30,6 +26,8 @@ def cell(median: float, low: float, high: float, kind: Kind = "number", signed: 
 def outcome_heading(scenario: Scenario, name: str) -> str:
     """'Detained in Syria/Iraq' over 'detained_total: stock, people': the label, then the name (for --json and
     `explain NAME`) and what kind of number it is."""
+    from aftermath.scenario.describe import outcome_kind, outcome_label, outcome_quantity
+
     kind = outcome_kind(scenario, name)
     unit = {"count": "people", "share": "share", "number": "number"}[kind]
     return f"{outcome_label(scenario, name)}\n[dim]{name}: {outcome_quantity(scenario, name)}, {unit}[/dim]"
@@ -37,6 +35,8 @@ def outcome_heading(scenario: Scenario, name: str) -> str:
 
 def outcome_metadata(scenario: Scenario, names: Sequence[str]) -> dict[str, dict[str, Any]]:
     """What each outcome is, for JSON output: label, description, kind of number, stock/flow/cumulative."""
+    from aftermath.scenario.describe import outcome_kind, outcome_label, outcome_quantity
+
     return {
         name: {
             "label": outcome_label(scenario, name),
@@ -52,6 +52,8 @@ def outcome_metadata(scenario: Scenario, names: Sequence[str]) -> dict[str, dict
 
 def strata_metadata(scenario: Scenario) -> dict[str, dict[str, str]]:
     """Display names of every stratum, by dimension (ids without a label map to themselves)."""
+    from aftermath.scenario.describe import stratum_label
+
     return {dim: {s: stratum_label(scenario, dim, s) for s in strata} for dim, strata in scenario.dimensions.items()}
 
 
@@ -64,6 +66,8 @@ def scalar_rows(table: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
 
 def shown_outcomes(scenario: Scenario, table: pd.DataFrame, everything: bool) -> list[str]:
     """The outcomes of `table` to print: the scenario's headline set, or every one-number outcome."""
+    from aftermath.scenario.describe import headline_outcomes
+
     present = list(dict.fromkeys(table["outcome"])) if len(table) else []
     if everything:
         return present
@@ -74,6 +78,10 @@ def print_bands(scenario: Scenario, table: pd.DataFrame, subtitle: str, policies
                 everything: bool = False, units: Mapping[str, str] | None = None) -> None:
     """The bands table of a run: one row per outcome (label, kind, and its unit where `units` names it) and,
     with `everything`, per stratum; one column per key date."""
+    import pandas as pd
+
+    from aftermath.scenario.describe import outcome_kind, outcome_label, stratum_label
+
     strata = [c for c in table.columns if c not in BAND_COLUMNS]
     rows = table if everything else scalar_rows(table)
     names = shown_outcomes(scenario, rows, everything)

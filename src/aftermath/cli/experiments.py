@@ -7,10 +7,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.table import Table
 
@@ -24,29 +22,27 @@ from aftermath.cli.display import (
     shown_outcomes,
     strata_metadata,
 )
-from aftermath.cli.options import PosteriorOption, SeedOption, parse_policies, parse_policy, posterior_draws
-from aftermath.cli.progress import progress
-from aftermath.decisions.evaluate import DecisionError
-from aftermath.decisions.sensitivity import MINIMUM, check_sample_size, given_data_sensitivity
-from aftermath.engines.simulate import ENGINES
-from aftermath.experiments import (
-    EnsembleResult,
-    ExecutorError,
-    ExecutorSpec,
-    comparison_table,
-    design_experiment,
-    load_result,
-    read_scenario,
-    resume,
-    run_stored,
-    variance_split,
+from aftermath.cli.options import (
+    ENGINES,
+    RBD_FAST_MINIMUM,
+    SAMPLERS,
+    PosteriorOption,
+    SeedOption,
+    parse_policies,
+    parse_policy,
+    posterior_draws,
 )
-from aftermath.experiments.sampling import SAMPLERS
+from aftermath.cli.progress import progress
+from aftermath.errors import StoreError
 from aftermath.formatting import band, number
-from aftermath.scenario.describe import headline_outcomes, outcome_kind, outcome_label
-from aftermath.scenario.schema import Scenario
-from aftermath.store import DEFAULT_STORE, Store, StoreError
-from aftermath.summary import bands
+from aftermath.store import DEFAULT_STORE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from aftermath.experiments import EnsembleResult, ExecutorSpec
+    from aftermath.scenario.schema import Scenario
+    from aftermath.store.database import Store
 
 StoreOption = Annotated[Path, typer.Option("--store", help="The DuckDB run store.")]
 SamplesOption = Annotated[int, typer.Option("--samples", "-s", min=1, help="Parameter samples.")]
@@ -61,7 +57,7 @@ SplitOption = Annotated[bool, typer.Option("--split", help="Also split the sprea
 SensitivityOption = Annotated[bool, typer.Option(
     "--sensitivity",
     help=f"Also rank the uncertain parameters by first-order sensitivity (RBD-FAST, with 95% intervals; "
-    f">= {MINIMUM['rbd-fast']} samples). 'aftermath sensitivity' runs a proper design.",
+    f">= {RBD_FAST_MINIMUM} samples). 'aftermath sensitivity' runs a proper design.",
 )]
 AllOption = Annotated[bool, typer.Option("--all", help="Show every outcome and stratum, not only the headline set.")]
 RunArg = Annotated[int, typer.Argument(help="A run id (see 'aftermath runs').")]
@@ -86,6 +82,10 @@ def ensemble(
     as_json: JsonOption = False,
 ) -> None:
     """Run an ensemble under parameter uncertainty and store it: samples x stochastic replicates."""
+    from aftermath.decisions.evaluate import DecisionError
+    from aftermath.decisions.sensitivity import check_sample_size
+    from aftermath.experiments import ExecutorSpec
+
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if sensitivity:
@@ -113,6 +113,8 @@ def compare(
     as_json: JsonOption = False,
 ) -> None:
     """Compare policies with the baseline: same seed and samples, paired differences member by member."""
+    from aftermath.experiments import ExecutorSpec
+
     if not policy:
         raise typer.BadParameter("give at least one --policy to compare with the baseline", param_hint="--policy")
     arms = [{}, *[parse_policy(text) for text in policy]]
@@ -123,6 +125,8 @@ def compare(
 @app.command()
 def runs(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> None:
     """List the runs in the store, newest first."""
+    from aftermath.store.database import Store
+
     with _clear_errors():
         table = Store(store, lock_timeout=10).runs()
     if as_json:
@@ -143,6 +147,8 @@ def runs(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
 def show(run_id: RunArg, store: StoreOption = DEFAULT_STORE, split: SplitOption = False,
          sensitivity: SensitivityOption = False, everything: AllOption = False, as_json: JsonOption = False) -> None:
     """Show a stored run's summary: bands at key dates, or the comparison table."""
+    from aftermath.store.database import Store
+
     _report(Store(store, lock_timeout=10), run_id, Extras(split, sensitivity, everything), as_json)
 
 
@@ -160,6 +166,9 @@ def resume_run(
     """Finish a run that was interrupted or killed: run its missing ranges, then show it.
 
     A run that is already complete is not shown again: this says so (with --json, prints its summary)."""
+    from aftermath.experiments import ExecutorSpec, resume
+    from aftermath.store.database import Store
+
     opened = Store(store)
     with _interruptible(lambda: run_id), _clear_errors(), _progress(as_json) as (started, advance):
         ran = resume(opened, run_id, ExecutorSpec(workers, dask), progress=advance, started=started)
@@ -174,6 +183,9 @@ def _run_new(
     scenario: str | None, kind: str, arms: list, samples: int, replicates: int, sampler: str, seed: int,
     engine: str, executor: ExecutorSpec, store: Path, extras: Extras, as_json: bool, posterior: int | None = None,
 ) -> None:
+    from aftermath.experiments import design_experiment, read_scenario, run_stored
+    from aftermath.store.database import Store
+
     if sampler not in SAMPLERS:
         fail(f"--sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
     with _clear_errors():
@@ -200,6 +212,8 @@ def _run_new(
 @contextmanager
 def _clear_errors() -> Iterator[None]:
     """Store and executor problems become one line and exit 2."""
+    from aftermath.experiments import ExecutorError
+
     try:
         yield
     except (StoreError, ExecutorError) as exc:
@@ -232,6 +246,8 @@ def _progress(quiet: bool) -> Iterator[tuple]:
 
 
 def _when(value: object) -> str:
+    import pandas as pd
+
     return "" if pd.isna(value) else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")  # type: ignore[arg-type]
 
 
@@ -246,6 +262,11 @@ class Extras:
 
 def _report(store: Store, run_id: int, extras: Extras, as_json: bool) -> None:
     """The run's summary from the store (so a resumed run reads exactly like an uninterrupted one)."""
+    from aftermath.decisions.evaluate import DecisionError
+    from aftermath.experiments import comparison_table, load_result, variance_split
+    from aftermath.scenario.describe import headline_outcomes
+    from aftermath.summary import bands
+
     with _clear_errors():
         stored = load_result(store, run_id, key_dates_only=True)
     result, row, dates = stored.result, stored.run.row, stored.dates or []
@@ -297,6 +318,8 @@ COMPARISON_COLUMNS = ("arm", "measure", "parametric_sd", "stochastic_sd", "param
 
 def _print_comparison(scenario: Scenario, subtitle: str, table: pd.DataFrame, labels: list[str],
                       everything: bool) -> None:
+    from aftermath.scenario.describe import outcome_kind, outcome_label
+
     reference, policies = labels[0], labels[1:]
     grid = Table(title=f"{scenario.title}\n{subtitle}\nmedian (5-95%); difference = policy - {reference}, "
                  "member by member", title_justify="left")
@@ -336,6 +359,10 @@ def _print_split(table: pd.DataFrame) -> None:
 
 def _sensitivity(result: EnsembleResult, draws: dict, date: str) -> pd.DataFrame:
     """RBD-FAST indices of each one-number outcome at `date` (per-sample means), with intervals."""
+    import numpy as np
+
+    from aftermath.decisions.sensitivity import given_data_sensitivity
+
     reference = result.arms[result.reference]
     means = reference.sel(time=np.datetime64(date, "M")).groupby("sample").mean()
     names = [name for name in means.data_vars if means[name].ndim == 1]

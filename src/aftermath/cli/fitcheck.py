@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from aftermath.cli.app import app, console
 from aftermath.cli.core import ScenarioArg
 from aftermath.cli.display import cell
-from aftermath.cli.options import PosteriorOption, posterior_for
+from aftermath.cli.options import FIT_END, PosteriorOption, posterior_for
 from aftermath.cli.progress import progress
-from aftermath.fitcheck import FIT_END, VACUOUS_RATIO, ObservationCheck, fit_check, fit_summary
 from aftermath.formatting import Kind, band, number, span
 from aftermath.scenario.evidence import short_citation
-from aftermath.scenario.loader import load_scenario
-from aftermath.scenario.schema import parse_month
 from aftermath.store import DEFAULT_STORE
+
+if TYPE_CHECKING:
+    from aftermath.fitcheck import ObservationCheck
 
 
 @app.command("fit-check")
@@ -37,6 +36,10 @@ def fit_check_command(
     store: Annotated[Path, typer.Option("--store", help="The DuckDB run store holding --posterior.")] = DEFAULT_STORE,
 ) -> None:
     """Show each observation against the model band: in band, within tolerance, in- or out-of-sample."""
+    from aftermath.fitcheck import VACUOUS_RATIO, fit_check, fit_summary
+    from aftermath.scenario.loader import load_scenario
+    from aftermath.scenario.schema import parse_month
+
     try:
         parse_month(fitted_until)
     except ValueError as exc:
@@ -98,6 +101,8 @@ def fit_check_command(
 
 def distance_text(log_ratio: float) -> str:
     """The distance of a value from a band as a factor: 'in band', '8x above', '1.3x below'."""
+    import numpy as np
+
     if log_ratio == 0:
         return "in band"
     return f"{number(float(np.exp(abs(log_ratio))))}x {'above' if log_ratio > 0 else 'below'}"

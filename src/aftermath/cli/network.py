@@ -11,16 +11,9 @@ from rich.table import Table
 from aftermath.cli.app import app, console, fail
 from aftermath.cli.core import ScenarioArg
 from aftermath.cli.display import cell
-from aftermath.cli.options import SeedOption, parse_assignments, parse_policies
+from aftermath.cli.options import ENGINES, SeedOption, parse_assignments, parse_policies
 from aftermath.cli.progress import progress
-from aftermath.engines.simulate import ENGINES, simulate
 from aftermath.formatting import Kind, number
-from aftermath.model.compile import compile_model
-from aftermath.network.describe import group_label
-from aftermath.network.export import GRAPH_FORMATS, group_table, network_graph, network_summary, write_graph
-from aftermath.scenario.loader import load_scenario
-from aftermath.scenario.schema import month_label, parse_month
-from aftermath.summary import key_dates
 
 COLUMN_KINDS: dict[str, Kind] = {"allies": "count", "centrality": "number", "capacity": "number",
                                  "lethality": "number", "strength": "count", "arrivals": "count"}
@@ -39,6 +32,14 @@ def network(
     policy: Annotated[list[str] | None, typer.Option(help="An intervention: NAME, NAME=STRENGTH, or A+B.")] = None,
 ) -> None:
     """Run a scenario and show its alliance network: provinces, hubs, survival, lethality, arrivals."""
+    from aftermath.engines.simulate import simulate
+    from aftermath.model.compile import compile_model
+    from aftermath.network.describe import group_label
+    from aftermath.network.export import GRAPH_FORMATS, group_table, network_graph, network_summary, write_graph
+    from aftermath.scenario.loader import load_scenario
+    from aftermath.scenario.schema import month_label, parse_month
+    from aftermath.summary import key_dates
+
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if export is not None and (export.suffix not in GRAPH_FORMATS or not export.parent.exists()):

@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from aftermath.cli.app import fail
-from aftermath.inference.calibration import Posterior, check_matches, load_posterior
+from aftermath.errors import StoreError
 from aftermath.resources import MAX_SEED
-from aftermath.scenario.schema import Scenario
-from aftermath.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from aftermath.inference.calibration import Posterior
+    from aftermath.scenario.schema import Scenario
+
+# What option definitions show, so that `aftermath --help` need not import the engines (scipy, numba) or
+# the decision methods: each equals the library's own constant (tests/test_startup.py checks).
+ENGINES = ("stochastic", "deterministic", "ode")  # aftermath.engines.simulate.ENGINES
+ODE_METHODS = ("LSODA", "RK45", "DOP853", "Radau", "BDF")  # aftermath.engines.ode.METHODS
+ODE_METHOD, ODE_RTOL, ODE_ATOL = "LSODA", 1e-7, 1e-6  # aftermath.engines.ode.OdeOptions()'s defaults
+SENSITIVITY_METHODS = ("sobol", "morris", "rbd-fast", "delta")  # aftermath.decisions.sensitivity.METHODS
+RBD_FAST_MINIMUM = 200  # aftermath.decisions.sensitivity.MINIMUM["rbd-fast"]
+ROBUSTNESS_METRICS = ("mean", "p90", "regret", "satisficing")  # aftermath.decisions.optimise.METRICS
+FIT_END = "2017-12"  # aftermath.fitcheck.FIT_END, aftermath.report.build.FIT_UNTIL, inference.calibration.DEFAULT_UNTIL
+REPORT_RUNS = 100  # aftermath.report.build.STOCK_RUNS
+SAMPLERS = ("lhs", "mc")  # aftermath.experiments.sampling.SAMPLERS
+ALL_ARMS = "all"  # aftermath.decisions.stored.ALL_ARMS
 
 SeedOption = Annotated[
     int, typer.Option(min=0, max=MAX_SEED, help="Random seed, 0 to 2^63-1; the same seed gives the same numbers.")
@@ -66,6 +81,9 @@ def posterior_for(scenario: Scenario, run_id: int | None, store: Path) -> Poster
     if it cannot be used."""
     if run_id is None:
         return None
+    from aftermath.inference.calibration import check_matches, load_posterior
+    from aftermath.store.database import Store
+
     try:
         posterior = load_posterior(Store(store, lock_timeout=10), run_id)
         check_matches(posterior, scenario)

@@ -8,24 +8,19 @@ from typing import Annotated
 import typer
 
 from aftermath.cli.app import app, console, fail
-from aftermath.cli.options import PosteriorOption, SeedOption, parse_policy, posterior_for
-from aftermath.cli.progress import progress
-from aftermath.experiments import ExecutorError, ExecutorSpec
-from aftermath.experiments.sampling import SAMPLERS
-from aftermath.files import write_text
-from aftermath.report.build import (
-    FIT_UNTIL,
-    STOCK_RUNS,
-    ReportError,
-    check_report_path,
-    collect,
-    collect_stored,
-    render,
+from aftermath.cli.options import (
+    FIT_END,
+    REPORT_RUNS,
+    SAMPLERS,
+    PosteriorOption,
+    SeedOption,
+    parse_policy,
+    posterior_for,
 )
-from aftermath.report.decisions import PayloadError, decision_section, read_payload
-from aftermath.scenario.loader import load_scenario
-from aftermath.scenario.schema import parse_month
-from aftermath.store import DEFAULT_STORE, Store, StoreError
+from aftermath.cli.progress import progress
+from aftermath.errors import StoreError
+from aftermath.files import write_text
+from aftermath.store import DEFAULT_STORE
 
 
 @app.command()
@@ -51,10 +46,10 @@ def report(
     at: Annotated[
         str | None, typer.Option(help="Date (YYYY-MM) of the 'where they went' picture and the country table.")
     ] = None,
-    fit_until: Annotated[str, typer.Option(help="Last month of the data the scenario was fitted to.")] = FIT_UNTIL,
+    fit_until: Annotated[str, typer.Option(help="Last month of the data the scenario was fitted to.")] = FIT_END,
     map_runs: Annotated[
         int, typer.Option(min=1, help="Baseline runs re-run for the map and the country table.")
-    ] = STOCK_RUNS,
+    ] = REPORT_RUNS,
     figures: Annotated[Path | None, typer.Option(help="Also write every figure to this folder as PNG and SVG.")] = None,
     posterior: PosteriorOption = None,
     with_: Annotated[list[Path] | None, typer.Option(
@@ -63,6 +58,13 @@ def report(
 ) -> None:
     """Write a report: headline numbers with ranges, charts over time, where the fighters went, by country,
     policy effects, the alliance network, the record, and the source of every number."""
+    from aftermath.experiments import ExecutorError, ExecutorSpec
+    from aftermath.report.build import ReportError, check_report_path, collect, collect_stored, render
+    from aftermath.report.decisions import PayloadError, decision_section, read_payload
+    from aftermath.scenario.loader import load_scenario
+    from aftermath.scenario.schema import parse_month
+    from aftermath.store.database import Store
+
     try:
         check_report_path(out)
     except ValueError as exc:

@@ -33,8 +33,8 @@ import numpy as np
 
 from aftermath.engines.kernels import binomial_array, draw_key, poisson
 from aftermath.homefront.schema import MOVEMENTS, PERPETRATORS, RESULTS, HomeFrontSpec
+from aftermath.homefront.validate import home_front_symbols
 from aftermath.model.compile import stable_id
-from aftermath.scenario.expressions import Symbol
 from aftermath.scenario.validate import flow_context
 
 if TYPE_CHECKING:
@@ -57,11 +57,6 @@ def poisson_array(means: np.ndarray, seed: np.uint64, first_replicate: np.int64,
         for i in range(means.shape[1]):
             out[r, i] = poisson(means[r, i], draw_key(seed, first_replicate + r, stream, step, i))
     return out
-
-
-def home_front_symbols(scenario: Scenario) -> dict[str, Symbol]:
-    """The home front adds no names to rate expressions (it reads the core, the core does not read it)."""
-    return {}
 
 
 @dataclass

@@ -95,30 +95,57 @@ def _rows(data: xr.DataArray, measure: str, group: str, label_dim: str | None) -
     return rows
 
 
-def home_front_table(dataset: xr.Dataset, spec: HomeFrontSpec, years: list[int] | None = None) -> pd.DataFrame:
-    """Bands (median, 5-95% over runs) of yearly counts: plots and arrests by region, plots by perpetrator
-    and by result (all regions), and the home-grown population by region at the end of each year.
-    Columns: measure, group (region / perpetrator / result / all), label, year, median, low, high."""
-    rows: list[dict[str, object]] = []
+def home_front_counts(dataset: xr.Dataset, spec: HomeFrontSpec, years: list[int] | None = None) -> xr.Dataset:
+    """The yearly counts behind `home_front_table`, per run (replicate), for `years` (default: every whole
+    year): plots and arrests in all regions (dims replicate, year) and by region (+ region), plots by
+    perpetrator and by result, and the home-grown population at the end of each year (dim `end_year`:
+    only years whose December is in the run). Run by run, so the counts of blocks of runs, joined along
+    `replicate`, are those of the whole run."""
     plots = counts(dataset, spec, "plots")
     chosen = [y for y in (years or plots["year"].values.tolist()) if y in plots["year"].values]
 
     def pick(data: xr.DataArray) -> xr.DataArray:
         return data.sel(year=chosen)
 
-    rows += _rows(pick(plots.sum("region")), "plots", "all", None)
-    rows += _rows(pick(plots), "plots", "region", "region")
     per_kind = dataset["home_plots"].sum(spec.dimension)
-    rows += _rows(pick(yearly(per_kind.sum("result"))), "plots", "perpetrator", "perpetrator")
-    rows += _rows(pick(yearly(per_kind.sum("perpetrator"))), "plots", "result", "result")
     arrests = counts(dataset, spec, "arrests")
-    rows += _rows(pick(arrests.sum("region")), "arrests", "all", None)
-    rows += _rows(pick(arrests), "arrests", "region", "region")
     stock = by_region(dataset["home_grown"], spec)
     months = stock["time"].values.astype("datetime64[M]").astype(int)
     ends = {int(m // 12 + 1970): i for i, m in enumerate(months) if m % 12 == 11}
     kept = [y for y in chosen if y in ends]
-    at_end = stock.isel(time=[ends[y] for y in kept]).assign_coords(year=("time", kept)).swap_dims(time="year")
-    rows += _rows(at_end.sum("region"), "home-grown extremists", "all", None)
-    rows += _rows(at_end, "home-grown extremists", "region", "region")
+    at_end = stock.isel(time=[ends[y] for y in kept]).drop_vars("time").assign_coords(end_year=("time", kept))
+    at_end = at_end.swap_dims(time="end_year")
+    return xr.Dataset({
+        "plots": pick(plots.sum("region")),
+        "plots_by_region": pick(plots),
+        "plots_by_perpetrator": pick(yearly(per_kind.sum("result"))),
+        "plots_by_result": pick(yearly(per_kind.sum("perpetrator"))),
+        "arrests": pick(arrests.sum("region")),
+        "arrests_by_region": pick(arrests),
+        "home_grown": at_end.sum("region"),
+        "home_grown_by_region": at_end,
+    })
+
+
+def home_front_bands(counts: xr.Dataset) -> pd.DataFrame:
+    """Bands (median, 5-95% over runs) of `home_front_counts`: columns measure, group (region / perpetrator /
+    result / all), label, year, median, low, high."""
+    home_grown = counts[["home_grown", "home_grown_by_region"]].rename(end_year="year")
+    rows = [
+        *_rows(counts["plots"], "plots", "all", None),
+        *_rows(counts["plots_by_region"], "plots", "region", "region"),
+        *_rows(counts["plots_by_perpetrator"], "plots", "perpetrator", "perpetrator"),
+        *_rows(counts["plots_by_result"], "plots", "result", "result"),
+        *_rows(counts["arrests"], "arrests", "all", None),
+        *_rows(counts["arrests_by_region"], "arrests", "region", "region"),
+        *_rows(home_grown["home_grown"], "home-grown extremists", "all", None),
+        *_rows(home_grown["home_grown_by_region"], "home-grown extremists", "region", "region"),
+    ]
     return pd.DataFrame(rows, columns=["measure", "group", "label", "year", "median", "low", "high"])
+
+
+def home_front_table(dataset: xr.Dataset, spec: HomeFrontSpec, years: list[int] | None = None) -> pd.DataFrame:
+    """Bands (median, 5-95% over runs) of yearly counts: plots and arrests by region, plots by perpetrator
+    and by result (all regions), and the home-grown population by region at the end of each year.
+    Columns: measure, group (region / perpetrator / result / all), label, year, median, low, high."""
+    return home_front_bands(home_front_counts(dataset, spec, years))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aftermath.errors import FieldPath, ScenarioError
 from aftermath.homefront.schema import HomeFrontSpec
 from aftermath.scenario.checks import citable, one_of
+from aftermath.scenario.expressions import Symbol
 from aftermath.scenario.schema import Scenario
 from aftermath.scenario.validate import flow_context
 from aftermath.units import DIMENSIONLESS, PER_TIME, PERSONS, PERSONS_PER_TIME, Unit, is_probability_unit, parse_unit
@@ -26,6 +27,11 @@ RATE_UNITS: dict[str, tuple[Unit | None, str]] = {
     "foiling": _SHARE,
     "failure": _SHARE,
 }
+
+
+def home_front_symbols(scenario: Scenario) -> dict[str, Symbol]:
+    """The home front adds no names to rate expressions (it reads the core, the core does not read it)."""
+    return {}
 
 
 def validate_home_front(scenario: Scenario) -> None:

@@ -154,12 +154,44 @@ def predictive_draws(error: ObservationError, model: np.ndarray, rng: np.random.
     """One reported figure per model value (any shape): the model value with the observation error
     drawn around it. Never negative."""
     m = np.maximum(np.nan_to_num(np.asarray(model, dtype=float), nan=0.0), 0.0)
-    if error.distribution == "lognormal":
-        return m * np.exp(error.spread * rng.standard_normal(m.shape))
-    if error.distribution == "normal":
-        return np.maximum(m + error.spread * m * rng.standard_normal(m.shape), 0.0)
+    if error.distribution in CONTINUOUS:
+        return _around(error, m, rng.standard_normal(m.shape))
     k = error.spread
     return rng.negative_binomial(k, k / (k + np.maximum(m, FLOOR))).astype(float)
+
+
+CONTINUOUS = ("lognormal", "normal")
+"""Error distributions drawn from one standard normal per value, whatever the value."""
+
+
+def _around(error: ObservationError, m: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """Model values m (>= 0) with a lognormal or normal error, from standard normal draws of the same shape."""
+    if error.distribution == "lognormal":
+        return m * np.exp(error.spread * normals)
+    return np.maximum(m + error.spread * m * normals, 0.0)
+
+
+NORMALS_PER_CHUNK = 1 << 20
+"""Standard normals drawn at once when the stream of a whole run is replayed (8 MB)."""
+
+
+def _draws_at(error: ObservationError, data: xr.DataArray, grid: np.ndarray, rng: np.random.Generator
+              ) -> np.ndarray:
+    """`predictive_draws` of the whole run (dims replicate, time, ...; `grid` its times) kept at the times of
+    `data`: the standard normals of every time are drawn, in the whole run's order, a chunk of replicates
+    at a time, and only those at `data`'s times are used (a Generator's stream does not depend on how its
+    draws are split into calls)."""
+    grid, times = grid.astype("datetime64[M]"), data["time"].values.astype("datetime64[M]")
+    positions = np.minimum(np.searchsorted(grid, times), len(grid) - 1)
+    if not (grid[positions] == times).all():
+        raise ValueError("the predictive draws' times are not all on the run's grid")
+    shape = (data.shape[0], len(grid), *data.shape[2:])
+    normals = np.empty(data.shape)
+    rows = max(1, NORMALS_PER_CHUNK // max(int(np.prod(shape[1:])), 1))
+    for start in range(0, shape[0], rows):
+        stop = min(start + rows, shape[0])
+        normals[start:stop] = rng.standard_normal((stop - start, *shape[1:]))[:, positions]
+    return _around(error, np.maximum(np.nan_to_num(data.values.astype(float), nan=0.0), 0.0), normals)
 
 
 def outcome_error(scenario: Scenario, outcome: str) -> ObservationError:
@@ -171,13 +203,39 @@ def outcome_error(scenario: Scenario, outcome: str) -> ObservationError:
     return observation_model(scenario).default
 
 
-def predictive(scenario: Scenario, dataset: xr.Dataset, seed: int = 0) -> xr.Dataset:
+def predictive(
+    scenario: Scenario, dataset: xr.Dataset, seed: int = 0, grid: np.ndarray | None = None,
+    series: xr.Dataset | None = None,
+) -> xr.Dataset:
     """The observed outcomes of `dataset` (those with an observation, one number per date) as a future
     report would give them: every value with the outcome's observation error drawn around it
-    (`outcome_error`), seeded by `seed`. Same dims and coordinates; other outcomes are left out."""
+    (`outcome_error`), seeded by `seed`. Same dims and coordinates; other outcomes are left out.
+
+    `grid`: the whole run's time coordinate, when `dataset` holds only some of its times (e.g. the key dates
+    kept block by block, `aftermath.summary.at_dates`): the draws are then exactly those the whole run gets
+    at those times. A negative binomial draw depends on the value itself, so the stream can only be
+    replayed over every value: `series` must then hold the whole series of the outcomes
+    `needs_series` names (ValueError otherwise). Dims: (replicate, time, ...) as `simulate` gives them.
+    """
     rng = np.random.default_rng(seed)
     observed = dict.fromkeys(o.outcome for o in scenario.observations if o.outcome in dataset.data_vars)
-    return xr.Dataset({
-        name: dataset[name].copy(data=predictive_draws(outcome_error(scenario, name), dataset[name].values, rng))
-        for name in observed
-    })
+    drawn = {}
+    for name in observed:
+        error, data = outcome_error(scenario, name), dataset[name]
+        if grid is None or data.sizes["time"] == len(grid):
+            drawn[name] = data.copy(data=predictive_draws(error, data.values, rng))
+        elif error.distribution in CONTINUOUS:
+            drawn[name] = data.copy(data=_draws_at(error, data, np.asarray(grid), rng))
+        elif series is not None and name in series.data_vars and series.sizes["time"] == len(grid):
+            whole = series[name].copy(data=predictive_draws(error, series[name].values, rng))
+            drawn[name] = whole.sel(time=data["time"])
+        else:
+            raise ValueError(f"the predictive draws of {name!r} (negative binomial) need its value at every time")
+    return xr.Dataset(drawn)
+
+
+def needs_series(scenario: Scenario) -> list[str]:
+    """The observed outcomes whose predictive draws need every value of the run (negative binomial errors),
+    not only those at the dates shown; see `predictive`."""
+    observed = dict.fromkeys(o.outcome for o in scenario.observations)
+    return [name for name in observed if outcome_error(scenario, name).distribution not in CONTINUOUS]

@@ -32,25 +32,12 @@ from aftermath.network.dynamics import (
     scalar,
     terminate,
 )
-from aftermath.network.validate import attraction_dims, exposed_names
-from aftermath.scenario.expressions import Symbol
-from aftermath.units import DIMENSIONLESS
+from aftermath.network.validate import attraction_dims, network_symbols
 
 if TYPE_CHECKING:
     from aftermath.model.compile import CompiledModel
     from aftermath.model.coupling import Environment
     from aftermath.scenario.schema import Scenario
-
-
-def network_symbols(scenario: Scenario) -> dict[str, Symbol]:
-    """The names the network adds to rate expressions (only with an `affiliates` mapping)."""
-    if scenario.network is None:
-        return {}
-    dims = attraction_dims(scenario)
-    return {
-        name: Symbol("coupling", DIMENSIONLESS, dims if what == "affiliate_attraction" else ())
-        for name, (what, _) in exposed_names(scenario.network).items()
-    }
 
 
 class NetworkCoupling:

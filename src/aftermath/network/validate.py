@@ -5,6 +5,7 @@ from __future__ import annotations
 from aftermath.errors import FieldPath, ScenarioError
 from aftermath.network.schema import NetworkSpec
 from aftermath.scenario.checks import check_provenance, citable, in_horizon, one_of, stratum_array
+from aftermath.scenario.expressions import Symbol
 from aftermath.scenario.schema import Scenario, month_label
 from aftermath.units import DIMENSIONLESS, PER_TIME, Unit, is_probability_unit, parse_unit
 
@@ -224,3 +225,14 @@ def _check_affiliates(scenario: Scenario, network: NetworkSpec) -> None:
                 f"the name {name!r} is given by the network to rate expressions", (*where, "theatres"),
                 expected=f"no other scenario item named {name!r}",
             )
+
+
+def network_symbols(scenario: Scenario) -> dict[str, Symbol]:
+    """The names the network adds to rate expressions (only with an `affiliates` mapping)."""
+    if scenario.network is None:
+        return {}
+    dims = attraction_dims(scenario)
+    return {
+        name: Symbol("coupling", DIMENSIONLESS, dims if what == "affiliate_attraction" else ())
+        for name, (what, _) in exposed_names(scenario.network).items()
+    }

@@ -191,15 +191,13 @@ def _check(node: ast.AST, depth: int) -> None:
 
 def names_in(tree: ast.Expression) -> list[str]:
     """Names an expression refers to (function names excluded), in order of first use."""
+    nodes = list(ast.walk(tree))
+    functions = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
     seen: dict[str, None] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and not _is_function_name(tree, node):
+    for node in nodes:
+        if isinstance(node, ast.Name) and id(node) not in functions:
             seen.setdefault(node.id, None)
     return list(seen)
-
-
-def _is_function_name(tree: ast.Expression, name: ast.Name) -> bool:
-    return any(isinstance(n, ast.Call) and n.func is name for n in ast.walk(tree))
 
 
 def check_names(tree: ast.Expression, symbols: Mapping[str, Symbol]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -445,6 +445,90 @@ def frozen_distribution(distribution: Distribution) -> Any:
     return Truncated(base, -np.inf if d.low is None else d.low, np.inf if d.high is None else d.high)
 
 
+@dataclass(frozen=True)
+class ClosedForm:
+    """A uniform, triangular, normal or lognormal distribution computed as scipy.stats computes it: its
+    standard form (scipy's `uniform`, `triang`, `norm`, `lognorm`: ndtr and ndtri from scipy.special),
+    shifted by `loc` and scaled by `scale` with `rv_continuous`'s rules for `support`, `ppf` and `cdf`
+    (NaN for invalid parameters, the support's ends at q = 0 and 1). The same numbers as the frozen
+    scipy distribution (tests/test_startup.py compares them), without importing scipy.stats, which costs
+    over a second of CPU at the first load of a scenario; validation needs only these three methods."""
+
+    kind: Literal["uniform", "triang", "norm", "lognorm"]
+    shape: float
+    """triang: the mode's position c in [0, 1]; lognorm: sigma; unused otherwise."""
+    loc: float
+    scale: float
+
+    def _ends(self) -> tuple[float, float]:
+        return {"uniform": (0.0, 1.0), "triang": (0.0, 1.0), "norm": (-np.inf, np.inf)}.get(self.kind, (0.0, np.inf))
+
+    def _valid(self) -> bool:
+        shape_ok = {"triang": 0 <= self.shape <= 1, "lognorm": self.shape > 0}.get(self.kind, True)
+        return bool(shape_ok and self.scale > 0)
+
+    def support(self) -> tuple[float, float]:
+        if not self._valid():
+            return np.nan, np.nan
+        low, high = self._ends()
+        return low * self.scale + self.loc, high * self.scale + self.loc
+
+    def ppf(self, q: Any) -> Any:
+        from scipy.special import ndtri
+
+        q = np.asarray(q, dtype=float)
+        out = np.full(q.shape, np.nan)
+        if self._valid() and self.loc == self.loc:
+            low, high = self.support()
+            out[q == 0], out[q == 1] = low, high
+            inside = (q > 0) & (q < 1)
+            p, c = q[inside], self.shape
+            standard = {
+                "uniform": lambda: p,
+                "triang": lambda: np.where(p < c, np.sqrt(c * p), 1 - np.sqrt((1 - c) * (1 - p))),
+                "norm": lambda: ndtri(p),
+                "lognorm": lambda: np.exp(c * ndtri(p)),
+            }[self.kind]()
+            out[inside] = standard * self.scale + self.loc
+        return out[()] if out.ndim == 0 else out
+
+    def cdf(self, x: Any) -> Any:
+        """For a normal or a lognormal (the distributions that can be truncated)."""
+        from scipy.special import ndtr
+
+        x = np.asarray((np.asarray(x, dtype=float) - self.loc) / self.scale, dtype=float)
+        out = np.zeros(x.shape)
+        if not self._valid():
+            return np.full(x.shape, np.nan)[()]
+        low, high = self._ends()
+        out[np.isnan(x)] = np.nan
+        out[x >= high] = 1.0
+        inside = (x > low) & (x < high)
+        out[inside] = ndtr(x[inside]) if self.kind == "norm" else ndtr(np.log(x[inside]) / self.shape)
+        return out[()] if out.ndim == 0 else out
+
+
+def checked_distribution(distribution: Distribution) -> Any:
+    """What validation reads of a distribution (`support`, `ppf`, and `mass` when truncated): the
+    `frozen_distribution`'s numbers, in closed form where scipy.stats' formulas are short (`ClosedForm`);
+    a beta is frozen by scipy.stats."""
+    d = distribution
+    if d.type == "beta":
+        return frozen_distribution(d)
+    if d.type == "uniform":
+        return ClosedForm("uniform", 0.0, d.low, d.high - d.low)  # type: ignore[arg-type, operator]
+    if d.type == "triangular":
+        width = d.high - d.low  # type: ignore[operator]
+        return ClosedForm("triang", (d.mode - d.low) / width, d.low, width)  # type: ignore[arg-type, operator]
+    if d.type == "normal":
+        base = ClosedForm("norm", 0.0, d.mean, d.sd)  # type: ignore[arg-type]
+    else:
+        base = ClosedForm("lognorm", d.sigma, 0.0, d.median)  # type: ignore[arg-type]
+    if d.low is None and d.high is None:
+        return base
+    return Truncated(base, -np.inf if d.low is None else d.low, np.inf if d.high is None else d.high)
+
+
 def _check_distribution(
     distribution: Distribution, values: np.ndarray, unit: str, stratified: bool, where: FieldPath
 ) -> None:
@@ -454,7 +538,7 @@ def _check_distribution(
             "a per-stratum parameter needs a relative distribution (a multiplier of its values)",
             path, expected="'relative: true' with a distribution around 1",
         )
-    frozen = frozen_distribution(distribution)
+    frozen = checked_distribution(distribution)
     with np.errstate(all="ignore"):  # extreme parameters overflow inside scipy: judged below, not warned
         mass = frozen.mass() if isinstance(frozen, Truncated) else 1.0
         low, high = frozen.support()

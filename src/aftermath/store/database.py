@@ -40,12 +40,14 @@ import pandas as pd
 import psutil
 import pyarrow as pa
 
+from aftermath.errors import StoreError
+from aftermath.store import DEFAULT_STORE
+
 if TYPE_CHECKING:
     from aftermath.experiments.design import Experiment, Layout
     from aftermath.experiments.worker import TaskResult
 
 SCHEMA_VERSION = 2
-DEFAULT_STORE = Path("aftermath.duckdb")
 FIXED_COLUMNS = ("run_id", "arm", "replicate", "sample", "outcome", "time", "value", "values_by_step", "step")
 HOLD_SECONDS = 5.0
 """How long a run keeps the store to itself before letting a waiting process in."""
@@ -173,10 +175,6 @@ SELECT (SELECT count(*) FROM runs r JOIN arms a USING (run_id)
        (SELECT count(*) FROM series s WHERE run_id = ? AND hash(s) IS NOT NULL)
 """
 """Reads every column of a run's rows, so that DuckDB checks each block's checksum."""
-
-
-class StoreError(Exception):
-    """The store cannot be used as asked: missing, locked, another schema, unknown run."""
 
 
 def stratum_column(dim: str) -> str:
