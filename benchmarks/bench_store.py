@@ -5,6 +5,9 @@ An ensemble of the default scenario (samples x stochastic replicates, baseline o
 every write is this process's) is run into a fresh store, three times. Printed, medians of the three:
 - bytes per replicate-month: the store file's size after the run / (members x arms x months);
 - bytes per stored number: the same size / the numbers the series hold;
+- series blocks (schema 3 on): the encoded series alone per replicate-month, all of them, the
+  scenario's own outcomes, and the sub-model outputs (a small store's file is mostly DuckDB's fixed
+  256 KiB blocks: one or more per table);
 - written / final: bytes this process wrote to disk during the run (/proc/self/io write_bytes, so the
   write-ahead log and every checkpoint count) / the store file's final size;
 - seconds: the run's wall-clock time, simulation included.
@@ -22,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import duckdb
+
 from aftermath.experiments import design_experiment, read_scenario, run_stored
 from aftermath.experiments.design import layout_of
 from aftermath.store import Store
@@ -36,13 +41,14 @@ def written_bytes() -> int:
 
 
 def measure(samples: int, replicates: int, seed: int) -> dict[str, float]:
-    text, file, _ = read_scenario(None)
+    text, file, scenario = read_scenario(None)
     experiment = design_experiment(text, file, samples=samples, replicates=replicates, seed=seed)
     layout = layout_of(experiment)
     months = len(layout.times)
     numbers_per_member = sum(
-        months * int(math.prod(len(labels) for _, labels in strata)) for strata in layout.series.values()
+        months * math.prod(len(labels) for _, labels in strata) for strata in layout.series.values()
     )
+    replicate_months = experiment.members * len(experiment.arms) * months
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bench.duckdb"
         before = written_bytes()
@@ -51,15 +57,21 @@ def measure(samples: int, replicates: int, seed: int) -> dict[str, float]:
         seconds = time.perf_counter() - started
         written = written_bytes() - before
         size = path.stat().st_size
-    members = experiment.members * len(experiment.arms)
-    return {
-        "bytes per replicate-month": size / (members * months),
-        "bytes per stored number": size / (members * numbers_per_member),
-        "written / final": written / size,
-        "store MB": size / 1e6,
-        "written MB": written / 1e6,
-        "seconds": seconds,
-    }
+        figures = {
+            "bytes per replicate-month": size / replicate_months,
+            "bytes per stored number": size / (experiment.members * len(experiment.arms) * numbers_per_member),
+        }
+        with duckdb.connect(str(path), read_only=True) as db:
+            columns = {row[0] for row in db.execute("DESCRIBE series").fetchall()}
+            if "data" in columns:  # schema 3: the encoded blocks alone, without DuckDB's fixed blocks
+                blocks, own = db.execute(
+                    "SELECT sum(octet_length(data)), sum(octet_length(data)) FILTER (list_contains(?, outcome)) "
+                    "FROM series", [list(scenario.outcomes)]).fetchone()
+                figures["series blocks, B/replicate-month"] = blocks / replicate_months
+                figures["  the scenario's outcomes"] = own / replicate_months
+                figures["  the sub-model outputs"] = (blocks - own) / replicate_months
+    return {**figures, "written / final": written / size, "store MB": size / 1e6, "written MB": written / 1e6,
+            "seconds": seconds}
 
 
 def main() -> None:

@@ -1,9 +1,12 @@
 """The run store: one DuckDB file holding runs, their parameter samples and their outcome series.
 
-Series are stored one row per (arm, member, outcome, stratum) with the whole time series as a list
-(`series.values_by_step`); the view `outcomes` unnests them to one row per month. The default
-scenario records about 35,000 numbers per member and arm, and a row per number cost five times
-the space and the write time of a list (1.6 bytes and 0.2 microseconds per number as lists).
+Series are stored one row per (arm, member range, outcome): the block (members, steps, *strata) of the
+range's series, encoded losslessly by `aftermath.store.encoding` (integer differences or float64,
+Zstandard). The default scenario records about 1,100 numbers per member, arm and month; as DOUBLE[]
+lists (schema 2) they took about 1,400 bytes per member-month and wrote 8 times the store's size to
+disk (the write-ahead log holds what it is given, there uncompressed lists); as blocks about 260 and
+under twice (benchmarks/bench_store.py). `Store.outcomes` gives a run's series in long form. Stores of
+schema 2 are migrated when first opened (`migrate`), in one transaction.
 
 Crash safety comes from transactions: a run's description is written in one transaction, and each
 finished member range (all arms) in one more, together with its row in `ranges`, whose primary key
@@ -11,8 +14,8 @@ makes a second copy of a range impossible. A process killed at any point leaves 
 resuming runs the ranges that have no row.
 
 DuckDB lets one process at a time open a file for writing. Short operations open the file and
-close it again. A run keeps it open while it writes, so DuckDB compresses whole batches (about 1.8
-bytes per number, against 2.8 or more when every range is flushed on its own); every HOLD_SECONDS
+close it again. A run keeps it open while it writes (one open, and DuckDB folds its write-ahead
+log into the file every HELD_CHECKPOINT, not at each close); every HOLD_SECONDS
 it lets go for a moment if another process is waiting (a waiter touches `<store>.waiting`), so two
 runs, or a run and `aftermath runs`, take turns. A process that cannot get the file within
 `lock_timeout` seconds is refused with a clear message.
