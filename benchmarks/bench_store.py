@@ -88,7 +88,7 @@ def main() -> None:
           f"one worker; medians of {options.repeats} runs (seeds 1..{options.repeats})")
     for key in runs[0]:
         values = [run[key] for run in runs]
-        print(f"  {key:<26} {statistics.median(values):10.3f}   (runs: {', '.join(f'{v:.3f}' for v in values)})")
+        print(f"  {key:<34} {statistics.median(values):10.3f}   (runs: {', '.join(f'{v:.3f}' for v in values)})")
 
 
 if __name__ == "__main__":

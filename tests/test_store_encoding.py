@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -34,7 +34,8 @@ def bitwise(values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(values, np.float64).view(np.uint64)
 
 
-@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=4, min_side=0, max_side=6),
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=3, min_side=0, max_side=5),
                   elements=st.one_of(st.integers(-2**40, 2**40).map(float), st.floats(allow_nan=True))))
 def test_every_block_decodes_to_the_same_bits(values: np.ndarray) -> None:
     encoding, data = encode_block(values)
@@ -156,6 +157,10 @@ def test_outcomes_keeps_only_the_chosen_series_and_resume_keeps_them(tmp_path: P
     loaded = load_result(Store(path), 1)
     assert sorted(loaded.result.arms["baseline"].data_vars) == ["killed_total", "returned_by_origin"]
     assert not np.isnan(loaded.result.arms["baseline"]["killed_total"].values).any()
+    long = Store(path).outcomes(1, ["killed_total"])
+    assert long.num_rows == 4 * 60 and set(long.column("outcome").to_pylist()) == {"killed_total"}
+    assert sorted(long.column("value").to_pylist()) == sorted(loaded.result.arms["baseline"]["killed_total"]
+                                                              .values.reshape(-1).tolist())
 
 
 @pytest.mark.parametrize("command", ["ensemble", "compare"])

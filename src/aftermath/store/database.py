@@ -676,8 +676,9 @@ class Store:
         draws = {str(name): group["value"].to_numpy() for name, group in draws_table.groupby("parameter", sort=False)}
         return StoredRun(row, arms, draws, json.loads(recorded[0][0]) if recorded else {})
 
-    def outcomes(self, run_id: int) -> pa.Table:
-        """Run `run_id`'s series in long form, one row per arm, member, outcome, stratum and month: columns
+    def outcomes(self, run_id: int, names: Sequence[str] | None = None) -> pa.Table:
+        """Run `run_id`'s series (those in `names`, default all) in long form, one row per arm, member,
+        outcome, stratum and month (a large run's whole set is large: name the outcomes): columns
         run_id, arm, replicate, sample, outcome, one per stratum dimension (null where an outcome is not
         broken down by it), time (DATE) and value; what schema 2's `outcomes` view gave, for pandas or a
         DuckDB query (`duckdb.sql("SELECT ... FROM frame")`)."""
@@ -685,7 +686,8 @@ class Store:
         with self.connect() as connection:
             blocks = connection.execute(
                 "SELECT arm, first_replicate, last_replicate, outcome, strata, steps, encoding, data FROM series "
-                "WHERE run_id = ? ORDER BY outcome, arm, first_replicate", [run_id],
+                "WHERE run_id = ? AND (? OR list_contains(?, outcome)) ORDER BY outcome, arm, first_replicate",
+                [run_id, names is None, list(names or ())],
             ).fetchall()
         first_month = np.datetime64(run.row["first_month"], "M")
         step = int(run.row["step_months"])
@@ -702,14 +704,16 @@ class Store:
                 dims[dim] = None
                 part[dim] = np.asarray(labels, object)[index[axis]]
             parts.append(part)
-        columns: dict[str, pa.Array] = {}
-        for key in ("arm", "replicate", "outcome", *dims, "time", "value"):
-            chunks = [part.get(key, np.full(len(part["value"]), None, object)) for part in parts]
-            joined = np.concatenate(chunks) if chunks else np.zeros(0, object if key in dims else np.float64)
-            columns[key] = pa.array(joined, pa.string() if key in dims or key in ("arm", "outcome") else None)
-        replicate = columns["replicate"].to_numpy() if parts else np.zeros(0, np.int64)
+        types = {"arm": pa.string(), "replicate": pa.int32(), "outcome": pa.string(),
+                 **dict.fromkeys(dims, pa.string()), "time": pa.date32(), "value": pa.float64()}
+        columns = {
+            key: pa.array(np.concatenate([part.get(key, np.full(len(part["value"]), None, object)) for part in parts])
+                          if parts else [], kind)
+            for key, kind in types.items()
+        }
+        replicate = columns["replicate"].to_numpy()
         return pa.table({"run_id": pa.array(np.full(len(replicate), run_id, np.int32)), "arm": columns["arm"],
-                         "replicate": pa.array(replicate, pa.int32()),
+                         "replicate": columns["replicate"],
                          "sample": pa.array(replicate // int(run.row["replicates"]), pa.int32()),
                          "outcome": columns["outcome"], **{d: columns[d] for d in dims},
                          "time": columns["time"], "value": columns["value"]})
