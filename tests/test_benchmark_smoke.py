@@ -1,4 +1,4 @@
-"""The engine benchmark still runs and prints every figure it promises (a smoke run, not a timing)."""
+"""The benchmarks still run and print every figure they promise (smoke runs, not timings)."""
 
 from __future__ import annotations
 
@@ -69,3 +69,15 @@ def test_quick_cli_benchmark_prints_every_figure() -> None:
         found = re.search(pattern.format(n=NUMBER), done.stdout)
         assert found, f"the CLI benchmark no longer prints {pattern}:\n{done.stdout}"
         assert all(float(v.replace(",", "")) > 0 for v in found.groups()), done.stdout
+
+
+@pytest.mark.slow
+def test_quick_store_benchmark_prints_its_figures() -> None:
+    script = SCRIPT.with_name("bench_store.py")
+    done = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300,
+                          cwd=SCRIPT.parents[1])
+    assert done.returncode == 0, done.stdout + done.stderr
+    for figure in ("bytes per replicate-month", "series blocks, B/replicate-month", "the scenario's outcomes",
+                   "written / final"):
+        found = re.search(rf"{re.escape(figure)}\s+{NUMBER}", done.stdout)
+        assert found and float(found.group(1).replace(",", "")) > 0, f"no {figure}:\n{done.stdout}"

@@ -61,6 +61,9 @@ SensitivityOption = Annotated[bool, typer.Option(
 )]
 AllOption = Annotated[bool, typer.Option("--all", help="Show every outcome and stratum, not only the headline set.")]
 RunArg = Annotated[int, typer.Argument(help="A run id (see 'aftermath runs').")]
+OutcomesOption = Annotated[str | None, typer.Option(
+    "--outcomes", help="Store only these outcomes (and sub-model outputs), comma separated (default: all).",
+)]
 
 
 @app.command()
@@ -78,6 +81,7 @@ def ensemble(
     split: SplitOption = False,
     sensitivity: SensitivityOption = False,
     posterior: PosteriorOption = None,
+    outcomes: OutcomesOption = None,
     everything: AllOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -94,7 +98,7 @@ def ensemble(
         except DecisionError as exc:
             fail(f"--sensitivity: {exc}; or use 'aftermath sensitivity' (Sobol, Morris) for a design of its own")
     _run_new(scenario, "ensemble", [parse_policies(policy)], samples, replicates, sampler, seed, engine,
-             ExecutorSpec(workers, dask), store, Extras(split, sensitivity, everything), as_json, posterior)
+             ExecutorSpec(workers, dask), store, Extras(split, sensitivity, everything), as_json, posterior, outcomes)
 
 
 @app.command()
@@ -109,6 +113,7 @@ def compare(
     dask: DaskOption = None,
     store: StoreOption = DEFAULT_STORE,
     posterior: PosteriorOption = None,
+    outcomes: OutcomesOption = None,
     everything: AllOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -119,7 +124,7 @@ def compare(
         raise typer.BadParameter("give at least one --policy to compare with the baseline", param_hint="--policy")
     arms = [{}, *[parse_policy(text) for text in policy]]
     _run_new(scenario, "compare", arms, samples, replicates, sampler, seed, "stochastic",
-             ExecutorSpec(workers, dask), store, Extras(everything=everything), as_json, posterior)
+             ExecutorSpec(workers, dask), store, Extras(everything=everything), as_json, posterior, outcomes)
 
 
 @app.command()
@@ -182,6 +187,7 @@ def resume_run(
 def _run_new(
     scenario: str | None, kind: str, arms: list, samples: int, replicates: int, sampler: str, seed: int,
     engine: str, executor: ExecutorSpec, store: Path, extras: Extras, as_json: bool, posterior: int | None = None,
+    outcomes: str | None = None,
 ) -> None:
     from aftermath.experiments import design_experiment, read_scenario, run_stored
     from aftermath.store.database import Store
@@ -192,11 +198,17 @@ def _run_new(
         executor.check()  # before the scenario is even read
     text, file, loaded = read_scenario(scenario)
     draws = posterior_draws(loaded, posterior, store, samples, seed)
-    experiment = design_experiment(
-        text, file, samples=samples, replicates=replicates, arms=arms,
-        sampler=sampler if posterior is None else f"posterior {posterior}",  # type: ignore[arg-type]
-        seed=seed, engine=engine, draws=draws,  # type: ignore[arg-type]
-    )
+    from aftermath.experiments.design import OutcomeChoiceError
+
+    try:
+        experiment = design_experiment(
+            text, file, samples=samples, replicates=replicates, arms=arms,
+            sampler=sampler if posterior is None else f"posterior {posterior}",  # type: ignore[arg-type]
+            seed=seed, engine=engine, draws=draws,  # type: ignore[arg-type]
+            outcomes=None if outcomes is None else [name.strip() for name in outcomes.split(",") if name.strip()],
+        )
+    except OutcomeChoiceError as exc:
+        fail(f"--outcomes: {exc}")
     opened = Store(store)
     known: list[int] = []
     with _interruptible(lambda: known[0] if known else None), _clear_errors(), _progress(as_json) as (bar, advance):

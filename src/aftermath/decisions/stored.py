@@ -51,6 +51,10 @@ def stored_cases(store: Store, run_id: int, targets: Sequence[Target], arm: str 
     run = store.run(run_id)
     experiment = stored_experiment(run)
     check_targets(experiment.scenario, targets)
+    missing = [t.outcome for t in targets if experiment.outcomes is not None and t.outcome not in experiment.outcomes]
+    if missing:
+        raise DecisionError(f"run {run_id} stored only the outcomes {', '.join(experiment.outcomes or ())}, not "
+                            f"{missing[0]!r}; run it again with {missing[0]!r} in --outcomes")
     labels = run.labels
     pooled = arm == ALL_ARMS and ALL_ARMS not in labels  # an arm of that name (a policy called 'all') wins
     chosen = [*labels] if pooled else [arm or labels[0]]

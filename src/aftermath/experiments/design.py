@@ -8,6 +8,7 @@ arms share the seed and the samples: a policy and its baseline are paired member
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -64,6 +65,8 @@ class Experiment:
     draws: dict[str, np.ndarray]
     """Sampled value (or multiplier, for relative distributions) per uncertain parameter: (samples,)."""
     range_size: int
+    outcomes: tuple[str, ...] | None = None
+    """The recorded series kept (stored, assembled), in the scenario's order; None: all of them."""
 
     @property
     def members(self) -> int:
@@ -102,13 +105,15 @@ def design_experiment(
     engine: Engine = "stochastic",
     range_size: int | None = None,
     draws: Mapping[str, np.ndarray] | None = None,
+    outcomes: Sequence[str] | None = None,
 ) -> Experiment:
     """Validate everything up front (scenario, policies, sizes) and draw the parameter samples.
 
     `draws` replaces the sampling and `Arm`s are taken as they are (both used when resuming a stored
     run); `sampler` then names where the draws came from: DESIGN for a caller's design (a sensitivity
     analysis), 'posterior 7' for draws from a calibration. Policies given as {name: strength or None} are
-    checked. The deterministic engine runs one member per sample.
+    checked. The deterministic engine runs one member per sample. `outcomes` keeps only those recorded
+    series (outcomes or sub-model outputs; ScenarioError naming an unknown one); None keeps all.
     """
     if samples < 1 or replicates < 1:
         raise ValueError("samples and replicates must be at least 1")
@@ -126,6 +131,7 @@ def design_experiment(
     if len(set(labels)) != len(labels):
         raise ScenarioError(f"the arms {labels} repeat one another", ("interventions",), expected="distinct policies")
     chosen = dict(draws) if draws is not None else sample_draws(scenario, samples, sampler, seed)
+    kept = None if outcomes is None else kept_outcomes(compile_model(scenario), outcomes)
     return Experiment(
         scenario_text=scenario_text,
         scenario_file=scenario_file,
@@ -139,7 +145,29 @@ def design_experiment(
         arms=made,
         draws={name: np.asarray(values, dtype=float) for name, values in chosen.items()},
         range_size=range_size or default_range_size(samples * replicates),
+        outcomes=kept,
     )
+
+
+class OutcomeChoiceError(ValueError):
+    """Outcomes to keep that the scenario does not record."""
+
+
+def kept_outcomes(model: CompiledModel, names: Sequence[str]) -> tuple[str, ...]:
+    """`names` in the order the model records them; OutcomeChoiceError for one it does not record (with
+    the closest names) or for none at all."""
+    recorded = list(recorded_series(model))
+    unknown = [name for name in names if name not in recorded]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], recorded, n=3)
+        raise OutcomeChoiceError(
+            f"unknown outcome {unknown[0]!r}" + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else "")
+            + f"; expected names of the scenario's outcomes or sub-model outputs, e.g. {', '.join(recorded[:3])} "
+            "('aftermath explain' lists them)"
+        )
+    if not names:
+        raise OutcomeChoiceError("no outcome named; expected at least one, comma separated")
+    return tuple(name for name in recorded if name in names)
 
 
 def _check_size(scenario: Scenario, members: int, arms: int) -> None:
@@ -178,6 +206,10 @@ def recorded_series(model: CompiledModel) -> dict[str, Strata]:
 
 
 def layout_of(experiment: Experiment) -> Layout:
+    """What the experiment records: its kept series (all unless it chose `outcomes`), and the months."""
     model = compile_model(experiment.scenario)
     times = np.array([model.month_label(i) for i in range(model.steps + 1)], dtype="datetime64[M]")
-    return Layout(recorded_series(model), times, int(model.dt))
+    series = recorded_series(model)
+    if experiment.outcomes is not None:
+        series = {name: series[name] for name in experiment.outcomes}
+    return Layout(series, times, int(model.dt))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ def stored_experiment(run: StoredRun) -> Experiment:
         row["scenario_text"], row["scenario_file"], samples=int(row["samples"]), replicates=int(row["replicates"]),
         arms=[Arm(label, policies) for label, policies in run.arms], sampler=row["sampler"], seed=int(row["seed"]),
         engine=row["engine"], range_size=int(row["range_size"]), draws=run.draws,
+        outcomes=None if row.get("outcomes") is None else json.loads(row["outcomes"]),
     )
     if experiment.scenario_hash != row["scenario_hash"]:
         raise StoreError(
@@ -114,7 +116,7 @@ def _finish(
     labels = [arm.label for arm in experiment.arms]
     try:
         for result in run_ranges(experiment, ranges, executor):
-            store.write_range(run_id, labels, result, layout, experiment.replicates)
+            store.write_range(run_id, labels, result, layout)
             if progress is not None:
                 progress(result.last - result.first)
     except KeyboardInterrupt:

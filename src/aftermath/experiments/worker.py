@@ -35,6 +35,8 @@ class WorkerContext:
     engine: str
     replicates: int
     arms: tuple[Arm, ...]
+    outcomes: tuple[str, ...] | None = None
+    """The recorded series sent back (None: all)."""
     kernel_threads: int | None = None
     """Threads the engine's parallel kernel may use per task (None: numba's default). Executors that
     run one task per core set 1, so workers do not fight over the cores."""
@@ -43,7 +45,7 @@ class WorkerContext:
     def of(cls, experiment: Experiment) -> WorkerContext:
         return cls(
             experiment.scenario_text, experiment.scenario_file, experiment.scenario_hash, experiment.seed,
-            experiment.engine, experiment.replicates, experiment.arms,
+            experiment.engine, experiment.replicates, experiment.arms, experiment.outcomes,
         )
 
 
@@ -104,6 +106,7 @@ def run_task(context: WorkerContext, task: Task) -> TaskResult:
             parameters={name: array[rows] for name, array in values.items()},
             keep_compartments=False, first_replicate=task.first, samples=members // context.replicates,
         )
-        series.append({name: dataset[name].values for name in recorded_series(model)})
+        kept = recorded_series(model) if context.outcomes is None else context.outcomes
+        series.append({name: dataset[name].values for name in kept})
     return TaskResult(task.first, task.last, tuple(series), time.perf_counter() - started)
 

@@ -1,9 +1,12 @@
 """The run store: one DuckDB file holding runs, their parameter samples and their outcome series.
 
-Series are stored one row per (arm, member, outcome, stratum) with the whole time series as a list
-(`series.values_by_step`); the view `outcomes` unnests them to one row per month. The default
-scenario records about 35,000 numbers per member and arm, and a row per number cost five times
-the space and the write time of a list (1.6 bytes and 0.2 microseconds per number as lists).
+Series are stored one row per (arm, member range, outcome): the block (members, steps, *strata) of the
+range's series, encoded losslessly by `aftermath.store.encoding` (integer differences or float64,
+Zstandard). The default scenario records about 1,100 numbers per member, arm and month; as DOUBLE[]
+lists (schema 2) they took about 1,400 bytes per member-month and wrote 8 times the store's size to
+disk (the write-ahead log holds what it is given, there uncompressed lists); as blocks about 260 and
+under twice (benchmarks/bench_store.py). `Store.outcomes` gives a run's series in long form. Stores of
+schema 2 are migrated when first opened (`migrate`), in one transaction.
 
 Crash safety comes from transactions: a run's description is written in one transaction, and each
 finished member range (all arms) in one more, together with its row in `ranges`, whose primary key
@@ -11,8 +14,8 @@ makes a second copy of a range impossible. A process killed at any point leaves 
 resuming runs the ranges that have no row.
 
 DuckDB lets one process at a time open a file for writing. Short operations open the file and
-close it again. A run keeps it open while it writes, so DuckDB compresses whole batches (about 1.8
-bytes per number, against 2.8 or more when every range is flushed on its own); every HOLD_SECONDS
+close it again. A run keeps it open while it writes (one open, and DuckDB folds its write-ahead
+log into the file every HELD_CHECKPOINT, not at each close); every HOLD_SECONDS
 it lets go for a moment if another process is waiting (a waiter touches `<store>.waiting`), so two
 runs, or a run and `aftermath runs`, take turns. A process that cannot get the file within
 `lock_timeout` seconds is refused with a clear message.
@@ -42,13 +45,15 @@ import pyarrow as pa
 
 from aftermath.errors import StoreError
 from aftermath.store import DEFAULT_STORE
+from aftermath.store.encoding import decode_block, encode_block
 
 if TYPE_CHECKING:
     from aftermath.experiments.design import Experiment, Layout
     from aftermath.experiments.worker import TaskResult
 
-SCHEMA_VERSION = 2
-FIXED_COLUMNS = ("run_id", "arm", "replicate", "sample", "outcome", "time", "value", "values_by_step", "step")
+SCHEMA_VERSION = 3
+MIGRATES_FROM = 2
+"""The schema version a store is migrated from when opened (see `migrate`)."""
 HOLD_SECONDS = 5.0
 """How long a run keeps the store to itself before letting a waiting process in."""
 HANDOVER_SECONDS = 0.4
@@ -86,6 +91,23 @@ CREATE TABLE IF NOT EXISTS calibrations (
 random state after each stored chunk of steps (its primary key makes a chunk unique), and its settings
 and diagnostics. Added to stores of schema 2 when a calibration first writes to one."""
 
+SERIES_TABLE = """
+CREATE TABLE {table} (
+    run_id INTEGER NOT NULL,
+    arm VARCHAR NOT NULL,
+    first_replicate INTEGER NOT NULL,
+    last_replicate INTEGER NOT NULL,
+    outcome VARCHAR NOT NULL,
+    strata VARCHAR NOT NULL,
+    steps INTEGER NOT NULL,
+    encoding VARCHAR NOT NULL,
+    data BLOB NOT NULL
+);
+"""
+"""One row per run, arm, stored member range and outcome: the block (members, steps, *strata) of its series,
+encoded by `encoding.encode_block` (lossless); `strata` is JSON [[dimension, [labels]], ...] naming the
+axes after (member, step)."""
+
 SCHEMA = f"""
 CREATE TABLE schema_version (version INTEGER NOT NULL, created TIMESTAMP NOT NULL);
 INSERT INTO schema_version VALUES ({SCHEMA_VERSION}, now()::TIMESTAMP);
@@ -115,7 +137,8 @@ CREATE TABLE runs (
     started TIMESTAMP NOT NULL,
     finished TIMESTAMP,
     status VARCHAR NOT NULL,
-    message VARCHAR
+    message VARCHAR,
+    outcomes VARCHAR
 );
 CREATE TABLE arms (
     run_id INTEGER NOT NULL,
@@ -140,24 +163,8 @@ CREATE TABLE ranges (
     written TIMESTAMP NOT NULL,
     PRIMARY KEY (run_id, first_replicate)
 );
-CREATE TABLE series (
-    run_id INTEGER NOT NULL,
-    arm VARCHAR NOT NULL,
-    replicate INTEGER NOT NULL,
-    sample INTEGER NOT NULL,
-    outcome VARCHAR NOT NULL,
-    values_by_step DOUBLE[] NOT NULL
-);
+{SERIES_TABLE.format(table='series')}
 {CALIBRATION_SCHEMA}
-CREATE VIEW outcomes AS
-WITH steps AS (
-    SELECT * EXCLUDE (values_by_step), unnest(range(len(values_by_step))) AS step, unnest(values_by_step) AS value
-    FROM series
-)
-SELECT steps.* EXCLUDE (step, value),
-       CAST(runs.first_month + to_months(CAST(step * runs.step_months AS INTEGER)) AS DATE) AS time,
-       value
-FROM steps JOIN runs USING (run_id);
 """
 
 
@@ -177,9 +184,6 @@ SELECT (SELECT count(*) FROM runs r JOIN arms a USING (run_id)
 """Reads every column of a run's rows, so that DuckDB checks each block's checksum."""
 
 
-def stratum_column(dim: str) -> str:
-    """The column holding a dimension's labels (renamed if it clashes with a fixed column)."""
-    return f"{dim}_stratum" if dim in FIXED_COLUMNS else dim
 
 
 def package_versions() -> dict[str, str]:
@@ -344,10 +348,16 @@ class Store:
         connection = self._open(write)
         try:
             with self._intact():
-                self._check_schema(connection, write)
+                version = self._check_schema(connection, write)
+                if version == MIGRATES_FROM and write:
+                    migrate(connection)
         except BaseException:
             connection.close()
             raise
+        if version == MIGRATES_FROM and not write:  # migrate once, under the write lock, then read
+            connection.close()
+            self._open_checked(write=True).close()
+            return self._open_checked(write=False)
         return connection
 
     def _open(self, write: bool) -> duckdb.DuckDBPyConnection:
@@ -381,24 +391,27 @@ class Store:
                     raise self._damaged(exc) from None
                 raise StoreError(f"{self.path}: cannot open the run store ({str(exc).splitlines()[0]})") from None
 
-    def _check_schema(self, connection: duckdb.DuckDBPyConnection, write: bool) -> None:
+    def _check_schema(self, connection: duckdb.DuckDBPyConnection, write: bool) -> int:
+        """The store's schema version (made now if the file is new); StoreError if this aftermath cannot
+        read it (another kind of file, a version it does not know and cannot migrate)."""
         tables = {row[0] for row in connection.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
         ).fetchall()}
         if not tables and write:
             with transaction(connection):
                 connection.execute(SCHEMA)
-            return
+            return SCHEMA_VERSION
         if "schema_version" not in tables:
             raise StoreError(f"{self.path}: this DuckDB file is not an aftermath run store (no schema_version table)")
         version = connection.execute("SELECT max(version) FROM schema_version").fetchall()[0][0]
-        if version != SCHEMA_VERSION:
+        if version not in (SCHEMA_VERSION, MIGRATES_FROM):
             age = "an older" if (version or 0) < SCHEMA_VERSION else "a newer"
             raise StoreError(
                 f"{self.path}: the run store has schema version {version}, written by {age} aftermath; this "
-                f"version reads version {SCHEMA_VERSION}. Open it with the aftermath that wrote it, or start a "
-                "new store with --store"
+                f"version reads version {SCHEMA_VERSION} (and migrates {MIGRATES_FROM}). Open it with the aftermath "
+                "that wrote it, or start a new store with --store"
             )
+        return int(version)
 
     # writing
 
@@ -424,15 +437,9 @@ class Store:
         """Record a new run (description, arms, parameter draws, JSON-ready `metadata` if any) in one
         transaction; returns its id."""
         with self._writing("the run's description"), self.connect(write=True) as connection, transaction(connection):
-            existing = {row[0] for row in connection.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'series'"
-            ).fetchall()}
-            for dim in layout.dims:
-                if stratum_column(dim) not in existing:
-                    connection.execute(f'ALTER TABLE series ADD COLUMN "{stratum_column(dim)}" VARCHAR')
             run_id = connection.execute("SELECT nextval('run_ids')").fetchall()[0][0]
             connection.execute(
-                f"INSERT INTO runs VALUES ({', '.join(['?'] * 22)}, NULL, 'running', NULL)",
+                f"INSERT INTO runs VALUES ({', '.join(['?'] * 22)}, NULL, 'running', NULL, ?)",
                 [
                     run_id, kind, experiment.scenario.name, experiment.scenario_file, experiment.scenario_hash,
                     experiment.scenario_text, experiment.seed, experiment.engine, experiment.sampler,
@@ -440,6 +447,7 @@ class Store:
                     layout.times[0].astype("datetime64[D]").item(), layout.step_months,
                     ", ".join(arm.label for arm in experiment.arms), json.dumps(package_versions()), executor,
                     socket.gethostname(), os.getpid(), process_started(), _now(),
+                    None if experiment.outcomes is None else json.dumps(list(experiment.outcomes)),
                 ],
             )
             connection.executemany(
@@ -461,10 +469,9 @@ class Store:
                 connection.execute("INSERT INTO run_metadata VALUES (?, ?)", [run_id, json.dumps(metadata)])
         return int(run_id)
 
-    def write_range(self, run_id: int, labels: Sequence[str], result: TaskResult, layout: Layout,
-                    replicates: int) -> bool:
+    def write_range(self, run_id: int, labels: Sequence[str], result: TaskResult, layout: Layout) -> bool:
         """Store one finished range of every arm atomically; False if it was already stored."""
-        batch = range_table(run_id, labels, result, layout, replicates)
+        batch = range_table(run_id, labels, result, layout)
         if not self._insert_claimed(
             f"members {result.first}-{result.last - 1} of run {run_id}", "INSERT INTO ranges VALUES (?, ?, ?, ?, ?)",
             [run_id, result.first, result.last, result.seconds, _now()], "series", batch,
@@ -527,7 +534,7 @@ class Store:
             connection.execute(CALIBRATION_SCHEMA)
             run_id = connection.execute("SELECT nextval('run_ids')").fetchall()[0][0]
             connection.execute(
-                f"INSERT INTO runs VALUES ({', '.join(['?'] * 22)}, NULL, 'running', NULL)",
+                f"INSERT INTO runs VALUES ({', '.join(['?'] * 22)}, NULL, 'running', NULL, NULL)",
                 [
                     run_id, "calibration", scenario_name, scenario_file, scenario_hash, scenario_text, seed,
                     "deterministic", method, settings["draws"], settings["walkers"], settings["steps"],
@@ -668,47 +675,152 @@ class Store:
         draws = {str(name): group["value"].to_numpy() for name, group in draws_table.groupby("parameter", sort=False)}
         return StoredRun(row, arms, draws, json.loads(recorded[0][0]) if recorded else {})
 
+    def outcomes(self, run_id: int, names: Sequence[str] | None = None) -> pa.Table:
+        """Run `run_id`'s series (those in `names`, default all) in long form, one row per arm, member,
+        outcome, stratum and month (a large run's whole set is large: name the outcomes): columns
+        run_id, arm, replicate, sample, outcome, one per stratum dimension (null where an outcome is not
+        broken down by it), time (DATE) and value; what schema 2's `outcomes` view gave, for pandas or a
+        DuckDB query (`duckdb.sql("SELECT ... FROM frame")`)."""
+        run = self.run(run_id)
+        with self.connect() as connection:
+            blocks = connection.execute(
+                "SELECT arm, first_replicate, last_replicate, outcome, strata, steps, encoding, data FROM series "
+                "WHERE run_id = ? AND (? OR list_contains(?, outcome)) ORDER BY outcome, arm, first_replicate",
+                [run_id, names is None, list(names or ())],
+            ).fetchall()
+        first_month = np.datetime64(run.row["first_month"], "M")
+        step = int(run.row["step_months"])
+        parts: list[dict[str, np.ndarray]] = []
+        dims: dict[str, None] = {}
+        for arm, first, last, name, strata_text, steps, encoding, data in blocks:
+            strata = json.loads(strata_text)
+            block = decode_block(encoding, data, (last - first, steps, *[len(labels) for _, labels in strata]))
+            index = np.indices(block.shape).reshape(block.ndim, -1)
+            part = {"arm": np.full(block.size, arm, object), "replicate": first + index[0],
+                    "outcome": np.full(block.size, name, object),
+                    "time": (first_month + index[1] * step).astype("datetime64[D]"), "value": block.reshape(-1)}
+            for axis, (dim, labels) in enumerate(strata, start=2):
+                dims[dim] = None
+                part[dim] = np.asarray(labels, object)[index[axis]]
+            parts.append(part)
+        types = {"arm": pa.string(), "replicate": pa.int32(), "outcome": pa.string(),
+                 **dict.fromkeys(dims, pa.string()), "time": pa.date32(), "value": pa.float64()}
+        columns = {
+            key: pa.array(np.concatenate([part.get(key, np.full(len(part["value"]), None, object)) for part in parts])
+                          if parts else [], kind)
+            for key, kind in types.items()
+        }
+        replicate = columns["replicate"].to_numpy()
+        return pa.table({"run_id": pa.array(np.full(len(replicate), run_id, np.int32)), "arm": columns["arm"],
+                         "replicate": columns["replicate"],
+                         "sample": pa.array(replicate // int(run.row["replicates"]), pa.int32()),
+                         "outcome": columns["outcome"], **{d: columns[d] for d in dims},
+                         "time": columns["time"], "value": columns["value"]})
+
     def load_series(
         self, run: StoredRun, layout: Layout, dates: Sequence[str] | None = None
     ) -> tuple[np.ndarray, list[dict[str, np.ndarray]], np.ndarray]:
-        """(stored member indices, per-arm arrays (members, time, *strata), months) of a run."""
+        """(stored member indices, per-arm arrays (members, time, *strata) of `layout`'s series, months) of
+        a run; NaN where nothing is stored."""
         months = layout.times
         if dates is None:
-            times, values = months, "values_by_step"
+            times, picks = months, slice(None)
         else:
             times = np.array([np.datetime64(d, "M") for d in dates])
-            picks = [int(np.searchsorted(months, t)) + 1 for t in times]
-            values = f"list_select(values_by_step, {picks})"
+            picks = np.searchsorted(months, times)
         members = np.concatenate(
             [np.arange(first, last) for first, last in self.completed(run.run_id)] or [np.zeros(0, np.int64)]
         )
-        names, dims = list(layout.series), list(layout.dims)
-        codes = "".join(f', list_position(?, "{stratum_column(d)}") - 1 AS "code {d}"' for d in dims)
-        query = (
-            f"SELECT list_position(?, arm) - 1 AS arm_code, list_position(?, outcome) - 1 AS outcome_code, "
-            f"replicate{codes}, {values} AS picked FROM series WHERE run_id = ? ORDER BY arm_code, outcome_code"
-        )
+        arrays = [
+            {name: np.full((len(members), len(times), *[len(labels) for _, labels in strata]), np.nan)
+             for name, strata in layout.series.items()}
+            for _ in run.labels
+        ]
         with self.connect() as connection:
-            table = connection.sql(
-                query, params=[run.labels, names, *[layout.dims[d] for d in dims], run.run_id]
-            ).to_arrow_table()
-        picked = table.column("picked").combine_chunks().flatten().to_numpy().reshape(table.num_rows, len(times))
-        replicate = np.searchsorted(members, table.column("replicate").to_numpy())
-        code = {d: table.column(f"code {d}").to_numpy(zero_copy_only=False) for d in dims}
-        key = table.column("arm_code").to_numpy() * len(names) + table.column("outcome_code").to_numpy()
-        bounds = np.searchsorted(key, np.arange(len(run.labels) * len(names) + 1))
-        arrays = []
-        for arm in range(len(run.labels)):
-            per_series = {}
-            for position, name in enumerate(names):
-                strata = layout.series[name]
-                array = np.full((len(members), len(times), *[len(labels) for _, labels in strata]), np.nan)
-                rows = slice(bounds[arm * len(names) + position], bounds[arm * len(names) + position + 1])
-                index = [replicate[rows], slice(None), *[code[d][rows].astype(np.int64) for d, _ in strata]]
-                array[tuple(index)] = picked[rows]
-                per_series[name] = array
-            arrays.append(per_series)
+            blocks = connection.execute(
+                "SELECT arm, first_replicate, last_replicate, outcome, strata, steps, encoding, data FROM series "
+                "WHERE run_id = ? AND list_contains(?, outcome) AND list_contains(?, arm)",
+                [run.run_id, list(layout.series), run.labels],
+            ).fetchall()
+        for arm, first, last, name, strata_text, steps, encoding, data in blocks:
+            strata = json.loads(strata_text)
+            block = decode_block(encoding, data, (last - first, steps, *[len(labels) for _, labels in strata]))
+            wanted = dict(layout.series[name])
+            if [dim for dim, _ in strata] != list(wanted):
+                raise StoreError(f"{self.path}: run {run.run_id} stores {name!r} by {[d for d, _ in strata]}, "
+                                 f"not by {list(wanted)} as its scenario says")
+            into = [np.searchsorted(members, np.arange(first, last)), np.arange(len(times))]
+            into += [[wanted[dim].index(label) for label in labels] for dim, labels in strata]
+            arrays[run.labels.index(arm)][name][np.ix_(*into)] = block[:, picks]
         return members, arrays, times
+
+
+SCHEMA_2_COLUMNS = ("run_id", "arm", "replicate", "sample", "outcome", "values_by_step")
+SCHEMA_2_CLASHES = (*SCHEMA_2_COLUMNS, "time", "value", "step")
+"""Schema 2's fixed `series` columns, and the names a stratum column got the suffix `_stratum` for."""
+
+
+def migrate(connection: duckdb.DuckDBPyConnection) -> None:
+    """Turn a schema-2 store into the current schema in one transaction: each (arm, member, outcome,
+    stratum) row of DOUBLE[] becomes part of its range's encoded block, values unchanged; a failure (a
+    damaged block, a full disk, Ctrl-C) rolls back and leaves the schema-2 store as it was."""
+    with transaction(connection):
+        columns = [row[0] for row in connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'series' ORDER BY ordinal_position"
+        ).fetchall()]
+        strata_columns = [c for c in columns if c not in SCHEMA_2_COLUMNS]
+        dims = {c: c.removesuffix("_stratum") if c.removesuffix("_stratum") in SCHEMA_2_CLASHES else c
+                for c in strata_columns}
+        connection.execute(SERIES_TABLE.format(table="series_blocks"))
+        old_rows = connection.execute("SELECT count(*) FROM series").fetchall()[0][0]
+        moved = 0
+        for run_id, first, last in connection.execute(
+            "SELECT run_id, first_replicate, last_replicate FROM ranges ORDER BY run_id, first_replicate"
+        ).fetchall():
+            frame = connection.execute(
+                f"SELECT arm, outcome, replicate, {''.join(f'{_quoted(c)}, ' for c in strata_columns)}values_by_step "
+                "FROM series WHERE run_id = ? AND replicate >= ? AND replicate < ?", [run_id, first, last],
+            ).df()
+            moved += len(frame)
+            blocks = _schema_2_blocks(frame, dims, first, last)
+            if blocks:
+                table = pa.Table.from_pylist([{"run_id": run_id, "first_replicate": first, "last_replicate": last,
+                                               **block} for block in blocks])
+                connection.register("migrated", table)
+                connection.execute("INSERT INTO series_blocks BY NAME SELECT * FROM migrated")
+                connection.unregister("migrated")
+        if moved != old_rows:
+            raise StoreError(f"cannot migrate the run store: {old_rows - moved} series rows lie outside every stored "
+                             "range; it was left at schema version 2 (open it with the aftermath that wrote it)")
+        connection.execute("DROP VIEW IF EXISTS outcomes")
+        connection.execute("DROP TABLE series")
+        connection.execute("ALTER TABLE series_blocks RENAME TO series")
+        connection.execute("ALTER TABLE runs ADD COLUMN outcomes VARCHAR")
+        connection.execute("INSERT INTO schema_version VALUES (?, now()::TIMESTAMP)", [SCHEMA_VERSION])
+    connection.execute("CHECKPOINT")
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _schema_2_blocks(frame: pd.DataFrame, dims: dict[str, str], first: int, last: int) -> list[dict]:
+    """The encoded blocks (rows of the current `series` table, without run and range) of one range's
+    schema-2 rows (arm, outcome, replicate, stratum columns, values_by_step)."""
+    blocks = []
+    for (arm, outcome), group in frame.groupby(["arm", "outcome"], sort=False):
+        own = [c for c in dims if group[c].notna().any()]
+        labels = [sorted(group[c].unique()) for c in own]
+        values = np.stack(group["values_by_step"].to_numpy())
+        block = np.full((last - first, values.shape[1], *[len(found) for found in labels]), np.nan)
+        index = [group["replicate"].to_numpy() - first, slice(None)]
+        index += [np.searchsorted(found, group[c].to_numpy()) for c, found in zip(own, labels, strict=True)]
+        block[tuple(index)] = values
+        encoding, data = encode_block(block)
+        blocks.append({"arm": arm, "outcome": outcome, "steps": values.shape[1], "encoding": encoding, "data": data,
+                       "strata": json.dumps([[dims[c], [str(x) for x in found]] for c, found in zip(own, labels,
+                                                                                                     strict=True)])})
+    return blocks
 
 
 def damage(exc: duckdb.Error) -> str | None:
@@ -767,40 +879,27 @@ def _started(row: dict) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-def range_table(run_id: int, labels: Sequence[str], result: TaskResult, layout: Layout, replicates: int) -> pa.Table:
-    """A range's series as rows (arm, member, outcome, stratum) holding each time series as a list."""
-    dims = list(layout.dims)
-    names = list(layout.series)
-    parts: dict[str, list[np.ndarray]] = {key: [] for key in ("arm", "outcome", "replicate", "values", *dims)}
-    for arm, series in enumerate(result.series):
-        for position, name in enumerate(names):
-            array = series[name]
-            steps = array.shape[1]
-            by_row = np.moveaxis(array, 1, -1).reshape(-1, steps)
-            index = np.unravel_index(np.arange(len(by_row)), (array.shape[0], *array.shape[2:]))
-            parts["arm"].append(np.full(len(by_row), arm, np.int32))
-            parts["outcome"].append(np.full(len(by_row), position, np.int32))
-            parts["replicate"].append((result.first + index[0]).astype(np.int32))
-            parts["values"].append(by_row.astype(float))
-            own = [d for d, _ in layout.series[name]]
-            for dim in dims:
-                parts[dim].append(index[1 + own.index(dim)].astype(np.int32) if dim in own
-                                  else np.full(len(by_row), -1, np.int32))
-    joined = {key: np.concatenate(chunks) for key, chunks in parts.items()}
-    rows, steps = joined["values"].shape
-    columns = {
-        "run_id": pa.array(np.full(rows, run_id, np.int32)),
-        "arm": pa.DictionaryArray.from_arrays(joined["arm"], pa.array(list(labels))),
-        "replicate": pa.array(joined["replicate"]),
-        "sample": pa.array(joined["replicate"] // replicates),
-        "outcome": pa.DictionaryArray.from_arrays(joined["outcome"], pa.array(names)),
-        "values_by_step": pa.ListArray.from_arrays(
-            pa.array(np.arange(rows + 1, dtype=np.int32) * steps), pa.array(joined["values"].reshape(-1))
-        ),
-    }
-    for dim in dims:
-        codes = joined[dim]
-        columns[stratum_column(dim)] = pa.DictionaryArray.from_arrays(
-            pa.array(codes, mask=codes < 0), pa.array(layout.dims[dim])
-        )
-    return pa.table(columns)
+def range_table(run_id: int, labels: Sequence[str], result: TaskResult, layout: Layout) -> pa.Table:
+    """A range's series as rows (arm, outcome), each holding the block (members, steps, *strata) encoded."""
+    rows: dict[str, list] = {key: [] for key in ("arm", "outcome", "strata", "steps", "encoding", "data")}
+    for label, series in zip(labels, result.series, strict=True):
+        for name, strata in layout.series.items():
+            encoding, data = encode_block(series[name])
+            rows["arm"].append(label)
+            rows["outcome"].append(name)
+            rows["strata"].append(json.dumps([[dim, list(values)] for dim, values in strata]))
+            rows["steps"].append(series[name].shape[1])
+            rows["encoding"].append(encoding)
+            rows["data"].append(data)
+    count = len(rows["arm"])
+    return pa.table({
+        "run_id": pa.array(np.full(count, run_id, np.int32)),
+        "arm": pa.array(rows["arm"]),
+        "first_replicate": pa.array(np.full(count, result.first, np.int32)),
+        "last_replicate": pa.array(np.full(count, result.last, np.int32)),
+        "outcome": pa.array(rows["outcome"]),
+        "strata": pa.array(rows["strata"]),
+        "steps": pa.array(rows["steps"], pa.int32()),
+        "encoding": pa.array(rows["encoding"]),
+        "data": pa.array(rows["data"], pa.binary()),
+    })
