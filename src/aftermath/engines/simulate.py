@@ -718,7 +718,8 @@ def _assemble(
     keep_compartments: bool,
 ) -> xr.Dataset:
     def joined(name: str) -> np.ndarray:
-        data = np.concatenate([piece[name] for piece in pieces])
+        # one block's arrays are not views of one another (no copy needed); blocks are joined
+        data = pieces[0][name] if len(pieces) == 1 else np.concatenate([piece[name] for piece in pieces])
         if engine == "stochastic" and name in model.scenario.compartments:
             return data.astype(np.int64)
         return data

@@ -188,9 +188,9 @@ class HomeFrontCoupling:
         arrested = draw.binomial("arrested", leaving, level.arrested)
         rest = leaving - arrested
         disengaged = draw.binomial("disengaged", rest, level.disengaged)
-        rehabilitated = draw.binomial("rehabilitated", arrested, level.rate(levers.rehabilitation, 0.0))
+        rehabilitated = draw.binomial("rehabilitated", arrested, level.rehabilitated)
         released = draw.binomial("released", state.imprisoned, level.released)
-        unreformed = draw.binomial("unreformed", released, level.rate(rates.unreformed))
+        unreformed = draw.binomial("unreformed", released, level.unreformed)
         state.home_grown = state.home_grown + radicalised + mentored + unreformed - leaving
         state.imprisoned = state.imprisoned + arrested - rehabilitated - released
         state.movements += np.stack([radicalised, mentored, arrested, rehabilitated, arrested - rehabilitated,
@@ -255,14 +255,21 @@ class _Levels:
         others = share[1] + share[2]
         plots = (*size, len(PERPETRATORS))
         foil = np.minimum(rate(rates.foiling)[..., None] * pressure[..., None], 1.0)
-        self.leave = 1.0 - np.exp(-total * dt)
-        self.arrested = share[0]
-        self.disengaged = np.divide(share[1], others, out=np.zeros(size), where=others > 0)
-        self.released = 1.0 - np.exp(-rate(rates.release) * dt)
-        self.foiled = np.broadcast_to(foil, plots)
-        self.failed = np.broadcast_to(rate(rates.failure)[..., None], plots)
+        self.leave = _share(1.0 - np.exp(-total * dt))
+        self.arrested = _share(share[0])
+        self.disengaged = _share(np.divide(share[1], others, out=np.zeros(size), where=others > 0))
+        self.rehabilitated = _share(rate(levers.rehabilitation, 0.0))
+        self.released = _share(1.0 - np.exp(-rate(rates.release) * dt))
+        self.unreformed = _share(rate(rates.unreformed))
+        self.foiled = np.broadcast_to(_share(foil), plots)
+        self.failed = np.broadcast_to(_share(rate(rates.failure)[..., None]), plots)
         self.vigilance = vigilance
         return self
+
+
+def _share(probability: np.ndarray) -> np.ndarray:
+    """A probability clipped to [0, 1] (a share that rounding or a parameter put outside it)."""
+    return np.clip(probability, 0.0, 1.0)
 
 
 class _Draws:
@@ -284,7 +291,7 @@ class _Draws:
         return self._keyed(kind, means, poisson_array) if self.state.stochastic else means
 
     def binomial(self, kind: str, counts: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-        probabilities = np.clip(probabilities, 0.0, 1.0)
+        """Binomial(counts, probabilities) draws, or their expectation; probabilities in [0, 1] (`_share`)."""
         if not self.state.stochastic:
             return counts * probabilities
         return self._keyed(kind, counts, binomial_array, np.broadcast_to(probabilities, counts.shape))

@@ -124,12 +124,10 @@ class NetworkCoupling:
         state.exposed.update(pull=pull, attraction=available * np.divide(theatre, total, out=np.zeros_like(theatre),
                                                                          where=total > 0))
         flat = [1] * len(self.weight_shape)
-        column = theatre.reshape(*theatre.shape, *flat)
-        shape = (state.replicates, *self.weight_shape)
-        weighted = np.stack([
-            np.broadcast_to((np.asarray(parameters[w], dtype=float) if w else 1.0) * column[:, i], shape)
-            for i, w in enumerate(self.weights)
-        ])
+        column = theatre.reshape(*theatre.shape, *flat)  # (R, theatres, 1...)
+        shape = (len(self.theatres), state.replicates, *self.weight_shape)
+        columns = column.swapaxes(0, 1)  # (theatres, R, 1...)
+        weighted = np.ascontiguousarray(np.broadcast_to(self._weights(state, parameters) * columns, shape))
         total = weighted.sum(axis=0)
         present = state.alive @ self.membership.T
         active = np.divide(present, self.members, out=np.zeros_like(present), where=self.members > 0)
@@ -144,6 +142,16 @@ class NetworkCoupling:
             values[f"affiliate_active_{name}"] = active[:, i].reshape(-1, *flat)
             values[f"affiliate_lethality_{name}"] = deadliness[:, i].reshape(-1, *flat)
         return values
+
+    def _weights(self, state: NetworkState, parameters: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(theatres, R or 1, *weight dims) each theatre's weight parameter (1 where it has none), kept while
+        the engine passes the same parameters (one dict per epoch)."""
+        if state.weights is None or state.weights[0] is not parameters:
+            values = [np.asarray(parameters[w], dtype=float) if w else np.ones(1) for w in self.weights]
+            lead = max(v.shape[0] if v.ndim > len(self.weight_shape) else 1 for v in values)
+            stacked = np.stack([np.broadcast_to(v, (lead, *self.weight_shape)) for v in values])
+            state.weights = (parameters, stacked)
+        return state.weights[1]
 
     def update(self, state: NetworkState, step: int, environment: Environment,
                moved: Mapping[str, np.ndarray]) -> None:
