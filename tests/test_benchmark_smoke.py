@@ -45,3 +45,16 @@ def test_quick_benchmark_prints_every_figure() -> None:
     assert difference and float(difference.group(1)) < 1e-9, out  # the numpy loop is the same model
     verdicts = re.findall(r"^  (PASS|MISS) ", out, flags=re.MULTILINE)
     assert len(verdicts) == 4, out
+
+
+@pytest.mark.slow
+def test_quick_speed_benchmark_prints_the_four_figures() -> None:
+    script = SCRIPT.parent / "bench_speed.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300, cwd=SCRIPT.parents[1],
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    units = ("runs per CPU-second", "replicate-months per CPU-second", "CPU ms (target", "CPU ms per parameter set")
+    for unit in units:
+        values = re.findall(rf"{NUMBER} {re.escape(unit)}", done.stdout)
+        assert len(values) == 1 and float(values[0].replace(",", "")) > 0, done.stdout
