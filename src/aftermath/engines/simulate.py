@@ -224,7 +224,7 @@ def parameter_batch(model: CompiledModel, values: Mapping[str, np.ndarray]) -> d
             raise ValueError(
                 f"parameter {name!r}: expected shape (runs, {', '.join(map(str, own))}), got {array.shape}"
             )
-        aligned = np.stack([_align_from(row, list(parameter.dims), model) for row in array])
+        aligned = _align_from(array, list(parameter.dims), model, leading=1).copy()
         batch[name] = to_base(aligned, parameter.unit)
     return batch
 

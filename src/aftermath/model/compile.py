@@ -218,13 +218,15 @@ def apply_effect(base: Any, operation: str, value: float, strength: float) -> An
     return (1 - strength) * base + strength * value
 
 
-def _align_from(values: np.ndarray, dims: list[str], model_or_dims: Any) -> np.ndarray:
-    """Reorder an array over `dims` (as written) to global order and insert size-1 axes."""
+def _align_from(values: np.ndarray, dims: list[str], model_or_dims: Any, leading: int = 0) -> np.ndarray:
+    """Reorder an array over `dims` (as written) to global order and insert size-1 axes; its first
+    `leading` axes (e.g. runs) stay first, as they are."""
     global_dims = list(model_or_dims.dims if hasattr(model_or_dims, "dims") else model_or_dims)
     present = [d for d in global_dims if d in dims]
-    values = np.transpose(values, [list(dims).index(d) for d in present]) if dims else values
-    shape = [values.shape[present.index(d)] if d in present else 1 for d in global_dims]
-    return values.reshape(shape)
+    order = [*range(leading), *[leading + list(dims).index(d) for d in present]]
+    values = np.transpose(values, order) if dims else values
+    shape = [values.shape[leading + present.index(d)] if d in present else 1 for d in global_dims]
+    return values.reshape((*values.shape[:leading], *shape))
 
 
 def scenario_hash(scenario: Scenario) -> str:
