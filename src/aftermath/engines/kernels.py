@@ -262,8 +262,9 @@ def advance(
             first, last = group_start[g], group_start[g + 1]
             origin = flow_source[first]
             cells = flow_cells[first]
+            refresh = fresh[g]
             for i in range(cells):
-                if fresh[g]:
+                if refresh:
                     total = 0.0
                     valid = True
                     for f in range(first, last):
