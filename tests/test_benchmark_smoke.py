@@ -81,3 +81,16 @@ def test_quick_store_benchmark_prints_its_figures() -> None:
                    "written / final"):
         found = re.search(rf"{re.escape(figure)}\s+{NUMBER}", done.stdout)
         assert found and float(found.group(1).replace(",", "")) > 0, f"no {figure}:\n{done.stdout}"
+
+
+@pytest.mark.slow
+def test_quick_speed_benchmark_prints_the_four_figures() -> None:
+    script = SCRIPT.parent / "bench_speed.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300, cwd=SCRIPT.parents[1],
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    units = ("runs per CPU-second", "replicate-months per CPU-second", "CPU ms (target", "CPU ms per parameter set")
+    for unit in units:
+        values = re.findall(rf"{NUMBER} {re.escape(unit)}", done.stdout)
+        assert len(values) == 1 and float(values[0].replace(",", "")) > 0, done.stdout

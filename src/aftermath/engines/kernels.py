@@ -228,7 +228,7 @@ def advance(
     first_replicate: np.int64,
     step: np.int64,
     stochastic: bool,
-    fresh: bool,
+    fresh: np.ndarray,
     ceiling: float,
 ) -> None:
     """One step of every replicate: competing exits per compartment cell, then inflows.
@@ -241,8 +241,9 @@ def advance(
     `moved` receives the persons each flow moved, per context cell.
 
     `exit_probability` (R, cells) caches 1 - exp(-H dt) per cell (NaN where a rate is not a finite
-    number >= 0): it is recomputed only when `fresh` (the rates changed since the last call), so a step
-    with the same rates as the one before costs no transcendental call outside the samplers.
+    number >= 0): it is recomputed only for the groups marked in `fresh` (groups,) (a rate of one of their
+    flows may have changed since the last call), so a step with the same rates as the one before costs
+    no transcendental call outside the samplers.
     `boundary` (R, 2) receives the persons who entered from sources and left to sinks in the step.
     Validity checks are fused in: `errors` (R,) receives, per replicate, RATE_INVALID if a rate of a
     non-empty cell or an inflow is not a finite number >= 0, and COUNT_INVALID if a moved count or a
@@ -261,8 +262,9 @@ def advance(
             first, last = group_start[g], group_start[g + 1]
             origin = flow_source[first]
             cells = flow_cells[first]
+            refresh = fresh[g]
             for i in range(cells):
-                if fresh:
+                if refresh:
                     total = 0.0
                     valid = True
                     for f in range(first, last):

@@ -7,7 +7,7 @@ global replicate index, the block size never changes a result.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numba
@@ -46,6 +46,8 @@ class KernelTables:
     source_flows: np.ndarray
     sink_cells: np.ndarray
     source_cells: np.ndarray
+    group_flows: np.ndarray
+    """The model's index (`model.flows`) of each flow in kernel order: groups first, then inflows."""
     rate_origin: np.ndarray
     """Per rate cell, the state cell its flow leaves (-1 for an inflow from a source)."""
     exit_matrix: sparse.csr_matrix | None
@@ -91,6 +93,7 @@ def kernel_tables(model: CompiledModel) -> KernelTables:
         source_flows=np.array(list(range(len(internal), len(order))), np.int64),
         sink_cells=rate_sinks & ~source_mask,
         source_cells=source_mask,
+        group_flows=np.array(order, np.int64),
         rate_origin=rate_origin,
         exit_matrix=exit_matrix,
     )
@@ -126,6 +129,19 @@ def rate_epochs(model: CompiledModel) -> list[list[tuple] | None]:
             for step in range(model.steps + 1)
         ])
     return epochs
+
+
+def rate_changes(model: CompiledModel) -> tuple[np.ndarray, np.ndarray]:
+    """Which flows' rates the step engines evaluate: (steps + 1, flows) at the first sub-step of each
+    reporting step (all at step 0, then those whose `rate_epochs` key changed or that have none) and
+    (flows,) at the later sub-steps (those with no key). Built once per model (`CompiledModel.derived`)."""
+    epochs = rate_epochs(model)
+    every = np.array([e is None for e in epochs], dtype=bool)
+    changed = np.ones((model.steps + 1, len(epochs)), dtype=bool)
+    for index, keys in enumerate(epochs):
+        if keys is not None:
+            changed[1:, index] = [keys[step] != keys[step - 1] for step in range(1, model.steps + 1)]
+    return changed, every
 
 
 @dataclass(frozen=True)
@@ -208,7 +224,7 @@ def parameter_batch(model: CompiledModel, values: Mapping[str, np.ndarray]) -> d
             raise ValueError(
                 f"parameter {name!r}: expected shape (runs, {', '.join(map(str, own))}), got {array.shape}"
             )
-        aligned = np.stack([_align_from(row, list(parameter.dims), model) for row in array])
+        aligned = _align_from(array, list(parameter.dims), model, leading=1).copy()
         batch[name] = to_base(aligned, parameter.unit)
     return batch
 
@@ -264,8 +280,8 @@ def simulate(
     for name, array in batch.items():
         if array.shape[0] != replicates:
             raise ValueError(f"parameter {name!r} has {array.shape[0]} rows for {replicates} replicates")
-    tables = kernel_tables(model)
-    outcomes = outcome_tables(model)
+    tables = model.derived("kernel_tables", lambda: kernel_tables(model))
+    outcomes = model.derived("outcome_tables", lambda: outcome_tables(model))
     block = block_size or _block_size(model, outcomes, keep_compartments)
     if engine == "ode" and block_size is None:
         block = batch_size(ode or OdeOptions(), model.cells, model.rate_cells, block)
@@ -331,9 +347,11 @@ def _run_block(
     rates = np.empty((replicates, model.rate_cells))
     rate_views = [_window(rates, f.rate_offset, f.cells, model.aligned_shape(f.context)) for f in model.flows]
     moved = np.zeros((replicates, model.rate_cells))
+    changed, every = model.derived("rate_changes", lambda: rate_changes(model))
+    if probe is not None:  # the probe sees every rate of every step
+        changed, every = np.ones_like(changed), np.ones_like(every)
     kernel = KernelState(
-        np.empty((replicates, model.cells)), np.zeros((replicates, 2)), np.zeros(replicates, np.int8),
-        rate_epochs(model) if probe is None else [None] * len(model.flows),
+        np.empty((replicates, model.cells)), np.zeros((replicates, 2)), np.zeros(replicates, np.int8), changed, every
     )
     steps = model.steps
     record = np.empty((steps + 1, replicates, model.cells)) if keep_compartments else None
@@ -346,9 +364,17 @@ def _run_block(
         events_by_step.setdefault(event.step, []).append(event)
     coupled = [c.start(replicates, first_replicate, seed, stochastic, base) for c in model.couplings]
     coupled_record: dict[str, list[np.ndarray]] = {}
+    epochs = model.derived("parameter_epochs", lambda: [model.parameter_epoch(s) for s in range(model.steps + 1)])
+    # the parameters in force in each epoch: the steps of an epoch share one dict (couplings key on it)
+    parameters_by_epoch: dict[tuple[int, ...], dict[str, np.ndarray]] = {}
+    moved_by_flow: dict[str, np.ndarray] = {}
+    viewed = None  # the array moved_by_flow views (the step engines reuse one; the ODE engine does not)
     with np.errstate(all="ignore"):
         for step in range(steps + 1):
-            environment = _environment(model, state, step, base, coupled)
+            epoch = epochs[step]
+            if epoch not in parameters_by_epoch:
+                parameters_by_epoch[epoch] = model.parameters_at(step, base)
+            environment = _environment(model, state, step, parameters_by_epoch[epoch], coupled)
             for event in events_by_step.get(step, []):
                 exited[step] += _apply_event(
                     model, event, state, environment, key_seed, first_replicate, step, stochastic
@@ -384,7 +410,9 @@ def _run_block(
                     probe,
                 )
             if model.couplings:
-                moved_by_flow = {f.name: moved[:, f.rate_offset : f.rate_offset + f.cells] for f in model.flows}
+                if moved is not viewed:
+                    moved_by_flow = {f.name: moved[:, f.rate_offset : f.rate_offset + f.cells] for f in model.flows}
+                    viewed = moved
                 for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
                     coupling.update(coupling_state, step, environment, moved_by_flow)
             if system is not None:
@@ -417,21 +445,15 @@ class KernelState:
     """(R, 2) persons entered from sources and left to sinks in the last kernel step."""
     errors: np.ndarray
     """(R,) the kernel's error bits of the last kernel step."""
-    epochs: list[list[tuple] | None]
-    """Per flow, its rate's key per reporting step (`rate_epochs`); None: evaluated every sub-step."""
-    evaluated: list[tuple | None] = field(default_factory=list)
-    """Per flow, the key its rate was last evaluated at (None: never, or not cached)."""
+    changed: np.ndarray
+    """(steps + 1, flows) which rates to evaluate at the first sub-step of each step (`rate_changes`)."""
+    every: np.ndarray
+    """(flows,) which rates to evaluate at the later sub-steps."""
 
-    def due(self, step: int) -> list[bool]:
-        """Which flows' rates must be evaluated at a sub-step of `step`; remembers their new keys."""
-        if not self.evaluated:
-            self.evaluated = [None] * len(self.epochs)
-        due = []
-        for index, epochs in enumerate(self.epochs):
-            key = None if epochs is None else epochs[step]
-            due.append(key is None or key != self.evaluated[index])
-            self.evaluated[index] = key
-        return due
+    def due(self, step: int, substep: int) -> np.ndarray:
+        """(flows,) which flows' rates must be evaluated at sub-step `substep` of reporting step `step`
+        (steps are run in order from 0)."""
+        return self.changed[step] if substep == 0 else self.every
 
 
 def _substeps(
@@ -458,11 +480,12 @@ def _substeps(
     the cell and raise ModelError."""
     model = context.model
     substeps = model.substeps
+    groups = len(tables.group_stream)
     total = moved if substeps == 1 else np.zeros_like(moved)
     for k in range(substeps):
         if k:
             environment = _moved_on(model, environment, state, step, k / substeps)
-        due = kernel.due(step)
+        due = kernel.due(step, k)
         _fill_rates(context, environment, state, rates, rate_views, due, (tables.exit_matrix, model.dt / substeps))
         if probe is not None and k == 0:
             check_rates(context, state, rates, step, tables.rate_origin)
@@ -488,7 +511,7 @@ def _substeps(
             np.int64(context.first_replicate),
             np.int64(step * substeps + k),
             stochastic,
-            any(due),
+            np.logical_or.reduceat(due[tables.group_flows], tables.group_start[:-1]) if groups else due[:0],
             COUNT_CEILING,
         )
         if kernel.errors.any():
@@ -547,9 +570,9 @@ def _window(array: np.ndarray, offset: int, width: int, shape: tuple[int, ...]) 
 
 
 def _environment(
-    model: CompiledModel, state: np.ndarray, step: int, base: Mapping[str, np.ndarray], coupled: list
+    model: CompiledModel, state: np.ndarray, step: int, parameters: dict[str, np.ndarray], coupled: list
 ) -> Environment:
-    parameters = model.parameters_at(step, base)
+    """What rate expressions read at the start of `step`, given the parameters in force then."""
     values: dict[str, np.ndarray] = {}
     for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
         values.update(coupling.values(coupling_state, step, parameters))
@@ -558,10 +581,15 @@ def _environment(
     return Environment(
         compartments=_compartments(model, state.copy() if model.couplings else state),
         parameters=parameters,
-        schedules={name: float(series[step]) for name, series in model.schedules.items()},
+        schedules=model.derived("schedules_by_step", lambda: _schedules_by_step(model))[step],
         t=float(step * model.dt),
         coupled=values,
     )
+
+
+def _schedules_by_step(model: CompiledModel) -> list[dict[str, float]]:
+    """Each schedule's value at each reporting step, as the expressions' environment holds them."""
+    return [{name: float(series[step]) for name, series in model.schedules.items()} for step in range(model.steps + 1)]
 
 
 def _compartments(model: CompiledModel, state: np.ndarray) -> dict[str, np.ndarray]:
@@ -583,7 +611,7 @@ def _fill_rates(
     state: np.ndarray,
     rates: np.ndarray,
     views: list[np.ndarray],
-    due: list[bool] | None = None,
+    due: np.ndarray | None = None,
     occupancy: tuple[sparse.csr_matrix | None, float] | None = None,
 ) -> None:
     """Evaluate the flows' rates into `rates` through `views`, their per-flow (R, *context) windows:
@@ -597,7 +625,7 @@ def _fill_rates(
     checks them (diagnose.check_rates, or fused into the step kernel).
     """
     model = context.model
-    due = due or [True] * len(model.flows)
+    due = [True] * len(model.flows) if due is None else due.tolist()
     for flow, view, evaluate in zip(model.flows, views, due, strict=True):
         if evaluate and flow.source is not None:
             view[...] = flow.rate(environment)
@@ -690,7 +718,8 @@ def _assemble(
     keep_compartments: bool,
 ) -> xr.Dataset:
     def joined(name: str) -> np.ndarray:
-        data = np.concatenate([piece[name] for piece in pieces])
+        # one block's arrays are not views of one another (no copy needed); blocks are joined
+        data = pieces[0][name] if len(pieces) == 1 else np.concatenate([piece[name] for piece in pieces])
         if engine == "stochastic" and name in model.scenario.compartments:
             return data.astype(np.int64)
         return data

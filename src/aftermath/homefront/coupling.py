@@ -76,6 +76,8 @@ class HomeFrontState:
     seed: np.uint64
     first_replicate: int
     stochastic: bool
+    levels: _Levels | None = None
+    """What the last steps' hazards were, from parameters and schedules alone (`HomeFrontCoupling._levels`)."""
 
     @property
     def replicates(self) -> int:
@@ -93,6 +95,8 @@ class HomeFrontCoupling:
         self.model = model
         self.symbols = home_front_symbols(scenario)
         self.axis = list(model.dims).index(spec.dimension)
+        # (R, *model dims) -> the home front's dimension last (np.moveaxis, without its per-call cost)
+        self.origin_last = (0, *[1 + d for d in range(len(model.dims)) if d != self.axis], 1 + self.axis)
         self.labels = list(model.dims[spec.dimension])
         flows = [flow.name for flow in scenario.flows]
         self.arrest_flows = [(name, model.aligned_shape(flow_context(scenario, flows.index(name))))
@@ -112,8 +116,10 @@ class HomeFrontCoupling:
 
     def _by_origin(self, array: np.ndarray) -> np.ndarray:
         """An aligned (R or 1, *model dims) array summed over every dimension but the home front's: (R or 1, O)."""
-        moved = np.moveaxis(np.asarray(array, dtype=float), 1 + self.axis, -1)
+        moved = np.asarray(array, dtype=float).transpose(self.origin_last)
         summed = moved.reshape(moved.shape[0], -1, moved.shape[-1]).sum(axis=1)
+        if summed.shape[1] == len(self.labels):
+            return summed
         return np.broadcast_to(summed, (summed.shape[0], len(self.labels)))
 
     def _parameter(self, parameters: Mapping[str, np.ndarray], name: str | None, default: float = 1.0) -> np.ndarray:
@@ -121,6 +127,14 @@ class HomeFrontCoupling:
         if name is None:
             return np.full((1, len(self.labels)), default)
         return self._by_origin(parameters[name])
+
+    def _levels(self, state: HomeFrontState, parameters: Mapping[str, np.ndarray], vigilance: float) -> _Levels:
+        """The step's parameter columns and the hazards' probabilities and shares, which depend only on the
+        parameters and the vigilance schedule: kept while the engine passes the same parameters (one dict
+        per epoch) and vigilance holds its value."""
+        if state.levels is None or state.levels.parameters is not parameters:
+            state.levels = _Levels(self, parameters, state.home_grown.shape)
+        return state.levels.at(vigilance)
 
     def start(self, replicates: int, first_replicate: int, seed: int, stochastic: bool,
               parameters: Mapping[str, np.ndarray]) -> HomeFrontState:
@@ -144,55 +158,44 @@ class HomeFrontCoupling:
     def update(self, state: HomeFrontState, step: int, environment: Environment,
                moved: Mapping[str, np.ndarray]) -> None:
         spec, rates, levers = self.spec, self.spec.rates, self.spec.levers
-        parameters, dt = environment.parameters, self.model.dt
+        dt = self.model.dt
         size = state.home_grown.shape
-
-        def rate(name: str | None, default: float = 1.0) -> np.ndarray:
-            return np.broadcast_to(self._parameter(parameters, name, default), size)
 
         def stock(names: list[str]) -> np.ndarray:
             return sum((self._by_origin(environment.compartments[n]) for n in names), np.zeros(size))
 
+        vigilance = environment.schedules[levers.vigilance] if levers.vigilance is not None else 1.0
+        level = self._levels(state, environment.parameters, vigilance)
         returnees, remobilised = stock(spec.perpetrators.returnee), stock(spec.perpetrators.remobilised)
         strength = sum(environment.compartments[n].reshape(size[0], -1).sum(axis=1) for n in spec.reach.strength)
-        reference = rate(spec.reach.reference)
+        reference = level.rate(spec.reach.reference)
         reach = environment.schedules[spec.reach.media] * np.divide(
             strength[:, None], reference, out=np.zeros(size), where=reference > 0
-        ) ** rate(spec.reach.elasticity)
+        ) ** level.rate(spec.reach.elasticity)
         call = environment.schedules[spec.reach.call] if spec.reach.call is not None else 1.0
-        appeal = rate(levers.appeal)
-        vigilance = environment.schedules[levers.vigilance] if levers.vigilance is not None else 1.0
-        pressure = rate(levers.capacity) * vigilance
-        for name in levers.effort:
-            pressure = pressure * rate(name)
+        appeal = level.rate(levers.appeal)
         draw = _Draws(state, step)
         before = state.home_grown
         # the home-grown population: inflows, competing exits, prison
-        radicalised = draw.poisson("radicalised", rate(rates.radicalisation) * reach * appeal * dt)
-        mentored = draw.poisson("mentored", rate(rates.mentoring) * (returnees + remobilised) * appeal * dt)
-        hazards = np.stack([rate(rates.arrest) * pressure, rate(rates.disengagement), rate(rates.death)])
-        total = hazards.sum(axis=0)
-        share = np.divide(hazards, total, out=np.zeros_like(hazards), where=total > 0)
-        leaving = draw.binomial("leave", state.home_grown, 1.0 - np.exp(-total * dt))
-        arrested = draw.binomial("arrested", leaving, share[0])
+        radicalised = draw.poisson("radicalised", level.rate(rates.radicalisation) * reach * appeal * dt)
+        mentored = draw.poisson("mentored", level.rate(rates.mentoring) * (returnees + remobilised) * appeal * dt)
+        leaving = draw.binomial("leave", state.home_grown, level.leave)
+        arrested = draw.binomial("arrested", leaving, level.arrested)
         rest = leaving - arrested
-        others = share[1] + share[2]
-        disengaged = draw.binomial("disengaged", rest, np.divide(share[1], others, out=np.zeros(size),
-                                                                  where=others > 0))
-        rehabilitated = draw.binomial("rehabilitated", arrested, rate(levers.rehabilitation, 0.0))
-        released = draw.binomial("released", state.imprisoned, 1.0 - np.exp(-rate(rates.release) * dt))
-        unreformed = draw.binomial("unreformed", released, rate(rates.unreformed))
+        disengaged = draw.binomial("disengaged", rest, level.disengaged)
+        rehabilitated = draw.binomial("rehabilitated", arrested, level.rehabilitated)
+        released = draw.binomial("released", state.imprisoned, level.released)
+        unreformed = draw.binomial("unreformed", released, level.unreformed)
         state.home_grown = state.home_grown + radicalised + mentored + unreformed - leaving
         state.imprisoned = state.imprisoned + arrested - rehabilitated - released
         state.movements += np.stack([radicalised, mentored, arrested, rehabilitated, arrested - rehabilitated,
                                      unreformed, released - unreformed, disengaged, rest - disengaged], axis=-1)
         # plots by perpetrator (from the stocks at the start of the step), then what becomes of them
-        means = np.stack([rate(rates.plot_returnee) * returnees, rate(rates.plot_remobilised) * remobilised,
-                          rate(rates.plot_home_grown) * call * before], axis=-1) * dt
+        means = np.stack([level.rate(rates.plot_returnee) * returnees, level.rate(rates.plot_remobilised) * remobilised,
+                          level.rate(rates.plot_home_grown) * call * before], axis=-1) * dt
         plots = draw.poisson("plots", means)
-        foil = np.minimum(rate(rates.foiling)[..., None] * pressure[..., None], 1.0)
-        foiled = draw.binomial("foiled", plots, np.broadcast_to(foil, plots.shape))
-        failed = draw.binomial("failed", plots - foiled, np.broadcast_to(rate(rates.failure)[..., None], plots.shape))
+        foiled = draw.binomial("foiled", plots, level.foiled)
+        failed = draw.binomial("failed", plots - foiled, level.failed)
         state.plots = np.stack([foiled, failed, plots - foiled - failed], axis=-1)
         state.arrests = arrested + sum(
             (self._by_origin(moved[name].reshape(size[0], *shape)) for name, shape in self.arrest_flows),
@@ -215,6 +218,55 @@ class HomeFrontCoupling:
         }
 
 
+class _Levels:
+    """A home front's parameters as (R, origins) columns and what follows from them and the vigilance
+    schedule alone, for the steps that share one parameters dict (an epoch)."""
+
+    def __init__(self, coupling: HomeFrontCoupling, parameters: Mapping[str, np.ndarray], size: tuple[int, ...]):
+        self.coupling, self.parameters, self.size = coupling, parameters, size
+        self.columns: dict[tuple[str | None, float], np.ndarray] = {}
+        self.vigilance: float | None = None
+
+    def rate(self, name: str | None, default: float = 1.0) -> np.ndarray:
+        """A parameter (or `default` where the section names none) as (R, origins), in base units."""
+        if (name, default) not in self.columns:
+            column = self.coupling._parameter(self.parameters, name, default)
+            self.columns[name, default] = np.broadcast_to(column, self.size)
+        return self.columns[name, default]
+
+    def at(self, vigilance: float) -> _Levels:
+        """Set the probabilities of leaving, being arrested, disengaging, being released, and of a plot being
+        foiled or failing, at this vigilance (kept when it has not changed)."""
+        if vigilance == self.vigilance:
+            return self
+        rates, levers = self.coupling.spec.rates, self.coupling.spec.levers
+        dt, size, rate = self.coupling.model.dt, self.size, self.rate
+        pressure = rate(levers.capacity) * vigilance
+        for name in levers.effort:
+            pressure = pressure * rate(name)
+        hazards = np.stack([rate(rates.arrest) * pressure, rate(rates.disengagement), rate(rates.death)])
+        total = hazards.sum(axis=0)
+        share = np.divide(hazards, total, out=np.zeros_like(hazards), where=total > 0)
+        others = share[1] + share[2]
+        plots = (*size, len(PERPETRATORS))
+        foil = np.minimum(rate(rates.foiling)[..., None] * pressure[..., None], 1.0)
+        self.leave = _share(1.0 - np.exp(-total * dt))
+        self.arrested = _share(share[0])
+        self.disengaged = _share(np.divide(share[1], others, out=np.zeros(size), where=others > 0))
+        self.rehabilitated = _share(rate(levers.rehabilitation, 0.0))
+        self.released = _share(1.0 - np.exp(-rate(rates.release) * dt))
+        self.unreformed = _share(rate(rates.unreformed))
+        self.foiled = np.broadcast_to(_share(foil), plots)
+        self.failed = np.broadcast_to(_share(rate(rates.failure)[..., None]), plots)
+        self.vigilance = vigilance
+        return self
+
+
+def _share(probability: np.ndarray) -> np.ndarray:
+    """A probability clipped to [0, 1] (a share that rounding or a parameter put outside it)."""
+    return np.clip(probability, 0.0, 1.0)
+
+
 class _Draws:
     """Random counts in the stochastic engine, expectations in the others, for one step of a block."""
 
@@ -234,7 +286,7 @@ class _Draws:
         return self._keyed(kind, means, poisson_array) if self.state.stochastic else means
 
     def binomial(self, kind: str, counts: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-        probabilities = np.clip(probabilities, 0.0, 1.0)
+        """Binomial(counts, probabilities) draws, or their expectation; probabilities in [0, 1] (`_share`)."""
         if not self.state.stochastic:
             return counts * probabilities
         return self._keyed(kind, counts, binomial_array, np.broadcast_to(probabilities, counts.shape))

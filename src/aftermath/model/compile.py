@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -34,6 +34,8 @@ from aftermath.scenario.validate import (
     parsed,
 )
 from aftermath.units import to_base
+
+T = TypeVar("T")
 
 
 def stable_id(text: str) -> int:
@@ -140,6 +142,15 @@ class CompiledModel:
     """The scenario's sub-models, run beside the compartments (see model/coupling.py)."""
     substeps: int = 1
     """Equal sub-steps of the step engines per reporting step (each dt / substeps months long)."""
+    _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def derived(self, name: str, build: Callable[[], T]) -> T:
+        """A table the engines derive from this model's arrays (flow structure, outcome matrices, rate
+        epochs), built on first use and kept: calibration and the dashboard run one model thousands of
+        times. The model's arrays are not changed after compilation, so a kept table never goes stale."""
+        if name not in self._derived:
+            self._derived[name] = build()
+        return self._derived[name]
 
     @property
     def steps(self) -> int:
@@ -177,6 +188,13 @@ class CompiledModel:
             state[:, layout.offset : layout.offset + layout.size] = block.reshape(block.shape[0], -1)
         return np.rint(state)
 
+    def parameter_epoch(self, step: int) -> tuple[int, ...]:
+        """The indices (into `effects`) of the parameter effects in force at `step`: two steps with the same
+        epoch have the same parameters (`parameters_at`)."""
+        return tuple(
+            k for k, e in enumerate(self.effects) if e.kind == "parameter" and e.first <= step <= e.last
+        )
+
     def parameters_at(self, step: int, base: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Parameter arrays in force at `step`, with the active interventions' effects."""
         current = dict(base)
@@ -200,13 +218,15 @@ def apply_effect(base: Any, operation: str, value: float, strength: float) -> An
     return (1 - strength) * base + strength * value
 
 
-def _align_from(values: np.ndarray, dims: list[str], model_or_dims: Any) -> np.ndarray:
-    """Reorder an array over `dims` (as written) to global order and insert size-1 axes."""
+def _align_from(values: np.ndarray, dims: list[str], model_or_dims: Any, leading: int = 0) -> np.ndarray:
+    """Reorder an array over `dims` (as written) to global order and insert size-1 axes; its first
+    `leading` axes (e.g. runs) stay first, as they are."""
     global_dims = list(model_or_dims.dims if hasattr(model_or_dims, "dims") else model_or_dims)
     present = [d for d in global_dims if d in dims]
-    values = np.transpose(values, [list(dims).index(d) for d in present]) if dims else values
-    shape = [values.shape[present.index(d)] if d in present else 1 for d in global_dims]
-    return values.reshape(shape)
+    order = [*range(leading), *[leading + list(dims).index(d) for d in present]]
+    values = np.transpose(values, order) if dims else values
+    shape = [values.shape[leading + present.index(d)] if d in present else 1 for d in global_dims]
+    return values.reshape((*values.shape[:leading], *shape))
 
 
 def scenario_hash(scenario: Scenario) -> str:

@@ -76,6 +76,8 @@ class NetworkCoupling:
         for i, (_, theatre) in enumerate(theatres):
             for name in theatre.groups:
                 self.membership[i, self.tables.groups.index(name)] = 1.0
+        self.in_theatre = self.membership.any(axis=0)
+        self.members = self.membership.sum(axis=1)
         self.weights = [theatre.weight for _, theatre in theatres]
         self.weight_shape = model.aligned_shape(attraction_dims(scenario))
         self.arrivals = [theatre.arrivals for _, theatre in theatres]
@@ -104,31 +106,39 @@ class NetworkCoupling:
         theatre = pull @ self.membership.T  # (R, theatres)
         total = theatre.sum(axis=1, keepdims=True)
         # the chance that any theatre is open to the hub's free agents: 0 or 1 in a stochastic run
-        untied = np.where(self.membership.any(axis=0), 1.0 - state.ties[:, :, self.hub], 1.0)
+        untied = np.where(self.in_theatre, 1.0 - state.ties[:, :, self.hub], 1.0)
         available = 1.0 - untied.prod(axis=1, keepdims=True)
         state.exposed.update(pull=pull, attraction=available * np.divide(theatre, total, out=np.zeros_like(theatre),
                                                                          where=total > 0))
         flat = [1] * len(self.weight_shape)
-        column = theatre.reshape(*theatre.shape, *flat)
-        shape = (state.replicates, *self.weight_shape)
-        weighted = np.stack([
-            np.broadcast_to((np.asarray(parameters[w], dtype=float) if w else 1.0) * column[:, i], shape)
-            for i, w in enumerate(self.weights)
-        ])
+        column = theatre.reshape(*theatre.shape, *flat)  # (R, theatres, 1...)
+        shape = (len(self.theatres), state.replicates, *self.weight_shape)
+        columns = column.swapaxes(0, 1)  # (theatres, R, 1...)
+        weighted = np.ascontiguousarray(np.broadcast_to(self._weights(state, parameters) * columns, shape))
         total = weighted.sum(axis=0)
         present = state.alive @ self.membership.T
-        members = self.membership.sum(axis=1)
-        active = np.divide(present, members, out=np.zeros_like(present), where=members > 0)
+        active = np.divide(present, self.members, out=np.zeros_like(present), where=self.members > 0)
         deadliness = np.divide(state.exposed["lethality"] @ self.membership.T, present, out=np.zeros_like(present),
                                where=present > 0)
+        attraction = available.reshape(1, -1, *flat) * np.divide(
+            weighted, total, out=np.zeros_like(weighted), where=total > 0
+        )
         values = {}
         for i, name in enumerate(self.theatres):
-            values[f"affiliate_attraction_{name}"] = available.reshape(-1, *flat) * np.divide(
-                weighted[i], total, out=np.zeros_like(total), where=total > 0
-            )
+            values[f"affiliate_attraction_{name}"] = attraction[i]
             values[f"affiliate_active_{name}"] = active[:, i].reshape(-1, *flat)
             values[f"affiliate_lethality_{name}"] = deadliness[:, i].reshape(-1, *flat)
         return values
+
+    def _weights(self, state: NetworkState, parameters: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(theatres, R or 1, *weight dims) each theatre's weight parameter (1 where it has none), kept while
+        the engine passes the same parameters (one dict per epoch)."""
+        if state.weights is None or state.weights[0] is not parameters:
+            values = [np.asarray(parameters[w], dtype=float) if w else np.ones(1) for w in self.weights]
+            lead = max(v.shape[0] if v.ndim > len(self.weight_shape) else 1 for v in values)
+            stacked = np.stack([np.broadcast_to(v, (lead, *self.weight_shape)) for v in values])
+            state.weights = (parameters, stacked)
+        return state.weights[1]
 
     def update(self, state: NetworkState, step: int, environment: Environment,
                moved: Mapping[str, np.ndarray]) -> None:
@@ -144,8 +154,9 @@ class NetworkCoupling:
             terminate(state, step, dt, scalar(parameters, dynamics["termination"]), ratio, shares)
             dissolve(state, step, dt, scalar(parameters, dynamics["dissolution"]))
             form(self.tables, state, step, dt, scalar(parameters, dynamics["formation"]), state.exposed["capacity"])
-        upcoming = self.model.parameters_at(step + 1, state.base)
-        advance_dated(self.tables, state, step + 1, upcoming, self.dynamics)
+        if step + 1 in self.tables.starts or step + 1 in self.tables.events:
+            upcoming = self.model.parameters_at(step + 1, state.base)
+            advance_dated(self.tables, state, step + 1, upcoming, self.dynamics)
 
     def _arrive(self, state: NetworkState, moved: Mapping[str, np.ndarray]) -> None:
         """Persons moved into each theatre this step join its groups, split by their pull (else evenly)."""

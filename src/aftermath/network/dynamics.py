@@ -180,6 +180,8 @@ class NetworkState:
     endings: np.ndarray
     exposed: dict[str, np.ndarray] = field(default_factory=dict)
     """What the last `values` call computed (attraction, pull...), for records and arrivals."""
+    weights: tuple[Mapping[str, np.ndarray], np.ndarray] | None = None
+    """The parameters the affiliates' weights were taken from, and those weights (`NetworkCoupling._weights`)."""
 
     @property
     def replicates(self) -> int:
