@@ -24,7 +24,14 @@ from aftermath.cli.display import (
     shown_outcomes,
     strata_metadata,
 )
-from aftermath.cli.options import PosteriorOption, SeedOption, parse_policies, parse_policy, posterior_draws
+from aftermath.cli.options import (
+    PosteriorOption,
+    PriorOption,
+    SeedOption,
+    parameters_for,
+    parse_policies,
+    parse_policy,
+)
 from aftermath.cli.progress import progress
 from aftermath.decisions.evaluate import DecisionError
 from aftermath.decisions.sensitivity import MINIMUM, check_sample_size, given_data_sensitivity
@@ -51,7 +58,9 @@ from aftermath.summary import bands
 StoreOption = Annotated[Path, typer.Option("--store", help="The DuckDB run store.")]
 SamplesOption = Annotated[int, typer.Option("--samples", "-s", min=1, help="Parameter samples.")]
 ReplicatesOption = Annotated[int, typer.Option("--replicates", "-n", min=1, help="Stochastic replicates per sample.")]
-SamplerOption = Annotated[str, typer.Option(help="lhs (Latin hypercube) or mc (plain Monte Carlo).")]
+SamplerOption = Annotated[str | None, typer.Option(
+    help="How to sample the priors (with --prior, or a scenario with no shipped posterior): lhs (Latin hypercube, "
+    "the default) or mc (plain Monte Carlo).")]
 WorkersOption = Annotated[
     int | None, typer.Option(min=1, help="Worker processes (default: one per core; 1 runs in this process).")
 ]
@@ -72,7 +81,7 @@ def ensemble(
     scenario: ScenarioArg = None,
     samples: SamplesOption = 50,
     replicates: ReplicatesOption = 20,
-    sampler: SamplerOption = "lhs",
+    sampler: SamplerOption = None,
     seed: SeedOption = 1,
     engine: Annotated[str, typer.Option(help="stochastic or deterministic (one member per sample).")] = "stochastic",
     policy: Annotated[list[str] | None, typer.Option(help="Apply policies: NAME, NAME=STRENGTH, or A+B.")] = None,
@@ -82,6 +91,7 @@ def ensemble(
     split: SplitOption = False,
     sensitivity: SensitivityOption = False,
     posterior: PosteriorOption = None,
+    prior: PriorOption = False,
     everything: AllOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -94,7 +104,7 @@ def ensemble(
         except DecisionError as exc:
             fail(f"--sensitivity: {exc}; or use 'aftermath sensitivity' (Sobol, Morris) for a design of its own")
     _run_new(scenario, "ensemble", [parse_policies(policy)], samples, replicates, sampler, seed, engine,
-             ExecutorSpec(workers, dask), store, Extras(split, sensitivity, everything), as_json, posterior)
+             ExecutorSpec(workers, dask), store, Extras(split, sensitivity, everything), as_json, posterior, prior)
 
 
 @app.command()
@@ -103,12 +113,13 @@ def compare(
     policy: Annotated[list[str] | None, typer.Option(help="A policy to compare: NAME, NAME=STRENGTH, or A+B.")] = None,
     samples: SamplesOption = 50,
     replicates: ReplicatesOption = 20,
-    sampler: SamplerOption = "lhs",
+    sampler: SamplerOption = None,
     seed: SeedOption = 1,
     workers: WorkersOption = None,
     dask: DaskOption = None,
     store: StoreOption = DEFAULT_STORE,
     posterior: PosteriorOption = None,
+    prior: PriorOption = False,
     everything: AllOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -117,7 +128,7 @@ def compare(
         raise typer.BadParameter("give at least one --policy to compare with the baseline", param_hint="--policy")
     arms = [{}, *[parse_policy(text) for text in policy]]
     _run_new(scenario, "compare", arms, samples, replicates, sampler, seed, "stochastic",
-             ExecutorSpec(workers, dask), store, Extras(everything=everything), as_json, posterior)
+             ExecutorSpec(workers, dask), store, Extras(everything=everything), as_json, posterior, prior)
 
 
 @app.command()
@@ -173,17 +184,22 @@ def resume_run(
 def _run_new(
     scenario: str | None, kind: str, arms: list, samples: int, replicates: int, sampler: str, seed: int,
     engine: str, executor: ExecutorSpec, store: Path, extras: Extras, as_json: bool, posterior: int | None = None,
+    prior: bool = False,
 ) -> None:
-    if sampler not in SAMPLERS:
+    if sampler is not None and sampler not in SAMPLERS:
         fail(f"--sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
     with _clear_errors():
         executor.check()  # before the scenario is even read
     text, file, loaded = read_scenario(scenario)
-    draws = posterior_draws(loaded, posterior, store, samples, seed)
+    source = parameters_for(loaded, posterior, store, prior)
+    if source.posterior is not None and sampler is not None:
+        fail(f"--sampler {sampler}: it samples the priors, but the parameters are drawn from the {source.label}; "
+             "add --prior to sample the priors")
     experiment = design_experiment(
         text, file, samples=samples, replicates=replicates, arms=arms,
-        sampler=sampler if posterior is None else f"posterior {posterior}",  # type: ignore[arg-type]
-        seed=seed, engine=engine, draws=draws,  # type: ignore[arg-type]
+        sampler=sampler or "lhs" if source.posterior is None else source.label,  # type: ignore[arg-type]
+        seed=seed, engine=engine, draws=None if source.posterior is None else source.posterior.parameter_draws(
+            samples, seed),
     )
     opened = Store(store)
     known: list[int] = []
