@@ -143,6 +143,30 @@ def test_a_resumed_calibration_equals_an_uninterrupted_one(tmp_path) -> None:
         np.testing.assert_array_equal(loaded.draws[name], whole.draws[name])
 
 
+def test_a_killed_calibration_can_end_with_its_stored_steps_or_go_on_longer(tmp_path) -> None:
+    _, scenario = synthetic_scenario(1)
+    settings = {"until": "2018-12", "draws": 50, "seed": 3, "walkers": 8, "chunk": 2}
+    longer = calibrate(scenario, store=Store(tmp_path / "longer.duckdb"), steps=8, **settings)
+
+    def stop_after_two_chunks(done: int, total: int) -> None:
+        if done >= 4:
+            raise KeyboardInterrupt
+
+    store = Store(tmp_path / "killed.duckdb")
+    with pytest.raises(KeyboardInterrupt):
+        calibrate(scenario, store=store, progress=stop_after_two_chunks, steps=6, **settings)
+    ended = calibrate(scenario, store=store, resume=1, steps=4, **settings)
+    assert ended.diagnostics["steps"] == 4 and store.chain(1)[0].shape[0] == 4
+    assert load_posterior(store, 1).diagnostics["steps"] == 4
+    extended = Store(tmp_path / "extended.duckdb")
+    with pytest.raises(KeyboardInterrupt):
+        calibrate(scenario, store=extended, progress=stop_after_two_chunks, steps=6, **settings)
+    went_on = calibrate(scenario, store=extended, resume=1, steps=8, **settings)
+    np.testing.assert_array_equal(extended.chain(1)[0], Store(tmp_path / "longer.duckdb").chain(1)[0])
+    for name in longer.names:
+        np.testing.assert_array_equal(went_on.draws[name], longer.draws[name])
+
+
 def test_a_resume_with_another_scenario_is_refused(tmp_path) -> None:
     _, scenario = synthetic_scenario(1)
     _, other = synthetic_scenario(2)
@@ -192,7 +216,7 @@ def test_the_cli_calibrates_then_runs_and_checks_with_the_posterior(tmp_path) ->
     ensemble = run_cli("ensemble", str(path), "--posterior", str(run_id), "--store", store, "-s", "10", "-n", "2",
                        "--workers", "1", "--json")
     assert ensemble.returncode == 0, ensemble.stderr
-    assert json.loads(ensemble.stdout)["sampler"] == f"posterior {run_id}"
+    assert json.loads(ensemble.stdout)["sampler"] == f"posterior of calibration run {run_id} (calibrated to 2018-12)"
     missing = run_cli("run", str(path), "--posterior", "99", "--store", store)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert "--posterior 99" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1

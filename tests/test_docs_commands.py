@@ -27,7 +27,7 @@ from aftermath.scenario.loader import resolve_scenario_path
 from tests.conftest import ROOT
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-SKIPPED = ("scripts/calibrate_default.py",)
+SKIPPED = ("scripts/calibrate_default.sh",)
 """Lines that are not quick commands: the calibration takes minutes (it has its own tests)."""
 SIZED = {"run", "network", "fit-check", "ensemble", "compare", "report"}
 POOLED = {"ensemble", "compare", "report"}

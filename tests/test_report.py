@@ -350,7 +350,7 @@ def test_cli_report_and_its_errors(tmp_path: Path) -> None:
         (["competing_exits", "-o", str(tmp_path / "r.txt")], "expected a file ending in .html"),
         (["competing_exits", "--policy", "nope", "-o", str(out)], "unknown policy 'nope'"),
         (["competing_exits", "--at", "2040-01", "-o", str(out)], "outside the scenario's time span"),
-        (["--run", "1", "--policy", "x", "-o", str(out)], "give no SCENARIO, --policy or --posterior"),
+        (["--run", "1", "--policy", "x", "-o", str(out)], "give no SCENARIO, --policy, --posterior or --prior"),
         (["--run", "1", "--store", str(tmp_path / "none.duckdb"), "-o", str(out)], "none.duckdb"),
     ):
         failed = run_cli("report", *args)

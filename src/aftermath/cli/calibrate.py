@@ -14,7 +14,8 @@ from rich.table import Table
 from aftermath.cli.app import app, console, errors, fail
 from aftermath.cli.core import ScenarioArg
 from aftermath.cli.options import FIT_END, SeedOption
-from aftermath.errors import StoreError
+from aftermath.errors import ResourceError, StoreError
+from aftermath.files import check_output_path
 from aftermath.formatting import SIGNIFICANT, Kind, band, number
 from aftermath.store import DEFAULT_STORE
 
@@ -40,8 +41,14 @@ def calibrate_command(
     walkers: Annotated[int | None, typer.Option(min=2, help="emcee walkers (default: 2 x parameters + 2).")] = None,
     seed: SeedOption = 1,
     store: Annotated[Path, typer.Option("--store", help="The DuckDB run store.")] = DEFAULT_STORE,
-    resume: Annotated[int | None, typer.Option(help="Continue this killed calibration run.")] = None,
+    resume: Annotated[int | None, typer.Option(
+        help="Continue this killed calibration run (with --steps: to that many steps in all; as many as are "
+        "stored ends it with what it has).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the posterior summary as JSON on stdout.")] = False,
+    draws_file: Annotated[Path | None, typer.Option(
+        "--draws-file", help="Also write the posterior draws to this file (with the scenario's hash and the "
+        "draws' SHA-256). As NAME.posterior.csv beside the scenario NAME.yaml it is the posterior that run, "
+        "ensemble, compare, fit-check and report draw from by default.")] = None,
 ) -> None:
     """Calibrate the uncertain parameters to the observations up to --until; the posterior is stored as a run.
 
@@ -53,6 +60,11 @@ def calibrate_command(
     from aftermath.scenario.schema import parse_month
     from aftermath.store.database import Store
 
+    if draws_file is not None:
+        try:
+            check_output_path(draws_file, (".csv",), "posterior draws")
+        except ValueError as exc:
+            fail(f"--draws-file {exc}")
     if method not in METHODS:
         fail(f"--method {method!r}: expected one of {', '.join(METHODS)}")
     try:
@@ -84,6 +96,8 @@ def calibrate_command(
             errors.print("interrupted: the calibration keeps its stored steps; 'aftermath runs' lists it, and "
                          "'aftermath calibrate --resume RUN' continues it")
             raise SystemExit(130) from None
+    if draws_file is not None:
+        _write_draws(draws_file, loaded, posterior, scenario, store)
     summary = posterior.summary()
     if as_json:
         typer.echo(json.dumps({
@@ -94,6 +108,31 @@ def calibrate_command(
         }, indent=2))
         return
     print_posterior(loaded, posterior)
+
+
+def _write_draws(path: Path, scenario: Scenario, posterior: Posterior, reference: str | None, store: Path) -> None:
+    """Write the draws file, with the command that makes it again (the settings this calibration used)."""
+    from aftermath.inference.shipped import write_draws
+
+    d = posterior.diagnostics
+    settings = (f"--walkers {d['walkers']} --steps {d['steps']}" if posterior.method == "emcee"
+                else f"--steps {d['samples']}")
+    command = (f"aftermath calibrate {reference or scenario.name} --until {posterior.until} --method "
+               f"{posterior.method} {settings} --draws {len(posterior)} --seed {_seed(posterior, store)} "
+               f"--draws-file {path}")
+    try:
+        written = write_draws(path, scenario, posterior, command)
+    except ResourceError as exc:
+        fail(f"--draws-file {exc}")
+    errors.print(f"posterior draws written to {written}", highlight=False, soft_wrap=True)
+
+
+def _seed(posterior: Posterior, store: Path) -> int:
+    """The seed the calibration ran with (kept in its stored settings)."""
+    from aftermath.store.database import Store
+
+    settings, _ = Store(store, lock_timeout=10).calibration(posterior.run_id)  # type: ignore[arg-type]
+    return int(settings["seed"])
 
 
 def print_posterior(scenario: Scenario, posterior: Posterior) -> None:

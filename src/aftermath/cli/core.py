@@ -18,10 +18,12 @@ from aftermath.cli.options import (
     ODE_METHOD,
     ODE_METHODS,
     ODE_RTOL,
+    PosteriorOption,
+    PriorOption,
     SeedOption,
+    parameters_for,
     parse_assignments,
     parse_policies,
-    posterior_for,
 )
 from aftermath.cli.progress import progress
 from aftermath.formatting import span
@@ -79,15 +81,15 @@ def run(
             "replicate draws its parameters from their distributions (Latin hypercube).",
         ),
     ] = False,
-    posterior: Annotated[int | None, typer.Option(
-        "--posterior", help="Draw parameters from the posterior of this stored calibration run "
-        "(see 'aftermath calibrate') instead of their declared distributions.")] = None,
+    posterior: PosteriorOption = None,
+    prior: PriorOption = False,
     store: Annotated[Path, typer.Option("--store", help="The DuckDB run store holding --posterior.")] = DEFAULT_STORE,
 ) -> None:
     """Run a scenario and show its headline outcomes at key dates: median and 5-95% band.
 
-    The bands cover both sources of uncertainty: the parameters' declared ranges (one draw per replicate)
-    and chance (the stochastic engine). `aftermath ensemble` separates the two.
+    The bands cover both sources of uncertainty: the parameters (one draw per replicate from the posterior
+    shipped beside the scenario, or with --prior from their declared ranges) and chance (the stochastic
+    engine). `aftermath ensemble` separates the two.
     """
     from aftermath.cli.display import outcome_metadata, print_bands, strata_metadata
     from aftermath.engines.ode import OdeOptions
@@ -126,13 +128,11 @@ def run(
         check_result_memory(model, runs, keep_compartments=compartments)
     else:  # only what is shown is kept
         check_banded_memory(model, runs, key_dates(loaded))
-    if posterior is not None and fixed_parameters:
-        fail("--posterior draws the parameters: give it without --fixed-parameters")
-    fitted = posterior_for(loaded, posterior, store)
+    source = parameters_for(loaded, posterior, store, prior, fixed_parameters)
     if fixed_parameters:
         drawn = {}
-    elif fitted is not None:
-        drawn = fitted.per_run_parameters(loaded, runs, seed, fixed=overrides)
+    elif source.posterior is not None:
+        drawn = source.posterior.per_run_parameters(loaded, runs, seed, fixed=overrides)
     else:
         drawn = per_run_parameters(loaded, runs, seed, fixed=overrides)
     run_options = {"seed": seed, "engine": engine, "parameters": drawn, "ode": ode}
@@ -171,17 +171,17 @@ def run(
             "predictive_bands": [] if predictive_table is None else json.loads(
                 predictive_table.to_json(orient="records")),
             "posterior": posterior,
+            "parameters": {"from": source.kind, "label": source.label, "warning": source.warning},
         }
         if home is not None:
             payload["home_front"] = json.loads(home.to_json(orient="records"))
         typer.echo(json.dumps(payload, indent=2))
         return
-    uncertainty = "chance only" if fixed_parameters else "parameter uncertainty and chance"
-    if engine != "stochastic":
-        uncertainty = "no uncertainty" if fixed_parameters else "parameter uncertainty"
+    chance = " and chance" if engine == "stochastic" else ""
+    uncertainty = f"parameters drawn from the {source.label}{chance}"
+    if fixed_parameters:
+        uncertainty = "chance only" if chance else "no uncertainty"
     method = f"{engine}, {model.substeps} sub-steps" if engine != "ode" and model.substeps > 1 else engine
-    if posterior is not None:
-        uncertainty += f" (posterior of run {posterior})"
     units = {o.name: o.unit for o in model.outcomes}
     print_bands(loaded, table, f"{method}, {runs} run(s), seed {seed}, {uncertainty}; latent band (the model's state)",
                 model.interventions, everything, units=units)

@@ -27,10 +27,11 @@ from aftermath.cli.options import (
     RBD_FAST_MINIMUM,
     SAMPLERS,
     PosteriorOption,
+    PriorOption,
     SeedOption,
+    parameters_for,
     parse_policies,
     parse_policy,
-    posterior_draws,
 )
 from aftermath.cli.progress import progress
 from aftermath.errors import StoreError
@@ -47,7 +48,9 @@ if TYPE_CHECKING:
 StoreOption = Annotated[Path, typer.Option("--store", help="The DuckDB run store.")]
 SamplesOption = Annotated[int, typer.Option("--samples", "-s", min=1, help="Parameter samples.")]
 ReplicatesOption = Annotated[int, typer.Option("--replicates", "-n", min=1, help="Stochastic replicates per sample.")]
-SamplerOption = Annotated[str, typer.Option(help="lhs (Latin hypercube) or mc (plain Monte Carlo).")]
+SamplerOption = Annotated[str | None, typer.Option(
+    help="How to sample the priors (with --prior, or a scenario with no shipped posterior): lhs (Latin hypercube, "
+    "the default) or mc (plain Monte Carlo).")]
 WorkersOption = Annotated[
     int | None, typer.Option(min=1, help="Worker processes (default: one per core; 1 runs in this process).")
 ]
@@ -71,7 +74,7 @@ def ensemble(
     scenario: ScenarioArg = None,
     samples: SamplesOption = 50,
     replicates: ReplicatesOption = 20,
-    sampler: SamplerOption = "lhs",
+    sampler: SamplerOption = None,
     seed: SeedOption = 1,
     engine: Annotated[str, typer.Option(help="stochastic or deterministic (one member per sample).")] = "stochastic",
     policy: Annotated[list[str] | None, typer.Option(help="Apply policies: NAME, NAME=STRENGTH, or A+B.")] = None,
@@ -82,6 +85,7 @@ def ensemble(
     sensitivity: SensitivityOption = False,
     posterior: PosteriorOption = None,
     outcomes: OutcomesOption = None,
+    prior: PriorOption = False,
     everything: AllOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -98,7 +102,8 @@ def ensemble(
         except DecisionError as exc:
             fail(f"--sensitivity: {exc}; or use 'aftermath sensitivity' (Sobol, Morris) for a design of its own")
     _run_new(scenario, "ensemble", [parse_policies(policy)], samples, replicates, sampler, seed, engine,
-             ExecutorSpec(workers, dask), store, Extras(split, sensitivity, everything), as_json, posterior, outcomes)
+             ExecutorSpec(workers, dask), store, Extras(split, sensitivity, everything), as_json, posterior, outcomes,
+             prior)
 
 
 @app.command()
@@ -107,13 +112,14 @@ def compare(
     policy: Annotated[list[str] | None, typer.Option(help="A policy to compare: NAME, NAME=STRENGTH, or A+B.")] = None,
     samples: SamplesOption = 50,
     replicates: ReplicatesOption = 20,
-    sampler: SamplerOption = "lhs",
+    sampler: SamplerOption = None,
     seed: SeedOption = 1,
     workers: WorkersOption = None,
     dask: DaskOption = None,
     store: StoreOption = DEFAULT_STORE,
     posterior: PosteriorOption = None,
     outcomes: OutcomesOption = None,
+    prior: PriorOption = False,
     everything: AllOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -124,7 +130,7 @@ def compare(
         raise typer.BadParameter("give at least one --policy to compare with the baseline", param_hint="--policy")
     arms = [{}, *[parse_policy(text) for text in policy]]
     _run_new(scenario, "compare", arms, samples, replicates, sampler, seed, "stochastic",
-             ExecutorSpec(workers, dask), store, Extras(everything=everything), as_json, posterior, outcomes)
+             ExecutorSpec(workers, dask), store, Extras(everything=everything), as_json, posterior, outcomes, prior)
 
 
 @app.command()
@@ -187,24 +193,27 @@ def resume_run(
 def _run_new(
     scenario: str | None, kind: str, arms: list, samples: int, replicates: int, sampler: str, seed: int,
     engine: str, executor: ExecutorSpec, store: Path, extras: Extras, as_json: bool, posterior: int | None = None,
-    outcomes: str | None = None,
+    outcomes: str | None = None, prior: bool = False,
 ) -> None:
     from aftermath.experiments import design_experiment, read_scenario, run_stored
+    from aftermath.experiments.design import OutcomeChoiceError
     from aftermath.store.database import Store
 
-    if sampler not in SAMPLERS:
+    if sampler is not None and sampler not in SAMPLERS:
         fail(f"--sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
     with _clear_errors():
         executor.check()  # before the scenario is even read
     text, file, loaded = read_scenario(scenario)
-    draws = posterior_draws(loaded, posterior, store, samples, seed)
-    from aftermath.experiments.design import OutcomeChoiceError
-
+    source = parameters_for(loaded, posterior, store, prior)
+    if source.posterior is not None and sampler is not None:
+        fail(f"--sampler {sampler}: it samples the priors, but the parameters are drawn from the {source.label}; "
+             "add --prior to sample the priors")
     try:
         experiment = design_experiment(
             text, file, samples=samples, replicates=replicates, arms=arms,
-            sampler=sampler if posterior is None else f"posterior {posterior}",  # type: ignore[arg-type]
-            seed=seed, engine=engine, draws=draws,  # type: ignore[arg-type]
+            sampler=sampler or "lhs" if source.posterior is None else source.label,  # type: ignore[arg-type]
+            seed=seed, engine=engine, draws=None if source.posterior is None else source.posterior.parameter_draws(
+                samples, seed),
             outcomes=None if outcomes is None else [name.strip() for name in outcomes.split(",") if name.strip()],
         )
     except OutcomeChoiceError as exc:

@@ -12,7 +12,7 @@ from rich.table import Table
 from aftermath.cli.app import app, console
 from aftermath.cli.core import ScenarioArg
 from aftermath.cli.display import cell
-from aftermath.cli.options import FIT_END, PosteriorOption, posterior_for
+from aftermath.cli.options import FIT_END, PosteriorOption, PriorOption, parameters_for
 from aftermath.cli.progress import progress
 from aftermath.formatting import Kind, band, number, span
 from aftermath.scenario.evidence import short_citation
@@ -33,6 +33,7 @@ def fit_check_command(
     fitted_until: Annotated[str, typer.Option(help="Last month of the fitted window (YYYY-MM).")] = FIT_END,
     as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON on stdout.")] = False,
     posterior: PosteriorOption = None,
+    prior: PriorOption = False,
     store: Annotated[Path, typer.Option("--store", help="The DuckDB run store holding --posterior.")] = DEFAULT_STORE,
 ) -> None:
     """Show each observation against the model band: in band, within tolerance, in- or out-of-sample."""
@@ -45,10 +46,10 @@ def fit_check_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--fitted-until") from None
     loaded = load_scenario(scenario)
-    fitted = posterior_for(loaded, posterior, store)
+    source = parameters_for(loaded, posterior, store, prior, not uncertainty, "--no-uncertainty")
     with progress(f"{loaded.name}: fit-check", total=replicates, quiet=as_json) as tracker:
         checks = fit_check(loaded, replicates=replicates, seed=seed, uncertainty=uncertainty,
-                           fitted_until=fitted_until, posterior=fitted, progress=tracker.advance)
+                           fitted_until=fitted_until, posterior=source.posterior, progress=tracker.advance)
     summary = fit_summary(checks)
     if as_json:
         payload = {
@@ -58,6 +59,7 @@ def fit_check_command(
             "uncertainty": uncertainty,
             "fitted_until": fitted_until,
             "posterior": posterior,
+            "parameters": {"from": source.kind, "label": source.label, "warning": source.warning},
             "band": "predictive (model with observation error); latent_* is the model's state",
             "summary": summary,
             "observations": [check.as_dict() for check in checks],
@@ -68,8 +70,9 @@ def fit_check_command(
         "", "source", "outcome", "date", "observed", "predictive band (median, 5-95%)", "latent 5-95%", "verdict",
         "value vs band", "error", "tolerance",
         title=f"{loaded.title}\nobservations against the model's predictive band (with observation error): "
-        f"{replicates} runs, seed {seed}, {'parameter and stochastic' if uncertainty else 'stochastic'} uncertainty"
-        f"{f' (posterior of run {posterior})' if posterior is not None else ''}; fitted to {fitted_until}",
+        f"{replicates} runs, seed {seed}, "
+        f"{f'parameters drawn from the {source.label} and chance' if uncertainty else 'chance only'}; "
+        f"fitted to {fitted_until}",
         title_justify="left",
     )
     for check in checks:

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aftermath.cli.app import fail
+from aftermath.cli.app import errors, fail
 from aftermath.errors import StoreError
 from aftermath.resources import MAX_SEED
 
 if TYPE_CHECKING:
-    from aftermath.inference.calibration import Posterior
+    from aftermath.inference.shipped import ParameterSource
     from aftermath.scenario.schema import Scenario
 
 # What option definitions show, so that `aftermath --help` need not import the engines (scipy, numba) or
@@ -72,30 +72,38 @@ def parse_policies(items: list[str] | None) -> dict[str, float | None]:
 PosteriorOption = Annotated[
     int | None,
     typer.Option("--posterior", help="Draw parameters from the posterior of this stored calibration run "
-                 "(see 'aftermath calibrate') instead of their declared distributions."),
+                 "(see 'aftermath calibrate') instead of the scenario's shipped posterior or the priors."),
 ]
+PriorOption = Annotated[bool, typer.Option(
+    "--prior", help="Draw parameters from their declared distributions (the priors), not from the posterior "
+    "shipped beside the scenario (NAME.posterior.csv), which is used by default when there is one.")]
 
 
-def posterior_for(scenario: Scenario, run_id: int | None, store: Path) -> Posterior | None:
-    """The posterior of calibration `run_id` in `store`, checked against `scenario`; exits 2 with one line
-    if it cannot be used."""
-    if run_id is None:
-        return None
-    from aftermath.inference.calibration import check_matches, load_posterior
+def parameters_for(scenario: Scenario, run_id: int | None, store: Path, prior: bool = False,
+                   fixed: bool = False, fixed_option: str = "--fixed-parameters") -> ParameterSource:
+    """Where a command's parameter draws come from (`aftermath.inference.shipped.parameter_source`):
+    the stored calibration `run_id`, the priors with `prior`, fixed values with `fixed` (the option
+    `fixed_option`), else the posterior shipped beside the scenario. Prints a warning if the shipped
+    draws are stale; exits 2 with one line if the options conflict or the draws cannot be used."""
+    from aftermath.inference.calibration import load_posterior
+    from aftermath.inference.shipped import ShippedPosteriorError, parameter_source
     from aftermath.store.database import Store
 
+    given = [name for name, on in (("--posterior", run_id is not None), ("--prior", prior),
+                                   (fixed_option, fixed)) if on]
+    if len(given) > 1:
+        fail(f"{' and '.join(given)}: give only one of them (each says where the parameters come from)")
+    stored = None
     try:
-        posterior = load_posterior(Store(store, lock_timeout=10), run_id)
-        check_matches(posterior, scenario)
+        if run_id is not None:
+            stored = load_posterior(Store(store, lock_timeout=10), run_id)
+        source = parameter_source(scenario, stored, prior=prior, fixed=fixed)
+    except ShippedPosteriorError as exc:  # only without --posterior
+        fail(str(exc))
     except (StoreError, ValueError) as exc:
         fail(f"--posterior {run_id}: {exc}")
-    return posterior
+    if source.warning:
+        errors.print(f"warning: {source.warning}; the parameters are drawn from the priors", markup=False,
+                     highlight=False, soft_wrap=True)
+    return source
 
-
-def posterior_draws(
-    scenario: Scenario, run_id: int | None, store: Path, samples: int, seed: int
-) -> dict | None:
-    """`samples` parameter draws {name: (samples,)} from calibration `run_id`'s posterior (None without
-    one); exits 2 with one line if it cannot be used."""
-    posterior = posterior_for(scenario, run_id, store)
-    return None if posterior is None else posterior.parameter_draws(samples, seed)

@@ -13,9 +13,10 @@ from aftermath.cli.options import (
     REPORT_RUNS,
     SAMPLERS,
     PosteriorOption,
+    PriorOption,
     SeedOption,
+    parameters_for,
     parse_policy,
-    posterior_for,
 )
 from aftermath.cli.progress import progress
 from aftermath.errors import StoreError
@@ -37,7 +38,9 @@ def report(
     ] = None,
     samples: Annotated[int, typer.Option("--samples", "-s", min=1, help="Parameter samples.")] = 50,
     replicates: Annotated[int, typer.Option("--replicates", "-n", min=1, help="Stochastic runs per sample.")] = 4,
-    sampler: Annotated[str, typer.Option(help="lhs (Latin hypercube) or mc (plain Monte Carlo).")] = "lhs",
+    sampler: Annotated[str | None, typer.Option(
+        help="How to sample the priors (with --prior, or a scenario with no shipped posterior): lhs (Latin "
+        "hypercube, the default) or mc (plain Monte Carlo).")] = None,
     seed: SeedOption = 1,
     workers: Annotated[
         int | None, typer.Option(min=1, help="Worker processes (default: one per core; 1 runs in this process).")
@@ -52,6 +55,7 @@ def report(
     ] = REPORT_RUNS,
     figures: Annotated[Path | None, typer.Option(help="Also write every figure to this folder as PNG and SVG.")] = None,
     posterior: PosteriorOption = None,
+    prior: PriorOption = False,
     with_: Annotated[list[Path] | None, typer.Option(
         "--with", help="Add a section from a result saved by 'aftermath sensitivity|feature-scores|discover|optimise "
                        "--save FILE'. Repeat for more.")] = None,
@@ -75,11 +79,16 @@ def report(
                 parse_month(value)
             except ValueError as exc:
                 fail(f"{option}: {exc}")
-    if sampler not in SAMPLERS:
+    if sampler is not None and sampler not in SAMPLERS:
         fail(f"--sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
-    if run is not None and (scenario is not None or policy or posterior is not None):
-        fail("--run reports a stored run as it is: give no SCENARIO, --policy or --posterior with it")
-    fitted = posterior_for(load_scenario(scenario), posterior, store) if posterior is not None else None
+    if run is not None and (scenario is not None or policy or posterior is not None or prior):
+        fail("--run reports a stored run as it is: give no SCENARIO, --policy, --posterior or --prior with it")
+    fitted = None
+    if run is None:
+        fitted = parameters_for(load_scenario(scenario), posterior, store, prior).posterior
+        if fitted is not None and sampler is not None:
+            fail(f"--sampler {sampler}: it samples the priors, but the parameters are drawn from the "
+                 f"{fitted.label}; add --prior to sample the priors")
     arms = [parse_policy(item) for item in policy or []]
     try:
         sections = [decision_section(read_payload(path), i) for i, path in enumerate(with_ or [])]
@@ -94,8 +103,9 @@ def report(
                 members = samples * replicates
                 tracker.update(total=members * (1 + len(arms)) + min(members, map_runs))
                 content = collect(scenario, samples=samples, replicates=replicates, seed=seed, policies=arms,
-                                  sampler=sampler, at=at, fit_until=fit_until, executor=ExecutorSpec(workers, dask),
-                                  stock_runs=map_runs, progress=tracker.advance, posterior=fitted)
+                                  sampler=sampler or "lhs", at=at, fit_until=fit_until,
+                                  executor=ExecutorSpec(workers, dask), stock_runs=map_runs,
+                                  progress=tracker.advance, posterior=fitted)
         except (ReportError, StoreError, ExecutorError) as exc:
             fail(str(exc))
     content.decisions = [*content.decisions, *sections]

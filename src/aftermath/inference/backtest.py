@@ -26,9 +26,9 @@ import numpy as np
 
 from aftermath.engines.simulate import Engine, simulate
 from aftermath.experiments.sampling import per_run_parameters
-from aftermath.inference.calibration import Method, Posterior, calibrate
+from aftermath.inference.calibration import Method, Posterior, calibrate, model_until
 from aftermath.inference.observation import Likelihood, likelihood, predictive_draws
-from aftermath.model.compile import compile_model, stable_id
+from aftermath.model.compile import stable_id
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 from aftermath.scoring import Score, Summary, Target, score_ensemble, summarise
 
@@ -128,7 +128,7 @@ def forecast_scores(
     """Scores of the three forecasts (FORECASTS) of the targets `chosen` from the cutoff `cutoff`."""
     if not len(chosen):
         return []
-    model = compile_model(scenario)
+    model = model_until(scenario, max(parse_month(d) for d in chosen.dates))
     targets = _targets(scenario, chosen)
     rng = np.random.default_rng([_PREDICTIVE_STREAM, seed, parse_month(cutoff)])
     scores: list[Score] = []

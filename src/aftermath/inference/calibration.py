@@ -45,7 +45,7 @@ from aftermath.engines.simulate import simulate
 from aftermath.errors import ModelError
 from aftermath.experiments.sampling import draws_from_unit, expand_draws, uncertain_parameters, unit_samples
 from aftermath.inference.observation import Likelihood, likelihood
-from aftermath.model.compile import compile_model, scenario_hash, stable_id
+from aftermath.model.compile import CompiledModel, compile_model, scenario_hash, stable_id
 from aftermath.resources import check_seed
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 from aftermath.scenario.validate import TAIL
@@ -82,9 +82,18 @@ class Posterior:
     until: str
     diagnostics: dict = field(default_factory=dict)
     run_id: int | None = None
+    source: str = ""
+    """Where the draws were read from when not from a store (e.g. 'shipped posterior NAME.posterior.csv')."""
 
     def __len__(self) -> int:
         return len(self.weights)
+
+    @property
+    def label(self) -> str:
+        """What the output calls these draws: 'posterior of calibration run 7', or the shipped file's
+        'shipped posterior NAME.posterior.csv', with the month it was calibrated to."""
+        where = self.source or f"posterior of calibration run {self.run_id}"
+        return f"{where} (calibrated to {self.until})"
 
     def resample(self, runs: int, seed: int) -> np.ndarray:
         """(runs,) indices of draws: a systematic resample by weight (Kitagawa 1996), in a random order
@@ -148,6 +157,13 @@ def check_matches(posterior: Posterior, scenario: Scenario) -> None:
         )
 
 
+def model_until(scenario: Scenario, end: int) -> CompiledModel:
+    """`scenario` compiled to run only up to month index `end` (no later than its own end): what a
+    comparison with observations dated up to `end` needs, at a fraction of the cost of the whole horizon."""
+    end = max(min(end, scenario.time.end), scenario.time.start)
+    return compile_model(scenario.model_copy(update={"time": scenario.time.model_copy(update={"end": end})}))
+
+
 class Problem:
     """The calibration problem: log posterior of batches of points z (walkers, parameters) in
     standard-normal coordinates, through the deterministic engine run to the cutoff."""
@@ -159,8 +175,8 @@ class Problem:
         self.likelihood: Likelihood = likelihood(scenario, cutoff)
         if not len(self.likelihood):
             raise ValueError(f"scenario {scenario.name!r} has no observations dated up to {until}")
-        end = max(min(scenario.time.end, cutoff), max(parse_month(d) for d in self.likelihood.dates))
-        self.model = compile_model(scenario.model_copy(update={"time": scenario.time.model_copy(update={"end": end})}))
+        self.model = model_until(scenario, max(min(scenario.time.end, cutoff),
+                                               max(parse_month(d) for d in self.likelihood.dates)))
         self.evaluations = 0
         self.active = np.arange(len(self.names))
         """Positions in `names` of the parameters the sampler moves (see `screen`)."""
@@ -241,7 +257,9 @@ def calibrate(
     32, even) walkers; method "prior" weights `steps` (default 2000) prior draws by likelihood.
     `progress(done, total)` is told the steps (or draws) done so far. With a `store` the calibration
     is a stored run (its chain written every `chunk` steps, default steps / 20); `resume` continues
-    the stored calibration with that run id (its own settings; `scenario` must be the same scenario).
+    the stored calibration with that run id (its own settings, except that `steps` given with it sets a new
+    total: more extends the chain, no more than are stored ends it with the stored steps; `scenario` must
+    be the same scenario).
     `scenario_text` is what the store keeps (default: the scenario as JSON, which reads back as YAML).
 
     Raises ValueError for a bad request (unknown method, no observations up to `until`, a resume of a
@@ -266,6 +284,8 @@ def calibrate(
                 f"({scenario.name!r}, {scenario_hash(scenario)}); resume it with the scenario it was started with"
             )
         run_id, stored = resume, store.chain(resume)
+        if steps is not None and settings["method"] == "emcee":
+            settings = {**settings, "steps": steps}
         problem.active = np.array([problem.names.index(name) for name in settings["active"]], dtype=np.int64)
     else:
         settings = _settings(problem, method, until, draws, seed, walkers, steps, chunk)

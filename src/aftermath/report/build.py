@@ -121,7 +121,7 @@ def collect(
     draws = None
     if posterior is not None:
         check_matches(posterior, scenario_)
-        draws, sampler = posterior.parameter_draws(samples, seed), f"posterior {posterior.run_id}"
+        draws, sampler = posterior.parameter_draws(samples, seed), posterior.label
     experiment = design_experiment(text, file, samples=samples, replicates=replicates, arms=[{}, *policies],
                                    sampler=sampler, seed=seed, draws=draws)  # type: ignore[arg-type]
     result = run_experiment(experiment, executor or ExecutorSpec(), progress)

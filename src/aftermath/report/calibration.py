@@ -44,7 +44,8 @@ def calibration_payload(scenario: Scenario, posterior: Posterior) -> dict[str, A
     top = [r["parameter"] for r in rows[:PAIRED]]
     picks = posterior.resample(min(PLOTTED_DRAWS, len(posterior)), 0)
     return {
-        "kind": "calibration", "run_id": posterior.run_id, "method": posterior.method, "until": posterior.until,
+        "kind": "calibration", "run_id": posterior.run_id, "label": posterior.label, "method": posterior.method,
+        "until": posterior.until,
         "observations": posterior.diagnostics.get("observations"), "rows": rows,
         "pairs": {name: posterior.draws[name][picks].tolist() for name in top},
     }
@@ -59,7 +60,7 @@ def calibration_section(payload: Mapping[str, Any]) -> DecisionSection:
             for r in payload["rows"]]
     return DecisionSection(
         "calibration", "Calibration: what the data say about the parameters",
-        f"The parameters were calibrated ({payload['method']}, run {payload['run_id']}) to "
+        f"The parameters were calibrated ({payload['method']}; {payload.get('label') or payload['run_id']}) to "
         f"{payload['observations']} observations dated up to {payload['until']}; the ensembles in this report draw "
         "from the posterior. Each prior (the declared range) is set against its posterior, median and 5-95%; "
         "'narrowed' is how much of the prior's 5-95% width the data removed. ESS is the effective number of "

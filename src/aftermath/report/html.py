@@ -374,9 +374,13 @@ def assumptions(content: ReportContent) -> list[tuple[str, str]]:
 def uncertainty_note(content: ReportContent) -> str:
     facts = content.facts
     if facts.samples > 1 and facts.uncertain_parameters:
-        how = {"lhs": "Latin hypercube", "mc": "plain Monte Carlo"}.get(facts.sampler, "a sensitivity design")
+        if "posterior" in facts.sampler:
+            drawn = f"draws from the {facts.sampler}, what the observations left of their stated ranges"
+        else:
+            how = {"lhs": "Latin hypercube", "mc": "plain Monte Carlo"}.get(facts.sampler, "a sensitivity design")
+            drawn = f"draws from their stated ranges, {how}"
         return (f"Ranges combine what we do not know about {facts.uncertain_parameters} parameters ({facts.samples:,} "
-                f"draws from their stated ranges, {how}) with chance ({facts.replicates:,} runs per draw).")
+                f"{drawn}) with chance ({facts.replicates:,} runs per draw).")
     return (f"Ranges show chance only ({facts.replicates:,} runs with the parameters at their stated values); "
             "what we do not know about the parameters is not included.")
 
