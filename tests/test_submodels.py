@@ -57,6 +57,7 @@ def check_camp(scenario: Scenario) -> None:
 
 @pytest.fixture
 def camp_registered(monkeypatch):
+    submodels.registered()  # import the shipped sub-models first, so they register in the lasting registry
     monkeypatch.setattr(submodels, "_registry", dict(submodels._registry))
     submodels.register(submodels.SubModel("camp", Camp, check_camp, camp_symbols, CampCoupling))
     yield
