@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from aftermath.scenario.catalogue import shipped_scenarios
 from aftermath.scenario.evidence import figures, known_citations, sources
-from aftermath.scenario.loader import load_scenario, shipped_scenarios
+from aftermath.scenario.loader import load_scenario
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "evidence"
 

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aftermath.cli import options
-from aftermath.scenario import loader
+from aftermath.scenario import catalogue, loader
+from aftermath.scenario.fastyaml import fast_document, top_level_text
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("numba", "xarray", "pandas", "scipy", "duckdb", "matplotlib", "sklearn", "pyarrow", "pydantic", "ruamel",
@@ -86,21 +87,31 @@ def _slow(text: str):
 
 
 YAML_FILES = sorted(
-    [*loader.shipped_scenarios().values(), *ROOT.glob("tests/**/*.yaml"), *ROOT.glob("docs/**/*.yaml")]
+    [*catalogue.shipped_scenarios().values(), *ROOT.glob("tests/**/*.yaml"), *ROOT.glob("docs/**/*.yaml")]
 )
 
 
 @pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: str(p.relative_to(ROOT)) if ROOT in p.parents else p.name)
 def test_fast_reader_reads_what_the_line_numbering_reader_reads(path: Path):
     text = path.read_text(encoding="utf-8", errors="replace")
-    fast = loader._fast_document(text)
+    fast = fast_document(text)
     if fast is not None:
         assert _plain(fast) == _plain(_slow(text))
 
 
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: str(p.relative_to(ROOT)) if ROOT in p.parents else p.name)
+def test_a_listed_title_is_the_title_the_fast_reader_reads(path: Path):
+    text = path.read_text(encoding="utf-8", errors="replace")
+    title, fast = top_level_text(text, "title"), fast_document(text)
+    if fast is not None and isinstance(fast.get("title"), str):
+        assert title == fast["title"]
+    elif fast is not None:
+        assert title is None
+
+
 def test_shipped_scenarios_take_the_fast_path():
-    for path in loader.shipped_scenarios().values():
-        assert loader._fast_document(path.read_text(encoding="utf-8")) is not None, path
+    for path in catalogue.shipped_scenarios().values():
+        assert fast_document(path.read_text(encoding="utf-8")) is not None, path
 
 
 SCALARS = st.one_of(
@@ -119,7 +130,7 @@ SCALARS = st.one_of(
 @given(SCALARS, st.booleans())
 def test_fast_reader_resolves_scalars_as_yaml_1_2(scalar: str, as_key: bool):
     text = f"{scalar}: x\n" if as_key else f"k: {scalar}\n"
-    fast = loader._fast_document(text)
+    fast = fast_document(text)
     if fast is None:
         return
     try:
@@ -127,6 +138,18 @@ def test_fast_reader_resolves_scalars_as_yaml_1_2(scalar: str, as_key: bool):
     except loader.ScenarioError:
         pytest.fail(f"the fast reader read {text!r}, which the line-numbering reader refuses")
     assert _plain(fast) == _plain(slow), text
+
+
+@settings(max_examples=200, deadline=None)
+@given(SCALARS, st.sampled_from(["", "before: [1, {title: 2}]\n", "before:\n  title: no\n"]))
+def test_a_listed_title_is_read_as_yaml_1_2(scalar: str, before: str):
+    text = f"{before}title: {scalar}\n"
+    fast = fast_document(text)
+    listed = top_level_text(text, "title")
+    if listed is not None:
+        assert fast is not None and fast["title"] == listed, text
+    elif fast is not None:
+        assert not isinstance(fast["title"], str), text
 
 
 FINITE = st.floats(min_value=-1e12, max_value=1e12, allow_nan=False) | st.sampled_from([0.0, 1.0, -1.0, 1e-300])

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from aftermath.errors import ModelError, ScenarioError  # noqa: F401
     from aftermath.experiments.sampling import per_run_parameters as draw_parameters  # noqa: F401
     from aftermath.model.compile import CompiledModel, compile_model  # noqa: F401
-    from aftermath.scenario.loader import load_scenario, parse_scenario, shipped_scenarios  # noqa: F401
+    from aftermath.scenario.catalogue import shipped_scenarios  # noqa: F401
+    from aftermath.scenario.loader import load_scenario, parse_scenario  # noqa: F401
     from aftermath.scenario.schema import Scenario  # noqa: F401
 
 __version__ = "0.1.0"
@@ -34,7 +35,7 @@ _EXPORTS = {
     "load_scenario": ("aftermath.scenario.loader", "load_scenario"),
     "parameter_batch": ("aftermath.engines.simulate", "parameter_batch"),
     "parse_scenario": ("aftermath.scenario.loader", "parse_scenario"),
-    "shipped_scenarios": ("aftermath.scenario.loader", "shipped_scenarios"),
+    "shipped_scenarios": ("aftermath.scenario.catalogue", "shipped_scenarios"),
     "simulate": ("aftermath.engines.simulate", "simulate"),
 }
 

@@ -272,13 +272,18 @@ def check(file: Annotated[str, typer.Argument(help="A scenario file or shipped n
 @app.command()
 def scenarios() -> None:
     """List the shipped scenarios."""
-    from aftermath.scenario.loader import scenario_title, shipped_scenarios
+    from aftermath.scenario.catalogue import scenario_title, shipped_scenarios
 
     shipped = sorted(shipped_scenarios().items())
     grid = Table("name", "title", "file")
     grid.columns[0].no_wrap = grid.columns[2].no_wrap = True
     for name, path in shipped:
-        grid.add_row(name, scenario_title(path), path.name)
+        title = scenario_title(path)
+        if title is None:
+            from aftermath.scenario.loader import load_scenario
+
+            title = load_scenario(path).title
+        grid.add_row(name, title, path.name)
     console.print(grid, highlight=False)
     # The folder goes on a line of its own, never wrapped, so that it can be copied whole at any width.
     folders = sorted({str(path.parent) for _, path in shipped})
@@ -381,6 +386,6 @@ EXPLAINED = (
 
 def _is_scenario(reference: str) -> bool:
     """Whether an argument names a scenario (a shipped name or an existing path) rather than a part of one."""
-    from aftermath.scenario.loader import shipped_scenarios
+    from aftermath.scenario.catalogue import shipped_scenarios
 
     return reference in shipped_scenarios() or Path(reference).exists() or reference.endswith((".yaml", ".yml"))

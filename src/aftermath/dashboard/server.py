@@ -14,7 +14,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from aftermath import shipped_scenarios
 from aftermath.dashboard.app import make_app
 from aftermath.dashboard.workspace import Workspace
-from aftermath.scenario.loader import DEFAULT_SCENARIO
+from aftermath.scenario.catalogue import DEFAULT_SCENARIO
 
 LOCAL_HOST = "127.0.0.1"
 

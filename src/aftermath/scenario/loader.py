@@ -11,52 +11,29 @@ import math
 import re
 import types
 import typing
-from contextlib import suppress
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml as libyaml
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml import resolver as ruamel_resolver
 from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scanner import RoundTripScanner, ScannerError
 
 from aftermath.errors import FieldPath, ScenarioError
+from aftermath.scenario.catalogue import DEFAULT_SCENARIO, shipped_scenarios
+from aftermath.scenario.fastyaml import FAST_LOADER, MAX_NESTING, fast_document
 from aftermath.scenario.schema import NAME_PATTERN, Scenario
 from aftermath.scenario.submodels import scenario_class
 from aftermath.scenario.validate import validate_scenario
 
-DEFAULT_SCENARIO = "isis_after_caliphate"
 MAX_FILE_BYTES = 20_000_000
 """Refused before reading further: a scenario file is at most 20 MB (comments included)."""
 MAX_VALUES = 50_000
 """Refused before the full parse: at most 50,000 values (YAML scalars: names, numbers, texts, labels), ten times
 the default scenario's 5,100. The line-numbering YAML reader takes about 0.1 ms per value."""
-MAX_NESTING = 50
-
-
-def shipped_scenarios() -> dict[str, Path]:
-    """Scenario files that come with the package, by name."""
-    folder = resources.files("aftermath.scenarios")
-    return {
-        Path(item.name).stem: Path(str(item))
-        for item in folder.iterdir()
-        if item.name.endswith((".yaml", ".yml"))
-    }
-
-
-def scenario_title(path: Path) -> str:
-    """A scenario file's title, read without validating the whole file (for listings); a file the fast reader
-    cannot read, or without a text title, is loaded in full (ScenarioError if it is not a valid scenario)."""
-    with suppress(OSError, UnicodeDecodeError):
-        document = _fast_document(path.read_text(encoding="utf-8"))
-        if document is not None and isinstance(document.get("title"), str):
-            return document["title"]
-    return load_scenario(path).title
 
 
 def resolve_scenario_path(reference: str | Path | None) -> Path:
@@ -105,12 +82,12 @@ def _line_of_byte(data: bytes, offset: int) -> int:
 def parse_scenario(text: str, file: str | Path = "<string>") -> Scenario:
     """Validate scenario text; `file` is only used to name the place in errors.
 
-    A valid file is read by libyaml's C parser with YAML 1.2 scalars (`_fast_document`, about 10 times
+    A valid file is read by libyaml's C parser with YAML 1.2 scalars (`fast_document`, about 10 times
     faster than ruamel's); a file it cannot vouch for, or one that fails a check, is read again by the line-numbering
     reader, whose document gives every error its line: the messages are those of the line-numbered path.
     """
     text = _without_comment_lines(text, file)  # also refuses more than MAX_VALUES values
-    fast = _fast_document(text)
+    fast = fast_document(text)
     if fast is not None:
         try:
             return _validated(fast, file)
@@ -196,7 +173,6 @@ def _yaml_error(exc: MarkedYAMLError, file: str | Path) -> ScenarioError:
     return ScenarioError(f"malformed YAML: {problem}", expected=expected, file=file, line=line)
 
 
-_FAST_LOADER = getattr(libyaml, "CSafeLoader", libyaml.SafeLoader)  # PyYAML built without libyaml: slower, same
 _COMMENT_LINE = re.compile(r"^[ \t]*#.*$", re.MULTILINE)
 
 
@@ -212,7 +188,7 @@ def _without_comment_lines(text: str, file: str | Path) -> str:
     inside: list[tuple[int, int]] = []  # (first, last) line of each token that spans lines
     values, last_line = 0, None
     try:
-        for token in libyaml.scan(text, Loader=_FAST_LOADER):
+        for token in libyaml.scan(text, Loader=FAST_LOADER):
             if token.end_mark.line > token.start_mark.line:
                 inside.append((token.start_mark.line, token.end_mark.line))
             if isinstance(token, libyaml.ScalarToken):
@@ -234,66 +210,6 @@ def _without_comment_lines(text: str, file: str | Path) -> str:
         if number not in kept and _COMMENT_LINE.match(line):
             lines[number] = ""
     return "\n".join(lines)
-
-
-class _FastLoader(_FAST_LOADER):
-    """libyaml's parser resolving plain scalars as the line-numbering reader (ruamel, YAML 1.2) does, for the
-    simple forms a scenario uses (decimal numbers, true/false, null, YYYY-MM-DD dates, '<<' merge keys); any
-    other scalar that YAML 1.2 reads as more than a text is `_UNSURE`: the file goes to the line-numbering
-    reader. On the default scenario it took 0.14 s CPU against 0.98 s for ruamel's round trip (a loaded machine)."""
-
-    yaml_implicit_resolvers: dict = {}  # noqa: RUF012  (PyYAML's class-level table, replaced, not shared)
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> dict:
-        keys = [self.construct_object(key, deep=True) for key, _ in node.value if key.tag != _MERGE]
-        if len(set(map(repr, keys))) < len(keys):  # PyYAML keeps the last of a duplicate key; ruamel refuses it
-            raise _Unsure("a duplicate key")
-        return super().construct_mapping(node, deep)
-
-
-class _Unsure(Exception):
-    """The fast reader leaves this file to the line-numbering reader."""
-
-
-def _unsure(loader: Any, node: Any) -> None:
-    raise _Unsure(node.value)
-
-
-_UNSURE = "tag:aftermath,2026:unsure"
-_MERGE = "tag:yaml.org,2002:merge"
-for _tag, _pattern, _first in (
-    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
-    ("int", r"^[-+]?(?:0|[1-9][0-9]*)$", "-+0123456789"),
-    ("float", r"^[-+]?(?:[0-9]+\.[0-9]*(?:[eE][-+]?[0-9]+)?|\.[0-9]+|[0-9]+[eE][-+]?[0-9]+)$", "-+0123456789."),
-    ("timestamp", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "0123456789"),
-    ("merge", r"^<<$", "<"),
-):
-    _FastLoader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), list(_first))
-for _versions, _tag, _regexp, _first in ruamel_resolver.implicit_resolvers:
-    if (1, 2) in _versions:  # whatever else YAML 1.2 reads as a number, date, merge key...: unsure
-        _FastLoader.add_implicit_resolver(_UNSURE, _regexp, _first)
-_FastLoader.add_constructor(_UNSURE, _unsure)
-
-
-def _fast_document(text: str) -> Any:
-    """The document read by `_FastLoader`, or None where only the line-numbering reader can be trusted with
-    it: a syntax error, a duplicate key, a %YAML directive, an unusual scalar, deep nesting, not a mapping."""
-    if "%YAML" in text:
-        return None
-    try:
-        document = libyaml.load(text, Loader=_FastLoader)
-    except (libyaml.YAMLError, _Unsure, ValueError, TypeError, RecursionError):
-        return None
-    if not isinstance(document, dict) or _depth(document) > MAX_NESTING // 2:
-        return None
-    return document
-
-
-def _depth(node: Any) -> int:
-    """How deeply mappings and lists nest in a document."""
-    items = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
-    return 0 if items is None else 1 + max(map(_depth, items), default=0)
 
 
 def _read_yaml(text: str, file: str | Path) -> Any:
