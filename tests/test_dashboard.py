@@ -75,6 +75,41 @@ def test_bad_settings_are_refused_with_the_field(workspace: Workspace) -> None:
         workspace.entry("/etc/passwd")
 
 
+def test_ensembles_draw_from_the_shipped_posterior_as_the_command_line_does(workspace: Workspace, tmp_path,
+                                                                           monkeypatch) -> None:
+    from aftermath.experiments.sampling import sample_draws
+    from aftermath.inference.shipped import parameter_source
+
+    scenario = workspace.entry("isis_after_caliphate").scenario
+    cli = parameter_source(scenario)  # what `aftermath ensemble` uses without --prior
+    source = workspace.parameters("isis_after_caliphate")
+    assert source.kind == cli.kind == "posterior" and source.label == cli.label
+    assert "shipped posterior isis_after_caliphate.posterior.csv" in source.label
+    moved = next(n for n in source.posterior.names if isinstance(scenario.parameters[n].value, int | float))
+    value = float(scenario.parameters[moved].value)
+    settings = Settings.of(overrides={moved: value})
+    experiment, used = workspace.experiment("isis_after_caliphate", settings, [{}], 5, 1, 7)
+    assert used.label == source.label and experiment.sampler == source.label
+    expected = cli.draws(5, 7)
+    assert moved not in experiment.draws and set(experiment.draws) == set(expected) - {moved}
+    for name, draws in experiment.draws.items():
+        np.testing.assert_array_equal(draws, expected[name])
+    # the priors on request, as `--prior`: the experiment samples the variant's declared distributions
+    prior, used = workspace.experiment("isis_after_caliphate", settings, [{}], 5, 1, 7, prior=True)
+    assert used.kind == "prior" and prior.sampler == "lhs"
+    sampled = sample_draws(prior.scenario, 5, "lhs", 7)
+    assert set(prior.draws) == set(sampled) and moved not in sampled
+    for name, draws in prior.draws.items():
+        np.testing.assert_array_equal(draws, sampled[name])
+    # a scenario without a posterior, and an upload (nothing beside it is read, even a file of its name here)
+    assert workspace.parameters("competing_exits").kind == "prior"
+    entry = workspace.entry("isis_after_caliphate")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "isis_after_caliphate.posterior.csv").write_text("not draws\n")
+    key = workspace.add_upload(entry.text, "isis_after_caliphate.yaml")
+    assert workspace.parameters(key).kind == "prior"
+
+
 def test_levers_stay_within_declared_ranges(workspace: Workspace) -> None:
     scenario = workspace.entry("competing_exits").scenario
     found = {lever.name: lever for lever in levers(scenario)}

@@ -128,9 +128,12 @@ def test_small_ensemble_runs_with_progress_and_draws_its_band(browser, server) -
         page.fill("#ensemble-samples", "3")
         page.fill("#ensemble-replicates", "2")
         page.locator("#ensemble-store input").check()
+        page.wait_for_function("() => document.querySelector('#draws-label').innerText.includes('No posterior')",
+                               timeout=TIMEOUT_MS)  # competing_exits ships none: the priors, and it says so
         page.click("#ensemble-run")
         page.wait_for_function("() => document.querySelector('#ensemble-status').innerText.includes('done')",
                                timeout=TIMEOUT_MS)
+        assert "parameters from the prior" in page.inner_text("#ensemble-status")
         page.wait_for_selector("#explore-numbers td.band", timeout=TIMEOUT_MS)
         assert page.locator("#ensemble-progress").get_attribute("value") == "6"
         names = page.evaluate("() => document.querySelector('#explore-chart .js-plotly-plot').data.map(t => t.name)")
@@ -208,6 +211,12 @@ def test_slider_to_redraw_time_on_the_default_scenario(browser) -> None:
             "slider to redraw, default scenario: " + ", ".join(f"{t:.2f} s" for t in times) + "\n")
         visit.page.screenshot(path=str(ARTIFACTS / "dashboard-default.png"), full_page=True)
         assert max(times) < 60, times
+        # ensembles draw from the shipped posterior, as the command line does; the priors on request
+        label = "() => document.querySelector('#draws-label').innerText"
+        assert "shipped posterior isis_after_caliphate.posterior.csv" in visit.page.evaluate(label)
+        visit.page.get_by_label("the priors (declared distributions)").check()
+        visit.page.wait_for_function(f"() => ({label})().includes('prior (the declared distributions)')",
+                                     timeout=TIMEOUT_MS)
         assert visit.clean(), (visit.errors, visit.dialogs, visit.console)
     finally:
         visit.close()

@@ -212,8 +212,7 @@ def _run_new(
         experiment = design_experiment(
             text, file, samples=samples, replicates=replicates, arms=arms,
             sampler=sampler or "lhs" if source.posterior is None else source.label,  # type: ignore[arg-type]
-            seed=seed, engine=engine, draws=None if source.posterior is None else source.posterior.parameter_draws(
-                samples, seed),
+            seed=seed, engine=engine, draws=source.draws(samples, seed),
             outcomes=None if outcomes is None else [name.strip() for name in outcomes.split(",") if name.strip()],
         )
     except OutcomeChoiceError as exc:

@@ -47,6 +47,9 @@ from aftermath.store import Store
 from aftermath.summary import key_dates
 
 POLL_MS = 400
+POSTERIOR, PRIOR = "posterior", "prior"
+"""The choices of where ensembles and comparisons draw their parameters from (as `--prior` on the command
+line): the scenario's shipped posterior when it has a current one, or the declared priors."""
 REPORT_STOCK_RUNS = 20
 """Baseline runs re-run for the map of a stored run's report opened from the dashboard (the CLI's 100 take
 a minute on the default scenario)."""
@@ -92,7 +95,7 @@ def layout(workspace: Workspace, first: str) -> html.Div:
                 dcc.Graph(id="explore-chart", config={"displaylogo": False}),
                 html.Div(id="explore-timing", style={"font-size": "0.85em", "color": "#555"}),
                 html.Table(id="explore-numbers", style={"margin-top": "8px", "border-collapse": "collapse"}),
-                html.H3("Ensemble (stochastic engine, parameters drawn from their ranges)"),
+                html.H3("Ensemble (stochastic engine; parameter draws as chosen above the tabs)"),
                 _run_controls("ensemble", 8, 4, "Run ensemble"),
             ], style={"flex": "1 1 auto", "min-width": "0"}),
         ], style={"display": "flex"}),
@@ -146,6 +149,14 @@ def layout(workspace: Workspace, first: str) -> html.Div:
             dcc.Dropdown(id="series", clearable=False, style={"width": "620px", "display": "inline-block"}),
             html.Div(id="filter-controls", style={"display": "inline-block", "margin-left": "10px"}),
         ]),
+        html.Div([
+            html.Label("Ensembles and comparisons draw parameters from "),
+            dcc.RadioItems(id="draws-from", value=POSTERIOR, inline=True,
+                           options=[{"label": " the posterior shipped with the scenario ", "value": POSTERIOR},
+                                    {"label": " the priors (declared distributions)", "value": PRIOR}],
+                           style={"display": "inline-block"}),
+            html.Div(id="draws-label", style={"font-size": "0.85em", "color": "#555"}),
+        ], style={"margin": "6px 0"}),
         dcc.Tabs(id="tabs", value="explore", children=[explore, compare, store, network]),
         dcc.Store(id="ensemble-job"), dcc.Store(id="compare-job"), dcc.Store(id="mixes", data=[]),
         dcc.Store(id="ensemble-ready"), dcc.Store(id="compare-ready"),
@@ -347,6 +358,19 @@ def register_callbacks(app: dash.Dash, workspace: Workspace, jobs: Jobs) -> None
     def show_start(month: int | None):
         return month_label(int(month)) if month is not None else ""
 
+    @app.callback(Output("draws-label", "children"), Input("scenario", "value"), Input("draws-from", "value"))
+    def show_draws(key: str, draws_from: str | None):
+        try:
+            source = workspace.parameters(key, draws_from == PRIOR)
+        except Exception as exc:
+            return html.Span(error_text(exc), style=ERROR_STYLE)
+        said = f"Parameters are drawn from the {source.label}."
+        if source.warning:
+            return f"{said} Warning: {source.warning}."
+        if draws_from != PRIOR and source.kind == PRIOR:
+            return f"{said} No posterior is shipped with this scenario (see 'aftermath calibrate --draws-file')."
+        return said
+
     @app.callback(Output("network-month", "children"), Input("network-date", "value"))
     def show_network_month(month: int | None):
         return month_label(int(month)) if month is not None else ""
@@ -396,7 +420,7 @@ def register_callbacks(app: dash.Dash, workspace: Workspace, jobs: Jobs) -> None
         if job is not None and job.state == "done" and job.result["key"] == key and job.result["settings"] == settings:
             result = job.result["result"]
             ensemble_data = select_series(result.arms[result.reference], scenario, choice, filters)
-            ensemble, label = band(ensemble_data), f"ensemble {job.result['size']}"
+            ensemble, label = band(ensemble_data), f"ensemble {job.result['size']}, {job.result['drawn_from']}"
         observed = observations_for(scenario, choice) if not any(filters.values()) else []
         times = data["time"].values
         figure = figures.explore_figure(times, data.values[0], _series_title(scenario, choice, filters),
@@ -410,9 +434,9 @@ def register_callbacks(app: dash.Dash, workspace: Workspace, jobs: Jobs) -> None
         return figure, table, timing, ""
 
     def start_job(prefix: str, key: str, settings: Settings, arms: list, samples, replicates, seed, store_it,
-                  label: str) -> Job:
+                  label: str, prior: bool) -> Job:
         samples, replicates, seed = _checked(samples, "samples"), _checked(replicates, "replicates"), int(seed or 0)
-        experiment = workspace.experiment(key, settings, arms, samples, replicates, seed)
+        experiment, source = workspace.experiment(key, settings, arms, samples, replicates, seed, prior)
         total = experiment.members * len(experiment.arms)
 
         def work(advance: Callable[[int], None]) -> dict:
@@ -425,20 +449,21 @@ def register_callbacks(app: dash.Dash, workspace: Workspace, jobs: Jobs) -> None
             else:
                 run_id = None
                 result = run_experiment(experiment, progress=lambda n: advance(n * len(experiment.arms)))
-            return {"key": key, "settings": settings, "result": result, "run_id": run_id,
+            return {"key": key, "settings": settings, "result": result, "run_id": run_id, "drawn_from": source.kind,
                     "size": f"{samples} x {replicates}" + (f", run {run_id}" if run_id else "")}
 
-        return jobs.start(label, total, work)
+        return jobs.start(f"{label} (parameters from the {source.label})", total, work)
 
-    def launch(prefix: str, label: str, key: str, arms_of: Callable[[Settings], list], sliders: Sequence,
-               samples, replicates, seed, store_it) -> tuple:
+    def launch(prefix: str, label: str, key: str, draws_from: str | None, arms_of: Callable[[Settings], list],
+               sliders: Sequence, samples, replicates, seed, store_it) -> tuple:
         """Start a job from the Explore tab's sliders: (job id, poll disabled, status line)."""
         settings = current_settings(workspace.entry(key).scenario, *sliders)
         try:
-            job = start_job(prefix, key, settings, arms_of(settings), samples, replicates, seed, bool(store_it), label)
+            job = start_job(prefix, key, settings, arms_of(settings), samples, replicates, seed, bool(store_it), label,
+                            draws_from == PRIOR)
         except RuntimeError as exc:
             return no_update, no_update, str(exc)
-        return job.job_id, False, f"{label}: 0/{job.total} members"
+        return job.job_id, False, f"{job.label}: 0/{job.total} members"
 
     slider_states = [
         State({"kind": "strength", "name": ALL}, "value"), State({"kind": "start", "name": ALL}, "value"),
@@ -448,13 +473,14 @@ def register_callbacks(app: dash.Dash, workspace: Workspace, jobs: Jobs) -> None
     @app.callback(
         Output("ensemble-job", "data"), Output("poll", "disabled", allow_duplicate=True),
         Output("ensemble-status", "children", allow_duplicate=True),
-        Input("ensemble-run", "n_clicks"), State("scenario", "value"), *slider_states,
+        Input("ensemble-run", "n_clicks"), State("scenario", "value"), State("draws-from", "value"), *slider_states,
         State("ensemble-samples", "value"), State("ensemble-replicates", "value"), State("ensemble-seed", "value"),
         State("ensemble-store", "value"), prevent_initial_call=True,
     )
     @guarded(3, 2)
-    def run_ensemble(clicks, key, *rest):
-        return launch("ensemble", "ensemble", key, lambda settings: [settings.policies], rest[:6], *rest[6:])
+    def run_ensemble(clicks, key, draws_from, *rest):
+        return launch("ensemble", "ensemble", key, draws_from, lambda settings: [settings.policies], rest[:6],
+                      *rest[6:])
 
     @app.callback(
         Output("mixes", "data"), Output("mix-list", "children"), Output("mix-policies", "value"),
@@ -472,12 +498,13 @@ def register_callbacks(app: dash.Dash, workspace: Workspace, jobs: Jobs) -> None
     @app.callback(
         Output("compare-job", "data"), Output("poll", "disabled", allow_duplicate=True),
         Output("compare-status", "children", allow_duplicate=True),
-        Input("compare-run", "n_clicks"), State("scenario", "value"), State("mixes", "data"), *slider_states,
+        Input("compare-run", "n_clicks"), State("scenario", "value"), State("draws-from", "value"),
+        State("mixes", "data"), *slider_states,
         State("compare-samples", "value"), State("compare-replicates", "value"), State("compare-seed", "value"),
         State("compare-store", "value"), prevent_initial_call=True,
     )
     @guarded(3, 2)
-    def run_compare(clicks, key, mixes, *rest):
+    def run_compare(clicks, key, draws_from, mixes, *rest):
         if not mixes:
             return no_update, no_update, "add at least one policy mix to compare with the baseline"
 
@@ -485,7 +512,7 @@ def register_callbacks(app: dash.Dash, workspace: Workspace, jobs: Jobs) -> None
             chosen = settings.policies  # a policy left at 0 in Explore runs at its default strength (None)
             return [{}, *[{name: chosen.get(name) for name in mix} for mix in mixes]]
 
-        return launch("compare", "comparison", key, arms, rest[:6], *rest[6:])
+        return launch("compare", "comparison", key, draws_from, arms, rest[:6], *rest[6:])
 
     @app.callback(
         Output("ensemble-progress", "value"), Output("ensemble-progress", "max"),

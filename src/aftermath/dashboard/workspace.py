@@ -24,11 +24,14 @@ from aftermath import compile_model, parse_scenario, shipped_scenarios, simulate
 from aftermath.errors import ScenarioError
 from aftermath.experiments import Experiment, design_experiment, load_result, read_scenario
 from aftermath.experiments.runner import StoredResult
+from aftermath.inference.shipped import ParameterSource, parameter_source
 from aftermath.scenario.describe import parameter_range
 from aftermath.scenario.schema import Scenario, month_label
 from aftermath.store import Store, StoreError
 from aftermath.summary import quantiles
 
+UPLOAD = "upload:"
+"""Prefix of the key of an uploaded scenario (kept in memory; nothing lies beside it)."""
 OUTCOME, STOCK = "outcome:", "stock:"
 """Prefixes of the series choices: a scenario outcome, or a compartment (a stock of persons)."""
 GROUP = "group:"
@@ -232,7 +235,7 @@ class Workspace:
 
     def add_upload(self, text: str, filename: str) -> str:
         """Validate an uploaded scenario (kept in memory, never written) and offer it; returns its key."""
-        key = f"upload:{Path(filename).name}:{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+        key = f"{UPLOAD}{Path(filename).name}:{hashlib.sha256(text.encode()).hexdigest()[:8]}"
         scenario = parse_scenario(text, Path(filename).name)
         with self._lock:
             self._uploads[key] = (text, Path(filename).name)
@@ -280,11 +283,20 @@ class Workspace:
                 self._stored[run_id] = stored
         return stored
 
+    def parameters(self, key: str, prior: bool = False) -> ParameterSource:
+        """Where an ensemble's or comparison's parameter draws come from, as on the command line
+        (`inference.shipped.parameter_source`): the posterior shipped beside the scenario's file if there
+        is a current one, else (or with `prior`) the declared priors, with a warning if the shipped draws
+        are stale. An uploaded scenario has no file beside it: its priors. Raises ShippedPosteriorError
+        for a changed or unreadable draws file."""
+        return parameter_source(self.entry(key).scenario, prior=prior or key.startswith(UPLOAD))
+
     def experiment(
         self, key: str, settings: Settings, arms: Sequence[Mapping[str, float | None]], samples: int,
-        replicates: int, seed: int,
-    ) -> Experiment:
-        """A stochastic experiment of the scenario with the settings' start months and fixed parameters;
+        replicates: int, seed: int, prior: bool = False,
+    ) -> tuple[Experiment, ParameterSource]:
+        """A stochastic experiment of the scenario with the settings' start months and fixed parameters,
+        and where its parameter draws come from (`parameters`; the moved parameters keep their value);
         `arms` are policy mixes ({} is the baseline). All arms share seed and samples (paired runs)."""
         entry = self.entry(key)
         with_starts(entry.scenario, dict(settings.starts))  # refuse a bad month before parsing the text
@@ -292,5 +304,10 @@ class Workspace:
         if unknown:
             raise ScenarioError(f"unknown parameter {unknown[0]!r}", ("parameters",),
                                 expected=f"one of: {', '.join(entry.scenario.parameters)}")
-        return design_experiment(variant_text(entry.text, settings), entry.file, samples=samples,
-                                 replicates=replicates, arms=arms, seed=seed)
+        source = self.parameters(key, prior)
+        experiment = design_experiment(
+            variant_text(entry.text, settings), entry.file, samples=samples, replicates=replicates, arms=arms,
+            seed=seed, sampler="lhs" if source.posterior is None else source.label,  # type: ignore[arg-type]
+            draws=source.draws(samples, seed, fixed=dict(settings.overrides)),
+        )
+        return experiment, source

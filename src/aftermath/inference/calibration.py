@@ -105,11 +105,11 @@ class Posterior:
         picks = np.minimum(np.searchsorted(cumulative, points * cumulative[-1]), len(self.weights) - 1)
         return rng.permutation(picks)
 
-    def parameter_draws(self, runs: int, seed: int) -> dict[str, np.ndarray]:
-        """`runs` draws {name: (runs,)} from the posterior (see `resample`); the same seed gives the same
-        draws."""
+    def parameter_draws(self, runs: int, seed: int, fixed: Collection[str] = ()) -> dict[str, np.ndarray]:
+        """`runs` draws {name: (runs,)} from the posterior (see `resample`) of the parameters not in `fixed`
+        (those a caller sets to a value); the same seed gives the same draws."""
         picks = self.resample(runs, seed)
-        return {name: self.draws[name][picks] for name in self.names}
+        return {name: self.draws[name][picks] for name in self.names if name not in fixed}
 
     def per_run_parameters(
         self, scenario: Scenario, runs: int, seed: int, fixed: Collection[str] = ()
@@ -118,8 +118,7 @@ class Posterior:
         parameters in `fixed` keep their value. Raises ValueError if the posterior's parameters are
         not uncertain parameters of `scenario`."""
         check_matches(self, scenario)
-        draws = {name: d for name, d in self.parameter_draws(runs, seed).items() if name not in fixed}
-        return expand_draws(scenario, draws)
+        return expand_draws(scenario, self.parameter_draws(runs, seed, fixed))
 
     def summary(self) -> dict[str, tuple[float, float, float]]:
         """Weighted median and 5-95% interval of each parameter: {name: (median, low, high)}."""

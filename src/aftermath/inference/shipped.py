@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,14 @@ class ParameterSource:
     label: str
     posterior: Posterior | None = None
     warning: str | None = None
+
+    def draws(self, samples: int, seed: int, fixed: Collection[str] = ()) -> dict[str, np.ndarray] | None:
+        """An experiment's `samples` parameter draws {name: (samples,)} from the posterior (the same
+        seed gives the same draws), without the parameters in `fixed` (set to a value by the caller);
+        None when the draws come from the priors (the experiment samples them itself)."""
+        if self.posterior is None:
+            return None
+        return self.posterior.parameter_draws(samples, seed, fixed)
 
 
 def draws_path(scenario: Scenario) -> Path | None:
