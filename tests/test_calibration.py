@@ -5,6 +5,7 @@ posterior in ensembles, and recovery of known parameters from synthetic data (sl
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -155,8 +156,13 @@ def test_a_killed_calibration_can_end_with_its_stored_steps_or_go_on_longer(tmp_
     store = Store(tmp_path / "killed.duckdb")
     with pytest.raises(KeyboardInterrupt):
         calibrate(scenario, store=store, progress=stop_after_two_chunks, steps=6, **settings)
+    with store.connect(write=True) as connection:  # the killed session's steps took 500 s each chunk
+        connection.execute("UPDATE calibration_steps SET seconds = 500 WHERE run_id = 1")
+    began = time.perf_counter()
     ended = calibrate(scenario, store=store, resume=1, steps=4, **settings)
     assert ended.diagnostics["steps"] == 4 and store.chain(1)[0].shape[0] == 4
+    # the diagnostics' seconds count every session's steps, not only the resumed one's
+    assert 1000 <= ended.diagnostics["seconds"] <= 1000 + time.perf_counter() - began
     assert load_posterior(store, 1).diagnostics["steps"] == 4
     extended = Store(tmp_path / "extended.duckdb")
     with pytest.raises(KeyboardInterrupt):

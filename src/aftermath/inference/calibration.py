@@ -71,7 +71,8 @@ class Posterior:
 
     `draws[name]` is (n,) in the same terms as `sampling.sample_draws` (the value, or the multiplier
     of a relative distribution); `weights` (n,) sum to 1; `log_likelihood` (n,) of each draw.
-    `diagnostics` holds the method's figures (acceptance, ess, rhat, autocorrelation, seconds, ...).
+    `diagnostics` holds the method's figures (acceptance, ess, rhat, autocorrelation, seconds, ...); a
+    resumed emcee calibration's seconds add the stored steps' seconds of the sessions before it.
     """
 
     names: tuple[str, ...]
@@ -273,7 +274,7 @@ def calibrate(
     problem = Problem(scenario, until)
     if not problem.names:
         raise ValueError(f"scenario {scenario.name!r} has no uncertain parameters to calibrate")
-    run_id, stored = None, None
+    run_id, stored, earlier = None, None, 0.0
     if store is not None and resume is not None:
         settings, _ = store.calibration(resume)
         row = store.run(resume).row
@@ -282,7 +283,7 @@ def calibrate(
                 f"run {resume} calibrated scenario {row['scenario']!r} ({row['scenario_hash']}), not this one "
                 f"({scenario.name!r}, {scenario_hash(scenario)}); resume it with the scenario it was started with"
             )
-        run_id, stored = resume, store.chain(resume)
+        run_id, stored, earlier = resume, store.chain(resume), store.calibration_seconds(resume)
         if steps is not None and settings["method"] == "emcee":
             settings = {**settings, "steps": steps}
         problem.active = np.array([problem.names.index(name) for name in settings["active"]], dtype=np.int64)
@@ -298,7 +299,7 @@ def calibrate(
         posterior = _importance(problem, settings, run_id, progress)
     else:
         positions, log_posterior, seconds = _run_emcee(problem, settings, store, run_id, stored, progress)
-        posterior = _from_chain(problem, settings, positions, log_posterior, run_id, seconds)
+        posterior = _from_chain(problem, settings, positions, log_posterior, run_id, earlier + seconds)
     if store is not None and run_id is not None:
         _store_posterior(store, run_id, scenario, posterior)
     return posterior

@@ -627,6 +627,13 @@ class Store:
         log_posterior = table.column("log_posterior").to_numpy().reshape(steps, walkers)
         return positions, log_posterior, str(state[0][1])
 
+    def calibration_seconds(self, run_id: int) -> float:
+        """Seconds spent on a calibration's stored steps, over every session that ran some (0 if none)."""
+        with self.connect() as connection:
+            return float(connection.execute(
+                "SELECT COALESCE(SUM(seconds), 0) FROM calibration_steps WHERE run_id = ?", [run_id]
+            ).fetchone()[0])
+
     def completed(self, run_id: int) -> list[tuple[int, int]]:
         with self.connect() as connection:
             return [tuple(row) for row in connection.execute(  # type: ignore[misc]
