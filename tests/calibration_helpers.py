@@ -40,7 +40,7 @@ outcomes:
   killed_total: {{expr: killed}}
   returned_total: {{expr: returned}}
 observation_model:
-  default: {{distribution: lognormal, sigma: {sigma}, assumption: synthetic}}
+  default: {{distribution: lognormal, sigma: {sigma}, range: [0.05, 1.0], assumption: synthetic}}
 """
 
 
@@ -52,7 +52,7 @@ def synthetic_scenario(seed: int, observations: str | None = None):
         truth = parse_scenario(head)
         data = simulate(compile_model(truth), replicates=1, engine="deterministic", keep_compartments=False)
         rng = np.random.default_rng(seed)
-        error = ObservationError(distribution="lognormal", sigma=SIGMA, assumption="synthetic")
+        error = ObservationError(distribution="lognormal", sigma=SIGMA, range=(0.05, 1.0), assumption="synthetic")
         lines = []
         for outcome in ("killed_total", "returned_total"):
             for date in DATES:

@@ -21,9 +21,10 @@ from aftermath.store import Store
 from tests.calibration_helpers import TRUTH, synthetic_scenario
 from tests.conftest import run_cli
 
-LOGNORMAL = ObservationError(distribution="lognormal", sigma=0.3, assumption="test")
-NORMAL = ObservationError(distribution="normal", cv=0.2, assumption="test")
-NEGATIVE_BINOMIAL = ObservationError(distribution="negative_binomial", dispersion=5, assumption="test")
+LOGNORMAL = ObservationError(distribution="lognormal", sigma=0.3, range=(0.2, 0.5), assumption="test")
+NORMAL = ObservationError(distribution="normal", cv=0.2, range=(0.1, 0.4), assumption="test")
+NEGATIVE_BINOMIAL = ObservationError(distribution="negative_binomial", dispersion=5, range=(2, 10),
+                                     assumption="test")
 MODEL = np.array([50.0, 100.0, 400.0])
 
 

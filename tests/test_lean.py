@@ -19,9 +19,9 @@ from tests.test_homefront import small_scenario
 # draws depend on every value), normal and lognormal errors.
 OBSERVED = """
   - {outcome: killed_total, date: 2015-06, value: 300, source: E04,
-     error: {distribution: negative_binomial, dispersion: 10, assumption: test}}
+     error: {distribution: negative_binomial, dispersion: 10, range: [5, 20], assumption: test}}
   - {outcome: in_theatre_total, date: 2015-12, value: 2000, source: E04,
-     error: {distribution: normal, cv: 0.2, assumption: test}}
+     error: {distribution: normal, cv: 0.2, range: [0.1, 0.4], assumption: test}}
   - {outcome: returns_per_month, date: 2016-06, value: 30, source: E04}
 """
 

@@ -269,6 +269,8 @@ def test_report_is_one_self_contained_file(tmp_path: Path) -> None:
     assert "@import" not in page and not re.search(r"url\((?!#)", page)
     assert page.count("<svg") == page.count("data-chart=") >= 8
     assert "Figure E04" in page  # the observation's and parameters' full citation
+    errors = page.split('id="observation-errors"')[1].split("</table>")[0]  # the built-in observation model
+    assert "Observation error, grade H" in errors and "sd of log(figure)" in errors and "0.1 to 0.3" in errors
     data = json.loads(re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page).group(1))
     assert data["metadata"]["seed"] == 3 and data["metadata"]["runs (replicates)"] == 20
     assert data["metadata"]["scenario hash"] == compile_model(load_scenario("competing_exits")).scenario_hash
@@ -404,3 +406,29 @@ def test_a_strata_title_never_repeats_its_by() -> None:
     assert strata_title(said, 3) == "Detained by cohort"
     assert strata_title(unsaid, 3) == "Returned by origin"
     assert strata_title(unsaid, 2) == "Returned by origin: the 2 largest"
+
+
+def test_the_observation_errors_show_their_spread_unit_range_and_sources() -> None:
+    """Every number has a unit, a range and a source: the default scenario's observation model too."""
+    from aftermath.report.html import sources
+    from aftermath.scenario.describe import observation_error_rows
+
+    scenario = load_scenario("isis_after_caliphate")
+    rows = {row.name: row for row in observation_error_rows(scenario)}
+    high = rows["observation error, grade H"]
+    assert (high.value, high.unit, high.low, high.high) == ("0.2", "sd of log(figure)", 0.09, 0.45)
+    assert high.sources == ["G03", "G06", "G07"] and "chi-square" in high.assumption
+    assert set(rows) == {"observation error, grade H", "observation error, grade M", "observation error, grade L",
+                         "observation error, ungraded figures"}
+    for row in rows.values():
+        assert row.low <= float(row.value) <= row.high and (row.sources or row.assumption)
+
+    class Content:  # what `sources` reads of a report's content
+        pass
+
+    content = Content()
+    content.scenario = scenario
+    shown = sources(content)  # type: ignore[arg-type]
+    assert [row["range"] for row in shown["errors"]][:2] == ["0.09 to 0.45", "0.17 to 0.45"]
+    assert any("E01" in cite for cite, _ in shown["cited"])  # the medium grade's sources are cited in full
+

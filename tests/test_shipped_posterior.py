@@ -19,7 +19,7 @@ from aftermath.inference.shipped import (
     shipped_posterior,
     write_draws,
 )
-from aftermath.model.compile import scenario_hash
+from aftermath.model.compile import model_hash, scenario_hash
 from aftermath.scenario.loader import load_scenario
 from tests.calibration_helpers import synthetic_scenario
 from tests.conftest import run_cli
@@ -34,7 +34,7 @@ def test_the_default_scenario_ships_current_posterior_draws(default_scenario) ->
     path = draws_path(default_scenario)
     assert path is not None and path.name == "isis_after_caliphate.posterior.csv" and path.is_file()
     _, made_for, command = read_draws(path)
-    assert made_for == scenario_hash(default_scenario), (
+    assert made_for == model_hash(default_scenario), (
         f"the default scenario changed after its posterior was calibrated: rerun {command}")
     shipped, stale = shipped_posterior(default_scenario)
     assert stale is None and shipped is not None
@@ -118,6 +118,44 @@ def test_the_commands_label_the_draws_and_stale_draws_are_not_used(shipped, tmp_
     assert stale.returncode == 0, stale.stderr
     assert "calibrated on another version of scenario" in stale.stderr and "rerun aftermath calibrate" in stale.stderr
     assert json.loads(stale.stdout)["parameters"]["from"] == "prior"
+    # reworded only (title, descriptions, assumptions, a note): the draws still fit, and are used
+    reworded = tmp_path / "reworded"
+    reworded.mkdir()
+    shutil.copy(shipped.with_name("synthetic.posterior.csv"), reworded / "synthetic.posterior.csv")
+    text = shipped.read_text()
+    changed = (text.replace("title: ", "title: Reworded, ", 1).replace("assumption: synthetic", "assumption: made up")
+               .replace("description: ", "description: Reworded. "))
+    assert changed != text
+    (reworded / "synthetic.yaml").write_text(changed)
+    kept = run_cli("run", str(reworded / "synthetic.yaml"), "-n", "5", "--json")
+    assert kept.returncode == 0 and "warning" not in kept.stderr, kept.stderr
+    assert json.loads(kept.stdout)["parameters"]["from"] == "posterior"
+
+
+def test_the_model_hash_covers_numbers_and_structure_not_prose(default_scenario) -> None:
+    """What the shipped draws are checked against: prose changes keep it, a number or a name changes it; the
+    stored runs' scenario hash still covers everything."""
+    scenario = default_scenario
+    name, parameter = next((n, p) for n, p in scenario.parameters.items() if p.distribution is not None)
+
+    def with_parameter(changed, key: str = name):
+        return scenario.model_copy(update={"parameters": {**scenario.parameters, key: changed}})
+
+    reworded = with_parameter(parameter.model_copy(update={"description": "other words", "sources": [],
+                                                           "assumption": "another reason"}))
+    retitled = reworded.model_copy(update={"title": "Another title", "description": "Another text."})
+    assert model_hash(retitled) == model_hash(scenario)
+    assert scenario_hash(retitled) != scenario_hash(scenario)
+    renumbered = with_parameter(parameter.model_copy(update={"distribution": parameter.distribution.model_copy(
+        update={"relative": not parameter.distribution.relative})}))
+    assert model_hash(renumbered) != model_hash(scenario)
+    step = scenario.time.model_copy(update={"substeps": scenario.time.substeps + 1})
+    assert model_hash(scenario.model_copy(update={"time": step})) != model_hash(scenario)
+    # a field name is prose, not a key that happens to be spelled like one
+    assert model_hash(with_parameter(parameter, key="description")) != model_hash(scenario)
+    model = scenario.observation_model
+    wider = model.model_copy(update={"default": model.default.model_copy(update={"sigma": 0.6})})
+    assert model_hash(scenario.model_copy(update={"observation_model": wider})) != model_hash(scenario)
 
 
 def test_written_draws_read_back_as_the_same_posterior(tmp_path) -> None:
@@ -125,7 +163,7 @@ def test_written_draws_read_back_as_the_same_posterior(tmp_path) -> None:
     posterior = calibrate(scenario, until="2018-12", method="prior", draws=30, steps=60, seed=1)
     path = write_draws(tmp_path / "s.posterior.csv", scenario, posterior, "aftermath calibrate s.yaml")
     again, made_for, command = read_draws(path)
-    assert made_for == scenario_hash(scenario) and command == "aftermath calibrate s.yaml"
+    assert made_for == model_hash(scenario) and command == "aftermath calibrate s.yaml"
     assert again.names == posterior.names and again.until == "2018-12"
     for name in posterior.names:
         np.testing.assert_allclose(again.draws[name], posterior.draws[name], rtol=1e-6)

@@ -8,15 +8,17 @@ from a stored calibration.
 The file is CSV with a header of `#` lines:
 
     # aftermath posterior draws: regenerate with COMMAND
-    # scenario_hash: the content hash of the scenario it was calibrated on (model.compile.scenario_hash)
+    # model_hash: the hash of the scenario it was calibrated on, without its prose (model.compile.model_hash)
     # draws_sha256: SHA-256 of the file's text after the header lines
     # meta: JSON {"method", "until", "run_id", "diagnostics"}
     parameter names..., weight, log_likelihood
     one row per draw
 
 On reading, the draws' hash is checked (a changed file is refused: ShippedPosteriorError) and the
-scenario's hash is compared with the one the draws were made for (a mismatch makes the draws stale: they
-are not used, and the caller says so and draws from the prior).
+scenario's model hash is compared with the one the draws were made for (a mismatch makes the draws stale:
+they are not used, and the caller says so and draws from the prior). The model hash covers the scenario's
+numbers, names and structure and the observation errors, not its prose (titles, descriptions, notes,
+citations, reasons), so rewording a scenario keeps its posterior; changing a number makes it stale.
 """
 
 from __future__ import annotations
@@ -32,12 +34,12 @@ import numpy as np
 
 from aftermath.files import write_text
 from aftermath.inference.calibration import Posterior, check_matches
-from aftermath.model.compile import scenario_hash
+from aftermath.model.compile import model_hash
 from aftermath.scenario.schema import Scenario
 
 SUFFIX = ".posterior.csv"
 _COLUMNS = ("weight", "log_likelihood")
-_KEYS = ("aftermath posterior draws", "scenario_hash", "draws_sha256", "meta")
+_KEYS = ("aftermath posterior draws", "model_hash", "draws_sha256", "meta")
 
 
 class ShippedPosteriorError(ValueError):
@@ -88,15 +90,16 @@ def write_draws(path: str | Path, scenario: Scenario, posterior: Posterior, comm
     meta = {"method": posterior.method, "until": posterior.until, "run_id": posterior.run_id,
             "diagnostics": posterior.diagnostics}
     head = [f"# aftermath posterior draws: regenerate with {command}",
-            f"# scenario_hash: {scenario_hash(scenario)}",
+            f"# model_hash: {model_hash(scenario)}",
             f"# draws_sha256: {_digest(text)}",
             f"# meta: {json.dumps(meta, sort_keys=True, allow_nan=False)}"]
     return write_text("\n".join(head) + "\n" + text, path)
 
 
 def read_draws(path: str | Path) -> tuple[Posterior, str, str]:
-    """(posterior, scenario hash, regenerate command) of a draws file. Raises ShippedPosteriorError if the
-    file cannot be read, is not a draws file, or its draws do not match their recorded hash."""
+    """(posterior, the scenario's model hash it was made for, regenerate command) of a draws file. Raises
+    ShippedPosteriorError if the file cannot be read, is not a draws file, or its draws do not match their
+    recorded hash."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -129,20 +132,20 @@ def read_draws(path: str | Path) -> tuple[Posterior, str, str]:
         log_likelihood=table[:, -1], method=meta["method"], until=meta["until"], diagnostics=meta["diagnostics"],
         run_id=meta["run_id"], source=f"shipped posterior {path.name}",
     )
-    return posterior, header["scenario_hash"], command
+    return posterior, header["model_hash"], command
 
 
 def shipped_posterior(scenario: Scenario) -> tuple[Posterior | None, str | None]:
     """(the posterior shipped beside `scenario`, None) if there is one and it was made for this scenario;
-    (None, why not) if its scenario hash differs (the draws are stale); (None, None) if there is none.
+    (None, why not) if its model hash differs (the draws are stale); (None, None) if there is none.
     Raises ShippedPosteriorError for a file that was changed or cannot be read."""
     path = draws_path(scenario)
     if path is None or not path.is_file():
         return None, None
     posterior, made_for, command = read_draws(path)
-    current = scenario_hash(scenario)
+    current = model_hash(scenario)
     if made_for != current:
-        return None, (f"{path} was calibrated on another version of scenario {scenario.name!r} (scenario hash "
+        return None, (f"{path} was calibrated on another version of scenario {scenario.name!r} (model hash "
                       f"{made_for}, now {current}), so its draws are not used; rerun {command}")
     return posterior, None
 

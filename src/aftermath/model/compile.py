@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from aftermath.errors import ScenarioError
 from aftermath.model.coupling import Coupling
 from aftermath.scenario.checks import stratum_array
 from aftermath.scenario.expressions import Evaluator, compile_expression
+from aftermath.scenario.observation_model import error_of
 from aftermath.scenario.schema import MAX_SUBSTEPS, Scenario, month_label
 from aftermath.scenario.submodels import present
 from aftermath.scenario.validate import (
@@ -230,9 +233,43 @@ def _align_from(values: np.ndarray, dims: list[str], model_or_dims: Any, leading
 
 
 def scenario_hash(scenario: Scenario) -> str:
-    """Content hash of the validated scenario (independent of comments and formatting)."""
-    text = json.dumps(scenario.model_dump(mode="json", by_alias=True), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """Content hash of the validated scenario (independent of comments and formatting); what a stored
+    run records of its scenario."""
+    return _digest(scenario.model_dump(mode="json", by_alias=True))
+
+
+PROSE_FIELDS = frozenset({"title", "description", "label", "labels", "note", "citation", "url", "assumption",
+                          "fixed", "sources", "pathway"})
+"""Fields of the scenario's sections that are words for people (titles, descriptions, display labels,
+notes, citations, the reasons given for a number, the ids of its sources), not numbers or structure the
+model runs on. A field name, not a key: a parameter or group named 'title' still counts."""
+
+
+def model_hash(scenario: Scenario) -> str:
+    """Content hash of what the model computes and is fitted with: the validated scenario without its
+    prose (`PROSE_FIELDS`, in every section), plus the observation error each observation is scored with
+    (which may come from the evidence grade of its source in figures.csv). A calibration's draws depend
+    on exactly this, so a posterior made for one version of a scenario stays valid when only its words
+    change, and not when a number, a name or a structure does."""
+    return _digest({"scenario": _without_prose(scenario),
+                    "observation_errors": [_without_prose(error_of(scenario, o)) for o in scenario.observations]})
+
+
+def _without_prose(value: Any) -> Any:
+    """A validated scenario (or part of one) as JSON-able data without its `PROSE_FIELDS`."""
+    if isinstance(value, BaseModel):
+        fields = type(value).model_fields
+        return {field.alias or name: _without_prose(getattr(value, name)) for name, field in fields.items()
+                if name not in PROSE_FIELDS}
+    if isinstance(value, dict):
+        return {str(key): _without_prose(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_prose(item) for item in value]
+    return to_jsonable_python(value)
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def compile_model(

@@ -29,7 +29,14 @@ from aftermath.report.content import (
     label,
     main_outcomes,
 )
-from aftermath.scenario.describe import ParameterRow, citations, headline_outcomes, parameter_rows, stratum_label
+from aftermath.scenario.describe import (
+    ParameterRow,
+    citations,
+    headline_outcomes,
+    observation_error_rows,
+    parameter_rows,
+    stratum_label,
+)
 from aftermath.scenario.evidence import short_citation
 from aftermath.scenario.schema import month_label
 
@@ -344,6 +351,7 @@ def record(content: ReportContent) -> dict[str, Any] | None:
 def sources(content: ReportContent) -> dict[str, Any]:
     cited = citations(content.scenario)
     return {"rows": [_parameter_row(row, cited) for row in parameter_rows(content.scenario)],
+            "errors": [_parameter_row(row, cited) for row in observation_error_rows(content.scenario)],
             "cited": [(short_citation(sid), text) for sid, text in cited.items()]}
 
 

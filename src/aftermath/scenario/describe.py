@@ -12,7 +12,8 @@ from aftermath.formatting import Kind, number
 from aftermath.scenario.checks import stratum_array
 from aftermath.scenario.evidence import known_citations, short_citation
 from aftermath.scenario.expressions import Symbol, infer_unit
-from aftermath.scenario.schema import Distribution, Parameter, Scenario, month_label
+from aftermath.scenario.observation_model import observation_model
+from aftermath.scenario.schema import Distribution, ObservationError, Parameter, Scenario, month_label
 from aftermath.scenario.submodels import present
 from aftermath.scenario.validate import frozen_distribution, outcome_terms
 from aftermath.units import PERSONS
@@ -75,6 +76,34 @@ def parameter_rows(scenario: Scenario) -> list[ParameterRow]:
     return rows
 
 
+SPREAD_UNITS = {"sigma": "sd of log(figure)", "cv": "sd / model value", "dispersion": "persons"}
+"""The unit each observation error's spread is in (lognormal sigma, normal cv, negative binomial dispersion)."""
+
+
+def observation_errors(scenario: Scenario) -> list[tuple[str, ObservationError]]:
+    """(what, error) of every observation error the scenario's figures are scored with: its observation
+    model's grades and default (the built-in model when it declares none), then each figure's own."""
+    model = observation_model(scenario)
+    found = [(f"observation error, grade {grade}", error) for grade, error in model.grades.items()]
+    found.append(("observation error, ungraded figures", model.default))
+    found += [(f"observation error of {o.outcome} {month_label(o.date)} ({o.source})", o.error)
+              for o in scenario.observations if o.error is not None]
+    return found
+
+
+def observation_error_rows(scenario: Scenario) -> list[ParameterRow]:
+    """The observation errors (`observation_errors`) as rows like the parameters': the spread, its unit,
+    its declared range, the distribution, sources and assumption."""
+    return [
+        ParameterRow(
+            name=what, value=number(error.spread), unit=SPREAD_UNITS[error.spread_name], low=error.range[0],
+            high=error.range[1], uncertainty=f"{error.distribution} error, {error.spread_name}",
+            sources=list(error.sources), assumption=(error.assumption or "").strip(), description="",
+        )
+        for what, error in observation_errors(scenario)
+    ]
+
+
 def citations(scenario: Scenario) -> dict[str, str]:
     """Full citation text of every source id the scenario uses."""
     known = {**{k: c.text for k, c in known_citations().items()}, **{s.id: s.citation for s in scenario.sources}}
@@ -88,6 +117,7 @@ def citations(scenario: Scenario) -> dict[str, str]:
     ]:
         used.extend(part.sources)
     used.extend(o.source for o in scenario.observations)
+    used.extend(source for _, error in observation_errors(scenario) for source in error.sources)
     return {sid: known[sid] for sid in dict.fromkeys(used) if sid in known}
 
 

@@ -12,15 +12,16 @@ from aftermath.scenario.schema import Observation, ObservationError, Observation
 _ASSUMPTION = (
     "built-in default: a figure's log scatters around the model's value with sigma 0.15 (grade H), 0.3 "
     "(grade M), 0.5 (grade L or ungraded); the fit-check tolerances (20/35/50%) read as about 1.3 sd, "
-    "widened for the disagreement between sources seen in figures.csv"
+    "widened for the disagreement between sources seen in figures.csv; each sigma's range, two thirds to "
+    "twice its value, is judged"
 )
 BUILTIN_MODEL = ObservationModel(
     grades={
-        "H": ObservationError(distribution="lognormal", sigma=0.15, assumption=_ASSUMPTION),
-        "M": ObservationError(distribution="lognormal", sigma=0.3, assumption=_ASSUMPTION),
-        "L": ObservationError(distribution="lognormal", sigma=0.5, assumption=_ASSUMPTION),
+        "H": ObservationError(distribution="lognormal", sigma=0.15, range=(0.1, 0.3), assumption=_ASSUMPTION),
+        "M": ObservationError(distribution="lognormal", sigma=0.3, range=(0.2, 0.6), assumption=_ASSUMPTION),
+        "L": ObservationError(distribution="lognormal", sigma=0.5, range=(0.33, 1.0), assumption=_ASSUMPTION),
     },
-    default=ObservationError(distribution="lognormal", sigma=0.5, assumption=_ASSUMPTION),
+    default=ObservationError(distribution="lognormal", sigma=0.5, range=(0.33, 1.0), assumption=_ASSUMPTION),
 )
 """Used when a scenario declares no `observation_model`."""
 FLOOR = 1e-9

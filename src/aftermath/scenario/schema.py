@@ -350,10 +350,23 @@ class ObservationError(Provenance):
 
     distribution: Literal["lognormal", "negative_binomial", "normal"]
     sigma: Number | None = Field(default=None, gt=0, le=5)
+    """The lognormal's spread: the standard deviation of log(figure), dimensionless."""
     dispersion: Number | None = Field(default=None, gt=0)
+    """The negative binomial's dispersion (persons; larger is closer to Poisson)."""
     cv: Number | None = Field(default=None, gt=0, le=5)
+    """The normal's coefficient of variation (sd / m), dimensionless."""
+    range: tuple[Number, Number]
+    """The range [low, high] the spread (sigma, dispersion or cv, in its unit) may take given the evidence,
+    like every number's range; it must contain the spread."""
 
     _SPREAD = {"lognormal": "sigma", "negative_binomial": "dispersion", "normal": "cv"}
+
+    @field_validator("range")
+    @classmethod
+    def _range_ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] <= value[1]:
+            raise ValueError("range must be [low, high] with 0 < low <= high")
+        return value
 
     @model_validator(mode="after")
     def _one_spread(self) -> ObservationError:
@@ -366,9 +379,14 @@ class ObservationError(Provenance):
         return self
 
     @property
+    def spread_name(self) -> str:
+        """The name of the distribution's one spread parameter: sigma, dispersion or cv."""
+        return self._SPREAD[self.distribution]
+
+    @property
     def spread(self) -> float:
         """The distribution's one spread parameter (sigma, dispersion or cv)."""
-        return float(getattr(self, self._SPREAD[self.distribution]))
+        return float(getattr(self, self.spread_name))
 
 
 ObservationKind = Literal["point", "range", "at_least", "up_to"]

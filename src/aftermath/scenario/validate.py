@@ -26,7 +26,14 @@ from aftermath.scenario.expressions import (
     parse_expression,
 )
 from aftermath.scenario.observation_model import error_of
-from aftermath.scenario.schema import Distribution, Parameter, Scenario, month_label, parse_month
+from aftermath.scenario.schema import (
+    Distribution,
+    ObservationError,
+    Parameter,
+    Scenario,
+    month_label,
+    parse_month,
+)
 from aftermath.scenario.submodels import present
 from aftermath.units import (
     DIMENSIONLESS,
@@ -90,13 +97,24 @@ def validate_scenario(scenario: Scenario) -> None:
     if scenario.observation_model is not None:
         where = ("observation_model",)
         for grade, error in scenario.observation_model.grades.items():
-            check_provenance(error, (*where, "grades", grade), cited)
-        check_provenance(scenario.observation_model.default, (*where, "default"), cited)
+            _check_error(error, (*where, "grades", grade), cited)
+        _check_error(scenario.observation_model.default, (*where, "default"), cited)
     for index, name in enumerate(scenario.headline):
         if name not in scenario.outcomes:
             raise ScenarioError(f"unknown outcome {name!r}", ("headline", index), expected=one_of(scenario.outcomes))
     for index in range(len(scenario.observations)):
         _check_observation(scenario, index, cited)
+
+
+def _check_error(error: ObservationError, path: FieldPath, cited: set[str]) -> None:
+    """An observation error has a source or an assumption, and its spread lies within its range."""
+    check_provenance(error, path, cited)
+    low, high = error.range
+    if not low <= error.spread <= high:
+        raise ScenarioError(
+            f"the {error.spread_name} {error.spread:g} lies outside its range {low:g} to {high:g}", (*path, "range"),
+            expected=f"a range that contains the {error.spread_name}",
+        )
 
 
 # --- helpers shared with the compiler -------------------------------------------------------
@@ -796,7 +814,7 @@ def _check_observation(scenario: Scenario, index: int, cited: set[str]) -> None:
             expected="kind 'up_to' (a figure under a small bound), or an 'error' that is normal or negative binomial",
         )
     if observation.error is not None:
-        check_provenance(observation.error, (*where, "error"), cited)
+        _check_error(observation.error, (*where, "error"), cited)
         persons = _outcome_parts(scenario, observation.outcome)[2].persons == 1
         if observation.error.distribution == "negative_binomial" and not persons:
             raise ScenarioError(
