@@ -25,11 +25,11 @@ from aftermath.dashboard import figures
 from aftermath.dashboard.jobs import Job, Jobs, error_text
 from aftermath.dashboard.workspace import (
     OUTCOME,
+    Entry,
     Settings,
     Workspace,
     band,
     filter_choices,
-    levers,
     observations_for,
     select_series,
     series_choices,
@@ -190,8 +190,8 @@ def policy_controls(scenario: Scenario) -> list:
     return controls or [html.P("This scenario declares no policies.")]
 
 
-def parameter_controls(scenario: Scenario, names: Sequence[str]) -> list:
-    by_name = {lever.name: lever for lever in levers(scenario)}
+def parameter_controls(entry: Entry, names: Sequence[str]) -> list:
+    by_name = {lever.name: lever for lever in entry.levers}
     controls = []
     for name in names:
         lever = by_name.get(name)
@@ -209,12 +209,12 @@ def parameter_controls(scenario: Scenario, names: Sequence[str]) -> list:
     return controls
 
 
-def settings_from(scenario: Scenario, strengths: Sequence, strength_ids: Sequence, starts: Sequence,
+def settings_from(entry: Entry, strengths: Sequence, strength_ids: Sequence, starts: Sequence,
                   start_ids: Sequence, values: Sequence, value_ids: Sequence) -> Settings:
     """The explorer's settings from its sliders; sliders of another scenario (left over while the page
     redraws) are ignored, and a start month is kept only where it was moved."""
-    policies = scenario.interventions
-    declared = {lever.name: lever.value for lever in levers(scenario)}
+    policies = entry.scenario.interventions
+    declared = {lever.name: lever.value for lever in entry.levers}
     return Settings.of(
         {i["name"]: v for i, v in zip(strength_ids, strengths, strict=True) if i["name"] in policies and v},
         {i["name"]: int(v) for i, v in zip(start_ids, starts, strict=True)
@@ -314,8 +314,8 @@ def register_callbacks(app: dash.Dash, workspace: Workspace, jobs: Jobs) -> None
         State({"kind": "parameter", "name": ALL}, "id"),
     ]
 
-    def current_settings(scenario: Scenario, strengths, starts, values, strength_ids, start_ids, value_ids):
-        return settings_from(scenario, strengths, strength_ids, starts, start_ids, values, value_ids)
+    def current_settings(key: str, strengths, starts, values, strength_ids, start_ids, value_ids):
+        return settings_from(workspace.entry(key), strengths, strength_ids, starts, start_ids, values, value_ids)
 
     @app.callback(
         Output("scenario", "options"), Output("scenario", "value"), Output("message", "children", allow_duplicate=True),
@@ -344,7 +344,7 @@ def register_callbacks(app: dash.Dash, workspace: Workspace, jobs: Jobs) -> None
     def choose_scenario(key: str):
         scenario = workspace.entry(key).scenario
         choices = series_choices(scenario)
-        lever_names = [lever.name for lever in levers(scenario)]
+        lever_names = [lever.name for lever in workspace.entry(key).levers]
         return (
             scenario.title, policy_controls(scenario),
             [{"label": n, "value": n} for n in lever_names], lever_names[:2],
@@ -379,7 +379,7 @@ def register_callbacks(app: dash.Dash, workspace: Workspace, jobs: Jobs) -> None
                   State("scenario", "value"))
     def choose_parameters(names: list[str] | None, key: str):
         try:
-            return parameter_controls(workspace.entry(key).scenario, names or [])
+            return parameter_controls(workspace.entry(key), names or [])
         except Exception as exc:
             return html.Div(error_text(exc), style=ERROR_STYLE)
 
@@ -411,7 +411,7 @@ def register_callbacks(app: dash.Dash, workspace: Workspace, jobs: Jobs) -> None
         valid = dict(series_choices(scenario))
         choice = choice if choice in valid else next(iter(valid))
         filters = _filters(scenario, filter_values, filter_ids)
-        settings = current_settings(scenario, strengths, starts, values, strength_ids, start_ids, value_ids)
+        settings = current_settings(key, strengths, starts, values, strength_ids, start_ids, value_ids)
         dataset = workspace.explore(key, settings, keep_compartments=not choice.startswith(OUTCOME))
         engine_seconds = time.perf_counter() - began
         data = select_series(dataset, scenario, choice, filters)
@@ -457,7 +457,7 @@ def register_callbacks(app: dash.Dash, workspace: Workspace, jobs: Jobs) -> None
     def launch(prefix: str, label: str, key: str, draws_from: str | None, arms_of: Callable[[Settings], list],
                sliders: Sequence, samples, replicates, seed, store_it) -> tuple:
         """Start a job from the Explore tab's sliders: (job id, poll disabled, status line)."""
-        settings = current_settings(workspace.entry(key).scenario, *sliders)
+        settings = current_settings(key, *sliders)
         try:
             job = start_job(prefix, key, settings, arms_of(settings), samples, replicates, seed, bool(store_it), label,
                             draws_from == PRIOR)
@@ -634,7 +634,7 @@ def register_callbacks(app: dash.Dash, workspace: Workspace, jobs: Jobs) -> None
         scenario = workspace.entry(key).scenario
         if scenario.network is None:
             return figures.go.Figure(), f"{scenario.name} has no alliance network (try alliance_network)"
-        settings = current_settings(scenario, strengths, starts, values, strength_ids, start_ids, value_ids)
+        settings = current_settings(key, strengths, starts, values, strength_ids, start_ids, value_ids)
         dataset = workspace.explore(key, settings)
         date = month_label(int(month))
         graph = network_graph(dataset, scenario, date)
