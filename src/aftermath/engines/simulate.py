@@ -20,7 +20,7 @@ from aftermath.engines.kernels import advance, binomial_array, reduce_columns
 from aftermath.engines.ode import FlowSystem, OdeOptions, batch_size, flow_system, integrate_step
 from aftermath.errors import ModelError
 from aftermath.model.compile import CompiledModel, stable_id
-from aftermath.model.coupling import Environment
+from aftermath.model.coupling import Environment, Moved
 from aftermath.resources import check_seed, require_memory
 from aftermath.scenario.expressions import names_in
 from aftermath.scenario.validate import TIME_SYMBOL, parsed
@@ -367,8 +367,8 @@ def _run_block(
     epochs = model.derived("parameter_epochs", lambda: [model.parameter_epoch(s) for s in range(model.steps + 1)])
     # the parameters in force in each epoch: the steps of an epoch share one dict (couplings key on it)
     parameters_by_epoch: dict[tuple[int, ...], dict[str, np.ndarray]] = {}
-    moved_by_flow: dict[str, np.ndarray] = {}
-    viewed = None  # the array moved_by_flow views (the step engines reuse one; the ODE engine does not)
+    windows = {f.name: (f.rate_offset, f.rate_offset + f.cells) for f in model.flows}
+    moved_by_flow = Moved(moved, windows)  # views of `moved` (the step engines reuse it; the ODE engine does not)
     with np.errstate(all="ignore"):
         for step in range(steps + 1):
             epoch = epochs[step]
@@ -410,9 +410,8 @@ def _run_block(
                     probe,
                 )
             if model.couplings:
-                if moved is not viewed:
-                    moved_by_flow = {f.name: moved[:, f.rate_offset : f.rate_offset + f.cells] for f in model.flows}
-                    viewed = moved
+                if moved is not moved_by_flow.cells:
+                    moved_by_flow = Moved(moved, windows)
                 for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
                     coupling.update(coupling_state, step, environment, moved_by_flow)
             if system is not None:
@@ -578,12 +577,14 @@ def _environment(
         values.update(coupling.values(coupling_state, step, parameters))
     # couplings read the counts at the start of the step in `update`, after the flows: a copy, since the
     # step engines write the next state into a buffer the views could share
+    counts = state.copy() if model.couplings else state
     return Environment(
-        compartments=_compartments(model, state.copy() if model.couplings else state),
+        compartments=_compartments(model, counts),
         parameters=parameters,
         schedules=model.derived("schedules_by_step", lambda: _schedules_by_step(model))[step],
         t=float(step * model.dt),
         coupled=values,
+        counts=counts,
     )
 
 
@@ -602,7 +603,8 @@ def _moved_on(
 ) -> Environment:
     """The environment `fraction` of the way through reporting step `step`, with the state then;
     parameters, schedules and coupled values stay those of the step."""
-    return replace(environment, compartments=_compartments(model, state), t=float((step + fraction) * model.dt))
+    return replace(environment, compartments=_compartments(model, state), t=float((step + fraction) * model.dt),
+                   counts=state)
 
 
 def _fill_rates(
@@ -635,7 +637,7 @@ def _fill_rates(
         finite = np.where(np.isfinite(rates), rates, 0.0)  # empty cells' 0/0 move no one; others fail below
         exposure = exit_matrix.T.dot(finite.T).T * dt
         mean = state * np.where(exposure > 1e-9, -np.expm1(-exposure) / np.maximum(exposure, 1e-300), 1 - exposure / 2)
-        sources = replace(environment, compartments=_compartments(model, mean))
+        sources = replace(environment, compartments=_compartments(model, mean), counts=mean)
     for flow, view, evaluate in zip(model.flows, views, due, strict=True):
         if evaluate and flow.source is None:
             view[...] = flow.rate(sources)
