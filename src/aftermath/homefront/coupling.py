@@ -35,7 +35,7 @@ from aftermath.engines.kernels import binomial, draw_key, poisson, reduce_column
 from aftermath.homefront.schema import MOVEMENTS, PERPETRATORS, RESULTS, HomeFrontSpec
 from aftermath.homefront.validate import home_front_symbols
 from aftermath.model.compile import stable_id
-from aftermath.model.coupling import cell_sums
+from aftermath.model.coupling import cell_sums, joined_sums
 from aftermath.scenario.validate import flow_context
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ class HomeFrontCoupling:
                   for names in (spec.perpetrators.returnee, spec.perpetrators.remobilised)]
         strength = [(model.layout(name).offset, model.layout(name).aligned) for name in spec.reach.strength]
         rows = [*(cell_sums(stock, dims, spec.dimension, origins) for stock in stocks), cell_sums(strength, dims, None)]
-        self.stock_rows = _joined(rows)
+        self.stock_rows = joined_sums(rows)
         """Sums of the state's cells: returnees and remobilised by origin, then the group's strength."""
         self.arrest_flows = [(name, model.aligned_shape(flow_context(scenario, flows.index(name))))
                              for name in spec.arrests]
@@ -332,16 +332,6 @@ class _Levels:
         self.failed = np.ascontiguousarray(np.broadcast_to(_share(rate(rates.failure)[..., None]), plots))
         self.vigilance = vigilance
         return self
-
-
-def _joined(rows: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Several `cell_sums` row sets as one, in order."""
-    indptr, indices, start = [np.zeros(1, np.int64)], [], 0
-    for pointers, cells in rows:
-        indptr.append(pointers[1:] + start)
-        indices.append(cells)
-        start += len(cells)
-    return np.concatenate(indptr), np.concatenate(indices)
 
 
 def _share(probability: np.ndarray) -> np.ndarray:

@@ -88,3 +88,13 @@ class Coupling(Protocol):
 
     def record(self, state: Any) -> dict[str, np.ndarray]:
         """Outputs at the current time, each (R, *its dims)."""
+
+
+def joined_sums(rows: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Several `cell_sums` row sets as one, in order."""
+    indptr, indices, start = [np.zeros(1, np.int64)], [], 0
+    for pointers, cells in rows:
+        indptr.append(pointers[1:] + start)
+        indices.append(cells)
+        start += len(cells)
+    return np.concatenate(indptr), np.concatenate(indices)

@@ -36,7 +36,8 @@ from aftermath.model.compile import stable_id
 from aftermath.network.schema import CAPACITIES, MATERIAL, NetworkSpec
 from aftermath.scenario.schema import Scenario
 
-MATERIAL_COLUMNS = np.array([CAPACITIES.index(k) for k in MATERIAL])
+MATERIAL_COLUMNS = np.array([k in MATERIAL for k in CAPACITIES])
+"""(len(CAPACITIES),) which capacities shrink with territory."""
 SAFE_HAVEN = CAPACITIES.index("safe_haven")
 LEADER_KILLED = "leader_killed"
 STREAMS = {name: np.uint64(stable_id(f"network:{name}")) for name in ("end", "ending", "dissolve", "seek", "pick")}
@@ -180,8 +181,8 @@ class NetworkState:
     endings: np.ndarray
     exposed: dict[str, np.ndarray] = field(default_factory=dict)
     """What the last `values` call computed (attraction, pull...), for records and arrivals."""
-    weights: tuple[Mapping[str, np.ndarray], np.ndarray] | None = None
-    """The parameters the affiliates' weights were taken from, and those weights (`NetworkCoupling._weights`)."""
+    epoch: tuple[Mapping[str, np.ndarray], dict[str, np.ndarray]] | None = None
+    """The parameters in force and what the coupling takes from them (`NetworkCoupling._epoch`)."""
 
     @property
     def replicates(self) -> int:
@@ -209,13 +210,81 @@ def new_state(tables: NetworkTables, replicates: int, first_replicate: int, seed
     )
 
 
-def capacities(tables: NetworkTables, state: NetworkState, step: int, dependence: np.ndarray) -> np.ndarray:
-    """(R, G, 4) capacities now: damaged by decapitations, material ones shrunk with territory."""
-    loss = np.where(tables.has_territory, 1.0 - tables.territory[step], 0.0)  # (G,)
-    material = 1.0 - dependence * loss  # (R or 1, G)
-    factor = np.ones((material.shape[0], tables.size, len(CAPACITIES)))
-    factor[:, :, MATERIAL_COLUMNS] = material[:, :, None]
-    return tables.capacities * factor * state.damage[:, :, None]
+@numba.njit(cache=True)
+def exposed_values(ties: np.ndarray, alive: np.ndarray, damage: np.ndarray, strength: np.ndarray,
+                   base: np.ndarray, initial: np.ndarray, loss: np.ndarray, material: np.ndarray, safe_haven: np.int64,
+                   dependence: np.ndarray, per_tie: np.ndarray, elasticity: np.ndarray, grows: bool, hub: np.int64,
+                   membership: np.ndarray, in_theatre: np.ndarray, members: np.ndarray, weights: np.ndarray):
+    """What the network gives the step, for R replicates, G groups and T theatres of the hub (see the module's
+    docstring and `NetworkCoupling`); a parameter column (R or 1, 1) is read at row min(r, rows - 1).
+
+    ties (R, G, G), alive, damage, strength (R, G); base (G, 4) capacities at full territory, initial (G,)
+    strengths, loss (G,) share of peak territory lost now (0 where not modelled), material (4,) which
+    capacities shrink with territory; membership (T, G), in_theatre (G,), members (T,); weights (T, R or 1, W)
+    each theatre's weight. Returns the capacity index C (R, G), the lethality index (R, G), the pull on the
+    hub's free agents (R, G), the attraction of each theatre (R, T), and by theatre (T, R, W) attraction
+    weighted by `weights`, (T, R) the share of groups active and (T, R) their mean lethality."""
+    replicates, size = alive.shape
+    theatres, width = weights.shape[0], weights.shape[2]
+    index = np.empty((replicates, size))
+    lethal = np.empty((replicates, size))
+    pull = np.zeros((replicates, size))
+    share = np.zeros((replicates, theatres))
+    attraction = np.zeros((theatres, replicates, width))
+    active = np.zeros((theatres, replicates))
+    deadliness = np.zeros((theatres, replicates))
+    theatre = np.zeros(theatres)
+    for r in range(replicates):
+        shrink = dependence[min(r, dependence.shape[0] - 1), 0]
+        tie_gain = per_tie[min(r, per_tie.shape[0] - 1), 0]
+        for g in range(size):
+            total = 0.0
+            haven = 0.0
+            for k in range(base.shape[1]):
+                capacity = base[g, k] * (1.0 - shrink * loss[g] if material[k] else 1.0) * damage[r, g]
+                total += capacity
+                if k == safe_haven:
+                    haven = capacity
+            index[r, g] = total / base.shape[1]
+            degree = 0.0
+            for h in range(size):
+                degree += ties[r, g, h]
+            lethal[r, g] = tie_gain ** (degree / alive[r, g] if alive[r, g] > 0 else 0.0) * alive[r, g]
+            if hub >= 0:
+                pull[r, g] = ties[r, g, hub] * index[r, g] * haven
+                if grows:
+                    growth = strength[r, g] / initial[g] if initial[g] > 0 else 1.0
+                    pull[r, g] *= growth ** elasticity[min(r, elasticity.shape[0] - 1), 0]
+        if hub < 0:
+            continue
+        untied = 1.0
+        for g in range(size):
+            if in_theatre[g]:
+                untied *= 1.0 - ties[r, g, hub]
+        available = 1.0 - untied
+        overall = 0.0
+        for t in range(theatres):
+            theatre[t] = 0.0
+            present = 0.0
+            lethality_sum = 0.0
+            for g in range(size):
+                theatre[t] += pull[r, g] * membership[t, g]
+                present += alive[r, g] * membership[t, g]
+                lethality_sum += lethal[r, g] * membership[t, g]
+            overall += theatre[t]
+            active[t, r] = present / members[t] if members[t] > 0 else 0.0
+            deadliness[t, r] = lethality_sum / present if present > 0 else 0.0
+        for t in range(theatres):
+            share[r, t] = available * (theatre[t] / overall if overall > 0 else 0.0)
+        row = min(r, weights.shape[1] - 1)
+        for w in range(width):
+            weighted_total = 0.0
+            for t in range(theatres):
+                weighted_total += weights[t, row, w] * theatre[t]
+            for t in range(theatres):
+                weighted = weights[t, row, w] * theatre[t]
+                attraction[t, r, w] = available * (weighted / weighted_total if weighted_total > 0 else 0.0)
+    return index, lethal, pull, share, attraction, active, deadliness
 
 
 def allies(state: NetworkState) -> np.ndarray:
