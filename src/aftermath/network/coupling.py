@@ -28,6 +28,7 @@ from aftermath.network.dynamics import (
     advance_dated,
     compile_tables,
     dissolve,
+    expected_step,
     exposed_values,
     form,
     new_state,
@@ -144,9 +145,15 @@ class NetworkCoupling:
         dt = self.model.dt
         if step >= self.tables.dynamics_from:
             epoch = self._epoch(state, environment.parameters)
-            terminate(state, step, dt, epoch["termination"], epoch["ally_hazard_ratio"], epoch["shares"])
-            dissolve(state, step, dt, epoch["dissolution"])
-            form(self.tables, state, step, dt, epoch["formation"], state.exposed["capacity"])
+            if state.stochastic:
+                terminate(state, step, dt, epoch["termination"], epoch["ally_hazard_ratio"], epoch["shares"])
+                dissolve(state, step, dt, epoch["dissolution"])
+                form(self.tables, state, step, dt, epoch["formation"], state.exposed["capacity"])
+            else:
+                tables = self.tables
+                expected_step(state.ties, state.alive, state.endings, step, dt, epoch["termination"],
+                              epoch["ally_hazard_ratio"], epoch["shares"], epoch["dissolution"], epoch["formation"],
+                              state.exposed["capacity"], tables.allowed, tables.opens, tables.rival)
         if step + 1 in self.tables.starts or step + 1 in self.tables.events:
             upcoming = self.model.parameters_at(step + 1, state.base)
             advance_dated(self.tables, state, step + 1, upcoming, self.dynamics)
