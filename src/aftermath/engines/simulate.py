@@ -6,7 +6,7 @@ global replicate index, the block size never changes a result.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -593,9 +593,28 @@ def _schedules_by_step(model: CompiledModel) -> list[dict[str, float]]:
     return [{name: float(series[step]) for name, series in model.schedules.items()} for step in range(model.steps + 1)]
 
 
-def _compartments(model: CompiledModel, state: np.ndarray) -> dict[str, np.ndarray]:
-    replicates = state.shape[0]
-    return {c.name: state[:, c.offset : c.offset + c.size].reshape(replicates, *c.aligned) for c in model.compartments}
+class _Compartments(Mapping):
+    """Compartment name -> (R, *aligned) view of a flat (R, cells) state, made when an expression reads it
+    (a step's rates read a few of the model's compartments)."""
+
+    def __init__(self, layouts: dict[str, tuple[int, int, tuple[int, ...]]], state: np.ndarray) -> None:
+        self.layouts, self.state = layouts, state
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        start, stop, aligned = self.layouts[name]
+        return self.state[:, start:stop].reshape(self.state.shape[0], *aligned)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.layouts)
+
+    def __len__(self) -> int:
+        return len(self.layouts)
+
+
+def _compartments(model: CompiledModel, state: np.ndarray) -> _Compartments:
+    layouts = model.derived("compartment_windows", lambda: {
+        c.name: (c.offset, c.offset + c.size, c.aligned) for c in model.compartments})
+    return _Compartments(layouts, state)
 
 
 def _moved_on(

@@ -22,7 +22,8 @@ from aftermath.scenario.expressions import Symbol
 class Environment:
     """What names in rate expressions read at one step."""
 
-    compartments: dict[str, np.ndarray]
+    compartments: Mapping[str, np.ndarray]
+    """Compartment name -> (R, *aligned) counts."""
     parameters: dict[str, np.ndarray]
     schedules: dict[str, float]
     t: float

@@ -26,6 +26,7 @@ from aftermath.network.dynamics import (
     SAFE_HAVEN,
     NetworkState,
     advance_dated,
+    arrive,
     compile_tables,
     dissolve,
     expected_step,
@@ -172,17 +173,8 @@ class NetworkCoupling:
         """Persons moved into each theatre this step join its groups, split by their pull (else evenly)."""
         arriving = np.empty((state.replicates, len(self.theatres)))
         reduce_columns(moved.cells, *self._arrival_rows(), arriving)
-        pull = state.exposed["pull"]
-        theatre_pull = pull @ self.same_theatre
-        theatre_alive = state.alive @ self.same_theatre
-        share = np.where(
-            theatre_pull > 0,
-            np.divide(pull, theatre_pull, out=np.zeros_like(pull), where=theatre_pull > 0),
-            np.divide(state.alive, theatre_alive, out=np.zeros_like(pull), where=theatre_alive > 0),
-        )
-        joining = (arriving @ self.membership) * share
-        state.strength += joining
-        state.arrivals += joining
+        arrive(arriving, state.exposed["pull"], state.alive, self.membership, self.same_theatre, state.strength,
+               state.arrivals)
 
     def record(self, state: NetworkState) -> dict[str, np.ndarray]:
         tables = self.tables

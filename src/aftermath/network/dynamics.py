@@ -288,6 +288,31 @@ def exposed_values(ties: np.ndarray, alive: np.ndarray, damage: np.ndarray, stre
     return index, lethal, pull, share, attraction, active, deadliness
 
 
+@numba.njit(cache=True)
+def arrive(arriving: np.ndarray, pull: np.ndarray, alive: np.ndarray, membership: np.ndarray,
+           same_theatre: np.ndarray, strength: np.ndarray, arrivals: np.ndarray) -> None:
+    """Persons moved into each theatre (arriving, (R, T)) join its groups, split by their pull (R, G) among
+    the theatre's groups (membership (T, G), same_theatre (G, G) = membership.T @ membership), else evenly
+    among those alive; adds them to strength and arrivals (R, G) in place."""
+    replicates, size = alive.shape
+    for r in range(replicates):
+        for g in range(size):
+            theatre_pull = 0.0
+            theatre_alive = 0.0
+            for h in range(size):
+                theatre_pull += pull[r, h] * same_theatre[h, g]
+                theatre_alive += alive[r, h] * same_theatre[h, g]
+            if theatre_pull > 0:
+                share = pull[r, g] / theatre_pull
+            else:
+                share = alive[r, g] / theatre_alive if theatre_alive > 0 else 0.0
+            incoming = 0.0
+            for t in range(membership.shape[0]):
+                incoming += arriving[r, t] * membership[t, g]
+            strength[r, g] += incoming * share
+            arrivals[r, g] += incoming * share
+
+
 def allies(state: NetworkState) -> np.ndarray:
     """(R, G) alliance ties of each group, given it is alive (expected, in the deterministic engine)."""
     total = state.ties.sum(axis=2)
