@@ -414,15 +414,18 @@ def form(tables: NetworkTables, state: NetworkState, step: int, dt: float, rate:
 
 
 @numba.njit(cache=True)
-def _product_clipped(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """out = min(1, a @ b) for (G, G) arrays."""
+def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray, clip: bool) -> None:
+    """out = a @ b for (G, G) arrays (clipped to 1 if `clip`); row by row, skipping a's zeros (ties are sparse)."""
     size = a.shape[0]
+    out[:, :] = 0.0
     for g in range(size):
-        for h in range(size):
-            total = 0.0
-            for k in range(size):
-                total += a[g, k] * b[k, h]
-            out[g, h] = min(1.0, total)
+        for k in range(size):
+            if a[g, k] != 0.0:
+                for h in range(size):
+                    out[g, h] += a[g, k] * b[k, h]
+        if clip:
+            for h in range(size):
+                out[g, h] = min(1.0, out[g, h])
 
 
 @numba.njit(cache=True)
@@ -479,20 +482,10 @@ def expected_step(ties: np.ndarray, alive: np.ndarray, endings: np.ndarray, step
             for h in range(size):
                 camp[g, h] = ties[r, g, h] + (1.0 if g == h else 0.0)
         for _ in range(rounds):
-            _product_clipped(camp, camp, square)
+            _product(camp, camp, square, True)
             camp[:, :] = square
-        for g in range(size):  # min(1, camp @ rival @ camp.T)
-            for h in range(size):
-                total = 0.0
-                for k in range(size):
-                    total += camp[g, k] * rival[k, h]
-                square[g, h] = total
-        for g in range(size):
-            for h in range(size):
-                total = 0.0
-                for k in range(size):
-                    total += square[g, k] * camp[h, k]
-                hostile[g, h] = min(1.0, total)
+        _product(camp, rival, square, False)
+        _product(square, camp.T.copy(), hostile, True)  # min(1, camp @ rival @ camp.T)
         seek = -math.expm1(-formation[min(r, formation.shape[0] - 1), 0] * dt)
         for g in range(size):
             for h in range(size):
