@@ -363,7 +363,7 @@ def _run_block(
     for event in model.events:
         events_by_step.setdefault(event.step, []).append(event)
     coupled = [c.start(replicates, first_replicate, seed, stochastic, base) for c in model.couplings]
-    coupled_record: dict[str, list[np.ndarray]] = {}
+    coupled_record: dict[str, np.ndarray] = {}  # (R, steps + 1, *the output's dims), filled step by step
     epochs = model.derived("parameter_epochs", lambda: [model.parameter_epoch(s) for s in range(model.steps + 1)])
     # the parameters in force in each epoch: the steps of an epoch share one dict (couplings key on it)
     parameters_by_epoch: dict[tuple[int, ...], dict[str, np.ndarray]] = {}
@@ -385,7 +385,9 @@ def _run_block(
             reduce_columns(state, outcomes.from_state.indptr, outcomes.from_state.indices, state_terms[step])
             for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
                 for name, value in coupling.record(coupling_state).items():
-                    coupled_record.setdefault(name, []).append(value)
+                    if name not in coupled_record:
+                        coupled_record[name] = np.empty((replicates, steps + 1, *value.shape[1:]), value.dtype)
+                    coupled_record[name][:, step] = value
             if step == steps:
                 break
             if system is not None:
@@ -422,8 +424,7 @@ def _run_block(
                 exited[step + 1] += exited[step] + kernel.boundary[:, 1]
             reduce_columns(moved, outcomes.from_moved.indptr, outcomes.from_moved.indices, moved_terms[step + 1])
         result = {"__entered__": entered.T, "__exited__": exited.T}
-        for name, series in coupled_record.items():
-            result[name] = np.moveaxis(np.stack(series), 0, 1)
+        result.update(coupled_record)
         for outcome in model.outcomes:
             result[outcome.name] = _outcome(outcome, outcomes, state_terms, moved_terms, model.dt)
     if record is not None:
