@@ -93,3 +93,20 @@ def test_a_section_name_can_be_taken_once():
     with pytest.raises(ValueError, match="already taken"):
         submodels.register(submodels.SubModel("flows", Camp, check_camp, camp_symbols, CampCoupling))
     assert [s.name for s in submodels.registered()] == ["home_front", "network"]
+
+
+def test_cell_sums_sum_each_label_and_count_a_block_without_the_dimension_in_every_row():
+    from aftermath.engines.kernels import reduce_columns
+    from aftermath.model.coupling import cell_sums, joined_sums
+
+    rng = np.random.default_rng(4)
+    dims = ["origin", "cohort"]
+    by_origin, broadcast = rng.random((2, 3, 4)), rng.random((2, 1, 4))  # (R, origin, cohort) and no origin
+    state = np.concatenate([by_origin.reshape(2, -1), broadcast.reshape(2, -1)], axis=1)
+    blocks = [(0, (3, 4)), (12, (1, 4))]
+    rows = joined_sums([cell_sums(blocks, dims, "origin", 3), cell_sums(blocks, dims, None)])
+    out = np.empty((2, 4))
+    reduce_columns(state, *rows, out)
+    expected = by_origin.sum(axis=2) + broadcast.sum(axis=(1, 2))[:, None]
+    np.testing.assert_allclose(out[:, :3], expected, rtol=1e-14)
+    np.testing.assert_allclose(out[:, 3], state.sum(axis=1), rtol=1e-14)

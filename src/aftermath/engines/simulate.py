@@ -6,7 +6,7 @@ global replicate index, the block size never changes a result.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -20,7 +20,7 @@ from aftermath.engines.kernels import advance, binomial_array, reduce_columns
 from aftermath.engines.ode import FlowSystem, OdeOptions, batch_size, flow_system, integrate_step
 from aftermath.errors import ModelError
 from aftermath.model.compile import CompiledModel, stable_id
-from aftermath.model.coupling import Environment
+from aftermath.model.coupling import Environment, Moved
 from aftermath.resources import check_seed, require_memory
 from aftermath.scenario.expressions import names_in
 from aftermath.scenario.validate import TIME_SYMBOL, parsed
@@ -363,12 +363,12 @@ def _run_block(
     for event in model.events:
         events_by_step.setdefault(event.step, []).append(event)
     coupled = [c.start(replicates, first_replicate, seed, stochastic, base) for c in model.couplings]
-    coupled_record: dict[str, list[np.ndarray]] = {}
+    coupled_record: dict[str, np.ndarray] = {}  # (R, steps + 1, *the output's dims), filled step by step
     epochs = model.derived("parameter_epochs", lambda: [model.parameter_epoch(s) for s in range(model.steps + 1)])
     # the parameters in force in each epoch: the steps of an epoch share one dict (couplings key on it)
     parameters_by_epoch: dict[tuple[int, ...], dict[str, np.ndarray]] = {}
-    moved_by_flow: dict[str, np.ndarray] = {}
-    viewed = None  # the array moved_by_flow views (the step engines reuse one; the ODE engine does not)
+    windows = {f.name: (f.rate_offset, f.rate_offset + f.cells) for f in model.flows}
+    moved_by_flow = Moved(moved, windows)  # views of `moved` (the step engines reuse it; the ODE engine does not)
     with np.errstate(all="ignore"):
         for step in range(steps + 1):
             epoch = epochs[step]
@@ -385,7 +385,9 @@ def _run_block(
             reduce_columns(state, outcomes.from_state.indptr, outcomes.from_state.indices, state_terms[step])
             for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
                 for name, value in coupling.record(coupling_state).items():
-                    coupled_record.setdefault(name, []).append(value)
+                    if name not in coupled_record:
+                        coupled_record[name] = np.empty((replicates, steps + 1, *value.shape[1:]), value.dtype)
+                    coupled_record[name][:, step] = value
             if step == steps:
                 break
             if system is not None:
@@ -410,9 +412,8 @@ def _run_block(
                     probe,
                 )
             if model.couplings:
-                if moved is not viewed:
-                    moved_by_flow = {f.name: moved[:, f.rate_offset : f.rate_offset + f.cells] for f in model.flows}
-                    viewed = moved
+                if moved is not moved_by_flow.cells:
+                    moved_by_flow = Moved(moved, windows)
                 for coupling, coupling_state in zip(model.couplings, coupled, strict=True):
                     coupling.update(coupling_state, step, environment, moved_by_flow)
             if system is not None:
@@ -423,8 +424,7 @@ def _run_block(
                 exited[step + 1] += exited[step] + kernel.boundary[:, 1]
             reduce_columns(moved, outcomes.from_moved.indptr, outcomes.from_moved.indices, moved_terms[step + 1])
         result = {"__entered__": entered.T, "__exited__": exited.T}
-        for name, series in coupled_record.items():
-            result[name] = np.moveaxis(np.stack(series), 0, 1)
+        result.update(coupled_record)
         for outcome in model.outcomes:
             result[outcome.name] = _outcome(outcome, outcomes, state_terms, moved_terms, model.dt)
     if record is not None:
@@ -578,12 +578,14 @@ def _environment(
         values.update(coupling.values(coupling_state, step, parameters))
     # couplings read the counts at the start of the step in `update`, after the flows: a copy, since the
     # step engines write the next state into a buffer the views could share
+    counts = state.copy() if model.couplings else state
     return Environment(
-        compartments=_compartments(model, state.copy() if model.couplings else state),
+        compartments=_compartments(model, counts),
         parameters=parameters,
         schedules=model.derived("schedules_by_step", lambda: _schedules_by_step(model))[step],
         t=float(step * model.dt),
         coupled=values,
+        counts=counts,
     )
 
 
@@ -592,9 +594,28 @@ def _schedules_by_step(model: CompiledModel) -> list[dict[str, float]]:
     return [{name: float(series[step]) for name, series in model.schedules.items()} for step in range(model.steps + 1)]
 
 
-def _compartments(model: CompiledModel, state: np.ndarray) -> dict[str, np.ndarray]:
-    replicates = state.shape[0]
-    return {c.name: state[:, c.offset : c.offset + c.size].reshape(replicates, *c.aligned) for c in model.compartments}
+class _Compartments(Mapping):
+    """Compartment name -> (R, *aligned) view of a flat (R, cells) state, made when an expression reads it
+    (a step's rates read a few of the model's compartments)."""
+
+    def __init__(self, layouts: dict[str, tuple[int, int, tuple[int, ...]]], state: np.ndarray) -> None:
+        self.layouts, self.state = layouts, state
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        start, stop, aligned = self.layouts[name]
+        return self.state[:, start:stop].reshape(self.state.shape[0], *aligned)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.layouts)
+
+    def __len__(self) -> int:
+        return len(self.layouts)
+
+
+def _compartments(model: CompiledModel, state: np.ndarray) -> _Compartments:
+    layouts = model.derived("compartment_windows", lambda: {
+        c.name: (c.offset, c.offset + c.size, c.aligned) for c in model.compartments})
+    return _Compartments(layouts, state)
 
 
 def _moved_on(
@@ -602,7 +623,8 @@ def _moved_on(
 ) -> Environment:
     """The environment `fraction` of the way through reporting step `step`, with the state then;
     parameters, schedules and coupled values stay those of the step."""
-    return replace(environment, compartments=_compartments(model, state), t=float((step + fraction) * model.dt))
+    return replace(environment, compartments=_compartments(model, state), t=float((step + fraction) * model.dt),
+                   counts=state)
 
 
 def _fill_rates(
@@ -635,7 +657,7 @@ def _fill_rates(
         finite = np.where(np.isfinite(rates), rates, 0.0)  # empty cells' 0/0 move no one; others fail below
         exposure = exit_matrix.T.dot(finite.T).T * dt
         mean = state * np.where(exposure > 1e-9, -np.expm1(-exposure) / np.maximum(exposure, 1e-300), 1 - exposure / 2)
-        sources = replace(environment, compartments=_compartments(model, mean))
+        sources = replace(environment, compartments=_compartments(model, mean), counts=mean)
     for flow, view, evaluate in zip(model.flows, views, due, strict=True):
         if evaluate and flow.source is None:
             view[...] = flow.rate(sources)

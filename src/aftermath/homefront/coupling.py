@@ -31,32 +31,115 @@ from typing import TYPE_CHECKING
 import numba
 import numpy as np
 
-from aftermath.engines.kernels import binomial_array, draw_key, poisson
+from aftermath.engines.kernels import binomial, draw_key, poisson, reduce_columns
 from aftermath.homefront.schema import MOVEMENTS, PERPETRATORS, RESULTS, HomeFrontSpec
 from aftermath.homefront.validate import home_front_symbols
 from aftermath.model.compile import stable_id
+from aftermath.model.coupling import cell_sums, joined_sums
 from aftermath.scenario.validate import flow_context
 
 if TYPE_CHECKING:
     from aftermath.model.compile import CompiledModel
-    from aftermath.model.coupling import Environment
+    from aftermath.model.coupling import Environment, Moved
     from aftermath.scenario.schema import Scenario
 
-STREAMS = {name: np.uint64(stable_id(f"home_front:{name}"))
-           for name in ("radicalised", "mentored", "leave", "arrested", "disengaged", "rehabilitated", "released",
-                        "unreformed", "plots", "foiled", "failed")}
-"""One keyed random stream per kind of draw (the names are hashed as the engine's flows are)."""
+STREAM_NAMES = ("radicalised", "mentored", "leave", "arrested", "disengaged", "rehabilitated", "released",
+                "unreformed", "plots", "foiled", "failed")
+STREAMS = np.array([stable_id(f"home_front:{name}") for name in STREAM_NAMES], dtype=np.uint64)
+"""One keyed random stream per kind of draw, in the order of STREAM_NAMES (the names are hashed as the
+engine's flows are)."""
+(_RADICALISED, _MENTORED, _LEAVE, _ARRESTED, _DISENGAGED, _REHABILITATED, _RELEASED, _UNREFORMED, _PLOTS,
+ _FOILED, _FAILED) = range(len(STREAM_NAMES))
+HAZARDS = ("radicalisation", "mentoring", "plot_returnee", "plot_remobilised", "plot_home_grown", "appeal",
+           "reference", "elasticity")
+"""The columns of `_Levels.hazards`, in this order."""
+CHANCES = ("leave", "arrested", "disengaged", "rehabilitated", "released", "unreformed")
+"""The columns of `_Levels.chances` (probabilities per step), in this order."""
+
+
+@numba.njit(inline="always", cache=True)
+def _poisson(stochastic: bool, mean: float, seed: np.uint64, replicate: np.int64, stream: np.uint64,
+             step: np.int64, cell: np.int64) -> float:
+    """A keyed Poisson draw of max(mean, 0), or that mean in an expectation run."""
+    mean = 0.0 if mean < 0.0 else mean  # NaN stays NaN: the draw flags it
+    return poisson(mean, draw_key(seed, replicate, stream, step, cell)) if stochastic else mean
+
+
+@numba.njit(inline="always", cache=True)
+def _binomial(stochastic: bool, n: float, p: float, seed: np.uint64, replicate: np.int64, stream: np.uint64,
+              step: np.int64, cell: np.int64) -> float:
+    """A keyed Binomial(n, p) draw (p in [0, 1]), or its expectation n p."""
+    return binomial(n, p, draw_key(seed, replicate, stream, step, cell)) if stochastic else n * p
 
 
 @numba.njit(cache=True)
-def poisson_array(means: np.ndarray, seed: np.uint64, first_replicate: np.int64, stream: np.uint64,
-                  step: np.int64) -> np.ndarray:
-    """Poisson draws over an (R, cells) array of means, keyed like the step kernel's draws."""
-    out = np.empty_like(means)
-    for r in range(means.shape[0]):
-        for i in range(means.shape[1]):
-            out[r, i] = poisson(means[r, i], draw_key(seed, first_replicate + r, stream, step, i))
-    return out
+def home_front_step(stochastic: bool, seed: np.uint64, first_replicate: np.int64, streams: np.ndarray,
+                    step: np.int64, dt: float, media: float, call: float, stocks: np.ndarray, moved_arrests: np.ndarray,
+                    hazards: np.ndarray, chances: np.ndarray, foiled: np.ndarray, failed: np.ndarray,
+                    home_grown: np.ndarray, imprisoned: np.ndarray, movements: np.ndarray, plots: np.ndarray,
+                    arrests: np.ndarray, window: np.ndarray, slot: np.int64) -> None:
+    """One step of the home front (see the module's docstring) for R replicates and O origins, in place.
+
+    stocks (R, 2 O + 1): returnees, remobilised by origin, then the group's strength (at the start of the
+    step); moved_arrests (R, O) persons the section's arrest flows moved; hazards (len(HAZARDS), R, O) per
+    month (appeal, reference and elasticity as they are); chances (len(CHANCES), R, O) and foiled, failed
+    (R, O, perpetrators) probabilities per step. Updates home_grown, imprisoned (R, O), movements (R, O,
+    movements), plots (R, O, perpetrators, results), arrests (R, O) and window[:, slot] (R, year, 2).
+    Draws are keyed by (seed, replicate, stream, step, cell) with cell the flat index over (O,) or
+    (O, perpetrators), so a replicate's numbers do not depend on its block."""
+    origins = home_grown.shape[1]
+    for r in range(home_grown.shape[0]):
+        replicate = first_replicate + r
+        strength = stocks[r, 2 * origins]
+        all_plots = 0.0
+        completed_plots = 0.0
+        for o in range(origins):
+            returnees, remobilised, before = stocks[r, o], stocks[r, origins + o], home_grown[r, o]
+            reference = hazards[6, r, o]
+            reach = media * (strength / reference if reference > 0 else 0.0) ** hazards[7, r, o]
+            appeal = hazards[5, r, o]
+            radicalised = _poisson(stochastic, hazards[0, r, o] * reach * appeal * dt, seed, replicate,
+                                   streams[_RADICALISED], step, o)
+            mentored = _poisson(stochastic, hazards[1, r, o] * (returnees + remobilised) * appeal * dt, seed,
+                                replicate, streams[_MENTORED], step, o)
+            leaving = _binomial(stochastic, before, chances[0, r, o], seed, replicate, streams[_LEAVE], step, o)
+            arrested = _binomial(stochastic, leaving, chances[1, r, o], seed, replicate, streams[_ARRESTED], step, o)
+            rest = leaving - arrested
+            disengaged = _binomial(stochastic, rest, chances[2, r, o], seed, replicate, streams[_DISENGAGED], step, o)
+            rehabilitated = _binomial(stochastic, arrested, chances[3, r, o], seed, replicate,
+                                      streams[_REHABILITATED], step, o)
+            released = _binomial(stochastic, imprisoned[r, o], chances[4, r, o], seed, replicate,
+                                 streams[_RELEASED], step, o)
+            unreformed = _binomial(stochastic, released, chances[5, r, o], seed, replicate, streams[_UNREFORMED],
+                                   step, o)
+            home_grown[r, o] = before + radicalised + mentored + unreformed - leaving
+            imprisoned[r, o] = imprisoned[r, o] + arrested - rehabilitated - released
+            movements[r, o, 0] += radicalised
+            movements[r, o, 1] += mentored
+            movements[r, o, 2] += arrested
+            movements[r, o, 3] += rehabilitated
+            movements[r, o, 4] += arrested - rehabilitated
+            movements[r, o, 5] += unreformed
+            movements[r, o, 6] += released - unreformed
+            movements[r, o, 7] += disengaged
+            movements[r, o, 8] += rest - disengaged
+            arrests[r, o] = arrested + moved_arrests[r, o]
+            # plots by perpetrator (from the stocks at the start of the step), then what becomes of them
+            means = (hazards[2, r, o] * returnees * dt, hazards[3, r, o] * remobilised * dt,
+                     hazards[4, r, o] * call * before * dt)
+            for p in range(3):
+                cell = o * 3 + p
+                count = _poisson(stochastic, means[p], seed, replicate, streams[_PLOTS], step, cell)
+                foil = _binomial(stochastic, count, foiled[r, o, p], seed, replicate, streams[_FOILED], step, cell)
+                fail = _binomial(stochastic, count - foil, failed[r, o, p], seed, replicate, streams[_FAILED],
+                                 step, cell)
+                plots[r, o, p, 0] = foil
+                plots[r, o, p, 1] = fail
+                plots[r, o, p, 2] = count - foil - fail
+                all_plots += count
+                completed_plots += count - foil - fail
+        window[r, slot, 0] = all_plots
+        window[r, slot, 1] = completed_plots
 
 
 @dataclass
@@ -99,6 +182,13 @@ class HomeFrontCoupling:
         self.origin_last = (0, *[1 + d for d in range(len(model.dims)) if d != self.axis], 1 + self.axis)
         self.labels = list(model.dims[spec.dimension])
         flows = [flow.name for flow in scenario.flows]
+        dims, origins = list(model.dims), len(self.labels)
+        stocks = [[(model.layout(name).offset, model.layout(name).aligned) for name in names]
+                  for names in (spec.perpetrators.returnee, spec.perpetrators.remobilised)]
+        strength = [(model.layout(name).offset, model.layout(name).aligned) for name in spec.reach.strength]
+        rows = [*(cell_sums(stock, dims, spec.dimension, origins) for stock in stocks), cell_sums(strength, dims, None)]
+        self.stock_rows = joined_sums(rows)
+        """Sums of the state's cells: returnees and remobilised by origin, then the group's strength."""
         self.arrest_flows = [(name, model.aligned_shape(flow_context(scenario, flows.index(name))))
                              for name in spec.arrests]
         self.per_year = max(1, round(12 / model.dt))
@@ -136,6 +226,15 @@ class HomeFrontCoupling:
             state.levels = _Levels(self, parameters, state.home_grown.shape)
         return state.levels.at(vigilance)
 
+    def _arrest_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sums of the moved cells: persons the section's arrest flows moved, by origin (the model's flows
+        are compiled after its couplings, so this is built at the first run)."""
+        def build() -> tuple[np.ndarray, np.ndarray]:
+            offsets = {flow.name: flow.rate_offset for flow in self.model.flows}
+            blocks = [(offsets[name], shape) for name, shape in self.arrest_flows]
+            return cell_sums(blocks, list(self.model.dims), self.spec.dimension, len(self.labels))
+        return self.model.derived("home_front_arrest_rows", build)
+
     def start(self, replicates: int, first_replicate: int, seed: int, stochastic: bool,
               parameters: Mapping[str, np.ndarray]) -> HomeFrontState:
         initial = np.broadcast_to(self._parameter(parameters, self.spec.initial), (replicates, len(self.labels)))
@@ -155,55 +254,22 @@ class HomeFrontCoupling:
     def values(self, state: HomeFrontState, step: int, parameters: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {}
 
-    def update(self, state: HomeFrontState, step: int, environment: Environment,
-               moved: Mapping[str, np.ndarray]) -> None:
-        spec, rates, levers = self.spec, self.spec.rates, self.spec.levers
-        dt = self.model.dt
-        size = state.home_grown.shape
-
-        def stock(names: list[str]) -> np.ndarray:
-            return sum((self._by_origin(environment.compartments[n]) for n in names), np.zeros(size))
-
+    def update(self, state: HomeFrontState, step: int, environment: Environment, moved: Moved) -> None:
+        spec, levers = self.spec, self.spec.levers
+        replicates = state.replicates
         vigilance = environment.schedules[levers.vigilance] if levers.vigilance is not None else 1.0
         level = self._levels(state, environment.parameters, vigilance)
-        returnees, remobilised = stock(spec.perpetrators.returnee), stock(spec.perpetrators.remobilised)
-        strength = sum(environment.compartments[n].reshape(size[0], -1).sum(axis=1) for n in spec.reach.strength)
-        reference = level.rate(spec.reach.reference)
-        reach = environment.schedules[spec.reach.media] * np.divide(
-            strength[:, None], reference, out=np.zeros(size), where=reference > 0
-        ) ** level.rate(spec.reach.elasticity)
-        call = environment.schedules[spec.reach.call] if spec.reach.call is not None else 1.0
-        appeal = level.rate(levers.appeal)
-        draw = _Draws(state, step)
-        before = state.home_grown
-        # the home-grown population: inflows, competing exits, prison
-        radicalised = draw.poisson("radicalised", level.rate(rates.radicalisation) * reach * appeal * dt)
-        mentored = draw.poisson("mentored", level.rate(rates.mentoring) * (returnees + remobilised) * appeal * dt)
-        leaving = draw.binomial("leave", state.home_grown, level.leave)
-        arrested = draw.binomial("arrested", leaving, level.arrested)
-        rest = leaving - arrested
-        disengaged = draw.binomial("disengaged", rest, level.disengaged)
-        rehabilitated = draw.binomial("rehabilitated", arrested, level.rehabilitated)
-        released = draw.binomial("released", state.imprisoned, level.released)
-        unreformed = draw.binomial("unreformed", released, level.unreformed)
-        state.home_grown = state.home_grown + radicalised + mentored + unreformed - leaving
-        state.imprisoned = state.imprisoned + arrested - rehabilitated - released
-        state.movements += np.stack([radicalised, mentored, arrested, rehabilitated, arrested - rehabilitated,
-                                     unreformed, released - unreformed, disengaged, rest - disengaged], axis=-1)
-        # plots by perpetrator (from the stocks at the start of the step), then what becomes of them
-        means = np.stack([level.rate(rates.plot_returnee) * returnees, level.rate(rates.plot_remobilised) * remobilised,
-                          level.rate(rates.plot_home_grown) * call * before], axis=-1) * dt
-        plots = draw.poisson("plots", means)
-        foiled = draw.binomial("foiled", plots, level.foiled)
-        failed = draw.binomial("failed", plots - foiled, level.failed)
-        state.plots = np.stack([foiled, failed, plots - foiled - failed], axis=-1)
-        state.arrests = arrested + sum(
-            (self._by_origin(moved[name].reshape(size[0], *shape)) for name, shape in self.arrest_flows),
-            np.zeros(size),
+        stocks = np.empty((replicates, len(self.stock_rows[0]) - 1))
+        reduce_columns(environment.counts, *self.stock_rows, stocks)
+        moved_arrests = np.empty((replicates, len(self.labels)))
+        reduce_columns(moved.cells, *self._arrest_rows(), moved_arrests)
+        home_front_step(
+            state.stochastic, state.seed, np.int64(state.first_replicate), STREAMS, np.int64(step), self.model.dt,
+            float(environment.schedules[spec.reach.media]),
+            float(environment.schedules[spec.reach.call]) if spec.reach.call is not None else 1.0,
+            stocks, moved_arrests, level.hazards, level.chances, level.foiled, level.failed, state.home_grown,
+            state.imprisoned, state.movements, state.plots, state.arrests, state.window, np.int64(step % self.per_year),
         )
-        slot = step % self.per_year
-        state.window[:, slot, 0] = plots.sum(axis=(1, 2))
-        state.window[:, slot, 1] = state.plots[..., 2].sum(axis=(1, 2))
 
     def record(self, state: HomeFrontState) -> dict[str, np.ndarray]:
         return {
@@ -226,6 +292,10 @@ class _Levels:
         self.coupling, self.parameters, self.size = coupling, parameters, size
         self.columns: dict[tuple[str | None, float], np.ndarray] = {}
         self.vigilance: float | None = None
+        spec = coupling.spec
+        names = {"appeal": spec.levers.appeal, "reference": spec.reach.reference, "elasticity": spec.reach.elasticity}
+        self.hazards = np.stack([self.rate(names[h] if h in names else getattr(spec.rates, h)) for h in HAZARDS])
+        """(len(HAZARDS), R, origins) what `home_front_step` reads from the parameters alone."""
 
     def rate(self, name: str | None, default: float = 1.0) -> np.ndarray:
         """A parameter (or `default` where the section names none) as (R, origins), in base units."""
@@ -250,14 +320,16 @@ class _Levels:
         others = share[1] + share[2]
         plots = (*size, len(PERPETRATORS))
         foil = np.minimum(rate(rates.foiling)[..., None] * pressure[..., None], 1.0)
-        self.leave = _share(1.0 - np.exp(-total * dt))
-        self.arrested = _share(share[0])
-        self.disengaged = _share(np.divide(share[1], others, out=np.zeros(size), where=others > 0))
-        self.rehabilitated = _share(rate(levers.rehabilitation, 0.0))
-        self.released = _share(1.0 - np.exp(-rate(rates.release) * dt))
-        self.unreformed = _share(rate(rates.unreformed))
-        self.foiled = np.broadcast_to(_share(foil), plots)
-        self.failed = np.broadcast_to(_share(rate(rates.failure)[..., None]), plots)
+        self.chances = _share(np.stack([  # in the order of CHANCES
+            1.0 - np.exp(-total * dt),
+            share[0],
+            np.divide(share[1], others, out=np.zeros(size), where=others > 0),
+            rate(levers.rehabilitation, 0.0),
+            1.0 - np.exp(-rate(rates.release) * dt),
+            rate(rates.unreformed),
+        ]))
+        self.foiled = np.ascontiguousarray(np.broadcast_to(_share(foil), plots))
+        self.failed = np.ascontiguousarray(np.broadcast_to(_share(rate(rates.failure)[..., None]), plots))
         self.vigilance = vigilance
         return self
 
@@ -265,28 +337,3 @@ class _Levels:
 def _share(probability: np.ndarray) -> np.ndarray:
     """A probability clipped to [0, 1] (a share that rounding or a parameter put outside it)."""
     return np.clip(probability, 0.0, 1.0)
-
-
-class _Draws:
-    """Random counts in the stochastic engine, expectations in the others, for one step of a block."""
-
-    def __init__(self, state: HomeFrontState, step: int) -> None:
-        self.state, self.step = state, step
-
-    def _keyed(self, kind: str, values: np.ndarray, sampler, *extra: np.ndarray) -> np.ndarray:
-        shape = values.shape
-        flat = [np.ascontiguousarray(np.broadcast_to(a, shape).reshape(shape[0], -1), dtype=float)
-                for a in (values, *extra)]
-        drawn = sampler(*flat, self.state.seed, np.int64(self.state.first_replicate), STREAMS[kind],
-                        np.int64(self.step))
-        return drawn.reshape(shape)
-
-    def poisson(self, kind: str, means: np.ndarray) -> np.ndarray:
-        means = np.maximum(means, 0.0)
-        return self._keyed(kind, means, poisson_array) if self.state.stochastic else means
-
-    def binomial(self, kind: str, counts: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-        """Binomial(counts, probabilities) draws, or their expectation; probabilities in [0, 1] (`_share`)."""
-        if not self.state.stochastic:
-            return counts * probabilities
-        return self._keyed(kind, counts, binomial_array, np.broadcast_to(probabilities, counts.shape))

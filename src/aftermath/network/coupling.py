@@ -19,15 +19,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from aftermath.engines.kernels import reduce_columns
+from aftermath.model.coupling import cell_sums, joined_sums
 from aftermath.network.dynamics import (
+    MATERIAL_COLUMNS,
     SAFE_HAVEN,
     NetworkState,
     advance_dated,
-    capacities,
+    arrive,
     compile_tables,
     dissolve,
+    expected_step,
+    exposed_values,
     form,
-    lethality,
     new_state,
     scalar,
     terminate,
@@ -36,7 +40,7 @@ from aftermath.network.validate import attraction_dims, network_symbols
 
 if TYPE_CHECKING:
     from aftermath.model.compile import CompiledModel
-    from aftermath.model.coupling import Environment
+    from aftermath.model.coupling import Environment, Moved
     from aftermath.scenario.schema import Scenario
 
 
@@ -67,6 +71,11 @@ class NetworkCoupling:
             "network_endings": (("ending", list(self.tables.endings)),),
         }
         self.affiliates = network.affiliates
+        self.loss = np.where(self.tables.has_territory, 1.0 - self.tables.territory, 0.0)
+        """(steps + 1, G) the share of peak territory each group has lost (0 where territory is not modelled)."""
+        # no affiliates: no theatres, no hub
+        self.hub, self.theatres, self.weights, self.weight_shape = -1, [], [], (1,)
+        self.membership, self.in_theatre, self.members = np.zeros((0, self.tables.size)), np.zeros(0, bool), np.zeros(0)
         if self.affiliates is None:
             return
         theatres = list(self.affiliates.theatres.items())
@@ -79,8 +88,14 @@ class NetworkCoupling:
         self.in_theatre = self.membership.any(axis=0)
         self.members = self.membership.sum(axis=1)
         self.weights = [theatre.weight for _, theatre in theatres]
+        self.same_theatre = self.membership.T @ self.membership
+        """(G, G) 1 where two groups are in one theatre."""
         self.weight_shape = model.aligned_shape(attraction_dims(scenario))
         self.arrivals = [theatre.arrivals for _, theatre in theatres]
+        self.flat = (1,) * len(self.weight_shape)
+        self.names = [(f"affiliate_attraction_{name}", f"affiliate_active_{name}", f"affiliate_lethality_{name}")
+                      for name in self.theatres]
+        """The names of each theatre's exposed values."""
         self.outputs["network_attraction"] = (("theatre", self.theatres),)
 
     def start(self, replicates: int, first_replicate: int, seed: int, stochastic: bool,
@@ -90,91 +105,76 @@ class NetworkCoupling:
         return state
 
     def values(self, state: NetworkState, step: int, parameters: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        dependence = scalar(parameters, self.dynamics["territorial_dependence"])
-        caps = capacities(self.tables, state, step, dependence)
-        index = caps.mean(axis=2)
-        state.exposed["capacity"] = index
-        state.exposed["lethality"] = lethality(state, scalar(parameters, self.dynamics["lethality_per_tie"]))
+        epoch = self._epoch(state, parameters)
+        index, lethal, pull, share, attraction, active, deadliness = exposed_values(
+            state.ties, state.alive, state.damage, state.strength, self.tables.capacities, self.tables.strength,
+            self.loss[step], MATERIAL_COLUMNS, SAFE_HAVEN, epoch["territorial_dependence"],
+            epoch["lethality_per_tie"], epoch["strength_elasticity"], self.dynamics["strength_elasticity"] is not None,
+            self.hub, self.membership, self.in_theatre, self.members, epoch["weights"],
+        )
+        state.exposed.update(capacity=index, lethality=lethal, pull=pull, attraction=share)
         if self.affiliates is None:
             return {}
-        pull = state.ties[:, :, self.hub] * index * caps[:, :, SAFE_HAVEN]
-        elasticity = self.dynamics["strength_elasticity"]
-        if elasticity is not None:
-            initial = self.tables.strength
-            growth = np.divide(state.strength, initial, out=np.ones_like(state.strength), where=initial > 0)
-            pull = pull * growth ** scalar(parameters, elasticity)
-        theatre = pull @ self.membership.T  # (R, theatres)
-        total = theatre.sum(axis=1, keepdims=True)
-        # the chance that any theatre is open to the hub's free agents: 0 or 1 in a stochastic run
-        untied = np.where(self.in_theatre, 1.0 - state.ties[:, :, self.hub], 1.0)
-        available = 1.0 - untied.prod(axis=1, keepdims=True)
-        state.exposed.update(pull=pull, attraction=available * np.divide(theatre, total, out=np.zeros_like(theatre),
-                                                                         where=total > 0))
-        flat = [1] * len(self.weight_shape)
-        column = theatre.reshape(*theatre.shape, *flat)  # (R, theatres, 1...)
-        shape = (len(self.theatres), state.replicates, *self.weight_shape)
-        columns = column.swapaxes(0, 1)  # (theatres, R, 1...)
-        weighted = np.ascontiguousarray(np.broadcast_to(self._weights(state, parameters) * columns, shape))
-        total = weighted.sum(axis=0)
-        present = state.alive @ self.membership.T
-        active = np.divide(present, self.members, out=np.zeros_like(present), where=self.members > 0)
-        deadliness = np.divide(state.exposed["lethality"] @ self.membership.T, present, out=np.zeros_like(present),
-                               where=present > 0)
-        attraction = available.reshape(1, -1, *flat) * np.divide(
-            weighted, total, out=np.zeros_like(weighted), where=total > 0
-        )
+        attraction = attraction.reshape(len(self.theatres), state.replicates, *self.weight_shape)
+        active = active.reshape(len(self.theatres), state.replicates, *self.flat)
+        deadliness = deadliness.reshape(active.shape)
         values = {}
-        for i, name in enumerate(self.theatres):
-            values[f"affiliate_attraction_{name}"] = attraction[i]
-            values[f"affiliate_active_{name}"] = active[:, i].reshape(-1, *flat)
-            values[f"affiliate_lethality_{name}"] = deadliness[:, i].reshape(-1, *flat)
+        for i, (attracting, open_share, lethal_mean) in enumerate(self.names):
+            values[attracting] = attraction[i]
+            values[open_share] = active[i]
+            values[lethal_mean] = deadliness[i]
         return values
 
-    def _weights(self, state: NetworkState, parameters: Mapping[str, np.ndarray]) -> np.ndarray:
-        """(theatres, R or 1, *weight dims) each theatre's weight parameter (1 where it has none), kept while
-        the engine passes the same parameters (one dict per epoch)."""
-        if state.weights is None or state.weights[0] is not parameters:
-            values = [np.asarray(parameters[w], dtype=float) if w else np.ones(1) for w in self.weights]
-            lead = max(v.shape[0] if v.ndim > len(self.weight_shape) else 1 for v in values)
-            stacked = np.stack([np.broadcast_to(v, (lead, *self.weight_shape)) for v in values])
-            state.weights = (parameters, stacked)
-        return state.weights[1]
+    def _epoch(self, state: NetworkState, parameters: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The dynamics' parameters as (R or 1, 1) columns (0 where unnamed), the endings' shares (R or 1,
+        endings) and the affiliates' weights (theatres, R or 1, *weight dims; 1 where a theatre has none),
+        kept while the engine passes the same parameters (one dict per epoch)."""
+        if state.epoch is None or state.epoch[0] is not parameters:
+            values = {key: scalar(parameters, name) for key, name in self.dynamics.items()}
+            columns = [scalar(parameters, name) for name in self.endings] or [np.ones((1, 1))]
+            values["shares"] = np.concatenate(np.broadcast_arrays(*columns), axis=1)  # some may vary by replicate
+            weights = [np.asarray(parameters[w], dtype=float) if w else np.ones(1) for w in self.weights]
+            lead = max((v.shape[0] if v.ndim > len(self.weight_shape) else 1 for v in weights), default=1)
+            stacked = [np.broadcast_to(v, (lead, *self.weight_shape)).reshape(lead, -1) for v in weights]
+            values["weights"] = np.stack(stacked) if stacked else np.zeros((0, 1, 1))  # (theatres, R or 1, W)
+            state.epoch = (parameters, values)
+        return state.epoch[1]
 
-    def update(self, state: NetworkState, step: int, environment: Environment,
-               moved: Mapping[str, np.ndarray]) -> None:
+    def update(self, state: NetworkState, step: int, environment: Environment, moved: Moved) -> None:
         if self.affiliates is not None:
             self._arrive(state, moved)
-        parameters = environment.parameters
         dt = self.model.dt
         if step >= self.tables.dynamics_from:
-            dynamics = self.dynamics
-            ratio = scalar(parameters, dynamics["ally_hazard_ratio"])
-            columns = [scalar(parameters, name) for name in self.endings] or [np.ones((1, 1))]
-            shares = np.concatenate(np.broadcast_arrays(*columns), axis=1)  # some may vary by replicate
-            terminate(state, step, dt, scalar(parameters, dynamics["termination"]), ratio, shares)
-            dissolve(state, step, dt, scalar(parameters, dynamics["dissolution"]))
-            form(self.tables, state, step, dt, scalar(parameters, dynamics["formation"]), state.exposed["capacity"])
+            epoch = self._epoch(state, environment.parameters)
+            if state.stochastic:
+                terminate(state, step, dt, epoch["termination"], epoch["ally_hazard_ratio"], epoch["shares"])
+                dissolve(state, step, dt, epoch["dissolution"])
+                form(self.tables, state, step, dt, epoch["formation"], state.exposed["capacity"])
+            else:
+                tables = self.tables
+                expected_step(state.ties, state.alive, state.endings, step, dt, epoch["termination"],
+                              epoch["ally_hazard_ratio"], epoch["shares"], epoch["dissolution"], epoch["formation"],
+                              state.exposed["capacity"], tables.allowed, tables.opens, tables.rival)
         if step + 1 in self.tables.starts or step + 1 in self.tables.events:
             upcoming = self.model.parameters_at(step + 1, state.base)
             advance_dated(self.tables, state, step + 1, upcoming, self.dynamics)
 
-    def _arrive(self, state: NetworkState, moved: Mapping[str, np.ndarray]) -> None:
+    def _arrival_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sums of the moved cells: persons each theatre's `arrivals` flows moved (the model's flows are
+        compiled after its couplings, so this is built at the first run)."""
+        def build() -> tuple[np.ndarray, np.ndarray]:
+            flows = {flow.name: flow for flow in self.model.flows}
+            rows = [cell_sums([(flows[name].rate_offset, (flows[name].cells,)) for name in names], ["cell"], None)
+                    for names in self.arrivals]
+            return joined_sums(rows)
+        return self.model.derived("network_arrival_rows", build)
+
+    def _arrive(self, state: NetworkState, moved: Moved) -> None:
         """Persons moved into each theatre this step join its groups, split by their pull (else evenly)."""
-        arriving = np.stack(
-            [sum((moved[name].sum(axis=1) for name in flows), np.zeros(state.replicates)) for flows in self.arrivals],
-            axis=1,
-        )
-        pull = state.exposed["pull"]
-        theatre_pull = pull @ self.membership.T @ self.membership
-        theatre_alive = state.alive @ self.membership.T @ self.membership
-        share = np.where(
-            theatre_pull > 0,
-            np.divide(pull, theatre_pull, out=np.zeros_like(pull), where=theatre_pull > 0),
-            np.divide(state.alive, theatre_alive, out=np.zeros_like(pull), where=theatre_alive > 0),
-        )
-        joining = (arriving @ self.membership) * share
-        state.strength += joining
-        state.arrivals += joining
+        arriving = np.empty((state.replicates, len(self.theatres)))
+        reduce_columns(moved.cells, *self._arrival_rows(), arriving)
+        arrive(arriving, state.exposed["pull"], state.alive, self.membership, self.same_theatre, state.strength,
+               state.arrivals)
 
     def record(self, state: NetworkState) -> dict[str, np.ndarray]:
         tables = self.tables

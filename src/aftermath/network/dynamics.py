@@ -25,6 +25,7 @@ approximation) and treats groups as independent.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -36,7 +37,8 @@ from aftermath.model.compile import stable_id
 from aftermath.network.schema import CAPACITIES, MATERIAL, NetworkSpec
 from aftermath.scenario.schema import Scenario
 
-MATERIAL_COLUMNS = np.array([CAPACITIES.index(k) for k in MATERIAL])
+MATERIAL_COLUMNS = np.array([k in MATERIAL for k in CAPACITIES])
+"""(len(CAPACITIES),) which capacities shrink with territory."""
 SAFE_HAVEN = CAPACITIES.index("safe_haven")
 LEADER_KILLED = "leader_killed"
 STREAMS = {name: np.uint64(stable_id(f"network:{name}")) for name in ("end", "ending", "dissolve", "seek", "pick")}
@@ -180,8 +182,8 @@ class NetworkState:
     endings: np.ndarray
     exposed: dict[str, np.ndarray] = field(default_factory=dict)
     """What the last `values` call computed (attraction, pull...), for records and arrivals."""
-    weights: tuple[Mapping[str, np.ndarray], np.ndarray] | None = None
-    """The parameters the affiliates' weights were taken from, and those weights (`NetworkCoupling._weights`)."""
+    epoch: tuple[Mapping[str, np.ndarray], dict[str, np.ndarray]] | None = None
+    """The parameters in force and what the coupling takes from them (`NetworkCoupling._epoch`)."""
 
     @property
     def replicates(self) -> int:
@@ -209,13 +211,106 @@ def new_state(tables: NetworkTables, replicates: int, first_replicate: int, seed
     )
 
 
-def capacities(tables: NetworkTables, state: NetworkState, step: int, dependence: np.ndarray) -> np.ndarray:
-    """(R, G, 4) capacities now: damaged by decapitations, material ones shrunk with territory."""
-    loss = np.where(tables.has_territory, 1.0 - tables.territory[step], 0.0)  # (G,)
-    material = 1.0 - dependence * loss  # (R or 1, G)
-    factor = np.ones((material.shape[0], tables.size, len(CAPACITIES)))
-    factor[:, :, MATERIAL_COLUMNS] = material[:, :, None]
-    return tables.capacities * factor * state.damage[:, :, None]
+@numba.njit(cache=True)
+def exposed_values(ties: np.ndarray, alive: np.ndarray, damage: np.ndarray, strength: np.ndarray,
+                   base: np.ndarray, initial: np.ndarray, loss: np.ndarray, material: np.ndarray, safe_haven: np.int64,
+                   dependence: np.ndarray, per_tie: np.ndarray, elasticity: np.ndarray, grows: bool, hub: np.int64,
+                   membership: np.ndarray, in_theatre: np.ndarray, members: np.ndarray, weights: np.ndarray):
+    """What the network gives the step, for R replicates, G groups and T theatres of the hub (see the module's
+    docstring and `NetworkCoupling`); a parameter column (R or 1, 1) is read at row min(r, rows - 1).
+
+    ties (R, G, G), alive, damage, strength (R, G); base (G, 4) capacities at full territory, initial (G,)
+    strengths, loss (G,) share of peak territory lost now (0 where not modelled), material (4,) which
+    capacities shrink with territory; membership (T, G), in_theatre (G,), members (T,); weights (T, R or 1, W)
+    each theatre's weight. Returns the capacity index C (R, G), the lethality index (R, G), the pull on the
+    hub's free agents (R, G), the attraction of each theatre (R, T), and by theatre (T, R, W) attraction
+    weighted by `weights`, (T, R) the share of groups active and (T, R) their mean lethality."""
+    replicates, size = alive.shape
+    theatres, width = weights.shape[0], weights.shape[2]
+    index = np.empty((replicates, size))
+    lethal = np.empty((replicates, size))
+    pull = np.zeros((replicates, size))
+    share = np.zeros((replicates, theatres))
+    attraction = np.zeros((theatres, replicates, width))
+    active = np.zeros((theatres, replicates))
+    deadliness = np.zeros((theatres, replicates))
+    theatre = np.zeros(theatres)
+    for r in range(replicates):
+        shrink = dependence[min(r, dependence.shape[0] - 1), 0]
+        tie_gain = per_tie[min(r, per_tie.shape[0] - 1), 0]
+        for g in range(size):
+            total = 0.0
+            haven = 0.0
+            for k in range(base.shape[1]):
+                capacity = base[g, k] * (1.0 - shrink * loss[g] if material[k] else 1.0) * damage[r, g]
+                total += capacity
+                if k == safe_haven:
+                    haven = capacity
+            index[r, g] = total / base.shape[1]
+            degree = 0.0
+            for h in range(size):
+                degree += ties[r, g, h]
+            lethal[r, g] = tie_gain ** (degree / alive[r, g] if alive[r, g] > 0 else 0.0) * alive[r, g]
+            if hub >= 0:
+                pull[r, g] = ties[r, g, hub] * index[r, g] * haven
+                if grows:
+                    growth = strength[r, g] / initial[g] if initial[g] > 0 else 1.0
+                    pull[r, g] *= growth ** elasticity[min(r, elasticity.shape[0] - 1), 0]
+        if hub < 0:
+            continue
+        untied = 1.0
+        for g in range(size):
+            if in_theatre[g]:
+                untied *= 1.0 - ties[r, g, hub]
+        available = 1.0 - untied
+        overall = 0.0
+        for t in range(theatres):
+            theatre[t] = 0.0
+            present = 0.0
+            lethality_sum = 0.0
+            for g in range(size):
+                theatre[t] += pull[r, g] * membership[t, g]
+                present += alive[r, g] * membership[t, g]
+                lethality_sum += lethal[r, g] * membership[t, g]
+            overall += theatre[t]
+            active[t, r] = present / members[t] if members[t] > 0 else 0.0
+            deadliness[t, r] = lethality_sum / present if present > 0 else 0.0
+        for t in range(theatres):
+            share[r, t] = available * (theatre[t] / overall if overall > 0 else 0.0)
+        row = min(r, weights.shape[1] - 1)
+        for w in range(width):
+            weighted_total = 0.0
+            for t in range(theatres):
+                weighted_total += weights[t, row, w] * theatre[t]
+            for t in range(theatres):
+                weighted = weights[t, row, w] * theatre[t]
+                attraction[t, r, w] = available * (weighted / weighted_total if weighted_total > 0 else 0.0)
+    return index, lethal, pull, share, attraction, active, deadliness
+
+
+@numba.njit(cache=True)
+def arrive(arriving: np.ndarray, pull: np.ndarray, alive: np.ndarray, membership: np.ndarray,
+           same_theatre: np.ndarray, strength: np.ndarray, arrivals: np.ndarray) -> None:
+    """Persons moved into each theatre (arriving, (R, T)) join its groups, split by their pull (R, G) among
+    the theatre's groups (membership (T, G), same_theatre (G, G) = membership.T @ membership), else evenly
+    among those alive; adds them to strength and arrivals (R, G) in place."""
+    replicates, size = alive.shape
+    for r in range(replicates):
+        for g in range(size):
+            theatre_pull = 0.0
+            theatre_alive = 0.0
+            for h in range(size):
+                theatre_pull += pull[r, h] * same_theatre[h, g]
+                theatre_alive += alive[r, h] * same_theatre[h, g]
+            if theatre_pull > 0:
+                share = pull[r, g] / theatre_pull
+            else:
+                share = alive[r, g] / theatre_alive if theatre_alive > 0 else 0.0
+            incoming = 0.0
+            for t in range(membership.shape[0]):
+                incoming += arriving[r, t] * membership[t, g]
+            strength[r, g] += incoming * share
+            arrivals[r, g] += incoming * share
 
 
 def allies(state: NetworkState) -> np.ndarray:
@@ -265,30 +360,20 @@ def _camp_conflict(ties: np.ndarray, rival: np.ndarray) -> np.ndarray:
     return out
 
 
-def lethality(state: NetworkState, per_tie: np.ndarray) -> np.ndarray:
-    """(R, G) lethality index ell^allies of alive groups (0 once a group has ended)."""
-    return per_tie ** allies(state) * state.alive
-
-
 def terminate(state: NetworkState, step: int, dt: float, hazard: np.ndarray, ratio: np.ndarray,
               shares: np.ndarray) -> None:
-    """Groups end at hazard mu rho^allies; ends are tallied by how groups end (shares, (R or 1, M))."""
+    """Stochastic engine: groups end at hazard mu rho^allies; ends are tallied by how groups end (shares,
+    (R or 1, M)). (The deterministic engine's expected step is `expected_step`.)"""
     probability = -np.expm1(-hazard * ratio ** allies(state) * dt)
-    if state.stochastic:
-        ended = (state.alive > 0) & (state.draws(STREAMS["end"], step, state.alive.shape[1]) < probability)
-        if not ended.any():
-            return
-        cumulative = np.cumsum(shares, axis=1)[:, None, :]
-        pick = state.draws(STREAMS["ending"], step, state.alive.shape[1])[:, :, None] * cumulative[:, :, -1:]
-        mode = np.minimum((cumulative < pick).sum(axis=2), shares.shape[1] - 1)
-        counted = (mode[:, :, None] == np.arange(shares.shape[1])) & ended[:, :, None]
-        state.endings[:, : shares.shape[1]] += counted.sum(axis=1)
-        survive = 1.0 - ended
-    else:
-        share = shares / shares.sum(axis=1, keepdims=True)
-        state.endings[:, : shares.shape[1]] += (state.alive * probability).sum(axis=1, keepdims=True) * share
-        survive = 1.0 - probability
-    _survive(state, survive)
+    ended = (state.alive > 0) & (state.draws(STREAMS["end"], step, state.alive.shape[1]) < probability)
+    if not ended.any():
+        return
+    cumulative = np.cumsum(shares, axis=1)[:, None, :]
+    pick = state.draws(STREAMS["ending"], step, state.alive.shape[1])[:, :, None] * cumulative[:, :, -1:]
+    mode = np.minimum((cumulative < pick).sum(axis=2), shares.shape[1] - 1)
+    counted = (mode[:, :, None] == np.arange(shares.shape[1])) & ended[:, :, None]
+    state.endings[:, : shares.shape[1]] += counted.sum(axis=1)
+    _survive(state, 1.0 - ended)
 
 
 def _survive(state: NetworkState, survive: np.ndarray) -> None:
@@ -297,53 +382,129 @@ def _survive(state: NetworkState, survive: np.ndarray) -> None:
 
 
 def dissolve(state: NetworkState, step: int, dt: float, hazard: np.ndarray) -> None:
+    """Stochastic engine: each tie ends with probability 1 - exp(-delta dt)."""
     probability = -np.expm1(-hazard * dt)[:, :, None]
-    if state.stochastic:
-        size = state.ties.shape[1]
-        draws = state.draws(STREAMS["dissolve"], step, size * size).reshape(-1, size, size)
-        cut = np.triu(draws < probability, 1)
-        state.ties[cut | cut.transpose(0, 2, 1)] = 0.0
-    else:
-        state.ties *= 1.0 - probability
+    size = state.ties.shape[1]
+    draws = state.draws(STREAMS["dissolve"], step, size * size).reshape(-1, size, size)
+    cut = np.triu(draws < probability, 1)
+    state.ties[cut | cut.transpose(0, 2, 1)] = 0.0
 
 
 def form(tables: NetworkTables, state: NetworkState, step: int, dt: float, rate: np.ndarray,
          index: np.ndarray) -> None:
-    """Each group seeks an ally with probability q and picks one in proportion to capacity `index`."""
+    """Stochastic engine: each group seeks an ally with probability q and picks one in proportion to
+    capacity `index` among the partners it may join (alive, untied, allowed, open, no rival camps)."""
     seek = -np.expm1(-rate * dt)  # (R or 1, 1)
     size = tables.size
-    if state.stochastic:
-        seeking = state.draws(STREAMS["seek"], step, size) < seek
-        target = state.draws(STREAMS["pick"], step, size)
-        rows = np.flatnonzero(seeking.any(axis=1))  # few replicates have a seeker in a month
-        if rows.size == 0:
-            return
-        ties, alive, index = state.ties[rows], state.alive[rows], index[rows]
-        weight, _ = _candidates(tables, ties, alive, index, step)
-        total = weight.sum(axis=2)
-        pick = np.minimum((np.cumsum(weight, axis=2) < (target[rows] * total)[:, :, None]).sum(axis=2), size - 1)
-        chosen = (pick[:, :, None] == np.arange(size)) & (seeking[rows] & (total > 0))[:, :, None] & (weight > 0)
-        new = chosen | chosen.transpose(0, 2, 1)
-        new &= conflict(ties + new, tables.rival) == 0
-        state.ties[rows] += new
+    seeking = state.draws(STREAMS["seek"], step, size) < seek
+    target = state.draws(STREAMS["pick"], step, size)
+    rows = np.flatnonzero(seeking.any(axis=1))  # few replicates have a seeker in a month
+    if rows.size == 0:
         return
-    weight, free = _candidates(tables, state.ties, state.alive, index, step)
-    total = weight.sum(axis=2)
-    others = np.divide(total, state.alive, out=np.zeros_like(total), where=state.alive > 0)
-    own = index[:, None, :]
-    denominator = own + np.clip(others[:, :, None] - weight / np.maximum(state.alive[:, :, None], 1e-300), 0, None)
-    share = np.divide(own, denominator, out=np.zeros_like(weight), where=denominator > 0)
-    picks = seek[:, :, None] * share
-    state.ties += free * (1.0 - (1.0 - picks) * (1.0 - picks.transpose(0, 2, 1)))
-
-
-def _candidates(tables: NetworkTables, ties: np.ndarray, alive: np.ndarray, index: np.ndarray,
-                step: int) -> tuple[np.ndarray, np.ndarray]:
-    """Who may join whom (both alive, untied, allowed, open, no rival camps) and the weight of each choice."""
+    ties, alive, index = state.ties[rows], state.alive[rows], index[rows]
     both = alive[:, :, None] * alive[:, None, :]
     open_pairs = tables.allowed & (tables.opens <= step)
-    free = np.clip(both - ties, 0.0, None) * (1.0 - conflict(ties, tables.rival)) * open_pairs
-    return free * index[:, None, :], free
+    weight = np.clip(both - ties, 0.0, None) * (1.0 - conflict(ties, tables.rival)) * open_pairs * index[:, None, :]
+    total = weight.sum(axis=2)
+    pick = np.minimum((np.cumsum(weight, axis=2) < (target[rows] * total)[:, :, None]).sum(axis=2), size - 1)
+    chosen = (pick[:, :, None] == np.arange(size)) & (seeking[rows] & (total > 0))[:, :, None] & (weight > 0)
+    new = chosen | chosen.transpose(0, 2, 1)
+    new &= conflict(ties + new, tables.rival) == 0
+    state.ties[rows] += new
+
+
+@numba.njit(cache=True)
+def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray, clip: bool) -> None:
+    """out = a @ b for (G, G) arrays (clipped to 1 if `clip`); row by row, skipping a's zeros (ties are sparse)."""
+    size = a.shape[0]
+    out[:, :] = 0.0
+    for g in range(size):
+        for k in range(size):
+            if a[g, k] != 0.0:
+                for h in range(size):
+                    out[g, h] += a[g, k] * b[k, h]
+        if clip:
+            for h in range(size):
+                out[g, h] = min(1.0, out[g, h])
+
+
+@numba.njit(cache=True)
+def expected_step(ties: np.ndarray, alive: np.ndarray, endings: np.ndarray, step: np.int64, dt: float,
+                  termination: np.ndarray, ratio: np.ndarray, shares: np.ndarray, dissolution: np.ndarray,
+                  formation: np.ndarray, index: np.ndarray, allowed: np.ndarray, opens: np.ndarray,
+                  rival: np.ndarray) -> None:
+    """The deterministic engine's step of the dynamics, in place: `terminate`, `dissolve`, then `form`, by
+    their expected changes (the module's docstring). ties (R, G, G), alive (R, G), endings (R, endings);
+    parameter columns (R or 1, 1) are read at row min(r, rows - 1); shares (R or 1, M) the endings' shares;
+    index (R, G) the capacity index; allowed (G, G) bool, opens (G, G) the step each pair may form from,
+    rival (G, G). Rival camps are found by squaring the expected ties (clipped to 1), which for 0/1 ties
+    gives `conflict`'s camps exactly."""
+    replicates, size = alive.shape
+    modes = shares.shape[1]
+    survive = np.empty(size)
+    camp = np.empty((size, size))
+    square = np.empty((size, size))
+    hostile = np.empty((size, size))
+    picks = np.empty((size, size))
+    weight = np.empty((size, size))
+    free = np.empty((size, size))
+    rounds = 1
+    while 2 ** rounds < max(size, 2):
+        rounds += 1
+    for r in range(replicates):
+        hazard = termination[min(r, termination.shape[0] - 1), 0]
+        gain = ratio[min(r, ratio.shape[0] - 1), 0]
+        row = min(r, shares.shape[0] - 1)
+        # termination at hazard mu rho^allies
+        ending = 0.0
+        for g in range(size):
+            degree = 0.0
+            for h in range(size):
+                degree += ties[r, g, h]
+            allies = degree / alive[r, g] if alive[r, g] > 0 else 0.0
+            probability = -math.expm1(-hazard * gain ** allies * dt)
+            ending += alive[r, g] * probability
+            survive[g] = 1.0 - probability
+        total_share = 0.0
+        for m in range(modes):
+            total_share += shares[row, m]
+        for m in range(modes):
+            endings[r, m] += ending * (shares[row, m] / total_share)
+        kept = 1.0 - -math.expm1(-dissolution[min(r, dissolution.shape[0] - 1), 0] * dt)  # 1 - P(dissolve)
+        for g in range(size):
+            alive[r, g] *= survive[g]
+        for g in range(size):
+            for h in range(size):
+                ties[r, g, h] *= survive[g] * survive[h]
+                ties[r, g, h] *= kept
+        # formation: rival camps, then who may join whom and the chance each pair allies
+        for g in range(size):
+            for h in range(size):
+                camp[g, h] = ties[r, g, h] + (1.0 if g == h else 0.0)
+        for _ in range(rounds):
+            _product(camp, camp, square, True)
+            camp[:, :] = square
+        _product(camp, rival, square, False)
+        _product(square, camp.T.copy(), hostile, True)  # min(1, camp @ rival @ camp.T)
+        seek = -math.expm1(-formation[min(r, formation.shape[0] - 1), 0] * dt)
+        for g in range(size):
+            for h in range(size):
+                both = alive[r, g] * alive[r, h]
+                open_pair = 1.0 if allowed[g, h] and opens[g, h] <= step else 0.0
+                free[g, h] = max(both - ties[r, g, h], 0.0) * (1.0 - hostile[g, h]) * open_pair
+                weight[g, h] = free[g, h] * index[r, h]
+        for g in range(size):
+            total = 0.0
+            for h in range(size):
+                total += weight[g, h]
+            others = total / alive[r, g] if alive[r, g] > 0 else 0.0
+            for h in range(size):
+                own = index[r, h]
+                denominator = own + max(others - weight[g, h] / max(alive[r, g], 1e-300), 0.0)
+                picks[g, h] = seek * (own / denominator if denominator > 0 else 0.0)
+        for g in range(size):
+            for h in range(size):
+                ties[r, g, h] += free[g, h] * (1.0 - (1.0 - picks[g, h]) * (1.0 - picks[h, g]))
 
 
 def start_tie(tables: NetworkTables, state: NetworkState, first: int, second: int) -> None:
