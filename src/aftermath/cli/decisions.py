@@ -167,16 +167,17 @@ def discover_command(
         min=0.01, max=0.99, help="Cases of interest: the outcome above this quantile of the run (e.g. 0.8).")] = None,
     min_density: Annotated[float, typer.Option(
         min=0.05, max=1.0, help="Choose the box of highest coverage with at least this density.")] = 0.8,
-    arm: Annotated[str | None, typer.Option(help=f"The arm of a comparison (default: the first); {ALL_ARMS}: every "
-                                                 "arm, with the policies' strengths as more dimensions.")] = None,
+    arm: Annotated[str | None, typer.Option(help=f"The arm of a comparison (default: the first; for an optimise run "
+                                                 f"{ALL_ARMS}); {ALL_ARMS}: every arm, with the policies' strengths as "
+                                                 "more dimensions.")] = None,
     store: StoreOption = DEFAULT_STORE,
     seed: SeedOption = 0,
     save: SaveOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Scenario discovery on a stored ensemble: the box of uncertain parameters (and, with --arm all,
-    policy strengths) where the outcome of interest happens (PRIM with peeling and pasting; CART as a
-    second opinion)."""
+    """Scenario discovery on a stored ensemble: the box of uncertain parameters (and, with --arm all or
+    on an optimise run, policy strengths) where the outcome of interest happens (PRIM with peeling and
+    pasting; CART as a second opinion)."""
     import numpy as np
 
     from aftermath.decisions import classify, discover, parse_target
@@ -198,7 +199,8 @@ def discover_command(
     if _emit(payload, save, as_json):
         return
     chosen = found.chosen
-    console.print(f"{found.of_interest} of {found.cases} samples of run {run_id} have {target.outcome} {condition} "
+    what = "cases (arm x sample)" if cases.arm == ALL_ARMS else "samples"
+    console.print(f"{found.of_interest} of {found.cases} {what} of run {run_id} have {target.outcome} {condition} "
                   f"in {target.date}.", markup=False, highlight=False)
     trade = Table("box", "coverage", "density", "mass", "restricted", title="PRIM peeling and pasting trajectory "
                   "(coverage-density trade-off)", title_justify="left")
@@ -244,14 +246,22 @@ def optimise_command(
     replicates: ReplicatesOption = 1,
     seed: SeedOption = 0,
     workers: WorkersOption = None,
+    store: StoreOption = DEFAULT_STORE,
+    in_memory: Annotated[bool, typer.Option(
+        "--in-memory", help="Keep only the objectives in memory instead of recording the evaluations in --store.")
+    ] = False,
     save: SaveOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Robust policy search: lever strengths within a budget that do well over the parameter ensemble
-    (NSGA-II, pymoo). Prints the Pareto set and the 'compare' line that re-runs each policy."""
+    (NSGA-II, pymoo). Prints the Pareto set and the 'compare' line that re-runs each policy.
+
+    Every evaluated policy is recorded in the run store as an arm of one run (kind 'optimise'), so
+    'aftermath discover RUN' finds the lever strengths and conditions where an outcome happens."""
     from aftermath.decisions import optimise, parse_objective
     from aftermath.decisions.payload import search_payload
     from aftermath.experiments import ExecutorSpec, read_scenario
+    from aftermath.store.database import Store
 
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
@@ -260,12 +270,14 @@ def optimise_command(
     text, file, _ = read_scenario(scenario)
     with _decision_errors():
         objectives = [parse_objective(item) for item in minimise]
-    with _decision_errors(), _progress("policies", as_json) as (started, advance):
+    known: list[int] = []
+    with _search_interrupted(known), _decision_errors(), _progress("policies", as_json) as (started, advance):
         started(evaluations + 1)
         result = optimise(
             text, file, objectives, budget, metric=metric, lever_names=lever,  # type: ignore[arg-type]
             evaluations=evaluations, population=population, samples=samples, engine=engine,
             replicates=replicates, seed=seed, executor=ExecutorSpec(workers), progress=advance,
+            store=None if in_memory else Store(store), started=known.append,
         )
     payload = search_payload(result)
     if _emit(payload, save, as_json):
@@ -279,7 +291,26 @@ def optimise_command(
     console.print(grid)
     for index, command in enumerate(payload["compare"], 1):
         console.print(f"policy {index}, paired bands against the baseline: {command}", markup=False, highlight=False)
+    if result.run_id is not None:
+        console.print(f"stored as run {result.run_id} in {store}: {result.evaluations} policies x {result.samples} "
+                      f"samples; 'aftermath discover {result.run_id} --store {store} --outcome OUTCOME --date "
+                      "YYYY-MM --below VALUE' finds the lever strengths and conditions where it happens",
+                      markup=False, highlight=False)
     _saved(save)
+
+
+@contextmanager
+def _search_interrupted(known: list[int]) -> Iterator[None]:
+    """Ctrl-C during a search: say what the store kept (whole generations of policies), exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if known:
+            errors.print(f"interrupted: run {known[0]} keeps the policies evaluated so far ('aftermath discover "
+                         f"{known[0]}' explores them; a search cannot be resumed)", markup=False, highlight=False)
+        else:
+            errors.print("interrupted before the first policy was stored", markup=False, highlight=False)
+        raise SystemExit(130) from None
 
 
 def _targets(outcomes: list[str], dates: list[str]):
