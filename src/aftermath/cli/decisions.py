@@ -15,7 +15,7 @@ from rich.table import Table
 from aftermath.cli.app import app, console, errors, fail
 from aftermath.cli.core import ScenarioArg
 from aftermath.cli.options import ALL_ARMS, ENGINES, ROBUSTNESS_METRICS, SENSITIVITY_METHODS, SeedOption
-from aftermath.cli.progress import progress
+from aftermath.cli.progress import Tracker, progress
 from aftermath.errors import StoreError
 from aftermath.formatting import band, number, span
 from aftermath.store import DEFAULT_STORE
@@ -82,19 +82,20 @@ def sensitivity(
     if from_run is not None:
         if scenario is not None:
             fail("give a SCENARIO to run a design, or --from-run RUN to recompute a stored one, not both")
-        with _decision_errors():
+        with _decision_errors(), _progress("outcome-dates", as_json) as (_, advance, tracker):
             opened = Store(store, lock_timeout=10)
             loaded = stored_experiment(opened.run(from_run)).scenario
-            result = stored_sensitivity(opened, from_run, _outcome_targets(loaded, outcome, date), _notice)
+            result = stored_sensitivity(opened, from_run, _outcome_targets(loaded, outcome, date), _notice,
+                                        tracker.stage, advance)
     else:
         text, file, loaded = read_scenario(scenario)
         targets = _outcome_targets(loaded, outcome, date)
-        with _decision_errors(), _progress("runs", as_json) as (started, advance):
+        with _decision_errors(), _progress("runs", as_json) as (started, advance, tracker):
             result = scenario_sensitivity(
                 text, file, targets, method=method, samples=samples,  # type: ignore[arg-type]
                 second_order=second_order, parameters=parameter, engine=engine, replicates=replicates, seed=seed,
                 executor=ExecutorSpec(workers), progress=advance, started=started,
-                store=None if in_memory else Store(store), notice=_notice,
+                store=None if in_memory else Store(store), notice=_notice, stage=tracker.stage,
             )
     payload = sensitivity_payload(result)
     if _emit(payload, save, as_json):
@@ -135,11 +136,13 @@ def feature_scores_command(
     from aftermath.store.database import Store
     from aftermath.summary import key_dates
 
-    with _decision_errors():
+    with _decision_errors(), _progress("", as_json) as (_, _, tracker):
+        tracker.stage(f"loading run {run_id}'s outcomes", None, "")
         opened = Store(store, lock_timeout=10)
         scenario = stored_experiment(opened.run(run_id)).scenario
         targets = _targets(outcome, date or key_dates(scenario))
         cases = stored_cases(opened, run_id, targets, arm)
+        tracker.stage(f"extra-trees on {len(cases.values):,} cases", None, "")
         table = feature_scores(cases.inputs, cases.values, [t.label for t in targets], seed)
     payload = feature_payload(run_id, cases.scenario, table)
     if _emit(payload, save, as_json):
@@ -187,13 +190,15 @@ def discover_command(
 
     if sum(x is not None for x in (above, below, quantile)) != 1:
         fail("give exactly one of --above, --below or --quantile")
-    with _decision_errors():
+    with _decision_errors(), _progress("", as_json) as (_, _, tracker):
         target = parse_target(f"{outcome}@{date}")
+        tracker.stage(f"loading run {run_id}'s outcomes", None, "")
         cases = stored_cases(Store(store, lock_timeout=10), run_id, [target], arm)
         values = cases.values[:, 0]
         if quantile is not None:
             above = float(np.quantile(values, quantile))
         condition = f"> {number(above, digits=6)}" if above is not None else f"< {number(below, digits=6)}"
+        tracker.stage(f"PRIM and CART on {len(values):,} cases", None, "")
         found = discover(cases.inputs, classify(values, above, below), min_density, seed)
     payload = discovery_payload(run_id, cases.scenario, target.outcome, target.date, condition, found)
     if _emit(payload, save, as_json):
@@ -271,7 +276,7 @@ def optimise_command(
     with _decision_errors():
         objectives = [parse_objective(item) for item in minimise]
     known: list[int] = []
-    with _search_interrupted(known), _decision_errors(), _progress("policies", as_json) as (started, advance):
+    with _search_interrupted(known), _decision_errors(), _progress("policies", as_json) as (started, advance, _):
         started(evaluations + 1)
         result = optimise(
             text, file, objectives, budget, metric=metric, lever_names=lever,  # type: ignore[arg-type]
@@ -372,7 +377,8 @@ def _decision_errors() -> Iterator[None]:
 
 
 @contextmanager
-def _progress(unit: str, quiet: bool) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
-    """(started(total), advance(done)) callbacks for the decision functions, through `cli.progress`."""
+def _progress(unit: str, quiet: bool) -> Iterator[tuple[Callable[[int], None], Callable[[int], None], Tracker]]:
+    """(started(total), advance(done), the tracker for later stages) for the decision functions, through
+    `cli.progress`."""
     with progress("running", unit=unit, quiet=quiet) as tracker:
-        yield (lambda total: tracker.update(total=total)), tracker.advance
+        yield (lambda total: tracker.update(total=total)), tracker.advance, tracker
