@@ -119,8 +119,9 @@ def feature_scores_command(
     run_id: RunArg,
     outcome: Annotated[list[str], typer.Option(help="An outcome to score (repeat for more).")],
     date: Annotated[list[str] | None, typer.Option(help="A date YYYY-MM (repeat; default: the key dates).")] = None,
-    arm: Annotated[str | None, typer.Option(help=f"The arm of a comparison (default: the first); {ALL_ARMS}: every "
-                                                 "arm, with the policies' strengths as more inputs.")] = None,
+    arm: Annotated[str | None, typer.Option(help=f"The arm of a comparison (default: the first; for an optimise run "
+                                                 f"{ALL_ARMS}); {ALL_ARMS}: every arm, with the policies' strengths as "
+                                                 "more inputs.")] = None,
     store: StoreOption = DEFAULT_STORE,
     top: Annotated[int, typer.Option(min=1, help="Parameters shown per outcome and date.")] = 5,
     seed: SeedOption = 0,
