@@ -162,6 +162,14 @@ def test_a_design_run_is_stored_resumable_and_recomputed_from_the_store(tmp_path
     other = stored_sensitivity(store, 1, [parse_target("left@2021-06")])
     assert set(other.table["date"]) == {"2021-06"}, "any outcome and date, from the stored series"
 
+    heard: list[tuple] = []
+    targets = [parse_target(t) for t in ("remaining@2022-12", "left@2023-06", "left@2024-12")]
+    stored_sensitivity(store, 1, targets, stage=lambda *told: heard.append(told),
+                       progress=lambda done: heard.append(("progress", done)))
+    assert heard == [("loading run 1's outcomes", None, ""),
+                     ("analysing 40 runs (SALib morris)", 3, "outcome-dates"),
+                     ("progress", 1), ("progress", 1), ("progress", 1)], "SALib's analysis: one step per outcome-date"
+
 
 def test_a_run_without_a_design_is_not_analysed_as_one(tmp_path) -> None:
     text, file, _ = read_scenario(TWO_LEVERS)

@@ -68,7 +68,7 @@ def test_sensitivity_discovery_search_and_their_report_sections(tmp_path: Path) 
 
     result = run_cli("optimise", SCENARIO, "--minimise", "remaining@2024-12", "--minimise", "left@2021-12",
                      "--budget", "1", "--evaluations", "24", "--population", "8", "-s", "2", "--workers", "1",
-                     "--save", str(saved["optimisation"]))
+                     "--store", store, "--save", str(saved["optimisation"]))
     assert result.returncode == 0, result.stderr
     assert "aftermath compare" in result.stdout
     search = json.loads(saved["optimisation"].read_text())

@@ -36,7 +36,9 @@ POOLED = {"ensemble", "compare", "report"}
 POPULATION = inspect.signature(optimise).parameters["population"].default
 ANALYSED = {"ensemble": 12 * MIN_CASES_OF_INTEREST, "compare": MIN_CASES // 2}
 """Samples kept by an ensemble or comparison written to a named --store, which the docs then analyse: enough
-cases for scenario discovery's minimum at a 0.9 quantile (ensemble) or over three or more arms (compare)."""
+cases for scenario discovery's minimum at a 0.9 quantile (ensemble) or over three or more arms (compare). A
+search written to a named --store runs one generation (population + 1 policies) on enough samples for
+MIN_CASES cases."""
 
 
 def code_blocks(path: Path) -> list[tuple[str, str]]:
@@ -63,10 +65,13 @@ def small(argv: list[str]) -> list[str]:
     argv = list(argv)
     command = argv[0] if argv else ""
     samples = MINIMUM["rbd-fast"] if "--sensitivity" in argv else 2
+    population = argv[argv.index("--population") + 1] if "--population" in argv else str(POPULATION)
     if command == "sensitivity":
         samples = MINIMUM[argv[argv.index("--method") + 1] if "--method" in argv else "sobol"]
     elif command in ANALYSED and "--store" in argv:
         samples = ANALYSED[command]
+    elif command == "optimise" and "--store" in argv:  # a search the docs then discover on: enough cases
+        samples = -(-MIN_CASES // (int(population) + 1)) + 1
     for flags, value in ((("-n", "--replicates"), "2"), (("-s", "--samples"), str(samples))):
         for i, word in enumerate(argv[:-1]):
             if word in flags:
@@ -80,7 +85,6 @@ def small(argv: list[str]) -> list[str]:
     if command == "report":
         argv += ["--map-runs", "2"]
     if command == "optimise":  # one generation: the search, not its length, is under test
-        population = argv[argv.index("--population") + 1] if "--population" in argv else str(POPULATION)
         if "--evaluations" in argv:
             argv[argv.index("--evaluations") + 1] = population
         else:

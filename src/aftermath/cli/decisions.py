@@ -15,7 +15,7 @@ from rich.table import Table
 from aftermath.cli.app import app, console, errors, fail
 from aftermath.cli.core import ScenarioArg
 from aftermath.cli.options import ALL_ARMS, ENGINES, ROBUSTNESS_METRICS, SENSITIVITY_METHODS, SeedOption
-from aftermath.cli.progress import progress
+from aftermath.cli.progress import Tracker, progress
 from aftermath.errors import StoreError
 from aftermath.formatting import band, number, span
 from aftermath.store import DEFAULT_STORE
@@ -82,19 +82,20 @@ def sensitivity(
     if from_run is not None:
         if scenario is not None:
             fail("give a SCENARIO to run a design, or --from-run RUN to recompute a stored one, not both")
-        with _decision_errors():
+        with _decision_errors(), _progress("outcome-dates", as_json) as (_, advance, tracker):
             opened = Store(store, lock_timeout=10)
             loaded = stored_experiment(opened.run(from_run)).scenario
-            result = stored_sensitivity(opened, from_run, _outcome_targets(loaded, outcome, date), _notice)
+            result = stored_sensitivity(opened, from_run, _outcome_targets(loaded, outcome, date), _notice,
+                                        tracker.stage, advance)
     else:
         text, file, loaded = read_scenario(scenario)
         targets = _outcome_targets(loaded, outcome, date)
-        with _decision_errors(), _progress("runs", as_json) as (started, advance):
+        with _decision_errors(), _progress("runs", as_json) as (started, advance, tracker):
             result = scenario_sensitivity(
                 text, file, targets, method=method, samples=samples,  # type: ignore[arg-type]
                 second_order=second_order, parameters=parameter, engine=engine, replicates=replicates, seed=seed,
                 executor=ExecutorSpec(workers), progress=advance, started=started,
-                store=None if in_memory else Store(store), notice=_notice,
+                store=None if in_memory else Store(store), notice=_notice, stage=tracker.stage,
             )
     payload = sensitivity_payload(result)
     if _emit(payload, save, as_json):
@@ -118,8 +119,9 @@ def feature_scores_command(
     run_id: RunArg,
     outcome: Annotated[list[str], typer.Option(help="An outcome to score (repeat for more).")],
     date: Annotated[list[str] | None, typer.Option(help="A date YYYY-MM (repeat; default: the key dates).")] = None,
-    arm: Annotated[str | None, typer.Option(help=f"The arm of a comparison (default: the first); {ALL_ARMS}: every "
-                                                 "arm, with the policies' strengths as more inputs.")] = None,
+    arm: Annotated[str | None, typer.Option(help=f"The arm of a comparison (default: the first; for an optimise run "
+                                                 f"{ALL_ARMS}); {ALL_ARMS}: every arm, with the policies' strengths as "
+                                                 "more inputs.")] = None,
     store: StoreOption = DEFAULT_STORE,
     top: Annotated[int, typer.Option(min=1, help="Parameters shown per outcome and date.")] = 5,
     seed: SeedOption = 0,
@@ -135,11 +137,13 @@ def feature_scores_command(
     from aftermath.store.database import Store
     from aftermath.summary import key_dates
 
-    with _decision_errors():
+    with _decision_errors(), _progress("", as_json) as (_, _, tracker):
+        tracker.stage(f"loading run {run_id}'s outcomes", None, "")
         opened = Store(store, lock_timeout=10)
         scenario = stored_experiment(opened.run(run_id)).scenario
         targets = _targets(outcome, date or key_dates(scenario))
         cases = stored_cases(opened, run_id, targets, arm)
+        tracker.stage(f"extra-trees on {len(cases.values):,} cases", None, "")
         table = feature_scores(cases.inputs, cases.values, [t.label for t in targets], seed)
     payload = feature_payload(run_id, cases.scenario, table)
     if _emit(payload, save, as_json):
@@ -167,16 +171,17 @@ def discover_command(
         min=0.01, max=0.99, help="Cases of interest: the outcome above this quantile of the run (e.g. 0.8).")] = None,
     min_density: Annotated[float, typer.Option(
         min=0.05, max=1.0, help="Choose the box of highest coverage with at least this density.")] = 0.8,
-    arm: Annotated[str | None, typer.Option(help=f"The arm of a comparison (default: the first); {ALL_ARMS}: every "
-                                                 "arm, with the policies' strengths as more dimensions.")] = None,
+    arm: Annotated[str | None, typer.Option(help=f"The arm of a comparison (default: the first; for an optimise run "
+                                                 f"{ALL_ARMS}); {ALL_ARMS}: every arm, with the policies' strengths as "
+                                                 "more dimensions.")] = None,
     store: StoreOption = DEFAULT_STORE,
     seed: SeedOption = 0,
     save: SaveOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Scenario discovery on a stored ensemble: the box of uncertain parameters (and, with --arm all,
-    policy strengths) where the outcome of interest happens (PRIM with peeling and pasting; CART as a
-    second opinion)."""
+    """Scenario discovery on a stored ensemble: the box of uncertain parameters (and, with --arm all or
+    on an optimise run, policy strengths) where the outcome of interest happens (PRIM with peeling and
+    pasting; CART as a second opinion)."""
     import numpy as np
 
     from aftermath.decisions import classify, discover, parse_target
@@ -186,19 +191,22 @@ def discover_command(
 
     if sum(x is not None for x in (above, below, quantile)) != 1:
         fail("give exactly one of --above, --below or --quantile")
-    with _decision_errors():
+    with _decision_errors(), _progress("", as_json) as (_, _, tracker):
         target = parse_target(f"{outcome}@{date}")
+        tracker.stage(f"loading run {run_id}'s outcomes", None, "")
         cases = stored_cases(Store(store, lock_timeout=10), run_id, [target], arm)
         values = cases.values[:, 0]
         if quantile is not None:
             above = float(np.quantile(values, quantile))
         condition = f"> {number(above, digits=6)}" if above is not None else f"< {number(below, digits=6)}"
+        tracker.stage(f"PRIM and CART on {len(values):,} cases", None, "")
         found = discover(cases.inputs, classify(values, above, below), min_density, seed)
     payload = discovery_payload(run_id, cases.scenario, target.outcome, target.date, condition, found)
     if _emit(payload, save, as_json):
         return
     chosen = found.chosen
-    console.print(f"{found.of_interest} of {found.cases} samples of run {run_id} have {target.outcome} {condition} "
+    what = "cases (arm x sample)" if cases.arm == ALL_ARMS else "samples"
+    console.print(f"{found.of_interest} of {found.cases} {what} of run {run_id} have {target.outcome} {condition} "
                   f"in {target.date}.", markup=False, highlight=False)
     trade = Table("box", "coverage", "density", "mass", "restricted", title="PRIM peeling and pasting trajectory "
                   "(coverage-density trade-off)", title_justify="left")
@@ -244,14 +252,22 @@ def optimise_command(
     replicates: ReplicatesOption = 1,
     seed: SeedOption = 0,
     workers: WorkersOption = None,
+    store: StoreOption = DEFAULT_STORE,
+    in_memory: Annotated[bool, typer.Option(
+        "--in-memory", help="Keep only the objectives in memory instead of recording the evaluations in --store.")
+    ] = False,
     save: SaveOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Robust policy search: lever strengths within a budget that do well over the parameter ensemble
-    (NSGA-II, pymoo). Prints the Pareto set and the 'compare' line that re-runs each policy."""
+    (NSGA-II, pymoo). Prints the Pareto set and the 'compare' line that re-runs each policy.
+
+    Every evaluated policy is recorded in the run store as an arm of one run (kind 'optimise'), so
+    'aftermath discover RUN' finds the lever strengths and conditions where an outcome happens."""
     from aftermath.decisions import optimise, parse_objective
     from aftermath.decisions.payload import search_payload
     from aftermath.experiments import ExecutorSpec, read_scenario
+    from aftermath.store.database import Store
 
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
@@ -260,12 +276,14 @@ def optimise_command(
     text, file, _ = read_scenario(scenario)
     with _decision_errors():
         objectives = [parse_objective(item) for item in minimise]
-    with _decision_errors(), _progress("policies", as_json) as (started, advance):
+    known: list[int] = []
+    with _search_interrupted(known), _decision_errors(), _progress("policies", as_json) as (started, advance, _):
         started(evaluations + 1)
         result = optimise(
             text, file, objectives, budget, metric=metric, lever_names=lever,  # type: ignore[arg-type]
             evaluations=evaluations, population=population, samples=samples, engine=engine,
             replicates=replicates, seed=seed, executor=ExecutorSpec(workers), progress=advance,
+            store=None if in_memory else Store(store), started=known.append,
         )
     payload = search_payload(result)
     if _emit(payload, save, as_json):
@@ -279,7 +297,26 @@ def optimise_command(
     console.print(grid)
     for index, command in enumerate(payload["compare"], 1):
         console.print(f"policy {index}, paired bands against the baseline: {command}", markup=False, highlight=False)
+    if result.run_id is not None:
+        console.print(f"stored as run {result.run_id} in {store}: {result.evaluations} policies x {result.samples} "
+                      f"samples; 'aftermath discover {result.run_id} --store {store} --outcome OUTCOME --date "
+                      "YYYY-MM --below VALUE' finds the lever strengths and conditions where it happens",
+                      markup=False, highlight=False)
     _saved(save)
+
+
+@contextmanager
+def _search_interrupted(known: list[int]) -> Iterator[None]:
+    """Ctrl-C during a search: say what the store kept (whole generations of policies), exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if known:
+            errors.print(f"interrupted: run {known[0]} keeps the policies evaluated so far ('aftermath discover "
+                         f"{known[0]}' explores them; a search cannot be resumed)", markup=False, highlight=False)
+        else:
+            errors.print("interrupted before the first policy was stored", markup=False, highlight=False)
+        raise SystemExit(130) from None
 
 
 def _targets(outcomes: list[str], dates: list[str]):
@@ -341,7 +378,8 @@ def _decision_errors() -> Iterator[None]:
 
 
 @contextmanager
-def _progress(unit: str, quiet: bool) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
-    """(started(total), advance(done)) callbacks for the decision functions, through `cli.progress`."""
+def _progress(unit: str, quiet: bool) -> Iterator[tuple[Callable[[int], None], Callable[[int], None], Tracker]]:
+    """(started(total), advance(done), the tracker for later stages) for the decision functions, through
+    `cli.progress`."""
     with progress("running", unit=unit, quiet=quiet) as tracker:
-        yield (lambda total: tracker.update(total=total)), tracker.advance
+        yield (lambda total: tracker.update(total=total)), tracker.advance, tracker

@@ -148,7 +148,7 @@ def runs(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
     for row in table.itertuples():
         grid.add_row(
             str(row.run_id), row.kind, row.scenario, row.scenario_hash, str(row.seed),
-            f"{row.samples} x {row.replicates}", f"{row.stored}/{row.members}", row.policies, row.status,
+            f"{row.samples} x {row.replicates}", f"{row.stored}/{row.members}", _arms(row.policies), row.status,
             _when(row.started), _when(row.finished),
         )
     console.print(grid)
@@ -263,6 +263,17 @@ def _progress(quiet: bool) -> Iterator[tuple]:
             tracker.update(description=f"run {run_id}", total=total)
 
         yield started, tracker.advance
+
+
+SHOWN_ARMS = 4
+"""Arms `runs` names in full; a run with more (a policy search) shows its count, first and last."""
+
+
+def _arms(policies: str) -> str:
+    labels = policies.split(", ")
+    if len(labels) <= SHOWN_ARMS:
+        return policies
+    return f"{len(labels)} arms: {labels[0]} ... {labels[-1]}"
 
 
 def _when(value: object) -> str:

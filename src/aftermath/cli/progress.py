@@ -40,7 +40,7 @@ class Tracker:
         self.done = 0
         self.start = self.last = time.monotonic()
         self._bar, self._quiet = bar, quiet
-        self._task = bar.add_task(description, total=total) if bar is not None else None
+        self._task = bar.add_task(description, total=total, unit=unit) if bar is not None else None
         self._announced = False
 
     def advance(self, done: int = 1) -> None:
@@ -66,6 +66,18 @@ class Tracker:
                 self._bar.reset(self._task, description=description)  # type: ignore[arg-type]
             else:
                 self._say("started")
+
+    def stage(self, description: str, total: int | None, unit: str) -> None:
+        """A new phase of the work with its own count, unit and clock (e.g. analysing after running);
+        `total` None: unknown (a spinner)."""
+        if self._bar is None and self._announced:
+            self._say("done")
+        self.description, self.total, self.unit = description, total, unit
+        self.done, self.start = 0, time.monotonic()
+        if self._bar is not None:
+            self._bar.update(self._task, visible=False)  # type: ignore[arg-type]
+            self._task = self._bar.add_task(description, total=total, unit=unit)
+        self._announced = False  # a log says it once the phase makes progress (a refusal stays one line)
 
     def finish(self) -> None:
         if self._bar is None:
@@ -95,6 +107,6 @@ def progress(description: str, total: int | None = None, unit: str = "runs", qui
         tracker.finish()
         return
     columns = [SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
-               MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(), TimeRemainingColumn()]
+               MofNCompleteColumn(), TextColumn("{task.fields[unit]}"), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=True) as bar:
         yield Tracker(description, total, unit, bar, quiet)

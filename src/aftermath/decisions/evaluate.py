@@ -16,6 +16,7 @@ from aftermath.experiments.design import Arm, Experiment, design_experiment, lay
 from aftermath.experiments.executors import ExecutorSpec
 from aftermath.experiments.runner import SERIAL, run_ranges
 from aftermath.experiments.sampling import Sampler
+from aftermath.experiments.worker import TaskResult
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 
 
@@ -71,10 +72,12 @@ def evaluate_targets(
     targets: Sequence[Target],
     executor: ExecutorSpec = SERIAL,
     progress: Callable[[int], None] | None = None,
+    keep: Callable[[TaskResult], None] | None = None,
 ) -> np.ndarray:
     """Each arm's targets per parameter sample, averaged over the sample's replicates.
 
-    Returns (arms, samples, targets) floats. Raises DecisionError for a bad target.
+    Returns (arms, samples, targets) floats; `keep` is given each finished range's whole result (to
+    store it). Raises DecisionError for a bad target.
     """
     check_targets(experiment.scenario, targets)
     layout = layout_of(experiment)
@@ -86,6 +89,8 @@ def evaluate_targets(
         for arm, series in enumerate(result.series):
             for column, (target, position) in enumerate(zip(targets, positions, strict=True)):
                 values[arm, result.first:result.last, column] = series[target.outcome][:, position]
+        if keep is not None:
+            keep(result)
         if progress is not None:
             progress(result.last - result.first)
     shaped = values.reshape(len(experiment.arms), experiment.samples, experiment.replicates, len(targets))

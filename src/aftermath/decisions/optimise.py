@@ -18,12 +18,21 @@ becomes one robustness number (McPhail et al. 2018, Earth's Future 6:169):
 The search is NSGA-II (Deb et al. 2002) from pymoo, seeded, with the budget as an inequality
 constraint and a repair that scales an over-budget policy down to the budget (so evaluations go to
 affordable policies); one generation's policies run as the arms of one experiment.
+
+Given a run store, the search is recorded as a run of kind 'optimise': its parameter samples are the
+common sample, each evaluated policy is an arm ('policy 0' the zero-strength baseline, then in the
+order they ran) whose policies are the lever strengths, and every series of every run is kept. A
+generation's arms are stored whole, in one transaction, or not at all; the run lists only whole
+arms, so scenario discovery (`stored_cases` pools them: the levers' strengths are its dimensions)
+works on a search that was interrupted. The search itself cannot be resumed (the optimiser's state
+is not stored).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,14 +47,19 @@ from aftermath.decisions.evaluate import (
     parse_target,
     scenario_experiment,
 )
+from aftermath.experiments.design import Arm, Experiment, layout_of, make_arm
 from aftermath.experiments.executors import ExecutorSpec
-from aftermath.experiments.runner import SERIAL
+from aftermath.experiments.runner import NOT_RESUMABLE, SERIAL
 from aftermath.experiments.sampling import sample_draws
+from aftermath.experiments.worker import TaskResult
 from aftermath.scenario.loader import parse_scenario
 from aftermath.scenario.schema import Scenario
+from aftermath.store import Store, StoreError
 
 Metric = Literal["mean", "p90", "regret", "satisficing"]
 METRICS: tuple[str, ...] = ("mean", "p90", "regret", "satisficing")
+SEARCH_KIND = "optimise"
+"""The kind of a stored policy search run."""
 STRENGTH_DECIMALS = 3
 """Strengths are rounded to this many decimals, so the same policy is never run twice."""
 _OBJECTIVE = re.compile(r"^(?P<target>[^<]+?)\s*(?:<=\s*(?P<threshold>\S+))?$")
@@ -145,22 +159,33 @@ class SearchResult:
     """One row per non-dominated feasible policy: each lever's strength, cost, each objective's
     metric, and its mean and 90th percentile for reference."""
     evaluated: pd.DataFrame
-    """The same columns for every policy run (including the baseline at zero strength)."""
+    """The same columns for every policy run (including the baseline at zero strength), in the order
+    they ran (row i is arm 'policy i' of the stored run)."""
+    values: np.ndarray
+    """(policies, samples, objectives): each evaluated policy's objectives per parameter sample (averaged
+    over replicates), the numbers the robustness metrics are made of; rows as in `evaluated`."""
+    run_id: int | None = None
+    """The stored search run (None: run in memory)."""
 
 
 class PolicyEvaluator:
-    """Runs policies (strength vectors) over a fixed parameter sample and remembers what it ran."""
+    """Runs policies (strength vectors) over a fixed parameter sample and remembers what it ran; with a
+    `store`, records each batch of policies as arms of one run (see the module docstring)."""
 
     def __init__(self, scenario_text: str, scenario_file: str, lever_list: list[Lever], objectives: list[Objective],
                  samples: int, seed: int, engine: str, replicates: int, executor: ExecutorSpec,
-                 progress: Callable[[int], None] | None) -> None:
+                 progress: Callable[[int], None] | None, store: Store | None = None, metadata: dict | None = None,
+                 started: Callable[[int], None] | None = None) -> None:
         self.text, self.file = scenario_text, scenario_file
+        self.scenario = parse_scenario(scenario_text, scenario_file)
         self.levers, self.objectives = lever_list, objectives
-        self.draws = sample_draws(parse_scenario(scenario_text, scenario_file), samples, "lhs", seed)
+        self.draws = sample_draws(self.scenario, samples, "lhs", seed)
         self.seed, self.engine, self.replicates = seed, engine, replicates
         self.executor, self.progress = executor, progress
+        self.store, self.metadata, self.started = store, metadata, started
+        self.run_id: int | None = None
         self.results: dict[tuple[float, ...], np.ndarray] = {}
-        """Rounded strengths -> (samples, objectives)."""
+        """Rounded strengths -> (samples, objectives), in the order they ran."""
 
     def key(self, strengths: np.ndarray) -> tuple[float, ...]:
         return tuple(round(float(s), STRENGTH_DECIMALS) for s in strengths)
@@ -170,14 +195,34 @@ class PolicyEvaluator:
         keys = [self.key(row) for row in np.atleast_2d(strengths)]
         new = list(dict.fromkeys(k for k in keys if k not in self.results))
         if new:
-            arms = [{lever.name: s for lever, s in zip(self.levers, k, strict=True)} for k in new]
+            names = [lever.name for lever in self.levers]
+            arms = [Arm(f"policy {len(self.results) + i}",
+                        make_arm(self.scenario, dict(zip(names, k, strict=True))).policies)
+                    for i, k in enumerate(new)]
             experiment = scenario_experiment(self.text, self.file, self.draws, arms, self.engine, self.replicates,
                                              self.seed)
-            values = evaluate_targets(experiment, [o.target for o in self.objectives], self.executor)
+            batch: list[TaskResult] = []
+            values = evaluate_targets(experiment, [o.target for o in self.objectives], self.executor,
+                                      keep=None if self.store is None else batch.append)
+            if self.store is not None:
+                self._record(self.store, experiment, batch)
             self.results.update(zip(new, values, strict=True))
             if self.progress is not None:
                 self.progress(len(new))
         return np.stack([self.results[k] for k in keys])
+
+    def _record(self, store: Store, experiment: Experiment, batch: list[TaskResult]) -> None:
+        """Store a batch of policies: the first creates the run (its ranges written as they are), later
+        ones are added as arms in one transaction each (`Store.add_arms`)."""
+        layout = layout_of(experiment)
+        if self.run_id is not None:
+            store.add_arms(self.run_id, [(arm.label, arm.policies) for arm in experiment.arms], batch, layout)
+            return
+        self.run_id = store.create_run(experiment, layout, SEARCH_KIND, self.executor.describe(), self.metadata)
+        for result in batch:
+            store.write_range(self.run_id, [arm.label for arm in experiment.arms], result, layout)
+        if self.started is not None:
+            self.started(self.run_id)
 
     def best(self) -> np.ndarray:
         """(samples, objectives): the lowest outcome any evaluated policy reached in each sample."""
@@ -211,16 +256,17 @@ def optimise(
     seed: int = 0,
     executor: ExecutorSpec = SERIAL,
     progress: Callable[[int], None] | None = None,
+    store: Store | None = None,
+    started: Callable[[int], None] | None = None,
 ) -> SearchResult:
     """NSGA-II over lever strengths; `evaluations` policies at most (the baseline is run too).
 
-    Raises DecisionError for a bad objective, lever, metric or budget before running anything.
+    With a `store`, every evaluation is recorded as a run of kind 'optimise' (module docstring);
+    `started` is told its id once its first policy (the baseline) is stored. `progress` is told the
+    policies of each finished batch. Raises DecisionError for a bad objective, lever, metric or budget
+    before running anything; on Ctrl-C the stored run keeps the batches that finished (status
+    'interrupted').
     """
-    from pymoo.algorithms.moo.nsga2 import NSGA2
-    from pymoo.core.problem import Problem
-    from pymoo.core.repair import Repair
-    from pymoo.optimize import minimize
-
     scenario = parse_scenario(scenario_text, scenario_file)
     objectives = list(objectives)
     if not objectives:
@@ -235,9 +281,48 @@ def optimise(
         raise DecisionError("expected at least 2 samples, a population of at least 4 and at least one "
                             "population's worth of evaluations")
     chosen = levers(scenario, lever_names)
-    evaluator = PolicyEvaluator(scenario_text, scenario_file, chosen, objectives, samples, seed, engine,
-                                replicates, executor, progress)
     check_targets(scenario, [o.target for o in objectives])
+    executor.check()
+    metadata = {"search": {"levers": [lever.name for lever in chosen], "objectives": [o.label for o in objectives],
+                           "thresholds": [o.threshold for o in objectives], "metric": metric, "budget": budget,
+                           "evaluations": evaluations, "population": population},
+                NOT_RESUMABLE: "it is a policy search, whose next policies depend on the optimiser's state, which is "
+                               "not stored; its stored policies can be explored with 'aftermath discover', or run the "
+                               "search again"}
+    evaluator = PolicyEvaluator(scenario_text, scenario_file, chosen, objectives, samples, seed, engine,
+                                replicates, executor, progress, store, metadata, started)
+    with _recorded(evaluator):
+        _search(evaluator, chosen, objectives, metric, budget, evaluations, population, seed)
+    return _result(scenario, evaluator, chosen, objectives, metric, budget, samples, engine)
+
+
+@contextmanager
+def _recorded(evaluator: PolicyEvaluator) -> Iterator[None]:
+    """Mark the stored search run done at the end, 'interrupted' on Ctrl-C, 'failed' on an error."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if evaluator.store is not None and evaluator.run_id is not None:
+            evaluator.store.set_status(evaluator.run_id, "interrupted",
+                                       f"stopped by Ctrl-C after {len(evaluator.results)} policies")
+        raise
+    except BaseException as exc:
+        if evaluator.store is not None and evaluator.run_id is not None:
+            with suppress(StoreError):  # the store may be unwritable too: the run then reads 'stopped'
+                evaluator.store.set_status(evaluator.run_id, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    if evaluator.store is not None and evaluator.run_id is not None:
+        evaluator.store.set_status(evaluator.run_id, "done")
+
+
+def _search(evaluator: PolicyEvaluator, chosen: list[Lever], objectives: list[Objective], metric: Metric,
+            budget: float, evaluations: int, population: int, seed: int) -> None:
+    """Run the baseline, then NSGA-II (pymoo) for `evaluations` policies at most."""
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+    from pymoo.core.problem import Problem
+    from pymoo.core.repair import Repair
+    from pymoo.optimize import minimize
+
     evaluator.run(np.zeros((1, len(chosen))))
 
     class Search(Problem):
@@ -265,7 +350,6 @@ def optimise(
 
     minimize(Search(), NSGA2(pop_size=population, repair=WithinBudget()), ("n_evals", evaluations), seed=seed,
              verbose=False)
-    return _result(scenario, evaluator, chosen, objectives, metric, budget, samples, engine)
 
 
 def _result(scenario: Scenario, evaluator: PolicyEvaluator, chosen: list[Lever], objectives: list[Objective],
@@ -287,7 +371,7 @@ def _result(scenario: Scenario, evaluator: PolicyEvaluator, chosen: list[Lever],
     efficient = feasible & _non_dominated(scores, feasible)
     pareto = table[efficient].sort_values([f"{objectives[0].label} {metric}"], ascending=metric != "satisficing")
     return SearchResult(scenario.name, chosen, objectives, metric, budget, samples, engine, len(keys),
-                        pareto.reset_index(drop=True), table)
+                        pareto.reset_index(drop=True), table, values, evaluator.run_id)
 
 
 def _non_dominated(scores: np.ndarray, candidates: np.ndarray) -> np.ndarray:

@@ -45,7 +45,8 @@ def discovery_payload(run_id: int, scenario: str, outcome: str, date: str, condi
 
 def search_payload(result: SearchResult) -> dict[str, Any]:
     return {
-        "kind": "optimisation", "scenario": result.scenario, "metric": result.metric, "budget": result.budget,
+        "kind": "optimisation", "run_id": result.run_id, "scenario": result.scenario, "metric": result.metric,
+        "budget": result.budget,
         "samples": result.samples, "engine": result.engine, "evaluations": result.evaluations,
         "levers": [{"name": lever.name, "low": lever.low, "high": lever.high, "cost": lever.cost, "unit": lever.unit}
                    for lever in result.levers],

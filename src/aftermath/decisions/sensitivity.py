@@ -149,12 +149,18 @@ def design(method: Method, names: Sequence[str], samples: int, second_order: boo
     return Design(method, names, samples, second_order, seed, np.asarray(points, dtype=float), dummy)
 
 
-def analyse(plan: Design, outputs: np.ndarray, labels: Sequence[str]) -> pd.DataFrame:
+Stage = Callable[[str, int | None, str], None]
+"""Told a new phase of the work: (what, how many units or None, the unit); `progress` then counts its units."""
+
+
+def analyse(plan: Design, outputs: np.ndarray, labels: Sequence[str],
+            progress: Callable[[int], None] | None = None) -> pd.DataFrame:
     """Indices of each output column for each parameter with bootstrap intervals.
 
-    `outputs` (runs, len(labels)) in design order. Returns a long table: output, parameter, index
-    (S1, ST, S2, mu_star, sigma, delta), value, low, high, significant. An output that does not
-    vary gets no rows (nothing to apportion).
+    `outputs` (runs, len(labels)) in design order; `progress` is told each column analysed (a large
+    design takes seconds per column). Returns a long table: output, parameter, index (S1, ST, S2,
+    mu_star, sigma, delta), value, low, high, significant. An output that does not vary gets no rows
+    (nothing to apportion).
     """
     outputs = np.asarray(outputs, dtype=float).reshape(len(plan.points), -1)
     if not np.isfinite(outputs).all():
@@ -162,18 +168,24 @@ def analyse(plan: Design, outputs: np.ndarray, labels: Sequence[str]) -> pd.Data
     rows: list[dict] = []
     for column, label in enumerate(labels):
         y = outputs[:, column]
-        if np.ptp(y) <= 1e-12 * max(1.0, float(np.abs(y).max())):
-            continue
-        # SALib's warnings are kept from the terminal (it resets the filters); one BLAS thread (DELTA_SECONDS);
-        # numpy's global random state as it was (SALib's delta reseeds it)
-        state = np.random.get_state()
-        try:
-            with warnings.catch_warnings(record=True), threadpool_limits(limits=1):
-                rows += _indices(plan, y, label)
-        finally:
-            np.random.set_state(state)
+        if np.ptp(y) > 1e-12 * max(1.0, float(np.abs(y).max())):
+            rows += _analysed(plan, y, label)
+        if progress is not None:
+            progress(1)
     columns = ["output", "parameter", "index", "value", "low", "high", "significant"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _analysed(plan: Design, y: np.ndarray, label: str) -> list[dict]:
+    """`_indices` of one output, quietly and reproducibly:"""
+    # SALib's warnings are kept from the terminal (it resets the filters); one BLAS thread (DELTA_SECONDS);
+        # numpy's global random state as it was (SALib's delta reseeds it)
+    state = np.random.get_state()
+    try:
+        with warnings.catch_warnings(record=True), threadpool_limits(limits=1):
+            return _indices(plan, y, label)
+    finally:
+        np.random.set_state(state)
 
 
 def analysis_seconds(plan: Design, outputs: int) -> float:
@@ -308,6 +320,7 @@ def scenario_sensitivity(
     started: Callable[[int], None] | None = None,
     store: Store | None = None,
     notice: Callable[[str], None] | None = None,
+    stage: Stage | None = None,
 ) -> ScenarioSensitivity:
     """Sensitivity of each target to the scenario's uncertain parameters (or those named; either way in
     the scenario's order).
@@ -315,9 +328,10 @@ def scenario_sensitivity(
     Runs the method's design (deterministic engine by default; the stochastic engine averages
     `replicates` runs per point), into `store` as a run of kind 'sensitivity' with the design in its
     metadata when one is given (see `stored_sensitivity`), else in memory keeping only the targets.
-    `started` is told the number of runs before they start, `notice` how long the analysis will take
-    if that is long (see analysis_seconds). Raises DecisionError (too small, unknown parameter or
-    outcome) before running anything.
+    `started` is told the number of runs before they start (`progress` counts them), `notice` how long
+    the analysis will take if that is long (see analysis_seconds), `stage` each later phase (loading the
+    stored outcomes, SALib's analysis; `progress` counts its outcome-dates). Raises DecisionError (too
+    small, unknown parameter or outcome) before running anything.
     """
     scenario = parse_scenario(scenario_text, scenario_file)
     uncertain = uncertain_parameters(scenario)
@@ -335,16 +349,18 @@ def scenario_sensitivity(
         if started is not None:
             started(experiment.members)
         values = evaluate_targets(experiment, targets, executor, progress)[0]
-        return _indexed(plan, values, targets, scenario.name, engine)
+        return _indexed(plan, values, targets, scenario.name, engine, stage, progress)
     run_id = run_stored(store, experiment, "sensitivity", executor, progress,
                         None if started is None else lambda _, members: started(members), {"design": plan.metadata()})
-    return stored_sensitivity(store, run_id, targets)
+    return stored_sensitivity(store, run_id, targets, stage=stage, progress=progress)
 
 
 def stored_sensitivity(store: Store, run_id: int, targets: Sequence[Target],
-                       notice: Callable[[str], None] | None = None) -> ScenarioSensitivity:
+                       notice: Callable[[str], None] | None = None, stage: Stage | None = None,
+                       progress: Callable[[int], None] | None = None) -> ScenarioSensitivity:
     """The indices of a stored design run (made by `scenario_sensitivity` with a store) for any
-    targets, from its stored series; nothing is run.
+    targets, from its stored series; nothing is run. `stage` is told each phase (loading, analysing),
+    `progress` the outcome-dates analysed.
 
     Raises DecisionError when the run holds no design, is unfinished (resume it first), or its draws
     differ from the design made again from its metadata (another SALib); StoreError for an unknown run.
@@ -362,18 +378,22 @@ def stored_sensitivity(store: Store, run_id: int, targets: Sequence[Target],
         raise DecisionError(f"run {run_id}: the {plan.method} design made again from its metadata differs from the "
                             "stored draws (another SALib version?); expected the versions that made it: "
                             f"{run.row['versions']}")
+    if stage is not None:
+        stage(f"loading run {run_id}'s outcomes", None, "")
     cases = stored_cases(store, run_id, targets)
     if len(cases.values) != experiment.samples:
         raise DecisionError(f"run {run_id} holds {len(cases.values)} of its {experiment.samples} design points "
                             f"(status {run.row['status']}); finish it with 'aftermath resume {run_id}'")
     tell_if_slow(plan, len(targets), notice)
-    return replace(_indexed(plan, cases.values, targets, experiment.scenario.name, experiment.engine),
-                   run_id=run_id)
+    return replace(_indexed(plan, cases.values, targets, experiment.scenario.name, experiment.engine, stage,
+                            progress), run_id=run_id)
 
 
-def _indexed(plan: Design, values: np.ndarray, targets: Sequence[Target], scenario: str,
-             engine: str) -> ScenarioSensitivity:
-    table = analyse(plan, values, [t.label for t in targets])
+def _indexed(plan: Design, values: np.ndarray, targets: Sequence[Target], scenario: str, engine: str,
+             stage: Stage | None = None, progress: Callable[[int], None] | None = None) -> ScenarioSensitivity:
+    if stage is not None:
+        stage(f"analysing {len(plan.points):,} runs (SALib {plan.method})", len(targets), "outcome-dates")
+    table = analyse(plan, values, [t.label for t in targets], progress)
     split = table["output"].str.split("@", expand=True)
     table.insert(0, "outcome", split[0] if len(table) else [])
     table.insert(1, "date", split[1] if len(table) else [])

@@ -41,7 +41,8 @@ def strength_column(policy: str) -> str:
 
 
 def stored_cases(store: Store, run_id: int, targets: Sequence[Target], arm: str | None = None) -> Cases:
-    """Load the targets of one arm (default: the first) of a stored run, one row per complete sample.
+    """Load the targets of one arm (default: the first; every arm for a policy search run, whose metadata
+    has a 'search') of a stored run, one row per complete sample.
 
     With `arm` ALL_ARMS, each (arm, sample) is a case (arm by arm, samples in order) and each policy of
     the run is one more input, `strength_column(policy)`: its strength in the case's arm (0, no change,
@@ -56,6 +57,8 @@ def stored_cases(store: Store, run_id: int, targets: Sequence[Target], arm: str 
         raise DecisionError(f"run {run_id} stored only the outcomes {', '.join(experiment.outcomes or ())}, not "
                             f"{missing[0]!r}; run it again with {missing[0]!r} in --outcomes")
     labels = run.labels
+    if arm is None and "search" in run.metadata:
+        arm = ALL_ARMS
     pooled = arm == ALL_ARMS and ALL_ARMS not in labels  # an arm of that name (a policy called 'all') wins
     chosen = [*labels] if pooled else [arm or labels[0]]
     if chosen[0] not in labels:

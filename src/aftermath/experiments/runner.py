@@ -17,6 +17,9 @@ from aftermath.summary import key_dates
 Progress = Callable[[int], None]
 Started = Callable[[int, int], None]
 SERIAL = ExecutorSpec(workers=1)
+NOT_RESUMABLE = "not_resumable"
+"""The metadata key of a run that `resume` refuses, holding why (e.g. a policy search, whose next policies
+depend on the optimiser's state, which is not stored)."""
 
 
 def run_ranges(
@@ -95,6 +98,8 @@ def resume(
     """Run a stored run's missing ranges; returns the ranges it ran (none if it was complete)."""
     executor.check()
     run = store.run(run_id)
+    if NOT_RESUMABLE in run.metadata:
+        raise StoreError(f"run {run_id} cannot be resumed: {run.metadata[NOT_RESUMABLE]}")
     store.verify(run_id)  # a damaged file is reported, never written to
     experiment = stored_experiment(run)
     todo = missing_ranges(store, run_id, experiment)

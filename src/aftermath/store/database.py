@@ -480,6 +480,34 @@ class Store:
         self.breathe()
         return True
 
+    def add_arms(self, run_id: int, arms: Sequence[tuple[str, dict[str, float]]], results: Sequence[TaskResult],
+                 layout: Layout) -> None:
+        """Add arms (label, {policy: strength}) to a run, with their series over every stored range, in one
+        transaction: a run that grows arms as it goes (a policy search) never lists an arm whose series are
+        not all there. `results` must cover exactly the run's stored ranges (StoreError otherwise)."""
+        stored = self.completed(run_id)
+        given = sorted((result.first, result.last) for result in results)
+        if given != stored:
+            raise StoreError(f"{self.path}: run {run_id} stores the member ranges {stored}; the new arms' results "
+                             f"cover {given}, expected the same")
+        labels = [label for label, _ in arms]
+        batch = pa.concat_tables([range_table(run_id, labels, result, layout) for result in results])
+        with self._writing(f"{len(arms)} arm(s) of run {run_id}"), self.connect(write=True) as connection, \
+                transaction(connection):
+            first = connection.execute("SELECT count(*) FROM arms WHERE run_id = ?", [run_id]).fetchall()[0][0]
+            connection.executemany(
+                "INSERT INTO arms VALUES (?, ?, ?, ?)",
+                [[run_id, label, first + i, json.dumps(policies)] for i, (label, policies) in enumerate(arms)],
+            )
+            connection.register("added_rows", batch)
+            try:
+                connection.execute("INSERT INTO series BY NAME SELECT * FROM added_rows")
+            finally:
+                connection.unregister("added_rows")
+            connection.execute("UPDATE runs SET policies = policies || ? WHERE run_id = ?",
+                               ["".join(f", {label}" for label in labels), run_id])
+        self.breathe()
+
     def _insert_claimed(self, what: str, claim: str, parameters: list, table: str, rows: pa.Table) -> bool:
         """Insert the claim row (`claim` with `parameters`, into a table whose primary key makes it unique)
         and `rows` into `table` in one transaction; False, writing nothing, if the claim was already made."""
