@@ -23,6 +23,7 @@ from aftermath.dashboard.workspace import (
     expand_filter,
     levers,
     select_series,
+    series_choices,
     variant_text,
     with_starts,
 )
@@ -201,3 +202,27 @@ def test_cli_refuses_a_bad_scenario_and_a_taken_port(tmp_path) -> None:
         busy = run_cli("dashboard", "competing_exits", "--port", str(port))
     assert busy.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in busy.stderr
     assert "Traceback" not in busy.stderr
+
+
+def test_outcomes_are_listed_with_their_labels_and_units() -> None:
+    from aftermath.dashboard.app import _y_title
+
+    scenario = parse_scenario(
+        "name: u\ntitle: units\ntime: {start: 2000-01, end: 2001-01}\n"
+        "compartments: {A: {initial: 10, assumption: a case}, B: {initial: 0, assumption: a case}}\n"
+        "parameters: {h: {value: 0.1, unit: per month, assumption: a case, fixed: a test}}\n"
+        "flows: [{name: leave, from: A, to: B, rate: h}]\n"
+        "outcomes:\n"
+        "  gone: {expr: B, label: Gone so far}\n"
+        "  leaving: {expr: leave}\n"
+        "  leaving_yearly: {expr: leave, unit: persons per year}\n"
+        "  share_gone: {expr: B / (A + B)}\n"
+    )
+    choices = dict(series_choices(scenario))
+    assert choices["outcome:gone"] == "Gone so far (gone, persons)"
+    assert choices["outcome:leaving"].endswith("(leaving, persons per month)")
+    assert choices["outcome:leaving_yearly"].endswith("(leaving_yearly, persons per year)")
+    assert choices["outcome:share_gone"].endswith("(share_gone, share)")
+    assert [_y_title(scenario, c) for c in ("outcome:leaving_yearly", "outcome:share_gone", "stock:A")] == [
+        "persons per year", "share", "persons"]
+

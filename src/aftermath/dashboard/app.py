@@ -34,6 +34,7 @@ from aftermath.dashboard.workspace import (
     select_series,
     series_choices,
     series_dims,
+    series_unit,
     value_table,
 )
 from aftermath.experiments import BASELINE, load_result, paired_differences, run_experiment, run_stored
@@ -234,9 +235,7 @@ def _series_title(scenario: Scenario, choice: str, filters: Mapping[str, Sequenc
 
 
 def _y_title(scenario: Scenario, choice: str) -> str:
-    if not choice.startswith(OUTCOME):
-        return "persons"
-    return scenario.outcomes[choice.removeprefix(OUTCOME)].description.strip()[:45] or "value"
+    return series_unit(scenario, choice.removeprefix(OUTCOME)) if choice.startswith(OUTCOME) else "persons"
 
 
 def _kind(scenario: Scenario, choice: str) -> Kind:

@@ -26,8 +26,9 @@ from aftermath.errors import ScenarioError
 from aftermath.experiments import Experiment, design_experiment, load_result, read_scenario
 from aftermath.experiments.runner import StoredResult
 from aftermath.inference.shipped import ParameterSource, parameter_source
-from aftermath.scenario.describe import parameter_range
+from aftermath.scenario.describe import outcome_label, parameter_range
 from aftermath.scenario.schema import Scenario, month_label
+from aftermath.scenario.validate import outcome_unit
 from aftermath.store import Store, StoreError
 from aftermath.summary import quantiles
 
@@ -150,11 +151,19 @@ def variant_text(text: str, settings: Settings) -> str:
 
 
 def series_choices(scenario: Scenario) -> list[tuple[str, str]]:
-    """(value, label) of every series the explorer can draw: the outcomes, then the compartments."""
-    choices = [(f"{OUTCOME}{name}", f"{name}: {o.description.strip()}" if o.description.strip() else name)
-               for name, o in scenario.outcomes.items()]
+    """(value, label) of every series the explorer can draw: the outcomes (label, name and unit), then the
+    compartments."""
+    choices = [(f"{OUTCOME}{name}", f"{outcome_label(scenario, name)} ({name}, {series_unit(scenario, name)})")
+               for name in scenario.outcomes]
     choices += [(f"{STOCK}{name}", f"stock {name} (persons)") for name in scenario.compartments]
     return choices
+
+
+def series_unit(scenario: Scenario, outcome: str) -> str:
+    """An outcome's unit as the charts name it: 'persons', 'persons per month', a declared unit, or 'share'
+    for a ratio of people."""
+    unit, _ = outcome_unit(scenario, outcome)
+    return "share" if unit == "dimensionless" else unit
 
 
 def series_dims(scenario: Scenario, choice: str) -> list[str]:
