@@ -161,7 +161,7 @@ def test_compare_draws_paired_difference_bands(browser, server) -> None:
     try:
         page = visit.page
         page.locator("#series").click()
-        page.get_by_role("option", name=re.compile("^returned_total")).click()
+        page.get_by_role("option", name=re.compile(r"\(returned_total, persons\)$")).click()
         page.locator("div.tab", has_text="Compare").click()
         page.locator("#mix-policies").click()
         page.get_by_role("option", name="border_and_intelligence").click()
