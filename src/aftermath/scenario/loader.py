@@ -377,6 +377,8 @@ def _in_words(error: Any, value: Any) -> tuple[str, str] | None:
         return f"{_shown(value)} is not a valid name", rule
     if kind == "too_short":
         return "it is empty", f"at least {ctx['min_length']} entry"
+    if kind == "too_long":
+        return f"{ctx['actual_length']} entries", f"at most {ctx['max_length']}"
     if kind in ("greater_than", "greater_than_equal"):
         sign, bound = (">", ctx["gt"]) if kind == "greater_than" else (">=", ctx["ge"])
         return f"{_shown(value)} is too small", f"a number {sign} {bound}"
