@@ -71,7 +71,8 @@ def shipped(tmp_path):
     text, _ = synthetic_scenario(6)
     path = tmp_path / "synthetic.yaml"
     path.write_text(text)
-    done = run_cli("calibrate", str(path), "--until", "2018-12", "--steps", "6", "--walkers", "8", "--draws", "40",
+    done = run_cli("calibrate", str(path), "--until", "2018-12", "--method", "emcee", "--steps", "6", "--walkers", "8",
+                   "--draws", "40",
                    "--store", str(tmp_path / "runs.duckdb"), "--draws-file", str(tmp_path / "synthetic.posterior.csv"))
     assert done.returncode == 0, done.stderr
     return path

@@ -20,7 +20,8 @@ def backtest_command(
     cutoffs: Annotated[str, typer.Option(help="Comma-separated cutoffs (YYYY-MM), ascending.")] = "2015-12,2016-12",
     until: Annotated[str, typer.Option(help="Forecast the observations dated up to this month only.")] = FIT_END,
     runs: Annotated[int, typer.Option("--runs", "-n", min=10, help="Posterior and prior draws per forecast.")] = 200,
-    method: Annotated[str, typer.Option(help="Calibration method: emcee or prior.")] = "emcee",
+    method: Annotated[str, typer.Option(help="Calibration method: laplace, emcee or prior (see aftermath "
+                                        "calibrate).")] = "laplace",
     steps: Annotated[int | None, typer.Option(min=2, help="Calibration steps (see aftermath calibrate).")] = None,
     walkers: Annotated[int | None, typer.Option(min=2, help="emcee walkers (see aftermath calibrate).")] = None,
     engine: Annotated[str, typer.Option(help="Engine of the forecasts: stochastic or deterministic.")] = "stochastic",

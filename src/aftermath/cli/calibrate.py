@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 RHAT_LIMIT = 1.1
 ESS_LIMIT = 100
-"""Below these the calibration warns that its chain may not have converged (Gelman et al. BDA3, 11.5)."""
+"""Below these the calibration warns that its chain may not have converged (Gelman et al. BDA3, 11.5), or
+(ESS) that its importance weights rest on too few draws."""
 
 
 @app.command("calibrate")
@@ -33,11 +34,14 @@ def calibrate_command(
     scenario: ScenarioArg = None,
     until: Annotated[str, typer.Option(help="Use the observations dated up to this month (YYYY-MM).")] = FIT_END,
     method: Annotated[str, typer.Option(
-        help="emcee (ensemble MCMC over the deterministic engine) or prior (prior draws weighted by likelihood).",
-    )] = "emcee",
+        help="laplace (importance sampling from the Gaussian approximation at the posterior mode; minutes), "
+        "emcee (ensemble MCMC over the deterministic engine; slow to mix in many dimensions) or prior (prior "
+        "draws weighted by likelihood).",
+    )] = "laplace",
     draws: Annotated[int, typer.Option(min=1, help="Posterior draws kept.")] = 1000,
-    steps: Annotated[int | None, typer.Option(min=2, help="MCMC steps (default 1000); prior: draws weighed "
-                                              "(default 2000).")] = None,
+    steps: Annotated[int | None, typer.Option(
+        min=2, help="laplace: proposals weighed (default 4000); emcee: MCMC steps (default 1000); prior: draws "
+        "weighed (default 2000).")] = None,
     walkers: Annotated[int | None, typer.Option(min=2, help="emcee walkers (default: 2 x parameters + 2).")] = None,
     seed: SeedOption = 1,
     store: Annotated[Path, typer.Option("--store", help="The DuckDB run store.")] = DEFAULT_STORE,
@@ -173,6 +177,26 @@ def print_posterior(scenario: Scenario, posterior: Posterior) -> None:
                 f"warning: the chain may not have converged (largest R-hat {_figure(worst, False, digits=3)}, "
                 f"smallest ESS {_figure(fewest, False, 'count')}; aim for R-hat < {RHAT_LIMIT} and "
                 f"ESS > {ESS_LIMIT}): run more --steps", markup=False, highlight=False, soft_wrap=True,
+            )
+    elif posterior.method == "laplace":
+        from aftermath.inference.calibration import PARETO_K_LIMIT
+
+        console.print(
+            f"mode found in {d['iterations']} iterations (log posterior {number(d['mode_log_posterior'])}); "
+            f"{d['samples']} proposals from the Laplace approximation (x{d['inflation']:g} covariance) weighted "
+            f"by posterior / proposal, Pareto-smoothed: ESS {number(d['ess'], 'count')}, Pareto k "
+            f"{_figure(d['pareto_k'], False, digits=2)}; {d['evaluations']} model runs, "
+            f"{number(d['seconds'], 'count')} s; "
+            f"{len(posterior)} draws kept; {len(inert)} parameters change no observed outcome and keep their prior",
+            highlight=False,
+        )
+        if d["pareto_k"] is None or d["pareto_k"] > PARETO_K_LIMIT or d["ess"] < ESS_LIMIT:
+            errors.print(
+                f"warning: the importance weights are unreliable (Pareto k {_figure(d['pareto_k'], False, digits=2)}, "
+                f"aim below {PARETO_K_LIMIT}; ESS {number(d['ess'], 'count')}, aim above {ESS_LIMIT}): run more "
+                "--steps, or, if that does not help, the posterior is far from the Gaussian at its mode: use "
+                "--method emcee", markup=False,
+                highlight=False, soft_wrap=True,
             )
     else:
         console.print(f"{d['samples']} prior draws weighted by likelihood: ESS {number(d['ess'], 'count')}, "

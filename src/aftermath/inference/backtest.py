@@ -155,7 +155,7 @@ def backtest(
     runs: int = 200,
     seed: int = 0,
     engine: Engine = "stochastic",
-    method: Method = "emcee",
+    method: Method = "laplace",
     calibration: Mapping[str, Any] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Backtest:

@@ -2,7 +2,7 @@
 
 Python API (stable; the CLI's `aftermath calibrate` and `--posterior RUN` are thin layers over it):
 
-    calibrate(scenario, *, until="2017-12", method="emcee", draws=1000, seed=0, store=None,
+    calibrate(scenario, *, until="2017-12", method="laplace", draws=1000, seed=0, store=None,
               progress=None, walkers=None, steps=None, chunk=None, resume=None) -> Posterior
     load_posterior(store, run_id) -> Posterior
     Posterior.parameter_draws(runs, seed) -> {parameter: (runs,)}   # like sampling.sample_draws
@@ -11,6 +11,19 @@ Python API (stable; the CLI's `aftermath calibrate` and `--posterior RUN` are th
 The priors are the parameters' declared distributions; the likelihood is the observation model
 (`aftermath.inference.observation`) of every observation dated up to `until`, evaluated on the
 deterministic engine, which runs a whole batch of parameter sets at once.
+
+method "laplace" (the default): the posterior mode (MAP) by L-BFGS-B (scipy.optimize, with gradients by
+forward differences, each gradient one batch of the deterministic engine), a Gaussian approximation at
+the mode whose precision is the prior's identity plus the Gauss-Newton (Fisher) term J' C J (J: the
+Jacobian of the log model values at the observations; C: each observation's curvature in log m, clipped
+at 0), then importance sampling with that Gaussian, widened by PROPOSAL_INFLATION, as the proposal:
+`steps` proposals (default 4000) weighted by posterior / proposal, the weights Pareto-smoothed (PSIS,
+Vehtari et al. 2024, JMLR 25(72), with arviz). Diagnostics: the Pareto k-hat of the weights (below
+PARETO_K_LIMIT the estimate is reliable; above, use emcee), the effective sample size of the weights
+(Kish), the mode's log posterior and the optimiser's iterations. Exact in the limit of many proposals
+whatever the posterior's shape; efficient when the posterior is near Gaussian in z (the default
+scenario's 41 informed parameters: ESS about 30% of the proposals). A few minutes where emcee needs
+hours to mix.
 
 method "emcee": the affine-invariant ensemble sampler (Goodman & Weare 2010, emcee: Foreman-Mackey
 et al. 2013) in standard-normal coordinates z (theta = F^-1(Phi(z)) for each parameter's prior CDF F),
@@ -47,22 +60,32 @@ from aftermath.experiments.sampling import draws_from_unit, expand_draws, uncert
 from aftermath.inference.observation import Likelihood, likelihood
 from aftermath.model.compile import CompiledModel, compile_model, scenario_hash, stable_id
 from aftermath.resources import check_seed
+from aftermath.scenario.observation_model import FLOOR
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 from aftermath.scenario.validate import TAIL
 from aftermath.store.database import Store, StoreError
 
-Method = Literal["emcee", "prior"]
-METHODS: tuple[str, ...] = ("emcee", "prior")
+Method = Literal["laplace", "emcee", "prior"]
+METHODS: tuple[str, ...] = ("laplace", "emcee", "prior")
 DEFAULT_UNTIL = "2017-12"
 _INITIAL_STREAM = stable_id("calibration initial walkers")
 _RESAMPLE_STREAM = stable_id("posterior resampling")
 _SCREEN_STREAM = stable_id("calibration screening")
 _INERT_STREAM = stable_id("calibration inert parameters")
+_PROPOSAL_STREAM = stable_id("calibration laplace proposals")
 MIN_WALKERS = 16
 SCREEN_POINTS = 4
 """Prior points at which `Problem.screen` tries each parameter."""
 IMPORTANCE_BATCH = 256
-"""Prior draws the deterministic engine runs at once in method 'prior'."""
+"""Prior (or proposal) draws the deterministic engine runs at once in methods 'prior' and 'laplace'."""
+DIFFERENCE_STEP = 1e-4
+"""Forward-difference step of method 'laplace', in prior standard deviations (z units)."""
+PROPOSAL_INFLATION = 1.1
+"""Method 'laplace' proposes from N(mode, PROPOSAL_INFLATION x the Laplace covariance): a little wider than
+the approximation, so the proposal's tails cover the posterior's (measured on the default scenario: Kish
+ESS 24%, 31% and 26% of 840 proposals at 1.0, 1.1 and 1.3)."""
+PARETO_K_LIMIT = 0.7
+"""Importance weights with a Pareto k-hat above this give unreliable estimates (Vehtari et al. 2024)."""
 
 
 @dataclass(frozen=True)
@@ -240,7 +263,7 @@ def calibrate(
     scenario: Scenario,
     *,
     until: str = DEFAULT_UNTIL,
-    method: Method = "emcee",
+    method: Method = "laplace",
     draws: int = 1000,
     seed: int = 0,
     store: Store | None = None,
@@ -253,6 +276,7 @@ def calibrate(
 ) -> Posterior:
     """Calibrate `scenario`'s uncertain parameters to its observations dated up to `until` (YYYY-MM).
 
+    method "laplace" weights `steps` (default 4000) proposals from the Laplace approximation at the mode;
     method "emcee" runs `steps` (default 1000) steps of `walkers` (default 2 * parameters + 2, at least
     32, even) walkers; method "prior" weights `steps` (default 2000) prior draws by likelihood.
     `progress(done, total)` is told the steps (or draws) done so far. With a `store` the calibration
@@ -297,6 +321,8 @@ def calibrate(
         )
     if settings["method"] == "prior":
         posterior = _importance(problem, settings, run_id, progress)
+    elif settings["method"] == "laplace":
+        posterior = _laplace(problem, settings, run_id, progress)
     else:
         positions, log_posterior, seconds = _run_emcee(problem, settings, store, run_id, stored, progress)
         posterior = _from_chain(problem, settings, positions, log_posterior, run_id, earlier + seconds)
@@ -307,8 +333,8 @@ def calibrate(
 
 def _settings(problem: Problem, method: str, until: str, draws: int, seed: int, walkers: int | None,
               steps: int | None, chunk: int | None) -> dict:
-    """A new calibration's settings (what the store keeps to resume it), after screening for emcee."""
-    prior = method == "prior"
+    """A new calibration's settings (what the store keeps to resume it), after screening for emcee and laplace."""
+    prior, mcmc = method == "prior", method == "emcee"
     inert = [] if prior else problem.screen(seed)
     if not prior and not len(problem.active):
         raise ValueError("no uncertain parameter changes any observed outcome: there is nothing to calibrate")
@@ -316,11 +342,11 @@ def _settings(problem: Problem, method: str, until: str, draws: int, seed: int, 
     settings = {
         "method": method, "until": until, "draws": draws, "seed": seed, "names": problem.names,
         "active": [problem.names[i] for i in problem.active], "inert": inert,
-        "walkers": 1 if prior else walkers or max(MIN_WALKERS, 2 * dims + 2),
-        "steps": steps or (2000 if prior else 1000),
+        "walkers": (walkers or max(MIN_WALKERS, 2 * dims + 2)) if mcmc else 1,
+        "steps": steps or {"prior": 2000, "laplace": 4000, "emcee": 1000}[method],
     }
-    settings["chunk"] = settings["steps"] if prior else chunk or max(1, settings["steps"] // 20)
-    if not prior and (settings["walkers"] < 2 * dims or settings["walkers"] % 2):
+    settings["chunk"] = (chunk or max(1, settings["steps"] // 20)) if mcmc else settings["steps"]
+    if mcmc and (settings["walkers"] < 2 * dims or settings["walkers"] % 2):
         raise ValueError(f"walkers must be even and at least twice the {dims} parameters the data inform")
     if settings["steps"] < 2:
         raise ValueError("steps must be at least 2")
@@ -469,16 +495,122 @@ def _importance(problem: Problem, settings: dict, run_id: int | None, progress) 
         raise ValueError("no prior draw gives the observations a positive likelihood")
     weights = np.where(finite, np.exp(log_likelihood - log_likelihood[finite].max()), 0.0)
     weights /= weights.sum()
-    weighted = Posterior(names=tuple(problem.names), draws=prior, weights=weights, log_likelihood=log_likelihood,
-                         method="prior", until=settings["until"])
+    return _resampled(problem, settings, prior, log_likelihood, weights, run_id, {
+        "seconds": time.perf_counter() - started, "samples": samples, "ess": float(1.0 / np.sum(weights ** 2)),
+        "observations": len(problem.likelihood)})
+
+
+def _resampled(problem: Problem, settings: dict, draws: dict[str, np.ndarray], log_likelihood: np.ndarray,
+               weights: np.ndarray, run_id: int | None, diagnostics: dict) -> Posterior:
+    """Weighted draws {name: (n,)} as the stored, equally weighted posterior: `settings['draws']` of them,
+    resampled by weight (systematic, seeded by the calibration's seed)."""
+    weighted = Posterior(names=tuple(problem.names), draws=draws, weights=weights, log_likelihood=log_likelihood,
+                         method=settings["method"], until=settings["until"])
     picks = weighted.resample(settings["draws"], settings["seed"])
     return Posterior(
-        names=tuple(problem.names), draws={n: d[picks] for n, d in prior.items()},
+        names=tuple(problem.names), draws={n: d[picks] for n, d in draws.items()},
         weights=np.full(settings["draws"], 1.0 / settings["draws"]), log_likelihood=log_likelihood[picks],
-        method="prior", until=settings["until"], run_id=run_id,
-        diagnostics={"seconds": time.perf_counter() - started, "samples": samples,
-                     "ess": float(1.0 / np.sum(weights ** 2)), "observations": len(problem.likelihood)},
+        method=settings["method"], until=settings["until"], run_id=run_id, diagnostics=diagnostics,
     )
+
+
+@dataclass(frozen=True)
+class LaplaceFit:
+    """The Gaussian (Laplace) approximation of the posterior at its mode, in the active z coordinates."""
+
+    mode: np.ndarray
+    """(active,) the posterior mode (MAP) in prior standard deviations."""
+    covariance: np.ndarray
+    """(active, active) the inverse of the Gauss-Newton precision at the mode."""
+    log_posterior: float
+    """The log posterior at the mode (up to the constant of `Problem.log_posterior`)."""
+    iterations: int
+    message: str
+    """The optimiser's reason for stopping."""
+
+
+def laplace_fit(problem: Problem) -> LaplaceFit:
+    """The mode of `problem`'s posterior in its active coordinates, from the prior median, by L-BFGS-B with
+    forward-difference gradients (one engine batch of active + 1 points each), and the Gaussian approximation
+    there: precision I + J' C J (Gauss-Newton: J (observations, active) the forward-difference Jacobian of
+    the log model values, C each observation's curvature in log m, `Likelihood.log_curvature`, at least 0).
+
+    Raises ValueError when the model fails or gives the observations zero likelihood at the prior median.
+    """
+    from scipy import optimize
+
+    dims = len(problem.active)
+    offsets = np.vstack([np.zeros(dims), DIFFERENCE_STEP * np.eye(dims)])
+
+    def negative_and_gradient(z: np.ndarray) -> tuple[float, np.ndarray]:
+        values = problem.log_posterior(z + offsets)
+        if not np.isfinite(values[0]):
+            return np.inf, np.zeros(dims)
+        gradient = (values[1:] - values[0]) / DIFFERENCE_STEP
+        return -float(values[0]), -np.where(np.isfinite(gradient), gradient, 0.0)
+
+    start = np.zeros(dims)
+    if not np.isfinite(negative_and_gradient(start)[0]):
+        raise ValueError("the model fails or gives the observations zero likelihood at the priors' medians; "
+                         "use --method emcee")
+    result = optimize.minimize(negative_and_gradient, start, jac=True, method="L-BFGS-B")
+    mode = result.x
+    values = problem.model_values(problem.full(mode + offsets))
+    logs = np.log(np.maximum(np.nan_to_num(values, nan=FLOOR), FLOOR))
+    jacobian = np.nan_to_num((logs[1:] - logs[0]).T / DIFFERENCE_STEP)
+    curvature = np.clip(np.nan_to_num(problem.likelihood.log_curvature(values[0])), 0.0, None)
+    precision = np.eye(dims) + jacobian.T @ (curvature[:, None] * jacobian)
+    return LaplaceFit(mode, np.linalg.inv(precision), -float(result.fun), int(result.nit), str(result.message))
+
+
+def _laplace(problem: Problem, settings: dict, run_id: int | None, progress) -> Posterior:
+    """Importance sampling of the posterior with the Laplace approximation (widened) as the proposal; the
+    weights Pareto-smoothed (arviz.psislw), then resampled to `draws` equally weighted draws."""
+    import warnings
+
+    from scipy import stats
+
+    with warnings.catch_warnings():  # arviz announces its coming refactor on import
+        warnings.simplefilter("ignore", FutureWarning)
+        from arviz import psislw
+
+    started = time.perf_counter()
+    samples, dims = settings["steps"], len(problem.active)
+    if progress is not None:
+        progress(0, samples)
+    fit = laplace_fit(problem)
+    proposal = stats.multivariate_normal(fit.mode, PROPOSAL_INFLATION * fit.covariance)
+    rng = np.random.default_rng([_PROPOSAL_STREAM, settings["seed"]])
+    z = proposal.rvs(size=samples, random_state=rng).reshape(samples, dims)
+    pieces = []
+    for first in range(0, samples, IMPORTANCE_BATCH):
+        pieces.append(problem.log_posterior(z[first:first + IMPORTANCE_BATCH]))
+        if progress is not None:
+            progress(min(first + IMPORTANCE_BATCH, samples), samples)
+    log_posterior = np.concatenate(pieces)
+    finite = np.isfinite(log_posterior)
+    if not finite.any():
+        raise ValueError("no proposal gives the observations a positive likelihood; use --method emcee")
+    log_weights = log_posterior - np.atleast_1d(proposal.logpdf(z))
+    # a proposal where the model fails has weight 0: far below every other, for the smoothing
+    log_weights = np.where(finite, log_weights, log_weights[finite].min() - 1000.0)
+    smoothed, pareto_k = psislw(log_weights, reff=1.0)
+    weights = np.exp(smoothed - smoothed.max())
+    weights /= weights.sum()
+    full = problem.full(z)
+    inert = np.setdiff1d(np.arange(len(problem.names)), problem.active)
+    full[:, inert] = np.random.default_rng([_INERT_STREAM, settings["seed"]]).standard_normal((samples, len(inert)))
+    diagnostics = {
+        "seconds": time.perf_counter() - started, "samples": samples, "ess": float(1.0 / np.sum(weights ** 2)),
+        # k-hat is undefined (inf) with too few proposals for a tail fit: None, as JSON keeps it
+        "pareto_k": float(pareto_k) if np.isfinite(pareto_k) else None,
+        "mode_log_posterior": fit.log_posterior, "iterations": fit.iterations, "optimiser": fit.message,
+        "inflation": PROPOSAL_INFLATION, "evaluations": problem.evaluations,
+        "laplace_sd": _by_name(settings["active"], np.sqrt(np.diag(fit.covariance))), "inert": settings["inert"],
+        "observations": len(problem.likelihood),
+    }
+    log_likelihood = log_posterior + 0.5 * np.sum(z * z, axis=1)
+    return _resampled(problem, settings, problem.theta(full), log_likelihood, weights, run_id, diagnostics)
 
 
 def load_posterior(store: Store, run_id: int) -> Posterior:

@@ -21,6 +21,9 @@ import xarray as xr
 from aftermath.scenario.observation_model import FLOOR, error_of, observation_model
 from aftermath.scenario.schema import ObservationError, Scenario, month_label
 
+CURVATURE_STEP = 1e-3
+"""The step in log m of `Likelihood.log_curvature`'s central differences."""
+
 
 @dataclass(frozen=True)
 class Likelihood:
@@ -62,6 +65,21 @@ class Likelihood:
             total += log_probability(self.errors[i], self.kinds[i], self.values[i], self.lower[i], self.upper[i],
                                      model[:, i])
         return np.where(np.isfinite(total), total, -np.inf)
+
+
+    def log_curvature(self, model: np.ndarray, step: float = CURVATURE_STEP) -> np.ndarray:
+        """(n,) -d^2/d(log m)^2 of each observation's log probability at model values m (n,), by central
+        differences in log m: the observation's information about log m (1 / sigma^2 for a lognormal point;
+        less, or below 0, for a range or a bound the model value lies inside). NaN where m is not finite."""
+        shifts = np.exp(np.array([-step, 0.0, step]))
+        curvature = np.full(len(self), np.nan)
+        for i in range(len(self)):
+            if np.isfinite(model[i]):
+                low, mid, high = log_probability(self.errors[i], self.kinds[i], self.values[i], self.lower[i],
+                                                 self.upper[i], max(float(model[i]), FLOOR) * shifts)
+                curvature[i] = -(low - 2.0 * mid + high) / step**2
+        return curvature
+
 
 
 def likelihood(scenario: Scenario, until: int | None = None) -> Likelihood:
