@@ -274,3 +274,21 @@ def test_the_laplace_posterior_agrees_with_importance_sampling_from_the_prior(tm
     for name in TRUTH:
         np.testing.assert_array_equal(again.draws[name], laplace.draws[name])
         np.testing.assert_array_equal(loaded.draws[name], laplace.draws[name])
+
+
+def test_a_killed_laplace_calibration_resumes_to_the_same_posterior(tmp_path) -> None:
+    _, scenario = synthetic_scenario(1)
+    settings = {"until": "2018-12", "draws": 50, "seed": 3, "method": "laplace", "steps": 600}
+    whole = calibrate(scenario, **settings)
+
+    def stop_halfway(done: int, total: int) -> None:
+        if done >= 300:
+            raise KeyboardInterrupt
+
+    store = Store(tmp_path / "killed.duckdb")
+    with pytest.raises(KeyboardInterrupt):
+        calibrate(scenario, store=store, progress=stop_halfway, **settings)
+    resumed = calibrate(scenario, store=store, resume=1, **settings)
+    assert resumed.run_id == 1 and resumed.method == "laplace"
+    for name in whole.names:
+        np.testing.assert_array_equal(resumed.draws[name], whole.draws[name])

@@ -77,9 +77,10 @@ def calibrate_command(
         raise typer.BadParameter(str(exc), param_hint="--until") from None
     text, _, loaded = read_scenario(scenario)
     opened = Store(store)
+    unit = {"laplace": "proposals", "emcee": "steps", "prior": "draws"}[method]
     with Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("steps"), TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+        TextColumn(unit), TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
         disable=as_json or not console.is_terminal,
     ) as bar:
         task = bar.add_task(f"{loaded.name}: calibrating ({method})", total=None)
@@ -87,7 +88,7 @@ def calibrate_command(
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
             if not console.is_terminal and not as_json:
-                errors.print(f"calibration: {done}/{total} steps", highlight=False)
+                errors.print(f"calibration: {done}/{total} {unit}", highlight=False)
 
         try:
             posterior = calibrate(
