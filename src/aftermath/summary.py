@@ -95,17 +95,16 @@ def bands(
                 f"({len(grid)} steps from {grid[0]} to {grid[-1]}, every {_months(grid)} months)"
             )
         times = np.unique(chosen)
+    labels = pd.to_datetime(times).strftime("%Y-%m").to_numpy()
     for name in wanted:
-        data = dataset[name].sel(time=times)
-        levels = xr.apply_ufunc(
-            lambda a: np.moveaxis(quantiles(a, axis=-1), 0, -1), data,
-            input_core_dims=[["replicate"]], output_core_dims=[["quantile"]],
-        ).assign_coords(quantile=list(BAND))
-        frame = levels.to_dataframe(name="value")["value"].unstack("quantile").reset_index()
-        frame = frame.rename(columns={LOW: "low", 0.5: "median", HIGH: "high"})
-        frame.insert(0, "outcome", name)
-        frame["date"] = pd.to_datetime(frame.pop("time")).dt.strftime("%Y-%m")
-        rows.append(frame)
+        data = dataset[name].sel(time=times).transpose("replicate", "time", ...)
+        low, median, high = (level.ravel() for level in quantiles(data.values))
+        # rows in C order of (time, *strata), as the stratum labels' product
+        cells = np.indices(data.shape[1:]).reshape(data.ndim - 1, -1)
+        columns: dict[str, Any] = {"outcome": name, "date": labels[cells[0]]}
+        columns.update({dim: np.asarray(data[dim].values)[cell] for dim, cell in zip(data.dims[2:], cells[1:],
+                                                                                     strict=True)})
+        rows.append(pd.DataFrame({**columns, "median": median, "low": low, "high": high}))
     table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     ordered = ["outcome", "date", *[c for c in table.columns if c not in ("outcome", "date", "low", "median", "high")]]
     return table[[*ordered, "median", "low", "high"]] if rows else table

@@ -28,20 +28,35 @@ def home_front_years(scenario: object, spec: HomeFrontSpec) -> list[int]:
 
 
 def by_region(data: xr.DataArray, spec: HomeFrontSpec) -> xr.DataArray:
-    """`data` summed over the strata of each region: the dimension `spec.dimension` becomes `region`."""
-    parts = [data.sel({spec.dimension: members}).sum(spec.dimension) for members in spec.regions.values()]
-    return xr.concat(parts, dim="region").assign_coords(region=list(spec.regions))
+    """`data` summed over the strata of each region: the dimension `spec.dimension` becomes `region`, first."""
+    axis = data.get_axis_num(spec.dimension)
+    position = {label: i for i, label in enumerate(data[spec.dimension].values.tolist())}
+    summed = [np.nansum(np.take(data.values, [position[m] for m in members], axis=axis), axis=axis)
+              for members in spec.regions.values()]
+    return _like(data, np.stack(summed), ("region", *(d for d in data.dims if d != spec.dimension)),
+                 {"region": list(spec.regions)}, dropped=spec.dimension)
 
 
 def yearly(data: xr.DataArray) -> xr.DataArray:
-    """Counts per step (dims replicate, time, ...) summed by the calendar year in which each step starts."""
+    """Counts per step (dims replicate, time, ...) summed by the calendar year in which each step starts:
+    the dimension `time` becomes `year`, in its place."""
     months = data["time"].values.astype("datetime64[M]").astype(int)
-    starts = months[:-1]
-    years = starts // 12 + 1970
+    years = months[:-1] // 12 + 1970
     per_year = 12 // int(months[1] - months[0]) if len(months) > 1 else 1
     complete = [int(y) for y in np.unique(years) if (years == y).sum() == per_year]
-    steps = data.isel(time=slice(1, None)).assign_coords(year=("time", years))
-    return steps.groupby("year").sum("time").sel(year=complete)
+    axis = data.get_axis_num("time")
+    steps = np.take(data.values, np.arange(1, len(months)), axis=axis)
+    sums = [steps.compress(years == year, axis=axis).sum(axis=axis) for year in complete]
+    values = np.stack(sums, axis=axis) if sums else np.zeros(steps.shape[:axis] + (0,) + steps.shape[axis + 1:])
+    return _like(data, values, tuple("year" if d == "time" else d for d in data.dims),
+                 {"year": np.array(complete, dtype=np.int64)}, dropped="time")
+
+
+def _like(data: xr.DataArray, values: np.ndarray, dims: tuple, new: dict, dropped: str) -> xr.DataArray:
+    """A DataArray named as `data`, with its attributes and the coordinates that do not run along the `dropped`
+    dimension."""
+    kept = {name: coord for name, coord in data.coords.items() if dropped not in coord.dims}
+    return xr.DataArray(values, dims=dims, coords={**kept, **new}, name=data.name, attrs=data.attrs)
 
 
 def counts(dataset: xr.Dataset, spec: HomeFrontSpec, measure: str) -> xr.DataArray:
