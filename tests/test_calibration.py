@@ -292,3 +292,15 @@ def test_a_killed_laplace_calibration_resumes_to_the_same_posterior(tmp_path) ->
     assert resumed.run_id == 1 and resumed.method == "laplace"
     for name in whole.names:
         np.testing.assert_array_equal(resumed.draws[name], whole.draws[name])
+
+
+def test_the_report_says_how_far_an_importance_sampled_posterior_can_be_trusted() -> None:
+    from aftermath.report.calibration import calibration_payload, calibration_section
+
+    _, scenario = synthetic_scenario(2)
+    laplace = calibrate(scenario, until="2018-12", method="laplace", draws=100, steps=400, seed=1)
+    text = calibration_section(calibration_payload(scenario, laplace)).summary
+    assert laplace.diagnostics["pareto_k"] < 0.7
+    assert "effective draws of 400 weighted proposals, Pareto k of the weights" in text and "(reliable:" in text
+    chain = calibrate(scenario, until="2018-12", method="emcee", draws=40, walkers=8, steps=4, seed=1)
+    assert "importance-sampled" not in calibration_section(calibration_payload(scenario, chain)).summary

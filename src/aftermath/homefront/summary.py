@@ -47,7 +47,7 @@ def yearly(data: xr.DataArray) -> xr.DataArray:
     axis = data.get_axis_num("time")
     steps = np.take(data.values, np.arange(1, len(months)), axis=axis)
     sums = [steps.compress(years == year, axis=axis).sum(axis=axis) for year in complete]
-    values = np.stack(sums, axis=axis) if sums else np.zeros(steps.shape[:axis] + (0,) + steps.shape[axis + 1:])
+    values = np.stack(sums, axis=axis) if sums else np.zeros((*steps.shape[:axis], 0, *steps.shape[axis + 1:]))
     return _like(data, values, tuple("year" if d == "time" else d for d in data.dims),
                  {"year": np.array(complete, dtype=np.int64)}, dropped="time")
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aftermath.formatting import band, number
-from aftermath.inference.calibration import Posterior, prior_bands
+from aftermath.inference.calibration import PARETO_K_LIMIT, Posterior, prior_bands
 from aftermath.report.decisions import DecisionSection
 from aftermath.scenario.schema import Scenario
 
@@ -48,7 +48,17 @@ def calibration_payload(scenario: Scenario, posterior: Posterior) -> dict[str, A
         "until": posterior.until,
         "observations": posterior.diagnostics.get("observations"), "rows": rows,
         "pairs": {name: posterior.draws[name][picks].tolist() for name in top},
+        **_weights(posterior.diagnostics),
     }
+
+
+def _weights(diagnostics: Mapping[str, Any]) -> dict[str, Any]:
+    """The reliability of an importance-sampled posterior (methods laplace and prior): its draws' effective
+    sample size over the proposals, and (laplace) the Pareto k of the weights; nothing for an MCMC chain."""
+    if isinstance(diagnostics.get("ess"), dict) or "samples" not in diagnostics:
+        return {}
+    return {"weights": {"ess": diagnostics["ess"], "samples": diagnostics["samples"],
+                        "pareto_k": diagnostics.get("pareto_k")}}
 
 
 def calibration_section(payload: Mapping[str, Any]) -> DecisionSection:
@@ -64,12 +74,24 @@ def calibration_section(payload: Mapping[str, Any]) -> DecisionSection:
         f"{payload['observations']} observations dated up to {payload['until']}; the ensembles in this report draw "
         "from the posterior. Each prior (the declared range) is set against its posterior, median and 5-95%; "
         "'narrowed' is how much of the prior's 5-95% width the data removed. ESS is the effective number of "
-        "independent draws, R-hat near 1 says the sampler's walkers agree.",
+        "independent draws, R-hat near 1 says the sampler's walkers agree." + _weights_text(payload.get("weights")),
         ["parameter", "unit", "prior median (5-95%)", "posterior median (5-95%)", "narrowed", "ESS", "R-hat"],
         rows,
         "Posterior draws of the parameters the data narrowed most, in pairs; the grey box is each prior's "
         "5-95% range.", dict(payload),
     )
+
+
+def _weights_text(weights: Mapping[str, Any] | None) -> str:
+    if not weights:
+        return ""
+    text = (f" The posterior was importance-sampled: {number(weights['ess'], 'count')} effective draws of "
+            f"{number(weights['samples'], 'count')} weighted proposals")
+    if weights.get("pareto_k") is not None:
+        k = weights["pareto_k"]
+        verdict = "reliable" if k <= PARETO_K_LIMIT else "unreliable"
+        text += f", Pareto k of the weights {number(k, digits=2)} ({verdict}: below {PARETO_K_LIMIT} is reliable)"
+    return text + "."
 
 
 def calibration_figure(payload: Mapping[str, Any]) -> Figure:
