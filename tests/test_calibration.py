@@ -304,3 +304,22 @@ def test_the_report_says_how_far_an_importance_sampled_posterior_can_be_trusted(
     assert "effective draws of 400 weighted proposals, Pareto k of the weights" in text and "(reliable:" in text
     chain = calibrate(scenario, until="2018-12", method="emcee", draws=40, walkers=8, steps=4, seed=1)
     assert "importance-sampled" not in calibration_section(calibration_payload(scenario, chain)).summary
+
+
+def test_the_calibration_benchmark_prints_its_figures(tmp_path) -> None:
+    """benchmarks/bench_calibration.py still runs (a smoke run on the synthetic scenario, not a timing)."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    text, _ = synthetic_scenario(3)
+    path = tmp_path / "synthetic.yaml"
+    path.write_text(text)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_calibration.py"
+    done = subprocess.run([sys.executable, str(script), "--scenario", str(path), "--until", "2018-12",
+                           "--batches", "2", "--steps", "200"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"batch +2: [\d.]+ s, [\d.]+ ms per parameter set", done.stdout), done.stdout
+    assert re.search(r"calibrate \(laplace\): \d+ s wall, \d+ s CPU for 200 proposals .*ESS \d+, Pareto k",
+                     done.stdout), done.stdout
