@@ -81,3 +81,52 @@ def test_the_backtest_command_prints_its_table_and_saves_its_scores(tmp_path) ->
     assert json.loads(saved.read_text())["kind"] == "backtest"
     bad = run_cli("backtest", str(path), "--cutoffs", "2016-12,2015-12", "--until", "2018-01")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "ascending" in bad.stderr
+
+
+def _with_schedules():
+    from tests.conftest import scenario_from
+
+    fixed = {"assumption": "test"}
+    return scenario_from({
+        "name": "scheduled", "title": "a hazard under two schedules",
+        "time": {"start": "2015-01", "end": "2017-12"},
+        "compartments": {"active": {"initial": 1000, **fixed}, "gone": {}},
+        "parameters": {"leave": {"unit": "per month", "value": 0.02, "fixed": "test", **fixed}},
+        "schedules": {
+            "pressure": {"interpolation": "step", "points": {"2015-01": 1.0, "2016-01": 2.0, "2017-01": 0.5}, **fixed},
+            "reach": {"interpolation": "linear", "points": {"2015-01": 0.0, "2017-01": 1.0}, **fixed},
+        },
+        "flows": [{"name": "leaving", "from": "active", "to": "gone", "rate": "leave * pressure * (1 + reach)"}],
+        "outcomes": {"gone_total": {"expr": "gone"}},
+    })
+
+
+def test_ex_ante_holds_every_schedule_at_its_value_at_the_cutoff() -> None:
+    """By hand: at 2016-06 the step schedule is at its 2016-01 point (2.0); the linear one is 17 of its 24
+    months from 0 to 1 (17/24). Before the cutoff the compiled series are the declared ones; after it, flat."""
+    from aftermath import compile_model, simulate
+    from aftermath.inference.backtest import held_at
+
+    scenario = _with_schedules()
+    held = held_at(scenario, "2016-06")
+    assert held.schedules["pressure"].points == {"2015-01": 1.0, "2016-01": 2.0, "2016-06": 2.0}
+    assert held.schedules["reach"].points == pytest.approx({"2015-01": 0.0, "2016-06": 17 / 24})
+    before, after = compile_model(scenario), compile_model(held)
+    cutoff = 17  # 2016-06, months after 2015-01
+    for name, value in (("pressure", 2.0), ("reach", 17 / 24)):
+        assert list(after.schedules[name][: cutoff + 1]) == list(before.schedules[name][: cutoff + 1])
+        assert after.schedules[name][cutoff:] == pytest.approx([value] * (len(after.schedules[name]) - cutoff))
+    runs = [simulate(compile_model(s), replicates=1, engine="deterministic")["gone_total"].values[0]
+            for s in (scenario, held)]
+    assert list(runs[0][: cutoff + 1]) == list(runs[1][: cutoff + 1]) and runs[0][-1] != runs[1][-1]
+
+
+def test_without_schedules_ex_ante_and_ex_post_forecasts_are_the_same() -> None:
+    _, scenario = synthetic_scenario(2)
+    settings = {"until": "2018-01", "runs": 30, "seed": 3, "method": "prior", "engine": "deterministic",
+                "calibration": {"steps": 100}}
+    post, ante = backtest(scenario, ["2016-12"], **settings), backtest(scenario, ["2016-12"], ex_ante=True, **settings)
+    assert [s.crps for s in post.folds[0].scores] == [s.crps for s in ante.folds[0].scores]
+    assert ante.as_payload()["ex_ante"] is True and post.as_payload()["ex_ante"] is False
+    section = decision_section(json.loads(json.dumps(ante.as_payload())))
+    assert "ex ante: the schedules held at their values at each cutoff" in section.summary

@@ -25,6 +25,9 @@ def backtest_command(
     steps: Annotated[int | None, typer.Option(min=2, help="Calibration steps (see aftermath calibrate).")] = None,
     walkers: Annotated[int | None, typer.Option(min=2, help="emcee walkers (see aftermath calibrate).")] = None,
     engine: Annotated[str, typer.Option(help="Engine of the forecasts: stochastic or deterministic.")] = "stochastic",
+    ex_ante: Annotated[bool, typer.Option(
+        "--ex-ante", help="Forecast with every schedule held at its value at the cutoff (what was known then), "
+        "not as declared after it.")] = False,
     seed: SeedOption = 1,
     save: Annotated[Path | None, typer.Option(help="Write the scores as JSON (for 'aftermath report --with').")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON on stdout.")] = False,
@@ -50,7 +53,7 @@ def backtest_command(
     try:
         result = backtest(loaded, months, until=until, runs=runs, seed=seed, engine=engine,  # type: ignore[arg-type]
                           method=method,  # type: ignore[arg-type]
-                          calibration={"steps": steps, "walkers": walkers}, progress=progress)
+                          calibration={"steps": steps, "walkers": walkers}, progress=progress, ex_ante=ex_ante)
     except ValueError as exc:
         fail(f"backtest: {exc}")
     payload = result.as_payload()
@@ -62,12 +65,14 @@ def backtest_command(
 
 def print_backtest(title: str, payload: dict) -> None:
     """The score table: each cutoff and all cutoffs pooled, each forecast."""
+    from aftermath.inference.backtest import inputs_text
     from aftermath.scoring import SCORE_HEAD, SCORE_NOTE, score_rows
 
     grid = Table(
         *SCORE_HEAD,
         title=f"{title}\nbacktest: forecasts of the observations after each cutoff up to {payload['until']}; "
-        f"{payload['runs']} predictive draws, {payload['engine']} engine, seed {payload['seed']}",
+        f"{payload['runs']} predictive draws, {payload['engine']} engine, seed {payload['seed']}; "
+        f"{inputs_text(payload)}",
         title_justify="left",
     )
     for row in score_rows(payload):

@@ -14,6 +14,13 @@ of `runs` reports (the model's value with the observation error of the target dr
   to the cutoff has no persistence forecast.
 
 As in ViEWS' rolling-origin evaluations, the scores of all cutoffs are also pooled.
+
+Forecasts are ex post by default: the scenario's schedules (its exogenous time series: the inflow of
+recruits, the territory held, ...) are taken as declared after the cutoff, as if they had been known then.
+With `ex_ante=True` every schedule is held at its value at the cutoff from then on (`held_at`), so the
+model and posterior forecast what a forecaster at the cutoff knew (ex-ante forecasts, Hyndman &
+Athanasopoulos, Forecasting: Principles and Practice, 3rd ed., section 7.6). A schedule fitted to later
+figures makes an ex-post backtest look better than any forecast could have been.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from aftermath.engines.simulate import Engine, simulate
 from aftermath.experiments.sampling import per_run_parameters
 from aftermath.inference.calibration import Method, Posterior, calibrate, model_until
 from aftermath.inference.observation import Likelihood, likelihood, predictive_draws
-from aftermath.model.compile import stable_id
+from aftermath.model.compile import schedule_values, stable_id
 from aftermath.scenario.schema import Scenario, month_label, parse_month
 from aftermath.scoring import Score, Summary, Target, score_ensemble, summarise
 
@@ -57,6 +64,8 @@ class Backtest:
     seed: int
     engine: str
     method: str
+    ex_ante: bool
+    """Forecast with the schedules held at their values at each cutoff (else as declared: ex post)."""
     folds: list[Fold]
     pooled: dict[str, Summary]
 
@@ -64,7 +73,7 @@ class Backtest:
         """JSON-ready: what `--json` prints, `--save` writes and `aftermath report --with` reads."""
         return {
             "kind": "backtest", "scenario": self.scenario, "until": self.until, "runs": self.runs,
-            "seed": self.seed, "engine": self.engine, "method": self.method,
+            "seed": self.seed, "engine": self.engine, "method": self.method, "ex_ante": self.ex_ante,
             "folds": [{"cutoff": f.cutoff, "calibrated_on": f.calibrated_on, "diagnostics": _plain(f.diagnostics),
                        "summaries": {k: s.as_dict() for k, s in f.summaries.items()},
                        "scores": [s.as_dict() for s in f.scores]} for f in self.folds],
@@ -121,6 +130,25 @@ def last_observed(scenario: Scenario, outcome: str, cutoff: int) -> float | None
     return float(max(earlier, key=lambda o: o.date).value) if earlier else None
 
 
+def inputs_text(payload: Mapping[str, Any]) -> str:
+    """How a backtest's forecasts took the schedules after each cutoff, in words (tables and the report)."""
+    if payload.get("ex_ante"):
+        return "ex ante: the schedules held at their values at each cutoff"
+    return "ex post: the schedules as declared after each cutoff, as if they had been known"
+
+
+def held_at(scenario: Scenario, cutoff: str) -> Scenario:
+    """`scenario` with every schedule held at its value at `cutoff` (YYYY-MM) from then on: its points after
+    the cutoff dropped and one added at the cutoff with the value the schedule has there."""
+    month = parse_month(cutoff)
+    schedules = {}
+    for name, schedule in scenario.schedules.items():
+        held = {key: value for key, value in schedule.points.items() if parse_month(key) < month}
+        held[month_label(month)] = float(schedule_values(schedule, np.array([month]))[0])
+        schedules[name] = schedule.model_copy(update={"points": held})
+    return scenario.model_copy(update={"schedules": schedules})
+
+
 def forecast_scores(
     scenario: Scenario, chosen: Likelihood, posterior: Posterior, cutoff: str, runs: int, seed: int,
     engine: Engine = "stochastic",
@@ -158,8 +186,10 @@ def backtest(
     method: Method = "laplace",
     calibration: Mapping[str, Any] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    ex_ante: bool = False,
 ) -> Backtest:
-    """Calibrate up to each cutoff, forecast the observations after it (to `until`) and score them.
+    """Calibrate up to each cutoff, forecast the observations after it (to `until`) and score them;
+    with `ex_ante`, forecast with the schedules held at their values at the cutoff (see the module's text).
 
     `calibration` holds further arguments of `calibrate` (walkers, steps, store, ...); `progress(cutoff,
     done, total)` is told each calibration's progress. Cutoffs must be YYYY-MM, ascending, before `until`.
@@ -178,9 +208,10 @@ def backtest(
                               progress=(lambda done, total, c=cutoff: progress(c, done, total)) if progress else None,
                               **dict(calibration or {}))
         chosen = targets_after(scenario, cutoff, until)
-        scores = forecast_scores(scenario, chosen, posterior, cutoff, runs, seed, engine)
+        forecaster = held_at(scenario, cutoff) if ex_ante else scenario
+        scores = forecast_scores(forecaster, chosen, posterior, cutoff, runs, seed, engine)
         folds.append(Fold(cutoff, int(posterior.diagnostics.get("observations", 0)), scores,
                           {name: summarise(scores, name) for name in FORECASTS}, dict(posterior.diagnostics)))
     everything = [s for fold in folds for s in fold.scores]
-    return Backtest(scenario.name, until, runs, seed, engine, method, folds,
+    return Backtest(scenario.name, until, runs, seed, engine, method, ex_ante, folds,
                     {name: summarise(everything, name) for name in FORECASTS})

@@ -24,7 +24,7 @@ from aftermath.model.coupling import Coupling
 from aftermath.scenario.checks import stratum_array
 from aftermath.scenario.expressions import Evaluator, compile_expression
 from aftermath.scenario.observation_model import error_of
-from aftermath.scenario.schema import MAX_SUBSTEPS, Scenario, month_label
+from aftermath.scenario.schema import MAX_SUBSTEPS, Scenario, Schedule, month_label
 from aftermath.scenario.submodels import present
 from aftermath.scenario.validate import (
     STEP_MONTHS,
@@ -425,20 +425,24 @@ def ordered_effects(scenario: Scenario, months: np.ndarray, strengths: dict[str,
     return sorted(effects, key=lambda e: EFFECT_ORDER.index(e.operation))
 
 
-def _schedule_arrays(scenario: Scenario, months: np.ndarray, effects: list[ActiveEffect]) -> dict[str, np.ndarray]:
+def schedule_values(schedule: Schedule, months: np.ndarray) -> np.ndarray:
+    """A schedule's values (in its declared unit) at month indices `months`: the last point at or before each
+    month ('step'), or linear interpolation between points ('linear'); before the first point or after the
+    last, the nearest point's value."""
     from aftermath.scenario.schema import parse_month
 
+    points = sorted((parse_month(k), v) for k, v in schedule.points.items())
+    at = np.array([p[0] for p in points], dtype=float)
+    values = np.array([p[1] for p in points], dtype=float)
+    if schedule.interpolation == "linear":
+        return np.interp(months, at, values)
+    return values[np.clip(np.searchsorted(at, months, side="right") - 1, 0, len(at) - 1)]
+
+
+def _schedule_arrays(scenario: Scenario, months: np.ndarray, effects: list[ActiveEffect]) -> dict[str, np.ndarray]:
     arrays = {}
     for name, schedule in scenario.schedules.items():
-        points = sorted((parse_month(k), v) for k, v in schedule.points.items())
-        at = np.array([p[0] for p in points], dtype=float)
-        values = np.array([p[1] for p in points], dtype=float)
-        if schedule.interpolation == "linear":
-            series = np.interp(months, at, values)
-        else:
-            index = np.clip(np.searchsorted(at, months, side="right") - 1, 0, len(at) - 1)
-            series = values[index]
-        arrays[name] = to_base(series, schedule.unit)
+        arrays[name] = to_base(schedule_values(schedule, months), schedule.unit)
     for effect in effects:
         if effect.kind == "schedule":
             window = slice(effect.first, effect.last + 1)
