@@ -55,7 +55,7 @@ def main() -> None:
         if args.method == "laplace":
             print(f"calibrate (laplace): {wall:.0f} s wall, {cpu:.0f} s CPU for {d['samples']} proposals "
                   f"({d['evaluations']} model runs, mode in {d['iterations']} iterations); ESS {d['ess']:.0f}, "
-                  f"Pareto k {d['pareto_k']}")
+                  f"Pareto k {'undefined' if d['pareto_k'] is None else format(d['pareto_k'], '.2f')}")
         else:
             print(f"calibrate (emcee): {wall:.0f} s wall, {cpu:.0f} s CPU for {d['walkers']} walkers x {d['steps']} "
                   f"steps; acceptance {d['acceptance']:.2f}; max R-hat {max(d['rhat'].values()):.3f}; "
