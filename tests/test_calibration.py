@@ -134,6 +134,9 @@ def test_a_resumed_calibration_equals_an_uninterrupted_one(tmp_path) -> None:
     assert positions.shape[0] == 4 and state is not None
     with pytest.raises(Exception, match="has not finished"):
         load_posterior(store, 1)
+    unfinished = run_cli("show", "1", "--store", str(tmp_path / "killed.duckdb"))
+    assert unfinished.returncode == 2 and "Traceback" not in unfinished.stderr
+    assert "calibrate --resume 1" in unfinished.stderr and len(unfinished.stderr.strip().splitlines()) == 1
     resumed = calibrate(scenario, store=store, resume=1, **settings)
     for name in whole.names:
         np.testing.assert_array_equal(resumed.draws[name], whole.draws[name])
@@ -212,6 +215,9 @@ def test_the_cli_calibrates_then_runs_and_checks_with_the_posterior(tmp_path) ->
     run_id = payload["run_id"]
     assert payload["diagnostics"]["observations"] == 16 and set(payload["posterior"]) == set(TRUTH)
     assert payload["method"] == "laplace" and payload["diagnostics"]["pareto_k"] < 0.7
+    shown = run_cli("show", str(run_id), "--store", store, "--json")  # a calibration shows its posterior
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["posterior"] == payload["posterior"]
     ran = run_cli("run", str(path), "--posterior", str(run_id), "--store", store, "-n", "20", "--json")
     assert ran.returncode == 0, ran.stderr
     latent, reported = json.loads(ran.stdout)["bands"], json.loads(ran.stdout)["predictive_bands"]

@@ -103,16 +103,20 @@ def calibrate_command(
             raise SystemExit(130) from None
     if draws_file is not None:
         _write_draws(draws_file, loaded, posterior, scenario, store)
-    summary = posterior.summary()
+    show_posterior(loaded, posterior, store, as_json)
+
+
+def show_posterior(scenario: Scenario, posterior: Posterior, store: Path, as_json: bool) -> None:
+    """A calibration's posterior: the table of `print_posterior`, or (as_json) its summary and diagnostics."""
     if as_json:
         typer.echo(json.dumps({
-            "run_id": posterior.run_id, "store": str(store), "scenario": loaded.name, "method": posterior.method,
-            "until": until, "draws": len(posterior), "diagnostics": posterior.diagnostics,
+            "run_id": posterior.run_id, "store": str(store), "scenario": scenario.name, "method": posterior.method,
+            "until": posterior.until, "draws": len(posterior), "diagnostics": posterior.diagnostics,
             "posterior": {name: dict(zip(("median", "low", "high"), band, strict=True))
-                          for name, band in summary.items()},
+                          for name, band in posterior.summary().items()},
         }, indent=2))
         return
-    print_posterior(loaded, posterior)
+    print_posterior(scenario, posterior)
 
 
 def _write_draws(path: Path, scenario: Scenario, posterior: Posterior, reference: str | None, store: Path) -> None:

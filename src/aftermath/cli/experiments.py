@@ -157,10 +157,27 @@ def runs(store: StoreOption = DEFAULT_STORE, as_json: JsonOption = False) -> Non
 @app.command()
 def show(run_id: RunArg, store: StoreOption = DEFAULT_STORE, split: SplitOption = False,
          sensitivity: SensitivityOption = False, everything: AllOption = False, as_json: JsonOption = False) -> None:
-    """Show a stored run's summary: bands at key dates, or the comparison table."""
+    """Show a stored run's summary: bands at key dates, or the comparison table; a calibration's posterior."""
     from aftermath.store.database import Store
 
-    _report(Store(store, lock_timeout=10), run_id, Extras(split, sensitivity, everything), as_json)
+    opened = Store(store, lock_timeout=10)
+    with _clear_errors():
+        row = opened.run(run_id).row
+    if row["kind"] == "calibration":
+        _show_calibration(opened, run_id, row, as_json)
+        return
+    _report(opened, run_id, Extras(split, sensitivity, everything), as_json)
+
+
+def _show_calibration(store: Store, run_id: int, row: dict, as_json: bool) -> None:
+    """A stored calibration's posterior, as `aftermath calibrate` printed it."""
+    from aftermath.cli.calibrate import show_posterior
+    from aftermath.inference.calibration import load_posterior
+    from aftermath.scenario.loader import parse_scenario
+
+    with _clear_errors():
+        posterior = load_posterior(store, run_id)
+    show_posterior(parse_scenario(row["scenario_text"], row["scenario_file"]), posterior, store.path, as_json)
 
 
 @app.command(name="resume")
