@@ -218,6 +218,10 @@ def test_the_cli_calibrates_then_runs_and_checks_with_the_posterior(tmp_path) ->
     shown = run_cli("show", str(run_id), "--store", store, "--json")  # a calibration shows its posterior
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["posterior"] == payload["posterior"]
+    for command in (("resume", str(run_id)), ("report", "--run", str(run_id), "-o", str(tmp_path / "r.html"))):
+        refused = run_cli(*command, "--store", store)  # it is no ensemble: nothing is run or written into it
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, command
+        assert f"run {run_id} is a calibration, not an ensemble" in refused.stderr, command
     ran = run_cli("run", str(path), "--posterior", str(run_id), "--store", store, "-n", "20", "--json")
     assert ran.returncode == 0, ran.stderr
     latent, reported = json.loads(ran.stdout)["bands"], json.loads(ran.stdout)["predictive_bands"]

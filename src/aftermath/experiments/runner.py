@@ -69,8 +69,13 @@ def run_stored(
 
 
 def stored_experiment(run: StoredRun) -> Experiment:
-    """Rebuild a stored run's experiment from its scenario text and draws; refuse if it no longer matches."""
+    """Rebuild a stored run's experiment from its scenario text and draws; refuse if it no longer matches.
+    Raises StoreError for a calibration run (its draws are a posterior, not an ensemble to run or resume)."""
     row = run.row
+    if row["kind"] == "calibration":
+        raise StoreError(
+            f"run {run.run_id} is a calibration, not an ensemble: 'aftermath show {run.run_id}' shows its posterior, "
+            f"'aftermath calibrate --resume {run.run_id}' continues it, --posterior {run.run_id} draws from it")
     experiment = design_experiment(
         row["scenario_text"], row["scenario_file"], samples=int(row["samples"]), replicates=int(row["replicates"]),
         arms=[Arm(label, policies) for label, policies in run.arms], sampler=row["sampler"], seed=int(row["seed"]),
