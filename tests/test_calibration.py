@@ -201,6 +201,8 @@ def test_calibration_refuses_a_cutoff_before_every_observation() -> None:
     _, scenario = synthetic_scenario(5)
     with pytest.raises(ValueError, match="no observations dated up to 2014-01"):
         calibrate(scenario, until="2014-01")
+    with pytest.raises(ValueError, match="walkers are for method 'emcee'; method 'laplace' has none"):
+        calibrate(scenario, until="2018-12", walkers=8)
 
 
 def test_the_cli_calibrates_then_runs_and_checks_with_the_posterior(tmp_path) -> None:

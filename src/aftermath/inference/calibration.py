@@ -289,8 +289,9 @@ def calibrate(
     be the same scenario).
     `scenario_text` is what the store keeps (default: the scenario as JSON, which reads back as YAML).
 
-    Raises ValueError for a bad request (unknown method, no observations up to `until`, a resume of a
-    different scenario), StoreError for a store problem, ResourceError for a bad seed.
+    Raises ValueError for a bad request (unknown method, walkers for a method other than emcee, no
+    observations up to `until`, a resume of a different scenario), StoreError for a store problem,
+    ResourceError for a bad seed.
     """
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; expected one of {METHODS}")
@@ -298,6 +299,8 @@ def calibrate(
     check_seed(seed)
     if draws < 1:
         raise ValueError("draws must be at least 1")
+    if walkers is not None and method != "emcee" and resume is None:
+        raise ValueError(f"walkers are for method 'emcee'; method {method!r} has none")
     problem = Problem(scenario, until)
     if not problem.names:
         raise ValueError(f"scenario {scenario.name!r} has no uncertain parameters to calibrate")
