@@ -150,8 +150,10 @@ def print_posterior(scenario: Scenario, posterior: Posterior) -> None:
 
     priors = prior_bands(scenario, posterior.names)
     d = posterior.diagnostics
+    chain = posterior.method == "emcee"  # per-parameter ESS and R-hat are a chain's; weights have one ESS
     grid = Table(
-        "parameter", "unit", "prior median (5-95%)", "posterior median (5-95%)", "narrowed", "ESS", "R-hat",
+        "parameter", "unit", "prior median (5-95%)", "posterior median (5-95%)", "narrowed",
+        *(("ESS", "R-hat") if chain else ("informed by the data",)),
         title=f"{scenario.title}\ncalibrated to {d.get('observations')} observations up to {posterior.until} "
         f"({posterior.method}; run {posterior.run_id})", title_justify="left",
     )
@@ -162,9 +164,11 @@ def print_posterior(scenario: Scenario, posterior: Posterior) -> None:
         prior = priors[name]
         width = prior[2] - prior[1]
         narrowed = 1 - (high - low) / width if width > 0 else 0.0
+        figures = ((_figure(ess.get(name), name in inert, "count"), _figure(rhat.get(name), name in inert, digits=4))
+                   if chain else ("no: prior" if name in inert else "yes",))
         grid.add_row(
             name, scenario.parameters[name].unit, band(*prior), band(median, low, high), number(narrowed, "share"),
-            _figure(ess.get(name), name in inert, "count"), _figure(rhat.get(name), name in inert, digits=4),
+            *figures,
         )
     console.print(grid)
     if posterior.method == "emcee":

@@ -64,27 +64,28 @@ def _weights(diagnostics: Mapping[str, Any]) -> dict[str, Any]:
 def calibration_section(payload: Mapping[str, Any]) -> DecisionSection:
     """The section's text and table."""
 
+    chain = not payload.get("weights")  # per-parameter ESS and R-hat are an MCMC chain's
     rows = [[r["parameter"], r["unit"], band(*r["prior"]), band(*r["posterior"]), number(r["narrowed"], "share"),
-             "" if r["ess"] is None else number(r["ess"], "count"),
-             "" if r["rhat"] is None else number(r["rhat"], digits=4)]
+             *(("" if r["ess"] is None else number(r["ess"], "count"),
+                "" if r["rhat"] is None else number(r["rhat"], digits=4)) if chain else ())]
             for r in payload["rows"]]
     return DecisionSection(
         "calibration", "Calibration: what the data say about the parameters",
         f"The parameters were calibrated ({payload['method']}; {payload.get('label') or payload['run_id']}) to "
         f"{payload['observations']} observations dated up to {payload['until']}; the ensembles in this report draw "
         "from the posterior. Each prior (the declared range) is set against its posterior, median and 5-95%; "
-        "'narrowed' is how much of the prior's 5-95% width the data removed. ESS is the effective number of "
-        "independent draws, R-hat near 1 says the sampler's walkers agree." + _weights_text(payload.get("weights")),
-        ["parameter", "unit", "prior median (5-95%)", "posterior median (5-95%)", "narrowed", "ESS", "R-hat"],
+        "'narrowed' is how much of the prior's 5-95% width the data removed."
+        + (" ESS is the effective number of independent draws, R-hat near 1 says the sampler's walkers agree."
+           if chain else _weights_text(payload["weights"])),
+        ["parameter", "unit", "prior median (5-95%)", "posterior median (5-95%)", "narrowed",
+         *(("ESS", "R-hat") if chain else ())],
         rows,
         "Posterior draws of the parameters the data narrowed most, in pairs; the grey box is each prior's "
         "5-95% range.", dict(payload),
     )
 
 
-def _weights_text(weights: Mapping[str, Any] | None) -> str:
-    if not weights:
-        return ""
+def _weights_text(weights: Mapping[str, Any]) -> str:
     text = (f" The posterior was importance-sampled: {number(weights['ess'], 'count')} effective draws of "
             f"{number(weights['samples'], 'count')} weighted proposals")
     if weights.get("pareto_k") is not None:
