@@ -41,13 +41,28 @@ def _mix(z: np.uint64) -> np.uint64:
 
 
 @numba.njit(inline="always", cache=True)
+def replicate_key(seed: np.uint64, replicate: np.int64) -> np.uint64:
+    """The first part of a draw's key (see `draw_key`), shared by all draws of a replicate."""
+    return _mix(_mix(seed + GOLDEN) ^ (np.uint64(replicate) + GOLDEN))
+
+
+@numba.njit(inline="always", cache=True)
+def stream_key(replicate_part: np.uint64, stream: np.uint64, step: np.int64) -> np.uint64:
+    """The key's part shared by all cells of one stream (flow) at one step of one replicate."""
+    return _mix(_mix(replicate_part ^ stream) ^ (np.uint64(step) * GOLDEN))
+
+
+@numba.njit(inline="always", cache=True)
+def cell_key(stream_part: np.uint64, cell: np.int64) -> np.uint64:
+    """A draw's key from its `stream_key` and its cell."""
+    return _mix(stream_part ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))
+
+
+@numba.njit(inline="always", cache=True)
 def draw_key(seed: np.uint64, replicate: np.int64, stream: np.uint64, step: np.int64, cell: np.int64) -> np.uint64:
-    """The key of one draw: a hash of everything that identifies it."""
-    key = _mix(seed + GOLDEN)
-    key = _mix(key ^ (np.uint64(replicate) + GOLDEN))
-    key = _mix(key ^ stream)
-    key = _mix(key ^ (np.uint64(step) * GOLDEN))
-    return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))
+    """The key of one draw: a hash of everything that identifies it, built in three parts so the step
+    kernel hashes the parts shared by many draws once (`replicate_key`, `stream_key`, `cell_key`)."""
+    return cell_key(stream_key(replicate_key(seed, replicate), stream, step), cell)
 
 
 @numba.njit(inline="always", cache=True)
@@ -67,21 +82,41 @@ def _stirling_tail(k: float) -> float:
     return (1.0 / 12.0 - (1.0 / 360.0 - 1.0 / (1260.0 * z2)) / z2) / z
 
 
+@numba.njit(inline="always", cache=True)
+def _search_bound(n: float, p: float, q: float) -> float:
+    return min(n, n * p + 10.0 * math.sqrt(n * p * q + 1.0))
+
+
 @numba.njit(cache=True)
-def _binomial_inversion(n: float, p: float, key: np.uint64) -> float:
+def _binomial_inversion(n: float, p: float, log_q: float, key: np.uint64) -> float:
+    """Binomial(n, p) by inversion, for p <= 1/2 and n p < INVERSION_LIMIT; `log_q` is log(1 - p).
+
+    The search stops past min(n, n p + 10 sqrt(n p (1 - p) + 1)) (a draw beyond it, from rounding in the
+    running sum, is redrawn); that bound is computed only for a draw past min(n, n p + 10), rarely.
+    """
     q = 1.0 - p
     ratio = p / q
-    start = math.exp(n * math.log(q))
-    bound = min(n, n * p + 10.0 * math.sqrt(n * p * q + 1.0))
+    start = math.exp(n * log_q)
+    cheap_bound = min(n, n * p + 10.0)  # <= the bound, which is computed only when a draw passes this
+    bound = -1.0
     attempt = 0
     while True:
         u = uniform(key, attempt)
         x = 0.0
         px = start
-        while u > px and x <= bound:
+        while u > px:
+            if x > cheap_bound:
+                if bound < 0.0:
+                    bound = _search_bound(n, p, q)
+                if x > bound:
+                    break
             u -= px
             x += 1.0
             px *= (n - x + 1.0) * ratio / x
+        if x <= cheap_bound:
+            return x
+        if bound < 0.0:
+            bound = _search_bound(n, p, q)
         if x <= bound:
             return x
         attempt += 1
@@ -123,10 +158,12 @@ def _binomial_btrs(n: float, p: float, key: np.uint64) -> float:
 
 
 @numba.njit(cache=True)
-def binomial(n: float, p: float, key: np.uint64) -> float:
+def binomial(n: float, p: float, key: np.uint64, log_keep: float = np.nan) -> float:
     """Binomial(n, p) from the key's uniforms; n is a whole number held in a float.
 
-    Returns NaN (the error flag) for n or p NaN, or n above MAX_DRAW (infinity included).
+    `log_keep`, if given, is log(1 - min(p, 1 - p)), which the step kernel computes once per cell and
+    rate (`binomial_constant`) instead of once per draw. Returns NaN (the error flag) for n or p NaN, or
+    n above MAX_DRAW (infinity included).
     """
     if not (n <= MAX_DRAW) or p != p:
         return np.nan
@@ -136,10 +173,16 @@ def binomial(n: float, p: float, key: np.uint64) -> float:
         return n
     small = min(p, 1.0 - p)
     if n * small < INVERSION_LIMIT:
-        x = _binomial_inversion(n, small, key)
+        x = _binomial_inversion(n, small, log_keep if log_keep == log_keep else binomial_constant(p), key)
     else:
         x = _binomial_btrs(n, small, key)
     return x if p <= 0.5 else n - x
+
+
+@numba.njit(inline="always", cache=True)
+def binomial_constant(p: float) -> float:
+    """log(1 - min(p, 1 - p)): what a binomial draw with probability p computes from p alone."""
+    return math.log(1.0 - min(p, 1.0 - p))
 
 
 @numba.njit(cache=True)
@@ -212,7 +255,8 @@ def advance(
     rates: np.ndarray,
     next_state: np.ndarray,
     moved: np.ndarray,
-    exit_probability: np.ndarray,
+    exit_cache: np.ndarray,
+    split_cache: np.ndarray,
     boundary: np.ndarray,
     errors: np.ndarray,
     flow_source: np.ndarray,
@@ -236,14 +280,18 @@ def advance(
     Flows are grouped by the compartment they leave (`group_start` delimits the groups in flow
     order; groups are contiguous). For a cell with count n and outflow hazards h_1..h_k (total H),
     exits ~ Binomial(n, 1 - exp(-H dt)), split among the outflows by conditional binomials with
-    shares h_i / H; the deterministic engine takes the expectations instead. Inflows from sources
-    are Poisson(rate dt). `rates` holds per-capita hazards (or inflows) per context cell;
+    shares h_i / (h_i + ... + h_k); the deterministic engine takes the expectations instead. Inflows
+    from sources are Poisson(rate dt). `rates` holds per-capita hazards (or inflows) per context cell;
     `moved` receives the persons each flow moved, per context cell.
 
-    `exit_probability` (R, cells) caches 1 - exp(-H dt) per cell (NaN where a rate is not a finite
-    number >= 0): it is recomputed only for the groups marked in `fresh` (groups,) (a rate of one of their
-    flows may have changed since the last call), so a step with the same rates as the one before costs
-    no transcendental call outside the samplers.
+    What the draws compute from the rates alone is cached, and recomputed only for the groups marked
+    in `fresh` (groups,) (a rate of one of their flows may have changed since the last call), so a step
+    with the same rates as the one before costs no transcendental call outside the samplers:
+    `exit_cache` (R, 2, cells) holds per compartment cell 1 - exp(-H dt) (NaN where a rate is not a
+    finite number >= 0) and its `binomial_constant` (deterministic: H); `split_cache` (R, 2, rate cells)
+    per outflow cell the share of the exits left by the flows before it that it takes (1 for the last,
+    0 for a zero hazard) and the share's `binomial_constant` (stochastic only). The deterministic
+    engine moves exits x h_i / H from a flow with a share in (0, 1).
     `boundary` (R, 2) receives the persons who entered from sources and left to sinks in the step.
     Validity checks are fused in: `errors` (R,) receives, per replicate, RATE_INVALID if a rate of a
     non-empty cell or an inflow is not a finite number >= 0, and COUNT_INVALID if a moved count or a
@@ -252,7 +300,15 @@ def advance(
     replicates = state.shape[0]
     groups = group_start.shape[0] - 1
     for r in numba.prange(replicates):
-        replicate = first_replicate + r
+        # the keys' parts shared by a stream's cells, hashed once per step (see `draw_key`)
+        base = replicate_key(seed, first_replicate + r)
+        group_keys = np.empty(groups, np.uint64)
+        flow_keys = np.empty(flow_stream.shape[0], np.uint64)
+        if stochastic:
+            for g in range(groups):
+                group_keys[g] = stream_key(base, group_stream[g], step)
+            for f in range(flow_stream.shape[0]):
+                flow_keys[f] = stream_key(base, flow_stream[f], step)
         error = 0
         entered = 0.0
         exited = 0.0
@@ -261,55 +317,43 @@ def advance(
         for g in range(groups):
             first, last = group_start[g], group_start[g + 1]
             origin = flow_source[first]
-            cells = flow_cells[first]
-            refresh = fresh[g]
-            for i in range(cells):
-                if refresh:
-                    total = 0.0
-                    valid = True
-                    for f in range(first, last):
-                        hazard = rates[r, flow_offset[f] + i]
-                        valid = valid and hazard >= 0.0 and hazard < np.inf
-                        total += hazard
-                    exit_probability[r, origin + i] = -math.expm1(-total * dt) if valid else np.nan
+            if fresh[g]:
+                _cache_group(rates[r], exit_cache[r], split_cache[r], flow_offset, flow_cells, first, last, origin,
+                             dt, stochastic)
+            for i in range(flow_cells[first]):
                 n = state[r, origin + i]
                 if n <= 0.0:
                     continue
-                probability = exit_probability[r, origin + i]
+                probability = exit_cache[r, 0, origin + i]
                 if probability != probability:
                     error |= RATE_INVALID
                     continue
                 if probability <= 0.0:
                     continue
                 if stochastic:
-                    leaving = binomial(n, probability, draw_key(seed, replicate, group_stream[g], step, i))
+                    leaving = binomial(n, probability, cell_key(group_keys[g], i), exit_cache[r, 1, origin + i])
                 else:
                     leaving = n * probability
                 if leaving <= 0.0:
                     continue
-                total = 0.0
-                for f in range(first, last):
-                    total += rates[r, flow_offset[f] + i]
                 remaining = leaving
-                hazard_left = total
                 for f in range(first, last):
-                    hazard = rates[r, flow_offset[f] + i]
-                    if f == last - 1 or hazard >= hazard_left:
+                    cell = flow_offset[f] + i
+                    share = split_cache[r, 0, cell]
+                    if share >= 1.0:
                         count = remaining
-                    elif hazard <= 0.0:
+                    elif share <= 0.0:
                         count = 0.0
                     elif stochastic:
-                        key = draw_key(seed, replicate, flow_stream[f], step, i)
-                        count = binomial(remaining, hazard / hazard_left, key)
+                        count = binomial(remaining, share, cell_key(flow_keys[f], i), split_cache[r, 1, cell])
                     else:
-                        count = leaving * hazard / total
+                        count = leaving * rates[r, cell] / exit_cache[r, 1, origin + i]
                     if not (count >= 0.0 and count <= ceiling):
                         error |= COUNT_INVALID
                     remaining -= count
-                    hazard_left -= hazard
-                    moved[r, flow_offset[f] + i] = count
+                    moved[r, cell] = count
                     next_state[r, origin + i] -= count
-                    target = to_cells[flow_offset[f] + i]
+                    target = to_cells[cell]
                     if target >= 0:
                         next_state[r, target] += count
                     else:
@@ -325,7 +369,7 @@ def advance(
                     continue
                 mean = rate * dt
                 if stochastic:
-                    count = poisson(mean, draw_key(seed, replicate, flow_stream[f], step, i))
+                    count = poisson(mean, cell_key(flow_keys[f], i))
                 else:
                     count = mean
                 if not (count >= 0.0 and count <= ceiling):
@@ -339,6 +383,45 @@ def advance(
         boundary[r, 0] = entered
         boundary[r, 1] = exited
         errors[r] = error
+
+
+@numba.njit(inline="always", cache=True)
+def _cache_group(
+    rates: np.ndarray,
+    exit_cache: np.ndarray,
+    split_cache: np.ndarray,
+    flow_offset: np.ndarray,
+    flow_cells: np.ndarray,
+    first: np.int64,
+    last: np.int64,
+    origin: np.int64,
+    dt: float,
+    stochastic: bool,
+) -> None:
+    """Fill one replicate's caches (see `advance`) for the cells of the group of flows first..last - 1."""
+    for i in range(flow_cells[first]):
+        total = 0.0
+        valid = True
+        for f in range(first, last):
+            hazard = rates[flow_offset[f] + i]
+            valid = valid and hazard >= 0.0 and hazard < np.inf
+            total += hazard
+        probability = -math.expm1(-total * dt) if valid else np.nan
+        exit_cache[0, origin + i] = probability
+        exit_cache[1, origin + i] = binomial_constant(probability) if stochastic else total
+        hazard_left = total
+        for f in range(first, last):
+            cell = flow_offset[f] + i
+            hazard = rates[cell]
+            if f == last - 1 or hazard >= hazard_left:
+                share = 1.0
+            elif hazard <= 0.0:
+                share = 0.0
+            else:
+                share = hazard / hazard_left
+            split_cache[0, cell] = share
+            split_cache[1, cell] = binomial_constant(share) if stochastic else 0.0
+            hazard_left -= hazard
 
 
 @numba.njit(cache=True)

@@ -321,7 +321,7 @@ def check_result_memory(model: CompiledModel, replicates: int, keep_compartments
 def _block_size(model: CompiledModel, outcomes: OutcomeTables, keep_compartments: bool) -> int:
     """As many replicates per block as the recorded series fit in the memory budget."""
     recorded = outcomes.from_state.rows + outcomes.from_moved.rows + (model.cells if keep_compartments else 0)
-    per_replicate = 8 * (recorded * (model.steps + 1) + 2 * model.cells + 3 * model.rate_cells)
+    per_replicate = 8 * (recorded * (model.steps + 1) + 4 * model.cells + 4 * model.rate_cells)
     return int(np.clip(RECORD_BUDGET_BYTES // max(per_replicate, 1), 16, 1024))
 
 
@@ -351,7 +351,8 @@ def _run_block(
     if probe is not None:  # the probe sees every rate of every step
         changed, every = np.ones_like(changed), np.ones_like(every)
     kernel = KernelState(
-        np.empty((replicates, model.cells)), np.zeros((replicates, 2)), np.zeros(replicates, np.int8), changed, every
+        np.empty((replicates, 2, model.cells)), np.empty((replicates, 2, model.rate_cells)), np.zeros((replicates, 2)),
+        np.zeros(replicates, np.int8), changed, every,
     )
     steps = model.steps
     record = np.empty((steps + 1, replicates, model.cells)) if keep_compartments else None
@@ -439,8 +440,11 @@ def _run_block(
 class KernelState:
     """What the step kernel keeps between calls within a block (see `kernels.advance`)."""
 
-    exit_probability: np.ndarray
-    """(R, cells) 1 - exp(-H dt) per compartment cell, valid while the rates are unchanged."""
+    exit_cache: np.ndarray
+    """(R, 2, cells) per compartment cell 1 - exp(-H dt) and its binomial constant, valid while the rates
+    are unchanged."""
+    split_cache: np.ndarray
+    """(R, 2, rate cells) per outflow cell its share of the exits and the share's binomial constant."""
     boundary: np.ndarray
     """(R, 2) persons entered from sources and left to sinks in the last kernel step."""
     errors: np.ndarray
@@ -495,7 +499,8 @@ def _substeps(
             rates,
             next_state,
             moved,
-            kernel.exit_probability,
+            kernel.exit_cache,
+            kernel.split_cache,
             kernel.boundary,
             kernel.errors,
             tables.flow_source,
