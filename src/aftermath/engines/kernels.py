@@ -31,48 +31,51 @@ INVERSION_LIMIT = 10.0
 """Below this mean, sample by inversion (one uniform); above, by transformed rejection."""
 MAX_DRAW = 9007199254740992.0  # 2**53
 """The largest count or mean the samplers take; above it (or for NaN/inf) they return the flag NaN."""
+COMPILE = {"cache": True, "error_model": "numpy"}
+"""numba options of every kernel: numpy's error model spares a zero test per division (none of these
+divides by zero; a NaN or inf would be caught by the kernels' checks)."""
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", **COMPILE)
 def _mix(z: np.uint64) -> np.uint64:
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     return z ^ (z >> _S31)
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", **COMPILE)
 def replicate_key(seed: np.uint64, replicate: np.int64) -> np.uint64:
     """The first part of a draw's key (see `draw_key`), shared by all draws of a replicate."""
     return _mix(_mix(seed + GOLDEN) ^ (np.uint64(replicate) + GOLDEN))
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", **COMPILE)
 def stream_key(replicate_part: np.uint64, stream: np.uint64, step: np.int64) -> np.uint64:
     """The key's part shared by all cells of one stream (flow) at one step of one replicate."""
     return _mix(_mix(replicate_part ^ stream) ^ (np.uint64(step) * GOLDEN))
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", **COMPILE)
 def cell_key(stream_part: np.uint64, cell: np.int64) -> np.uint64:
     """A draw's key from its `stream_key` and its cell."""
     return _mix(stream_part ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", **COMPILE)
 def draw_key(seed: np.uint64, replicate: np.int64, stream: np.uint64, step: np.int64, cell: np.int64) -> np.uint64:
     """The key of one draw: a hash of everything that identifies it, built in three parts so the step
     kernel hashes the parts shared by many draws once (`replicate_key`, `stream_key`, `cell_key`)."""
     return cell_key(stream_key(replicate_key(seed, replicate), stream, step), cell)
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", **COMPILE)
 def uniform(key: np.uint64, index: np.int64) -> float:
     """The index-th uniform of a key's SplitMix64 sequence, in (0, 1)."""
     bits = _mix(key + GOLDEN * np.uint64(index + 1)) >> _S11
     return (float(bits) + 0.5) * _TO_UNIT
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", **COMPILE)
 def _stirling_tail(k: float) -> float:
     """log(k!) - [(k + 1/2) log(k + 1) - (k + 1) + log(2 pi) / 2]."""
     if k < 10.0:
@@ -82,12 +85,12 @@ def _stirling_tail(k: float) -> float:
     return (1.0 / 12.0 - (1.0 / 360.0 - 1.0 / (1260.0 * z2)) / z2) / z
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", **COMPILE)
 def _search_bound(n: float, p: float, q: float) -> float:
     return min(n, n * p + 10.0 * math.sqrt(n * p * q + 1.0))
 
 
-@numba.njit(cache=True)
+@numba.njit(**COMPILE)
 def _binomial_inversion(n: float, p: float, log_q: float, key: np.uint64) -> float:
     """Binomial(n, p) by inversion, for p <= 1/2 and n p < INVERSION_LIMIT; `log_q` is log(1 - p).
 
@@ -122,7 +125,7 @@ def _binomial_inversion(n: float, p: float, log_q: float, key: np.uint64) -> flo
         attempt += 1
 
 
-@numba.njit(cache=True)
+@numba.njit(**COMPILE)
 def _binomial_btrs(n: float, p: float, key: np.uint64) -> float:
     spread = math.sqrt(n * p * (1.0 - p))
     b = 1.15 + 2.53 * spread
@@ -157,7 +160,7 @@ def _binomial_btrs(n: float, p: float, key: np.uint64) -> float:
             return k
 
 
-@numba.njit(cache=True)
+@numba.njit(**COMPILE)
 def binomial(n: float, p: float, key: np.uint64, log_keep: float = np.nan) -> float:
     """Binomial(n, p) from the key's uniforms; n is a whole number held in a float.
 
@@ -179,13 +182,13 @@ def binomial(n: float, p: float, key: np.uint64, log_keep: float = np.nan) -> fl
     return x if p <= 0.5 else n - x
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", **COMPILE)
 def binomial_constant(p: float) -> float:
     """log(1 - min(p, 1 - p)): what a binomial draw with probability p computes from p alone."""
     return math.log(1.0 - min(p, 1.0 - p))
 
 
-@numba.njit(cache=True)
+@numba.njit(**COMPILE)
 def poisson(mean: float, key: np.uint64) -> float:
     """Poisson(mean) from the key's uniforms; NaN (the error flag) for a mean that is NaN or above MAX_DRAW."""
     if not (mean <= MAX_DRAW):
@@ -225,7 +228,7 @@ def poisson(mean: float, key: np.uint64) -> float:
             return k
 
 
-@numba.njit(cache=True)
+@numba.njit(**COMPILE)
 def binomial_array(
     counts: np.ndarray,
     probabilities: np.ndarray,
@@ -249,7 +252,7 @@ COUNT_INVALID = 2
 """`advance`'s error bit: a flow moved, or a cell holds, a count outside [0, ceiling] or NaN."""
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(parallel=True, **COMPILE)
 def advance(
     state: np.ndarray,
     rates: np.ndarray,
@@ -304,6 +307,7 @@ def advance(
         base = replicate_key(seed, first_replicate + r)
         group_keys = np.empty(groups, np.uint64)
         flow_keys = np.empty(flow_stream.shape[0], np.uint64)
+        scratch = np.empty((2, 0 if stochastic else flow_cells.max()))
         if stochastic:
             for g in range(groups):
                 group_keys[g] = stream_key(base, group_stream[g], step)
@@ -320,6 +324,13 @@ def advance(
             if fresh[g]:
                 _cache_group(rates[r], exit_cache[r], split_cache[r], flow_offset, flow_cells, first, last, origin,
                              dt, stochastic)
+            if not stochastic:
+                group_error, group_exited = _expected_exits(
+                    state[r], rates[r], next_state[r], moved[r], exit_cache[r], split_cache[r], scratch, flow_offset,
+                    to_cells, first, last, origin, flow_cells[first], ceiling)
+                error |= group_error
+                exited += group_exited
+                continue
             for i in range(flow_cells[first]):
                 n = state[r, origin + i]
                 if n <= 0.0:
@@ -330,10 +341,7 @@ def advance(
                     continue
                 if probability <= 0.0:
                     continue
-                if stochastic:
-                    leaving = binomial(n, probability, cell_key(group_keys[g], i), exit_cache[r, 1, origin + i])
-                else:
-                    leaving = n * probability
+                leaving = binomial(n, probability, cell_key(group_keys[g], i), exit_cache[r, 1, origin + i])
                 if leaving <= 0.0:
                     continue
                 remaining = leaving
@@ -344,10 +352,8 @@ def advance(
                         count = remaining
                     elif share <= 0.0:
                         count = 0.0
-                    elif stochastic:
-                        count = binomial(remaining, share, cell_key(flow_keys[f], i), split_cache[r, 1, cell])
                     else:
-                        count = leaving * rates[r, cell] / exit_cache[r, 1, origin + i]
+                        count = binomial(remaining, share, cell_key(flow_keys[f], i), split_cache[r, 1, cell])
                     if not (count >= 0.0 and count <= ceiling):
                         error |= COUNT_INVALID
                     remaining -= count
@@ -385,7 +391,68 @@ def advance(
         errors[r] = error
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", **COMPILE)
+def _expected_exits(
+    state: np.ndarray,
+    rates: np.ndarray,
+    next_state: np.ndarray,
+    moved: np.ndarray,
+    exit_cache: np.ndarray,
+    split_cache: np.ndarray,
+    scratch: np.ndarray,
+    flow_offset: np.ndarray,
+    to_cells: np.ndarray,
+    first: np.int64,
+    last: np.int64,
+    origin: np.int64,
+    cells: np.int64,
+    ceiling: float,
+) -> tuple[np.int64, float]:
+    """The deterministic engine's exits of one replicate from the cells of the group of flows first..last - 1
+    (see `advance`); returns its error bits and the persons sent to sinks.
+
+    The same numbers as the stochastic engine's loop with expectations for draws, computed flow by flow
+    over the group's cells (contiguous, so the loops vectorise): a cell's exits go to its flows in order
+    until none remain, the last flow taking what is left. `scratch` (2, cells or more) is working space.
+    """
+    error = 0
+    exited = 0.0
+    leaving, remaining = scratch[0], scratch[1]
+    for i in range(cells):
+        n = state[origin + i]
+        probability = exit_cache[0, origin + i]
+        if n > 0.0 and probability != probability:
+            error |= RATE_INVALID
+        expected = n * probability
+        leaving[i] = expected
+        remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else 0.0
+    for f in range(first, last):
+        offset = flow_offset[f]
+        for i in range(cells):
+            share = split_cache[0, offset + i]
+            left = remaining[i]
+            if left <= 0.0 or share <= 0.0:
+                count = 0.0
+            elif share >= 1.0:
+                count = left
+            else:
+                count = leaving[i] * rates[offset + i] / exit_cache[1, origin + i]
+            if not (count >= 0.0 and count <= ceiling):
+                error |= COUNT_INVALID
+            remaining[i] = left - count
+            moved[offset + i] = count
+        for i in range(cells):
+            count = moved[offset + i]
+            next_state[origin + i] -= count
+            target = to_cells[offset + i]
+            if target >= 0:
+                next_state[target] += count
+            else:
+                exited += count
+    return error, exited
+
+
+@numba.njit(inline="always", **COMPILE)
 def _cache_group(
     rates: np.ndarray,
     exit_cache: np.ndarray,
@@ -424,7 +491,7 @@ def _cache_group(
             hazard_left -= hazard
 
 
-@numba.njit(cache=True)
+@numba.njit(**COMPILE)
 def first_invalid(values: np.ndarray, ceiling: float = np.inf) -> np.int64:
     """Flat index of the first value that is not a number in [0, ceiling] (NaN and inf included), or -1."""
     flat = values.reshape(-1)
@@ -434,7 +501,7 @@ def first_invalid(values: np.ndarray, ceiling: float = np.inf) -> np.int64:
     return -1
 
 
-@numba.njit(cache=True)
+@numba.njit(**COMPILE)
 def reduce_columns(values: np.ndarray, indptr: np.ndarray, indices: np.ndarray, out: np.ndarray) -> None:
     """out[r, k] = sum of values[r, indices[indptr[k]:indptr[k + 1]]]: a 0/1 sparse product, row by row."""
     for r in range(values.shape[0]):
