@@ -262,14 +262,7 @@ def advance(
     split_cache: np.ndarray,
     boundary: np.ndarray,
     errors: np.ndarray,
-    flow_source: np.ndarray,
-    flow_offset: np.ndarray,
-    flow_cells: np.ndarray,
-    flow_stream: np.ndarray,
-    to_cells: np.ndarray,
-    group_start: np.ndarray,
-    group_stream: np.ndarray,
-    source_offsets: np.ndarray,
+    tables: tuple,
     dt: float,
     seed: np.uint64,
     first_replicate: np.int64,
@@ -296,99 +289,189 @@ def advance(
     0 for a zero hazard) and the share's `binomial_constant` (stochastic only). The deterministic
     engine moves exits x h_i / H from a flow with a share in (0, 1).
     `boundary` (R, 2) receives the persons who entered from sources and left to sinks in the step.
+    The structure comes as `tables`, a tuple of the arrays (flow_source, flow_offset, flow_cells,
+    flow_stream, to_cells, group_start, group_stream, source_offsets) of simulate.KernelTables.
     Validity checks are fused in: `errors` (R,) receives, per replicate, RATE_INVALID if a rate of a
     non-empty cell or an inflow is not a finite number >= 0, and COUNT_INVALID if a moved count or a
     new count is outside [0, `ceiling`] or NaN (the caller then names the cell, see engines/diagnose.py).
     """
-    replicates = state.shape[0]
-    groups = group_start.shape[0] - 1
-    for r in numba.prange(replicates):
-        # the keys' parts shared by a stream's cells, hashed once per step (see `draw_key`)
-        base = replicate_key(seed, first_replicate + r)
-        group_keys = np.empty(groups, np.uint64)
-        flow_keys = np.empty(flow_stream.shape[0], np.uint64)
-        scratch = np.empty((2, 0 if stochastic else flow_cells.max()))
-        if stochastic:
-            for g in range(groups):
-                group_keys[g] = stream_key(base, group_stream[g], step)
-            for f in range(flow_stream.shape[0]):
-                flow_keys[f] = stream_key(base, flow_stream[f], step)
-        error = 0
-        entered = 0.0
-        exited = 0.0
-        next_state[r, :] = state[r, :]
-        moved[r, :] = 0.0
-        for g in range(groups):
-            first, last = group_start[g], group_start[g + 1]
-            origin = flow_source[first]
-            if fresh[g]:
-                _cache_group(rates[r], exit_cache[r], split_cache[r], flow_offset, flow_cells, first, last, origin,
-                             dt, stochastic)
-            if not stochastic:
-                group_error, group_exited = _expected_exits(
-                    state[r], rates[r], next_state[r], moved[r], exit_cache[r], split_cache[r], scratch, flow_offset,
-                    to_cells, first, last, origin, flow_cells[first], ceiling)
-                error |= group_error
-                exited += group_exited
-                continue
-            for i in range(flow_cells[first]):
-                n = state[r, origin + i]
-                if n <= 0.0:
-                    continue
-                probability = exit_cache[r, 0, origin + i]
-                if probability != probability:
-                    error |= RATE_INVALID
-                    continue
-                if probability <= 0.0:
-                    continue
-                leaving = binomial(n, probability, cell_key(group_keys[g], i), exit_cache[r, 1, origin + i])
-                if leaving <= 0.0:
-                    continue
-                remaining = leaving
-                for f in range(first, last):
-                    cell = flow_offset[f] + i
-                    share = split_cache[r, 0, cell]
-                    if share >= 1.0:
-                        count = remaining
-                    elif share <= 0.0:
-                        count = 0.0
-                    else:
-                        count = binomial(remaining, share, cell_key(flow_keys[f], i), split_cache[r, 1, cell])
-                    if not (count >= 0.0 and count <= ceiling):
-                        error |= COUNT_INVALID
-                    remaining -= count
-                    moved[r, cell] = count
-                    next_state[r, origin + i] -= count
-                    target = to_cells[cell]
-                    if target >= 0:
-                        next_state[r, target] += count
-                    else:
-                        exited += count
-                    if remaining <= 0.0:
-                        break
-        for s in range(source_offsets.shape[0]):
-            f = source_offsets[s]
-            for i in range(flow_cells[f]):
-                rate = rates[r, flow_offset[f] + i]
-                if not (rate >= 0.0 and rate < np.inf):
-                    error |= RATE_INVALID
-                    continue
-                mean = rate * dt
-                if stochastic:
-                    count = poisson(mean, cell_key(flow_keys[f], i))
-                else:
-                    count = mean
-                if not (count >= 0.0 and count <= ceiling):
-                    error |= COUNT_INVALID
-                moved[r, flow_offset[f] + i] = count
-                entered += count
-                next_state[r, to_cells[flow_offset[f] + i]] += count
-        for c in range(next_state.shape[1]):
-            if not (next_state[r, c] >= 0.0 and next_state[r, c] <= ceiling):
-                error |= COUNT_INVALID
+    for r in numba.prange(state.shape[0]):
+        error, entered, exited = _step(
+            state[r], rates[r], next_state[r], moved[r], exit_cache[r], split_cache[r], tables, dt, seed,
+            first_replicate + r, step, stochastic, fresh, ceiling)
         boundary[r, 0] = entered
         boundary[r, 1] = exited
         errors[r] = error
+
+
+@numba.njit(parallel=True, **COMPILE)
+def advance_span(
+    state: np.ndarray,
+    rates: np.ndarray,
+    next_state: np.ndarray,
+    moved: np.ndarray,
+    exit_cache: np.ndarray,
+    split_cache: np.ndarray,
+    boundary: np.ndarray,
+    errors: np.ndarray,
+    tables: tuple,
+    dt: float,
+    seed: np.uint64,
+    first_replicate: np.int64,
+    first_step: np.int64,
+    steps: np.int64,
+    stochastic: bool,
+    fresh: np.ndarray,
+    ceiling: float,
+    record: np.ndarray,
+    state_terms: np.ndarray,
+    state_matrix: tuple,
+    moved_terms: np.ndarray,
+    moved_matrix: tuple,
+    entered: np.ndarray,
+    exited: np.ndarray,
+) -> None:
+    """`steps` steps of `advance` in one call, from `first_step`, for a stretch where the rates stay as
+    they are and nothing else happens between steps (no event, sub-model or probe): each replicate runs
+    the whole stretch while its numbers are in the core's cache, and the per-step bookkeeping of
+    simulate._run_block is done here. The same numbers as `steps` calls of `advance`.
+
+    Fills, for each step s after `first_step` up to the last, `record[s]` (R, cells) (if `record` is not
+    empty), `state_terms[s]` and `moved_terms[s]` (the outcome reductions, `reduce_columns` with the
+    (indptr, indices) of `state_matrix` and `moved_matrix`) and `entered[s]`, `exited[s]` (R,) (running
+    totals); `state` holds the state after the stretch, `moved` and `boundary` those of its last step.
+    A replicate whose step sets error bits stops there with them in `errors`; the caller then runs the
+    stretch again step by step to name the cell.
+    """
+    unchanged = np.zeros_like(fresh)
+    for r in numba.prange(state.shape[0]):
+        current, following = state[r], next_state[r]
+        for t in range(steps):
+            step = first_step + t
+            error, inflow, outflow = _step(
+                current, rates[r], following, moved[r], exit_cache[r], split_cache[r], tables, dt, seed,
+                first_replicate + r, step, stochastic, fresh if t == 0 else unchanged, ceiling)
+            errors[r] = error
+            boundary[r, 0] = inflow
+            boundary[r, 1] = outflow
+            if error:
+                break
+            current, following = following, current
+            entered[step + 1, r] = entered[step, r] + inflow
+            exited[step + 1, r] += exited[step, r] + outflow
+            _reduce_row(moved[r], moved_matrix[0], moved_matrix[1], moved_terms[step + 1, r])
+            if t < steps - 1:
+                if record.shape[0]:
+                    record[step + 1, r] = current
+                _reduce_row(current, state_matrix[0], state_matrix[1], state_terms[step + 1, r])
+        if steps % 2 and errors[r] == 0:
+            state[r] = next_state[r]
+
+
+@numba.njit(**COMPILE)
+def _step(
+    state: np.ndarray,
+    rates: np.ndarray,
+    next_state: np.ndarray,
+    moved: np.ndarray,
+    exit_cache: np.ndarray,
+    split_cache: np.ndarray,
+    tables: tuple,
+    dt: float,
+    seed: np.uint64,
+    replicate: np.int64,
+    step: np.int64,
+    stochastic: bool,
+    fresh: np.ndarray,
+    ceiling: float,
+) -> tuple[np.int64, float, float]:
+    """One step of one replicate (the rows of `advance`'s arrays); returns its error bits and the persons
+    who entered from sources and left to sinks."""
+    flow_source, flow_offset, flow_cells, flow_stream, to_cells, group_start, group_stream, source_offsets = tables
+    groups = group_start.shape[0] - 1
+    # the keys' parts shared by a stream's cells, hashed once per step (see `draw_key`)
+    base = replicate_key(seed, replicate)
+    group_keys = np.empty(groups, np.uint64)
+    flow_keys = np.empty(flow_stream.shape[0], np.uint64)
+    scratch = np.empty((2, 0 if stochastic else flow_cells.max()))
+    if stochastic:
+        for g in range(groups):
+            group_keys[g] = stream_key(base, group_stream[g], step)
+        for f in range(flow_stream.shape[0]):
+            flow_keys[f] = stream_key(base, flow_stream[f], step)
+    error = 0
+    entered = 0.0
+    exited = 0.0
+    next_state[:] = state
+    moved[:] = 0.0
+    for g in range(groups):
+        first, last = group_start[g], group_start[g + 1]
+        origin = flow_source[first]
+        if fresh[g]:
+            _cache_group(rates, exit_cache, split_cache, flow_offset, flow_cells, first, last, origin, dt, stochastic)
+        if not stochastic:
+            group_error, group_exited = _expected_exits(
+                state, rates, next_state, moved, exit_cache, split_cache, scratch, flow_offset, to_cells, first, last,
+                origin, flow_cells[first], ceiling)
+            error |= group_error
+            exited += group_exited
+            continue
+        for i in range(flow_cells[first]):
+            n = state[origin + i]
+            if n <= 0.0:
+                continue
+            probability = exit_cache[0, origin + i]
+            if probability != probability:
+                error |= RATE_INVALID
+                continue
+            if probability <= 0.0:
+                continue
+            leaving = binomial(n, probability, cell_key(group_keys[g], i), exit_cache[1, origin + i])
+            if leaving <= 0.0:
+                continue
+            remaining = leaving
+            for f in range(first, last):
+                cell = flow_offset[f] + i
+                share = split_cache[0, cell]
+                if share >= 1.0:
+                    count = remaining
+                elif share <= 0.0:
+                    count = 0.0
+                else:
+                    count = binomial(remaining, share, cell_key(flow_keys[f], i), split_cache[1, cell])
+                if not (count >= 0.0 and count <= ceiling):
+                    error |= COUNT_INVALID
+                remaining -= count
+                moved[cell] = count
+                next_state[origin + i] -= count
+                target = to_cells[cell]
+                if target >= 0:
+                    next_state[target] += count
+                else:
+                    exited += count
+                if remaining <= 0.0:
+                    break
+    for s in range(source_offsets.shape[0]):
+        f = source_offsets[s]
+        for i in range(flow_cells[f]):
+            rate = rates[flow_offset[f] + i]
+            if not (rate >= 0.0 and rate < np.inf):
+                error |= RATE_INVALID
+                continue
+            mean = rate * dt
+            if stochastic:
+                count = poisson(mean, cell_key(flow_keys[f], i))
+            else:
+                count = mean
+            if not (count >= 0.0 and count <= ceiling):
+                error |= COUNT_INVALID
+            moved[flow_offset[f] + i] = count
+            entered += count
+            next_state[to_cells[flow_offset[f] + i]] += count
+    for c in range(next_state.shape[0]):
+        if not (next_state[c] >= 0.0 and next_state[c] <= ceiling):
+            error |= COUNT_INVALID
+    return error, entered, exited
 
 
 @numba.njit(inline="always", **COMPILE)
@@ -505,8 +588,13 @@ def first_invalid(values: np.ndarray, ceiling: float = np.inf) -> np.int64:
 def reduce_columns(values: np.ndarray, indptr: np.ndarray, indices: np.ndarray, out: np.ndarray) -> None:
     """out[r, k] = sum of values[r, indices[indptr[k]:indptr[k + 1]]]: a 0/1 sparse product, row by row."""
     for r in range(values.shape[0]):
-        for k in range(indptr.shape[0] - 1):
-            total = 0.0
-            for j in range(indptr[k], indptr[k + 1]):
-                total += values[r, indices[j]]
-            out[r, k] = total
+        _reduce_row(values[r], indptr, indices, out[r])
+
+
+@numba.njit(inline="always", **COMPILE)
+def _reduce_row(values: np.ndarray, indptr: np.ndarray, indices: np.ndarray, out: np.ndarray) -> None:
+    for k in range(indptr.shape[0] - 1):
+        total = 0.0
+        for j in range(indptr[k], indptr[k + 1]):
+            total += values[indices[j]]
+        out[k] = total
