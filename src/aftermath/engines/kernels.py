@@ -85,41 +85,22 @@ def _stirling_tail(k: float) -> float:
     return (1.0 / 12.0 - (1.0 / 360.0 - 1.0 / (1260.0 * z2)) / z2) / z
 
 
-@numba.njit(inline="always", **COMPILE)
-def _search_bound(n: float, p: float, q: float) -> float:
-    return min(n, n * p + 10.0 * math.sqrt(n * p * q + 1.0))
-
-
 @numba.njit(**COMPILE)
 def _binomial_inversion(n: float, p: float, log_q: float, key: np.uint64) -> float:
-    """Binomial(n, p) by inversion, for p <= 1/2 and n p < INVERSION_LIMIT; `log_q` is log(1 - p).
-
-    The search stops past min(n, n p + 10 sqrt(n p (1 - p) + 1)) (a draw beyond it, from rounding in the
-    running sum, is redrawn); that bound is computed only for a draw past min(n, n p + 10), rarely.
-    """
+    """Binomial(n, p) by inversion, for p <= 1/2 and n p < INVERSION_LIMIT; `log_q` is log(1 - p)."""
     q = 1.0 - p
     ratio = p / q
     start = math.exp(n * log_q)
-    cheap_bound = min(n, n * p + 10.0)  # <= the bound, which is computed only when a draw passes this
-    bound = -1.0
+    bound = min(n, n * p + 10.0 * math.sqrt(n * p * q + 1.0))
     attempt = 0
     while True:
         u = uniform(key, attempt)
         x = 0.0
         px = start
-        while u > px:
-            if x > cheap_bound:
-                if bound < 0.0:
-                    bound = _search_bound(n, p, q)
-                if x > bound:
-                    break
+        while u > px and x <= bound:
             u -= px
             x += 1.0
             px *= (n - x + 1.0) * ratio / x
-        if x <= cheap_bound:
-            return x
-        if bound < 0.0:
-            bound = _search_bound(n, p, q)
         if x <= bound:
             return x
         attempt += 1
