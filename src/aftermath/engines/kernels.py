@@ -233,7 +233,12 @@ COUNT_INVALID = 2
 """`advance`'s error bit: a flow moved, or a cell holds, a count outside [0, ceiling] or NaN."""
 
 
-@numba.njit(parallel=True, **COMPILE)
+_NO_STRETCH = (np.empty((0, 0, 0)), np.empty((0, 0, 0)), (np.zeros(1, np.int64), np.zeros(0, np.int64)),
+               np.empty((0, 0, 0)), (np.zeros(1, np.int64), np.zeros(0, np.int64)), np.empty((0, 0)),
+               np.empty((0, 0)))
+"""`advance_span`'s series arguments when it runs a single step for `advance` (which fills none of them)."""
+
+
 def advance(
     state: np.ndarray,
     rates: np.ndarray,
@@ -275,14 +280,10 @@ def advance(
     Validity checks are fused in: `errors` (R,) receives, per replicate, RATE_INVALID if a rate of a
     non-empty cell or an inflow is not a finite number >= 0, and COUNT_INVALID if a moved count or a
     new count is outside [0, `ceiling`] or NaN (the caller then names the cell, see engines/diagnose.py).
+    Compiled as `advance_span` (one numba kernel for both, compiled once).
     """
-    for r in numba.prange(state.shape[0]):
-        error, entered, exited = _step(
-            state[r], rates[r], next_state[r], moved[r], exit_cache[r], split_cache[r], tables, dt, seed,
-            first_replicate + r, step, stochastic, fresh, ceiling)
-        boundary[r, 0] = entered
-        boundary[r, 1] = exited
-        errors[r] = error
+    advance_span(state, rates, next_state, moved, exit_cache, split_cache, boundary, errors, tables, dt, seed,
+                 first_replicate, step, np.int64(1), stochastic, fresh, ceiling, False, *_NO_STRETCH)
 
 
 @numba.njit(parallel=True, **COMPILE)
@@ -304,6 +305,7 @@ def advance_span(
     stochastic: bool,
     fresh: np.ndarray,
     ceiling: float,
+    stretch: bool,
     record: np.ndarray,
     state_terms: np.ndarray,
     state_matrix: tuple,
@@ -315,7 +317,8 @@ def advance_span(
     """`steps` steps of `advance` in one call, from `first_step`, for a stretch where the rates stay as
     they are and nothing else happens between steps (no event, sub-model or probe): each replicate runs
     the whole stretch while its numbers are in the core's cache, and the per-step bookkeeping of
-    simulate._run_block is done here. The same numbers as `steps` calls of `advance`.
+    simulate._run_block is done here (with `stretch`; without, one step as `advance` describes). The
+    same numbers as `steps` calls of `advance`.
 
     Fills, for each step s after `first_step` up to the last, `record[s]` (R, cells) (if `record` is not
     empty), `state_terms[s]` and `moved_terms[s]` (the outcome reductions, `reduce_columns` with the
@@ -335,7 +338,7 @@ def advance_span(
             errors[r] = error
             boundary[r, 0] = inflow
             boundary[r, 1] = outflow
-            if error:
+            if error or not stretch:
                 break
             current, following = following, current
             entered[step + 1, r] = entered[step, r] + inflow
@@ -345,7 +348,7 @@ def advance_span(
                 if record.shape[0]:
                     record[step + 1, r] = current
                 _reduce_row(current, state_matrix[0], state_matrix[1], state_terms[step + 1, r])
-        if steps % 2 and errors[r] == 0:
+        if stretch and steps % 2 and errors[r] == 0:
             state[r] = next_state[r]
 
 
@@ -455,7 +458,7 @@ def _step(
     return error, entered, exited
 
 
-@numba.njit(inline="always", **COMPILE)
+@numba.njit(**COMPILE)
 def _expected_exits(
     state: np.ndarray,
     rates: np.ndarray,
@@ -516,7 +519,7 @@ def _expected_exits(
     return error, exited
 
 
-@numba.njit(inline="always", **COMPILE)
+@numba.njit(**COMPILE)
 def _cache_group(
     rates: np.ndarray,
     exit_cache: np.ndarray,
@@ -572,7 +575,7 @@ def reduce_columns(values: np.ndarray, indptr: np.ndarray, indices: np.ndarray, 
         _reduce_row(values[r], indptr, indices, out[r])
 
 
-@numba.njit(inline="always", **COMPILE)
+@numba.njit(**COMPILE)
 def _reduce_row(values: np.ndarray, indptr: np.ndarray, indices: np.ndarray, out: np.ndarray) -> None:
     for k in range(indptr.shape[0] - 1):
         total = 0.0

@@ -584,7 +584,7 @@ def _span(
     advance_span(
         state, rates, next_state, moved, kernel.exit_cache, kernel.split_cache, kernel.boundary, kernel.errors,
         tables.structure, model.dt, key_seed, np.int64(context.first_replicate), np.int64(step), np.int64(length),
-        stochastic, _fresh_groups(tables, due), COUNT_CEILING, np.empty((0, 0, 0)) if record is None else record,
+        stochastic, _fresh_groups(tables, due), COUNT_CEILING, True, np.empty((0, 0, 0)) if record is None else record,
         state_terms, (outcomes.from_state.indptr, outcomes.from_state.indices), moved_terms,
         (outcomes.from_moved.indptr, outcomes.from_moved.indices), entered, exited,
     )
