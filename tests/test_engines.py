@@ -236,3 +236,35 @@ def test_quarterly_and_yearly_steps_run_and_summarise(step, months):
     np.testing.assert_allclose(total, total.isel(time=0) + result["entered"] - result["exited"])
     table = bands(result, key_dates(scenario))
     assert set(table["date"]) <= {str(t)[:7] for t in result["time"].values}
+
+
+@pytest.mark.parametrize("engine", ["stochastic", "deterministic"])
+@pytest.mark.parametrize("keep", [True, False])
+def test_stretches_run_in_one_kernel_call_give_the_step_by_step_numbers(engine, keep):
+    """Steps whose rates stay as they are run in one kernel call (kernels.advance_span); a probe makes the
+    engine take them one by one (simulate._spans), with the same arrays. The cohort's schedule is held, so
+    the stretches are its months before and after the event."""
+    data = cohort_scenario(schedules={"surge": {"points": {"2015-01": 1.5}, "assumption": "test"}})
+    model = compile_model(scenario_from(data))
+    whole = simulate(model, replicates=40, seed=3, engine=engine, keep_compartments=keep)
+    stepped = simulate(model, replicates=40, seed=3, engine=engine, keep_compartments=keep,
+                       probe=lambda step, rates: None)
+    assert set(whole.data_vars) == set(stepped.data_vars)
+    for name in whole.data_vars:
+        np.testing.assert_array_equal(whole[name].values, stepped[name].values, err_msg=name)
+
+
+@pytest.mark.parametrize("engine", ["stochastic", "deterministic"])
+def test_a_count_past_the_ceiling_inside_a_stretch_is_named_as_step_by_step(engine):
+    """A count that passes the ceiling in the middle of a stretch run in one kernel call stops the run with
+    the message of the step-by-step engine (the stretch is run again step by step)."""
+    data = cohort_scenario(schedules={"surge": {"points": {"2015-01": 1.0}, "assumption": "test"}})
+    data["parameters"]["inflow"]["value"] = 2e9
+    model = compile_model(scenario_from(data))
+    messages = []
+    for probe in (None, lambda step, rates: None):
+        with pytest.raises(ModelError) as caught:
+            simulate(model, replicates=3, engine=engine, probe=probe)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]
+    assert "2015-0" in messages[0] and "2015-01" not in messages[0]

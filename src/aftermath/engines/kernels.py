@@ -31,33 +31,51 @@ INVERSION_LIMIT = 10.0
 """Below this mean, sample by inversion (one uniform); above, by transformed rejection."""
 MAX_DRAW = 9007199254740992.0  # 2**53
 """The largest count or mean the samplers take; above it (or for NaN/inf) they return the flag NaN."""
+COMPILE = {"cache": True, "error_model": "numpy"}
+"""numba options of every kernel: numpy's error model spares a zero test per division (none of these
+divides by zero; a NaN or inf would be caught by the kernels' checks)."""
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", **COMPILE)
 def _mix(z: np.uint64) -> np.uint64:
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     return z ^ (z >> _S31)
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", **COMPILE)
+def replicate_key(seed: np.uint64, replicate: np.int64) -> np.uint64:
+    """The first part of a draw's key (see `draw_key`), shared by all draws of a replicate."""
+    return _mix(_mix(seed + GOLDEN) ^ (np.uint64(replicate) + GOLDEN))
+
+
+@numba.njit(inline="always", **COMPILE)
+def stream_key(replicate_part: np.uint64, stream: np.uint64, step: np.int64) -> np.uint64:
+    """The key's part shared by all cells of one stream (flow) at one step of one replicate."""
+    return _mix(_mix(replicate_part ^ stream) ^ (np.uint64(step) * GOLDEN))
+
+
+@numba.njit(inline="always", **COMPILE)
+def cell_key(stream_part: np.uint64, cell: np.int64) -> np.uint64:
+    """A draw's key from its `stream_key` and its cell."""
+    return _mix(stream_part ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))
+
+
+@numba.njit(inline="always", **COMPILE)
 def draw_key(seed: np.uint64, replicate: np.int64, stream: np.uint64, step: np.int64, cell: np.int64) -> np.uint64:
-    """The key of one draw: a hash of everything that identifies it."""
-    key = _mix(seed + GOLDEN)
-    key = _mix(key ^ (np.uint64(replicate) + GOLDEN))
-    key = _mix(key ^ stream)
-    key = _mix(key ^ (np.uint64(step) * GOLDEN))
-    return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))
+    """The key of one draw: a hash of everything that identifies it, built in three parts so the step
+    kernel hashes the parts shared by many draws once (`replicate_key`, `stream_key`, `cell_key`)."""
+    return cell_key(stream_key(replicate_key(seed, replicate), stream, step), cell)
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", **COMPILE)
 def uniform(key: np.uint64, index: np.int64) -> float:
     """The index-th uniform of a key's SplitMix64 sequence, in (0, 1)."""
     bits = _mix(key + GOLDEN * np.uint64(index + 1)) >> _S11
     return (float(bits) + 0.5) * _TO_UNIT
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", **COMPILE)
 def _stirling_tail(k: float) -> float:
     """log(k!) - [(k + 1/2) log(k + 1) - (k + 1) + log(2 pi) / 2]."""
     if k < 10.0:
@@ -67,11 +85,12 @@ def _stirling_tail(k: float) -> float:
     return (1.0 / 12.0 - (1.0 / 360.0 - 1.0 / (1260.0 * z2)) / z2) / z
 
 
-@numba.njit(cache=True)
-def _binomial_inversion(n: float, p: float, key: np.uint64) -> float:
+@numba.njit(**COMPILE)
+def _binomial_inversion(n: float, p: float, log_q: float, key: np.uint64) -> float:
+    """Binomial(n, p) by inversion, for p <= 1/2 and n p < INVERSION_LIMIT; `log_q` is log(1 - p)."""
     q = 1.0 - p
     ratio = p / q
-    start = math.exp(n * math.log(q))
+    start = math.exp(n * log_q)
     bound = min(n, n * p + 10.0 * math.sqrt(n * p * q + 1.0))
     attempt = 0
     while True:
@@ -87,7 +106,7 @@ def _binomial_inversion(n: float, p: float, key: np.uint64) -> float:
         attempt += 1
 
 
-@numba.njit(cache=True)
+@numba.njit(**COMPILE)
 def _binomial_btrs(n: float, p: float, key: np.uint64) -> float:
     spread = math.sqrt(n * p * (1.0 - p))
     b = 1.15 + 2.53 * spread
@@ -122,11 +141,13 @@ def _binomial_btrs(n: float, p: float, key: np.uint64) -> float:
             return k
 
 
-@numba.njit(cache=True)
-def binomial(n: float, p: float, key: np.uint64) -> float:
+@numba.njit(**COMPILE)
+def binomial(n: float, p: float, key: np.uint64, log_keep: float = np.nan) -> float:
     """Binomial(n, p) from the key's uniforms; n is a whole number held in a float.
 
-    Returns NaN (the error flag) for n or p NaN, or n above MAX_DRAW (infinity included).
+    `log_keep`, if given, is log(1 - min(p, 1 - p)), which the step kernel computes once per cell and
+    rate (`binomial_constant`) instead of once per draw. Returns NaN (the error flag) for n or p NaN, or
+    n above MAX_DRAW (infinity included).
     """
     if not (n <= MAX_DRAW) or p != p:
         return np.nan
@@ -136,13 +157,19 @@ def binomial(n: float, p: float, key: np.uint64) -> float:
         return n
     small = min(p, 1.0 - p)
     if n * small < INVERSION_LIMIT:
-        x = _binomial_inversion(n, small, key)
+        x = _binomial_inversion(n, small, log_keep if log_keep == log_keep else binomial_constant(p), key)
     else:
         x = _binomial_btrs(n, small, key)
     return x if p <= 0.5 else n - x
 
 
-@numba.njit(cache=True)
+@numba.njit(inline="always", **COMPILE)
+def binomial_constant(p: float) -> float:
+    """log(1 - min(p, 1 - p)): what a binomial draw with probability p computes from p alone."""
+    return math.log(1.0 - min(p, 1.0 - p))
+
+
+@numba.njit(**COMPILE)
 def poisson(mean: float, key: np.uint64) -> float:
     """Poisson(mean) from the key's uniforms; NaN (the error flag) for a mean that is NaN or above MAX_DRAW."""
     if not (mean <= MAX_DRAW):
@@ -182,7 +209,7 @@ def poisson(mean: float, key: np.uint64) -> float:
             return k
 
 
-@numba.njit(cache=True)
+@numba.njit(**COMPILE)
 def binomial_array(
     counts: np.ndarray,
     probabilities: np.ndarray,
@@ -206,23 +233,22 @@ COUNT_INVALID = 2
 """`advance`'s error bit: a flow moved, or a cell holds, a count outside [0, ceiling] or NaN."""
 
 
-@numba.njit(cache=True, parallel=True)
+_NO_STRETCH = (np.empty((0, 0, 0)), np.empty((0, 0, 0)), (np.zeros(1, np.int64), np.zeros(0, np.int64)),
+               np.empty((0, 0, 0)), (np.zeros(1, np.int64), np.zeros(0, np.int64)), np.empty((0, 0)),
+               np.empty((0, 0)))
+"""`advance_span`'s series arguments when it runs a single step for `advance` (which fills none of them)."""
+
+
 def advance(
     state: np.ndarray,
     rates: np.ndarray,
     next_state: np.ndarray,
     moved: np.ndarray,
-    exit_probability: np.ndarray,
+    exit_cache: np.ndarray,
+    split_cache: np.ndarray,
     boundary: np.ndarray,
     errors: np.ndarray,
-    flow_source: np.ndarray,
-    flow_offset: np.ndarray,
-    flow_cells: np.ndarray,
-    flow_stream: np.ndarray,
-    to_cells: np.ndarray,
-    group_start: np.ndarray,
-    group_stream: np.ndarray,
-    source_offsets: np.ndarray,
+    tables: tuple,
     dt: float,
     seed: np.uint64,
     first_replicate: np.int64,
@@ -236,112 +262,303 @@ def advance(
     Flows are grouped by the compartment they leave (`group_start` delimits the groups in flow
     order; groups are contiguous). For a cell with count n and outflow hazards h_1..h_k (total H),
     exits ~ Binomial(n, 1 - exp(-H dt)), split among the outflows by conditional binomials with
-    shares h_i / H; the deterministic engine takes the expectations instead. Inflows from sources
-    are Poisson(rate dt). `rates` holds per-capita hazards (or inflows) per context cell;
+    shares h_i / (h_i + ... + h_k); the deterministic engine takes the expectations instead. Inflows
+    from sources are Poisson(rate dt). `rates` holds per-capita hazards (or inflows) per context cell;
     `moved` receives the persons each flow moved, per context cell.
 
-    `exit_probability` (R, cells) caches 1 - exp(-H dt) per cell (NaN where a rate is not a finite
-    number >= 0): it is recomputed only for the groups marked in `fresh` (groups,) (a rate of one of their
-    flows may have changed since the last call), so a step with the same rates as the one before costs
-    no transcendental call outside the samplers.
+    What the draws compute from the rates alone is cached, and recomputed only for the groups marked
+    in `fresh` (groups,) (a rate of one of their flows may have changed since the last call), so a step
+    with the same rates as the one before costs no transcendental call outside the samplers:
+    `exit_cache` (R, 2, cells) holds per compartment cell 1 - exp(-H dt) (NaN where a rate is not a
+    finite number >= 0) and its `binomial_constant` (deterministic: H); `split_cache` (R, 2, rate cells)
+    per outflow cell the share of the exits left by the flows before it that it takes (1 for the last,
+    0 for a zero hazard) and the share's `binomial_constant` (stochastic only). The deterministic
+    engine moves exits x h_i / H from a flow with a share in (0, 1).
     `boundary` (R, 2) receives the persons who entered from sources and left to sinks in the step.
+    The structure comes as `tables`, a tuple of the arrays (flow_source, flow_offset, flow_cells,
+    flow_stream, to_cells, group_start, group_stream, source_offsets) of simulate.KernelTables.
     Validity checks are fused in: `errors` (R,) receives, per replicate, RATE_INVALID if a rate of a
     non-empty cell or an inflow is not a finite number >= 0, and COUNT_INVALID if a moved count or a
     new count is outside [0, `ceiling`] or NaN (the caller then names the cell, see engines/diagnose.py).
+    Compiled as `advance_span` (one numba kernel for both, compiled once).
     """
-    replicates = state.shape[0]
+    advance_span(state, rates, next_state, moved, exit_cache, split_cache, boundary, errors, tables, dt, seed,
+                 first_replicate, step, np.int64(1), stochastic, fresh, ceiling, False, *_NO_STRETCH)
+
+
+@numba.njit(parallel=True, **COMPILE)
+def advance_span(
+    state: np.ndarray,
+    rates: np.ndarray,
+    next_state: np.ndarray,
+    moved: np.ndarray,
+    exit_cache: np.ndarray,
+    split_cache: np.ndarray,
+    boundary: np.ndarray,
+    errors: np.ndarray,
+    tables: tuple,
+    dt: float,
+    seed: np.uint64,
+    first_replicate: np.int64,
+    first_step: np.int64,
+    steps: np.int64,
+    stochastic: bool,
+    fresh: np.ndarray,
+    ceiling: float,
+    stretch: bool,
+    record: np.ndarray,
+    state_terms: np.ndarray,
+    state_matrix: tuple,
+    moved_terms: np.ndarray,
+    moved_matrix: tuple,
+    entered: np.ndarray,
+    exited: np.ndarray,
+) -> None:
+    """`steps` steps of `advance` in one call, from `first_step`, for a stretch where the rates stay as
+    they are and nothing else happens between steps (no event, sub-model or probe): each replicate runs
+    the whole stretch while its numbers are in the core's cache, and the per-step bookkeeping of
+    simulate._run_block is done here (with `stretch`; without, one step as `advance` describes). The
+    same numbers as `steps` calls of `advance`.
+
+    Fills, for each step s after `first_step` up to the last, `record[s]` (R, cells) (if `record` is not
+    empty), `state_terms[s]` and `moved_terms[s]` (the outcome reductions, `reduce_columns` with the
+    (indptr, indices) of `state_matrix` and `moved_matrix`) and `entered[s]`, `exited[s]` (R,) (running
+    totals); `state` holds the state after the stretch, `moved` and `boundary` those of its last step.
+    A replicate whose step sets error bits stops there with them in `errors`; the caller then runs the
+    stretch again step by step to name the cell.
+    """
+    unchanged = np.zeros_like(fresh)
+    for r in numba.prange(state.shape[0]):
+        current, following = state[r], next_state[r]
+        for t in range(steps):
+            step = first_step + t
+            error, inflow, outflow = _step(
+                current, rates[r], following, moved[r], exit_cache[r], split_cache[r], tables, dt, seed,
+                first_replicate + r, step, stochastic, fresh if t == 0 else unchanged, ceiling)
+            errors[r] = error
+            boundary[r, 0] = inflow
+            boundary[r, 1] = outflow
+            if error or not stretch:
+                break
+            current, following = following, current
+            entered[step + 1, r] = entered[step, r] + inflow
+            exited[step + 1, r] += exited[step, r] + outflow
+            _reduce_row(moved[r], moved_matrix[0], moved_matrix[1], moved_terms[step + 1, r])
+            if t < steps - 1:
+                if record.shape[0]:
+                    record[step + 1, r] = current
+                _reduce_row(current, state_matrix[0], state_matrix[1], state_terms[step + 1, r])
+        if stretch and steps % 2 and errors[r] == 0:
+            state[r] = next_state[r]
+
+
+@numba.njit(**COMPILE)
+def _step(
+    state: np.ndarray,
+    rates: np.ndarray,
+    next_state: np.ndarray,
+    moved: np.ndarray,
+    exit_cache: np.ndarray,
+    split_cache: np.ndarray,
+    tables: tuple,
+    dt: float,
+    seed: np.uint64,
+    replicate: np.int64,
+    step: np.int64,
+    stochastic: bool,
+    fresh: np.ndarray,
+    ceiling: float,
+) -> tuple[np.int64, float, float]:
+    """One step of one replicate (the rows of `advance`'s arrays); returns its error bits and the persons
+    who entered from sources and left to sinks."""
+    flow_source, flow_offset, flow_cells, flow_stream, to_cells, group_start, group_stream, source_offsets = tables
     groups = group_start.shape[0] - 1
-    for r in numba.prange(replicates):
-        replicate = first_replicate + r
-        error = 0
-        entered = 0.0
-        exited = 0.0
-        next_state[r, :] = state[r, :]
-        moved[r, :] = 0.0
+    # the keys' parts shared by a stream's cells, hashed once per step (see `draw_key`)
+    base = replicate_key(seed, replicate)
+    group_keys = np.empty(groups, np.uint64)
+    flow_keys = np.empty(flow_stream.shape[0], np.uint64)
+    scratch = np.empty((2, 0 if stochastic else flow_cells.max()))
+    if stochastic:
         for g in range(groups):
-            first, last = group_start[g], group_start[g + 1]
-            origin = flow_source[first]
-            cells = flow_cells[first]
-            refresh = fresh[g]
-            for i in range(cells):
-                if refresh:
-                    total = 0.0
-                    valid = True
-                    for f in range(first, last):
-                        hazard = rates[r, flow_offset[f] + i]
-                        valid = valid and hazard >= 0.0 and hazard < np.inf
-                        total += hazard
-                    exit_probability[r, origin + i] = -math.expm1(-total * dt) if valid else np.nan
-                n = state[r, origin + i]
-                if n <= 0.0:
-                    continue
-                probability = exit_probability[r, origin + i]
-                if probability != probability:
-                    error |= RATE_INVALID
-                    continue
-                if probability <= 0.0:
-                    continue
-                if stochastic:
-                    leaving = binomial(n, probability, draw_key(seed, replicate, group_stream[g], step, i))
+            group_keys[g] = stream_key(base, group_stream[g], step)
+        for f in range(flow_stream.shape[0]):
+            flow_keys[f] = stream_key(base, flow_stream[f], step)
+    error = 0
+    entered = 0.0
+    exited = 0.0
+    next_state[:] = state
+    moved[:] = 0.0
+    for g in range(groups):
+        first, last = group_start[g], group_start[g + 1]
+        origin = flow_source[first]
+        if fresh[g]:
+            _cache_group(rates, exit_cache, split_cache, flow_offset, flow_cells, first, last, origin, dt, stochastic)
+        if not stochastic:
+            group_error, group_exited = _expected_exits(
+                state, rates, next_state, moved, exit_cache, split_cache, scratch, flow_offset, to_cells, first, last,
+                origin, flow_cells[first], ceiling)
+            error |= group_error
+            exited += group_exited
+            continue
+        for i in range(flow_cells[first]):
+            n = state[origin + i]
+            if n <= 0.0:
+                continue
+            probability = exit_cache[0, origin + i]
+            if probability != probability:
+                error |= RATE_INVALID
+                continue
+            if probability <= 0.0:
+                continue
+            leaving = binomial(n, probability, cell_key(group_keys[g], i), exit_cache[1, origin + i])
+            if leaving <= 0.0:
+                continue
+            remaining = leaving
+            for f in range(first, last):
+                cell = flow_offset[f] + i
+                share = split_cache[0, cell]
+                if share >= 1.0:
+                    count = remaining
+                elif share <= 0.0:
+                    count = 0.0
                 else:
-                    leaving = n * probability
-                if leaving <= 0.0:
-                    continue
-                total = 0.0
-                for f in range(first, last):
-                    total += rates[r, flow_offset[f] + i]
-                remaining = leaving
-                hazard_left = total
-                for f in range(first, last):
-                    hazard = rates[r, flow_offset[f] + i]
-                    if f == last - 1 or hazard >= hazard_left:
-                        count = remaining
-                    elif hazard <= 0.0:
-                        count = 0.0
-                    elif stochastic:
-                        key = draw_key(seed, replicate, flow_stream[f], step, i)
-                        count = binomial(remaining, hazard / hazard_left, key)
-                    else:
-                        count = leaving * hazard / total
-                    if not (count >= 0.0 and count <= ceiling):
-                        error |= COUNT_INVALID
-                    remaining -= count
-                    hazard_left -= hazard
-                    moved[r, flow_offset[f] + i] = count
-                    next_state[r, origin + i] -= count
-                    target = to_cells[flow_offset[f] + i]
-                    if target >= 0:
-                        next_state[r, target] += count
-                    else:
-                        exited += count
-                    if remaining <= 0.0:
-                        break
-        for s in range(source_offsets.shape[0]):
-            f = source_offsets[s]
-            for i in range(flow_cells[f]):
-                rate = rates[r, flow_offset[f] + i]
-                if not (rate >= 0.0 and rate < np.inf):
-                    error |= RATE_INVALID
-                    continue
-                mean = rate * dt
-                if stochastic:
-                    count = poisson(mean, draw_key(seed, replicate, flow_stream[f], step, i))
-                else:
-                    count = mean
+                    count = binomial(remaining, share, cell_key(flow_keys[f], i), split_cache[1, cell])
                 if not (count >= 0.0 and count <= ceiling):
                     error |= COUNT_INVALID
-                moved[r, flow_offset[f] + i] = count
-                entered += count
-                next_state[r, to_cells[flow_offset[f] + i]] += count
-        for c in range(next_state.shape[1]):
-            if not (next_state[r, c] >= 0.0 and next_state[r, c] <= ceiling):
+                remaining -= count
+                moved[cell] = count
+                next_state[origin + i] -= count
+                target = to_cells[cell]
+                if target >= 0:
+                    next_state[target] += count
+                else:
+                    exited += count
+                if remaining <= 0.0:
+                    break
+    for s in range(source_offsets.shape[0]):
+        f = source_offsets[s]
+        for i in range(flow_cells[f]):
+            rate = rates[flow_offset[f] + i]
+            if not (rate >= 0.0 and rate < np.inf):
+                error |= RATE_INVALID
+                continue
+            mean = rate * dt
+            if stochastic:
+                count = poisson(mean, cell_key(flow_keys[f], i))
+            else:
+                count = mean
+            if not (count >= 0.0 and count <= ceiling):
                 error |= COUNT_INVALID
-        boundary[r, 0] = entered
-        boundary[r, 1] = exited
-        errors[r] = error
+            moved[flow_offset[f] + i] = count
+            entered += count
+            next_state[to_cells[flow_offset[f] + i]] += count
+    for c in range(next_state.shape[0]):
+        if not (next_state[c] >= 0.0 and next_state[c] <= ceiling):
+            error |= COUNT_INVALID
+    return error, entered, exited
 
 
-@numba.njit(cache=True)
+@numba.njit(**COMPILE)
+def _expected_exits(
+    state: np.ndarray,
+    rates: np.ndarray,
+    next_state: np.ndarray,
+    moved: np.ndarray,
+    exit_cache: np.ndarray,
+    split_cache: np.ndarray,
+    scratch: np.ndarray,
+    flow_offset: np.ndarray,
+    to_cells: np.ndarray,
+    first: np.int64,
+    last: np.int64,
+    origin: np.int64,
+    cells: np.int64,
+    ceiling: float,
+) -> tuple[np.int64, float]:
+    """The deterministic engine's exits of one replicate from the cells of the group of flows first..last - 1
+    (see `advance`); returns its error bits and the persons sent to sinks.
+
+    The same numbers as the stochastic engine's loop with expectations for draws, computed flow by flow
+    over the group's cells (contiguous, so the loops vectorise): a cell's exits go to its flows in order
+    until none remain, the last flow taking what is left. `scratch` (2, cells or more) is working space.
+    """
+    error = 0
+    exited = 0.0
+    leaving, remaining = scratch[0], scratch[1]
+    for i in range(cells):
+        n = state[origin + i]
+        probability = exit_cache[0, origin + i]
+        if n > 0.0 and probability != probability:
+            error |= RATE_INVALID
+        expected = n * probability
+        leaving[i] = expected
+        remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else 0.0
+    for f in range(first, last):
+        offset = flow_offset[f]
+        for i in range(cells):
+            share = split_cache[0, offset + i]
+            left = remaining[i]
+            if left <= 0.0 or share <= 0.0:
+                count = 0.0
+            elif share >= 1.0:
+                count = left
+            else:
+                count = leaving[i] * rates[offset + i] / exit_cache[1, origin + i]
+            if not (count >= 0.0 and count <= ceiling):
+                error |= COUNT_INVALID
+            remaining[i] = left - count
+            moved[offset + i] = count
+        for i in range(cells):
+            count = moved[offset + i]
+            next_state[origin + i] -= count
+            target = to_cells[offset + i]
+            if target >= 0:
+                next_state[target] += count
+            else:
+                exited += count
+    return error, exited
+
+
+@numba.njit(**COMPILE)
+def _cache_group(
+    rates: np.ndarray,
+    exit_cache: np.ndarray,
+    split_cache: np.ndarray,
+    flow_offset: np.ndarray,
+    flow_cells: np.ndarray,
+    first: np.int64,
+    last: np.int64,
+    origin: np.int64,
+    dt: float,
+    stochastic: bool,
+) -> None:
+    """Fill one replicate's caches (see `advance`) for the cells of the group of flows first..last - 1."""
+    for i in range(flow_cells[first]):
+        total = 0.0
+        valid = True
+        for f in range(first, last):
+            hazard = rates[flow_offset[f] + i]
+            valid = valid and hazard >= 0.0 and hazard < np.inf
+            total += hazard
+        probability = -math.expm1(-total * dt) if valid else np.nan
+        exit_cache[0, origin + i] = probability
+        exit_cache[1, origin + i] = binomial_constant(probability) if stochastic else total
+        hazard_left = total
+        for f in range(first, last):
+            cell = flow_offset[f] + i
+            hazard = rates[cell]
+            if f == last - 1 or hazard >= hazard_left:
+                share = 1.0
+            elif hazard <= 0.0:
+                share = 0.0
+            else:
+                share = hazard / hazard_left
+            split_cache[0, cell] = share
+            split_cache[1, cell] = binomial_constant(share) if stochastic else 0.0
+            hazard_left -= hazard
+
+
+@numba.njit(**COMPILE)
 def first_invalid(values: np.ndarray, ceiling: float = np.inf) -> np.int64:
     """Flat index of the first value that is not a number in [0, ceiling] (NaN and inf included), or -1."""
     flat = values.reshape(-1)
@@ -351,12 +568,17 @@ def first_invalid(values: np.ndarray, ceiling: float = np.inf) -> np.int64:
     return -1
 
 
-@numba.njit(cache=True)
+@numba.njit(**COMPILE)
 def reduce_columns(values: np.ndarray, indptr: np.ndarray, indices: np.ndarray, out: np.ndarray) -> None:
     """out[r, k] = sum of values[r, indices[indptr[k]:indptr[k + 1]]]: a 0/1 sparse product, row by row."""
     for r in range(values.shape[0]):
-        for k in range(indptr.shape[0] - 1):
-            total = 0.0
-            for j in range(indptr[k], indptr[k + 1]):
-                total += values[r, indices[j]]
-            out[r, k] = total
+        _reduce_row(values[r], indptr, indices, out[r])
+
+
+@numba.njit(**COMPILE)
+def _reduce_row(values: np.ndarray, indptr: np.ndarray, indices: np.ndarray, out: np.ndarray) -> None:
+    for k in range(indptr.shape[0] - 1):
+        total = 0.0
+        for j in range(indptr[k], indptr[k + 1]):
+            total += values[indices[j]]
+        out[k] = total

@@ -16,7 +16,7 @@ import scipy.sparse as sparse
 import xarray as xr
 
 from aftermath.engines.diagnose import COUNT_CEILING, BlockContext, check_counts, check_rates
-from aftermath.engines.kernels import advance, binomial_array, reduce_columns
+from aftermath.engines.kernels import advance, advance_span, binomial_array, reduce_columns
 from aftermath.engines.ode import FlowSystem, OdeOptions, batch_size, flow_system, integrate_step
 from aftermath.errors import ModelError
 from aftermath.model.compile import CompiledModel, stable_id
@@ -53,6 +53,12 @@ class KernelTables:
     exit_matrix: sparse.csr_matrix | None
     """(rate cells, cells) 0/1: which state cell each outflow's hazard applies to; None unless an inflow
     from a source reads compartments (only then do the step engines need each cell's total hazard)."""
+
+    @property
+    def structure(self) -> tuple[np.ndarray, ...]:
+        """The arrays the step kernels take as their `tables` (see kernels.advance)."""
+        return (self.flow_source, self.flow_offset, self.flow_cells, self.flow_stream, self.to_cells,
+                self.group_start, self.group_stream, self.source_flows)
 
 
 def kernel_tables(model: CompiledModel) -> KernelTables:
@@ -321,7 +327,7 @@ def check_result_memory(model: CompiledModel, replicates: int, keep_compartments
 def _block_size(model: CompiledModel, outcomes: OutcomeTables, keep_compartments: bool) -> int:
     """As many replicates per block as the recorded series fit in the memory budget."""
     recorded = outcomes.from_state.rows + outcomes.from_moved.rows + (model.cells if keep_compartments else 0)
-    per_replicate = 8 * (recorded * (model.steps + 1) + 2 * model.cells + 3 * model.rate_cells)
+    per_replicate = 8 * (recorded * (model.steps + 1) + 4 * model.cells + 4 * model.rate_cells)
     return int(np.clip(RECORD_BUDGET_BYTES // max(per_replicate, 1), 16, 1024))
 
 
@@ -351,7 +357,8 @@ def _run_block(
     if probe is not None:  # the probe sees every rate of every step
         changed, every = np.ones_like(changed), np.ones_like(every)
     kernel = KernelState(
-        np.empty((replicates, model.cells)), np.zeros((replicates, 2)), np.zeros(replicates, np.int8), changed, every
+        np.empty((replicates, 2, model.cells)), np.empty((replicates, 2, model.rate_cells)), np.zeros((replicates, 2)),
+        np.zeros(replicates, np.int8), changed, every,
     )
     steps = model.steps
     record = np.empty((steps + 1, replicates, model.cells)) if keep_compartments else None
@@ -369,8 +376,12 @@ def _run_block(
     parameters_by_epoch: dict[tuple[int, ...], dict[str, np.ndarray]] = {}
     windows = {f.name: (f.rate_offset, f.rate_offset + f.cells) for f in model.flows}
     moved_by_flow = Moved(moved, windows)  # views of `moved` (the step engines reuse it; the ODE engine does not)
+    spans = _spans(model, changed, every, events_by_step) if system is None and probe is None else None
+    span_from = 0  # spans start at this step or later (after a span that flagged an error, see _span)
+    step = -1
     with np.errstate(all="ignore"):
-        for step in range(steps + 1):
+        while step < steps:
+            step += 1
             epoch = epochs[step]
             if epoch not in parameters_by_epoch:
                 parameters_by_epoch[epoch] = model.parameters_at(step, base)
@@ -390,6 +401,13 @@ def _run_block(
                     coupled_record[name][:, step] = value
             if step == steps:
                 break
+            if spans is not None and spans[step] > 1 and step >= span_from:
+                length = spans[step]
+                if _span(context, tables, outcomes, kernel, environment, state, next_state, rates, rate_views, moved,
+                         record, state_terms, moved_terms, entered, exited, step, length, key_seed, stochastic):
+                    step += length - 1
+                    continue
+                span_from = step + length
             if system is not None:
                 state, moved = _ode_step(
                     context, tables.rate_origin, system, environment, state, rates, rate_views, step, ode
@@ -439,8 +457,11 @@ def _run_block(
 class KernelState:
     """What the step kernel keeps between calls within a block (see `kernels.advance`)."""
 
-    exit_probability: np.ndarray
-    """(R, cells) 1 - exp(-H dt) per compartment cell, valid while the rates are unchanged."""
+    exit_cache: np.ndarray
+    """(R, 2, cells) per compartment cell 1 - exp(-H dt) and its binomial constant, valid while the rates
+    are unchanged."""
+    split_cache: np.ndarray
+    """(R, 2, rate cells) per outflow cell its share of the exits and the share's binomial constant."""
     boundary: np.ndarray
     """(R, 2) persons entered from sources and left to sinks in the last kernel step."""
     errors: np.ndarray
@@ -480,7 +501,6 @@ def _substeps(
     the cell and raise ModelError."""
     model = context.model
     substeps = model.substeps
-    groups = len(tables.group_stream)
     total = moved if substeps == 1 else np.zeros_like(moved)
     for k in range(substeps):
         if k:
@@ -495,23 +515,17 @@ def _substeps(
             rates,
             next_state,
             moved,
-            kernel.exit_probability,
+            kernel.exit_cache,
+            kernel.split_cache,
             kernel.boundary,
             kernel.errors,
-            tables.flow_source,
-            tables.flow_offset,
-            tables.flow_cells,
-            tables.flow_stream,
-            tables.to_cells,
-            tables.group_start,
-            tables.group_stream,
-            tables.source_flows,
+            tables.structure,
             model.dt / substeps,
             key_seed,
             np.int64(context.first_replicate),
             np.int64(step * substeps + k),
             stochastic,
-            np.logical_or.reduceat(due[tables.group_flows], tables.group_start[:-1]) if groups else due[:0],
+            _fresh_groups(tables, due),
             COUNT_CEILING,
         )
         if kernel.errors.any():
@@ -524,6 +538,67 @@ def _substeps(
     if substeps > 1:
         moved[...] = total
     return state, next_state
+
+
+def _spans(model: CompiledModel, changed: np.ndarray, every: np.ndarray, events: dict[int, list]) -> np.ndarray | None:
+    """(steps,) per step, how many steps from it `kernels.advance_span` may run in one call: the later
+    ones evaluate no rate and have no event. None (each step on its own) for a model with sub-steps,
+    sub-models or a rate evaluated at every sub-step."""
+    if model.substeps != 1 or model.couplings or every.any():
+        return None
+    spans = np.ones(model.steps, dtype=np.int64)
+    for step in range(model.steps - 2, -1, -1):
+        if not changed[step + 1].any() and step + 1 not in events:
+            spans[step] = spans[step + 1] + 1
+    return spans
+
+
+def _span(
+    context: BlockContext,
+    tables: KernelTables,
+    outcomes: OutcomeTables,
+    kernel: KernelState,
+    environment: Environment,
+    state: np.ndarray,
+    next_state: np.ndarray,
+    rates: np.ndarray,
+    rate_views: list[np.ndarray],
+    moved: np.ndarray,
+    record: np.ndarray | None,
+    state_terms: np.ndarray,
+    moved_terms: np.ndarray,
+    entered: np.ndarray,
+    exited: np.ndarray,
+    step: int,
+    length: int,
+    key_seed: np.uint64,
+    stochastic: bool,
+) -> bool:
+    """Run reporting steps step..step + length - 1 in one kernel call (see `_spans`); `state` then holds
+    the state after them. False if the kernel flagged a value: `state` and the series are then as they
+    were, for the caller to run the steps one by one and name the cell."""
+    model = context.model
+    due = kernel.due(step, 0)
+    _fill_rates(context, environment, state, rates, rate_views, due, (tables.exit_matrix, model.dt))
+    start = state.copy()
+    advance_span(
+        state, rates, next_state, moved, kernel.exit_cache, kernel.split_cache, kernel.boundary, kernel.errors,
+        tables.structure, model.dt, key_seed, np.int64(context.first_replicate), np.int64(step), np.int64(length),
+        stochastic, _fresh_groups(tables, due), COUNT_CEILING, True, np.empty((0, 0, 0)) if record is None else record,
+        state_terms, (outcomes.from_state.indptr, outcomes.from_state.indices), moved_terms,
+        (outcomes.from_moved.indptr, outcomes.from_moved.indices), entered, exited,
+    )
+    if not kernel.errors.any():
+        return True
+    state[...] = start
+    exited[step + 1 : step + length + 1] = 0.0
+    return False
+
+
+def _fresh_groups(tables: KernelTables, due: np.ndarray) -> np.ndarray:
+    """(groups,) which groups of outflows have a flow whose rate is evaluated again (see kernels.advance)."""
+    groups = len(tables.group_stream)
+    return np.logical_or.reduceat(due[tables.group_flows], tables.group_start[:-1]) if groups else due[:0]
 
 
 def _ode_step(
