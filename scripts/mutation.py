@@ -25,18 +25,21 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import random
+import select
+import shlex
 import shutil
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from cosmic_ray.work_db import WorkDB, use_db
-from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = Path("src/aftermath")
@@ -73,7 +76,7 @@ class Target:
     tests: tuple[str, ...]
     functions: tuple[str, ...] = ()
     keyword: str = ""
-    timeout: float = 240.0
+    timeout: float = 60.0
 
     def path(self, root: Path) -> str:
         for candidate in self.module:
@@ -87,7 +90,8 @@ class Target:
 
 ENGINE_TESTS = ("tests/test_closed_forms.py", "tests/test_engines.py")
 TARGETS = {
-    "kernels": Target(("engines/kernels.py",), ("tests/test_closed_forms.py", "tests/test_samplers.py")),
+    "kernels": Target(("engines/kernels.py",), ("tests/test_closed_forms.py", "tests/test_samplers.py"),
+                      timeout=240.0),
     "simulate": Target(("engines/simulate.py",), ENGINE_TESTS),
     "steps": Target(("engines/steps.py",), ("tests/test_conformance.py", "tests/test_engines.py")),
     "ode": Target(("engines/ode.py",), ("tests/test_conformance.py", "tests/test_closed_forms.py")),
@@ -95,7 +99,7 @@ TARGETS = {
     "model-compile": Target(("model/compile.py",), ("tests/test_closed_forms.py", "tests/test_engines.py",
                                                     "tests/test_scenario_groups.py")),
     "model-effects": Target(("model/compile.py",), ("tests/test_closed_forms.py",),
-                            functions=("apply_effect", "parameters_at", "_active_steps", "_parameter_effects",
+                            functions=("apply_effect", "parameters_at", "_active_steps", "ordered_effects",
                                        "_schedule_arrays", "_policy_strengths")),
     "model-coupling": Target(("model/coupling.py",), ("tests/test_network.py", "tests/test_submodels.py")),
     "summary": Target(("summary.py",), ("tests/test_helpers.py", "tests/test_closed_forms.py", "tests/test_engines.py"),
@@ -150,6 +154,71 @@ class Tally:
         return self.killed / tested if tested else float("nan")
 
 
+# Imported once by the test server, before it forks a child per mutant: these take about 3 s of the 3.5 s that a
+# pytest start with aftermath's imports costs. Nothing of aftermath is imported there, so every child imports the
+# (mutated) package afresh from disk.
+PRELOAD = ("numpy", "numba", "scipy.integrate", "scipy.optimize", "scipy.stats", "xarray", "pandas", "pyarrow",
+           "duckdb", "pydantic", "yaml", "jinja2", "pytest", "_pytest.assertion.rewrite", "_pytest.fixtures")
+
+
+def serve(address: str) -> None:
+    """Answer test requests on a Unix socket: fork (third-party libraries already imported), run pytest, reply.
+
+    A request is one JSON line {"cwd", "args"}; the reply is the exit status on a line, then the run's output.
+    A client that goes away (cosmic-ray's timeout kills it) takes its child's whole process group with it.
+    Each request's wall seconds are appended to ADDRESS.seconds.
+    """
+    import importlib
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(address)
+    server.listen(1)
+    while True:
+        connection, _ = server.accept()
+        with connection, tempfile.TemporaryFile() as log:
+            request = json.loads(connection.makefile("r").readline())
+            start = time.perf_counter()
+            child = os.fork()
+            if child == 0:
+                os.setsid()
+                os.dup2(log.fileno(), 1)
+                os.dup2(log.fileno(), 2)
+                os.chdir(request["cwd"])
+                import pytest
+
+                code = pytest.main(request["args"])
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(int(code))
+            status = None
+            while status is None:
+                done, raw = os.waitpid(child, os.WNOHANG)
+                if done:
+                    status = os.waitstatus_to_exitcode(raw)
+                elif select.select([connection], [], [], 0.1)[0] and not connection.recv(1):
+                    os.killpg(child, signal.SIGKILL)
+                    os.waitpid(child, 0)
+                    break
+            if status is not None:
+                log.seek(0)
+                connection.sendall(f"{status}\n".encode() + log.read()[-4000:])
+            with open(f"{address}.seconds", "a", encoding="utf-8") as seconds:
+                seconds.write(f"{time.perf_counter() - start:.2f}\n")
+
+
+def client(address: str, args: list[str]) -> int:
+    """The test command cosmic-ray runs: hand pytest's arguments to the server, echo its output, exit as it did."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.connect(address)
+    connection.sendall(json.dumps({"cwd": os.getcwd(), "args": args}).encode() + b"\n")
+    reply = connection.makefile("rb").read()
+    status, _, output = reply.partition(b"\n")
+    sys.stdout.write(output.decode(errors="replace"))
+    return int(status) if status else 1
+
+
 def function_spans(path: Path, names: tuple[str, ...]) -> list[tuple[int, int]]:
     """Line spans (1-based, inclusive) of the named functions (any nesting) in a module."""
     spans = []
@@ -163,10 +232,14 @@ def function_spans(path: Path, names: tuple[str, ...]) -> list[tuple[int, int]]:
     return spans
 
 
-def config_text(module: Path, target: Target, work: Path) -> str:
-    tests = " ".join(target.test_paths(work))
+def pytest_args(target: Target, work: Path) -> str:
     keyword = f" -k '{target.keyword}'" if target.keyword else ""
-    command = f"{sys.executable} -m pytest {' '.join(FAST)}{keyword} {tests}"
+    return f"{' '.join(FAST)}{keyword} {' '.join(target.test_paths(work))}"
+
+
+def config_text(module: Path, target: Target, work: Path) -> str:
+    runner = f"{Path(__file__).resolve()} --client {work / 'tests.sock'}"
+    command = f"{sys.executable} {runner} -- {pytest_args(target, work)}"
     return (
         "[cosmic-ray]\n"
         f'module-path = "{module}"\n'
@@ -186,12 +259,18 @@ def write_config(name: str, target: Target, work: Path) -> Path:
 
 def prepare(name: str, target: Target, work: Path, session: Path, sample: int | None, seed: int) -> None:
     """cosmic-ray init, then skip mutants outside the operator set, the named functions or the sample."""
+    from cosmic_ray.work_db import WorkDB, use_db  # not at the top: the --client start stays light
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
     module = work / PACKAGE / target.path(work)
     config = write_config(name, target, work)
-    subprocess.run([sys.executable, "-m", "cosmic_ray.cli", "init", str(config), str(session)], cwd=work,
-                   check=True)
     spans = function_spans(module, target.functions) if target.functions else None
-    with use_db(str(session), WorkDB.Mode.open) as db:
+    # made under another name, renamed when complete: a half-made session would otherwise be taken as made
+    partial = session.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    subprocess.run([sys.executable, "-m", "cosmic_ray.cli", "init", str(config), str(partial)], cwd=work,
+                   check=True)
+    with use_db(str(partial), WorkDB.Mode.open) as db:
         items = list(db.pending_work_items)
         keep = []
         for item in items:
@@ -203,12 +282,57 @@ def prepare(name: str, target: Target, work: Path, session: Path, sample: int | 
             if not wanted:
                 db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="not selected"))
         if sample is not None and sample < len(keep):
+            # in source order first: the session lists mutants in an arbitrary order, the sample must not depend on it
+            keep.sort(key=lambda item: (item.mutations[0].start_pos, item.mutations[0].operator_name,
+                                        item.mutations[0].occurrence))
             chosen = {item.job_id for item in random.Random(seed).sample(keep, sample)}
             for item in keep:
                 if item.job_id not in chosen:
                     db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="not sampled"))
         print(f"{name}: {len(items)} mutants, {len(keep)} selected"
               + (f", {min(sample, len(keep))} sampled" if sample is not None else ""), flush=True)
+    partial.rename(session)
+
+
+def execute(name: str, target: Target, work: Path, session: Path) -> None:
+    """Run the unmutated tests once (they must pass), then let cosmic-ray test every pending mutant via the server.
+
+    The JIT stays on, except for the kernels' own mutants: kernels.py is not mutated then, so the warm-up compiles
+    the kernels into numba's cache and every mutant loads them from there (about 1 s, against 20 s of compiling).
+    A mutant of kernels.py would cost a full recompile (measured: 56 s of an 85 s run of the kernels' tests), so
+    those run with NUMBA_DISABLE_JIT as plain Python: numba compiles the same semantics, the verdict is the same.
+    """
+    environment = dict(os.environ)
+    if target.path(work) == "engines/kernels.py":
+        environment["NUMBA_DISABLE_JIT"] = "1"
+    start = time.perf_counter()
+    warm = subprocess.run([sys.executable, "-m", "pytest", *shlex.split(pytest_args(target, work))], cwd=work,
+                          env=environment, capture_output=True, text=True)
+    if warm.returncode:
+        raise SystemExit(f"{name}: the unmutated tests fail, every mutant would count as killed:\n{warm.stdout}")
+    print(f"{name}: warm-up (unmutated tests) {time.perf_counter() - start:.1f} s", flush=True)
+    address = work / "tests.sock"
+    address.unlink(missing_ok=True)
+    Path(f"{address}.seconds").unlink(missing_ok=True)
+    # no bytecode from the children: a mutant written in the same second as the last would reuse a stale .pyc
+    server = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", str(address)], cwd=work,
+                              env={**environment, "PYTHONDONTWRITEBYTECODE": "1"})
+    try:
+        while not address.exists():
+            if server.poll() is not None:
+                raise SystemExit(f"{name}: the test server did not start")
+            time.sleep(0.1)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "cosmic_ray.cli", "exec", str(write_config(name, target, work)),
+                        str(session)], cwd=work, env=environment, check=True)
+    finally:
+        server.kill()
+        server.wait()
+    record = Path(f"{address}.seconds")
+    seconds = sorted(float(row) for row in record.read_text().split()) if record.exists() else []
+    if seconds:
+        print(f"{name}: {len(seconds)} mutants tested in {time.perf_counter() - start:.0f} s wall; per mutant median "
+              f"{seconds[len(seconds) // 2]:.1f} s, longest {seconds[-1]:.1f} s", flush=True)
 
 
 def mutated_line(diff: str) -> str:
@@ -218,6 +342,9 @@ def mutated_line(diff: str) -> str:
 
 
 def tally(name: str, target: Target, work: Path, session: Path) -> Tally:
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+
     lines = (work / PACKAGE / target.path(work)).read_text(encoding="utf-8").splitlines()
     result = Tally()
     with use_db(str(session), WorkDB.Mode.open) as db:
@@ -285,14 +412,10 @@ def main() -> None:
                 shutil.copytree(source, work / part, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy(source, work / part)
-    # NUMBA_DISABLE_JIT: the kernels run as plain Python. A mutant of engines/kernels.py otherwise costs a full
-    # numba recompile (measured: 56 s of a 85 s run of the kernels' tests, against 15 s CPU for the whole run
-    # without the JIT); numba compiles the same Python semantics, so a mutant's effect is the same either way.
     # No plugin autoload: the dashboard's and browser plugins cost seconds at every start and no target needs them.
-    environment = {"PYTHONPATH": f"{work / 'src'}:{work}", "NUMBA_CACHE_DIR": tempfile.mkdtemp(prefix="numba-"),
-                   "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "NUMBA_DISABLE_JIT": "1",
-                   "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    os.environ.update(environment)
+    # One numba cache for the invocation: filled by the warm-up, read by every mutant (see execute).
+    os.environ.update({"PYTHONPATH": f"{work / 'src'}:{work}", "NUMBA_CACHE_DIR": str(args.sessions / "numba-cache"),
+                       "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
     summaries = {}
     for name in names:
         target = TARGETS[name]
@@ -309,8 +432,7 @@ def main() -> None:
                 prepare(name, target, work, session, args.sample, args.seed)
             if args.prepare_only:
                 continue
-            subprocess.run([sys.executable, "-m", "cosmic_ray.cli", "exec",
-                            str(write_config(name, target, work)), str(session)], cwd=work, check=True)
+            execute(name, target, work, session)
         summaries[name] = tally(name, target, work, session)
     print("\nkilled share per target (equivalent mutants listed apart):")
     for name, result in summaries.items():
@@ -334,4 +456,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--serve"]:
+        serve(sys.argv[2])
+    elif sys.argv[1:2] == ["--client"]:  # --client ADDRESS -- PYTEST ARGUMENTS
+        sys.exit(client(sys.argv[2], sys.argv[4:]))
+    else:
+        main()
