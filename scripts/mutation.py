@@ -93,7 +93,8 @@ TARGETS = {
     "kernels": Target(("engines/kernels.py",), ("tests/test_closed_forms.py", "tests/test_samplers.py"),
                       timeout=240.0),
     "simulate": Target(("engines/simulate.py",), ENGINE_TESTS),
-    "steps": Target(("engines/steps.py",), ("tests/test_conformance.py", "tests/test_engines.py")),
+    "steps": Target(("engines/steps.py",), ("tests/test_coarse_step.py", "tests/test_conformance.py",
+                                            "tests/test_engines.py")),
     "ode": Target(("engines/ode.py",), ("tests/test_conformance.py", "tests/test_closed_forms.py")),
     "diagnose": Target(("engines/diagnose.py",), ("tests/test_engine_stress.py", "tests/test_engines.py")),
     "model-compile": Target(("model/compile.py",), ("tests/test_closed_forms.py", "tests/test_engines.py",
@@ -120,6 +121,7 @@ TARGETS = {
 
 # Surviving mutants that cannot change behaviour: (target, function, source line, mutated line), both lines
 # stripped -> reason. Keyed by text, not by line number or occurrence, so the list survives edits elsewhere.
+WORST = 'worst = {"value": -1.0, "step": 0, "cell": 0, "column": 0}'
 EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ("report-numbers", "rounded", "if size >= 100:", "if size > 100:"):
         "at exactly 100 both rules print '100'",
@@ -129,6 +131,15 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "at exactly 10 both ',.0f' and '.2g' print '10'",
     ("report-numbers", "rounded", "if size >= 10:", "if size >= 11:"):
         "from 10 to 11 two significant figures are whole numbers, as ',.0f' prints",
+    **{("steps", "coarse_step", WORST, WORST.replace(old, new)):
+       "placeholders: the first probe always overwrites them (every hazard >= 0 > -1)"
+       for old, new in (('"value": -1.0', '"value": - 2.0'), ('"step": 0', '"step": 1'), ('"step": 0', '"step": -1'),
+                        ('"cell": 0', '"cell": 1'), ('"column": 0', '"column": 1'), ('"column": 0', '"column": -1'))},
+    ("steps", "probe", "total = np.zeros((rates.shape[0], model.cells))",
+     "total = np.zeros((rates.shape[ 1], model.cells))"):
+        "the check runs one replicate: the extra rows get the same broadcast hazards, the maxima are unchanged",
+    ("steps", "", "@dataclass(frozen=True)", "@dataclass(frozen=False)"):
+        "nothing assigns to a CoarseStep; frozen only guards against future misuse",
     ("kernels", "draw_key", "return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))",
      "return _mix(key ^ (np.uint64(cell) - GOLDEN * np.uint64(3)))"):
         "another odd offset in the key hash: cells keep distinct keys and uniform draws; only the stream changes",
@@ -143,7 +154,7 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
 @dataclass
 class Tally:
     killed: int = 0
-    survived: list[tuple[str, str, str, int, str]] = field(default_factory=list)
+    survived: list[tuple[str, str, str, int, str, str]] = field(default_factory=list)
     equivalent: list[tuple[str, str]] = field(default_factory=list)
     incompetent: int = 0
     pending: int = 0
@@ -367,7 +378,7 @@ def tally(name: str, target: Target, work: Path, session: Path) -> Tally:
                                           EQUIVALENT[key]))
             else:
                 result.survived.append((mutation.definition_name or "", mutation.operator_name,
-                                        str(mutation.occurrence), line, text))
+                                        str(mutation.occurrence), line, text, key[3]))
     return result
 
 
@@ -449,8 +460,8 @@ def main() -> None:
         tested = killed + sum(len(r.survived) for r in results)
         print(f"  {module:24s} killed {killed}/{tested} = {killed / tested if tested else float('nan'):.0%}")
     for name, result in summaries.items():
-        for function, operator, occurrence, line, text in result.survived:
-            print(f"SURVIVED {name} {function}:{line} {operator} #{occurrence}: {text}")
+        for function, operator, occurrence, line, text, mutant in result.survived:
+            print(f"SURVIVED {name} {function}:{line} {operator} #{occurrence}: {text}\n    -> {mutant}")
         for where, reason in result.equivalent:
             print(f"EQUIVALENT {name} {where}: {reason}")
 
