@@ -122,6 +122,9 @@ TARGETS = {
 # Surviving mutants that cannot change behaviour: (target, function, source line, mutated line), both lines
 # stripped -> reason. Keyed by text, not by line number or occurrence, so the list survives edits elsewhere.
 WORST = 'worst = {"value": -1.0, "step": 0, "cell": 0, "column": 0}'
+SIMULATE_ONCE = 'simulate(model, replicates=1, engine="deterministic", keep_compartments=False, probe=probe)'
+STRATUM = ('f"{dim}={labels[i]}" for (dim, labels), i in zip(model.dims.items(), index, strict=True) '
+           "if dim in layout.dims")
 EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ("report-numbers", "rounded", "if size >= 100:", "if size > 100:"):
         "at exactly 100 both rules print '100'",
@@ -134,10 +137,18 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     **{("steps", "coarse_step", WORST, WORST.replace(old, new)):
        "placeholders: the first probe always overwrites them (every hazard >= 0 > -1)"
        for old, new in (('"value": -1.0', '"value": - 2.0'), ('"step": 0', '"step": 1'), ('"step": 0', '"step": -1'),
-                        ('"cell": 0', '"cell": 1'), ('"column": 0', '"column": 1'), ('"column": 0', '"column": -1'))},
-    ("steps", "probe", "total = np.zeros((rates.shape[0], model.cells))",
-     "total = np.zeros((rates.shape[ 1], model.cells))"):
-        "the check runs one replicate: the extra rows get the same broadcast hazards, the maxima are unchanged",
+                        ('"cell": 0', '"cell": 1'), ('"cell": 0', '"cell": -1'), ('"column": 0', '"column": 1'),
+                        ('"column": 0', '"column": -1'))},
+    **{("steps", "probe", "total = np.zeros((rates.shape[0], model.cells))",
+        f"total = np.zeros((rates.shape[ {axis}], model.cells))"):
+       "the check runs one replicate: the extra rows get the same broadcast hazards, the maxima are unchanged"
+       for axis in (1, -1)},
+    ("steps", "coarse_step", SIMULATE_ONCE, SIMULATE_ONCE.replace("replicates=1", "replicates= 2")):
+        "the deterministic engine gives every replicate the same rates: the maxima are unchanged",
+    ("steps", "coarse_step", SIMULATE_ONCE, SIMULATE_ONCE.replace("keep_compartments=False", "keep_compartments=True")):
+        "the check reads only the probe; keeping the compartments costs memory, changes no figure",
+    ("steps", "coarse_step", STRATUM, STRATUM.replace("strict=True", "strict=False")):
+        "the cell's index has one entry per model dimension: the lengths always match",
     ("steps", "", "@dataclass(frozen=True)", "@dataclass(frozen=False)"):
         "nothing assigns to a CoarseStep; frozen only guards against future misuse",
     ("kernels", "draw_key", "return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))",

@@ -44,7 +44,7 @@ def test_worst_cell_its_first_month_largest_outflow_and_recommendation():
     assert abs(check.hazard_step - 0.11) < 1e-12
     assert (check.substeps, check.recommended) == (1, 28)  # ceil(0.11 / 0.004)
     assert TARGET_HAZARD_STEP == 0.004 and check.hazard_step > WARN_HAZARD_STEP and check.coarse
-    assert "times the step is 0.11 (above 0.05; largest outflow 'leaving')" in check.message()
+    assert "of active[origin=B] times the step is 0.11 (above 0.05; largest outflow 'leaving')" in check.message()
     assert "use --substeps 28 (or time.substeps: 28) or --engine ode" in check.message()
 
 
