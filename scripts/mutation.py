@@ -95,7 +95,8 @@ TARGETS = {
     "simulate": Target(("engines/simulate.py",), ENGINE_TESTS),
     "steps": Target(("engines/steps.py",), ("tests/test_coarse_step.py", "tests/test_conformance.py",
                                             "tests/test_engines.py")),
-    "ode": Target(("engines/ode.py",), ("tests/test_conformance.py", "tests/test_closed_forms.py")),
+    "ode": Target(("engines/ode.py",), ("tests/test_ode_batches.py", "tests/test_conformance.py",
+                                        "tests/test_closed_forms.py")),
     "diagnose": Target(("engines/diagnose.py",), ("tests/test_engine_stress.py", "tests/test_engines.py")),
     "model-compile": Target(("model/compile.py",), ("tests/test_closed_forms.py", "tests/test_engines.py",
                                                     "tests/test_scenario_groups.py")),
@@ -151,6 +152,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "the cell's index has one entry per model dimension: the lengths always match",
     ("steps", "", "@dataclass(frozen=True)", "@dataclass(frozen=False)"):
         "nothing assigns to a CoarseStep; frozen only guards against future misuse",
+    ("ode", "flow_system", "return FlowSystem(leaves, np.where(leaves, source_cells, 0), balance)",
+     "return FlowSystem(leaves, np.where(leaves, source_cells, -1), balance)"):
+        "an inflow's source cell is a placeholder: np.where(per_capita, ..., 1.0) never reads it, and -1 indexes too",
     ("kernels", "draw_key", "return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))",
      "return _mix(key ^ (np.uint64(cell) - GOLDEN * np.uint64(3)))"):
         "another odd offset in the key hash: cells keep distinct keys and uniform draws; only the stream changes",
