@@ -150,8 +150,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "the check reads only the probe; keeping the compartments costs memory, changes no figure",
     ("steps", "coarse_step", STRATUM, STRATUM.replace("strict=True", "strict=False")):
         "the cell's index has one entry per model dimension: the lengths always match",
-    ("steps", "", "@dataclass(frozen=True)", "@dataclass(frozen=False)"):
-        "nothing assigns to a CoarseStep; frozen only guards against future misuse",
+    **{(target, "", "@dataclass(frozen=True)", "@dataclass(frozen=False)"):
+       "nothing assigns to these records (CoarseStep, OdeOptions, FlowSystem); frozen guards against future misuse"
+       for target in ("steps", "ode")},
     ("ode", "flow_system", "return FlowSystem(leaves, np.where(leaves, source_cells, 0), balance)",
      "return FlowSystem(leaves, np.where(leaves, source_cells, -1), balance)"):
         "an inflow's source cell is a placeholder: np.where(per_capita, ..., 1.0) never reads it, and -1 indexes too",
