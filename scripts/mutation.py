@@ -97,7 +97,10 @@ TARGETS = {
                                             "tests/test_engines.py")),
     "ode": Target(("engines/ode.py",), ("tests/test_ode_engine.py", "tests/test_conformance.py",
                                         "tests/test_closed_forms.py")),
-    "diagnose": Target(("engines/diagnose.py",), ("tests/test_engine_stress.py", "tests/test_engines.py")),
+    # not the stress file's sampler tests: they compile uncached numba functions (seconds per mutant) and test kernels
+    "diagnose": Target(("engines/diagnose.py",), ("tests/test_diagnose.py", "tests/test_engine_stress.py",
+                                                  "tests/test_engines.py"),
+                       keyword="not binomial and not poisson_flags and not poisson_draws and not truncated"),
     "model-compile": Target(("model/compile.py",), ("tests/test_closed_forms.py", "tests/test_engines.py",
                                                     "tests/test_scenario_groups.py")),
     "model-effects": Target(("model/compile.py",), ("tests/test_closed_forms.py",),
@@ -151,8 +154,8 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ("steps", "coarse_step", STRATUM, STRATUM.replace("strict=True", "strict=False")):
         "the cell's index has one entry per model dimension: the lengths always match",
     **{(target, "", "@dataclass(frozen=True)", "@dataclass(frozen=False)"):
-       "nothing assigns to these records (CoarseStep, OdeOptions, FlowSystem); frozen guards against future misuse"
-       for target in ("steps", "ode")},
+       "nothing assigns to these records (CoarseStep, OdeOptions, BlockContext...); frozen guards future misuse"
+       for target in ("steps", "ode", "diagnose")},
     ("ode", "flow_system", "return FlowSystem(leaves, np.where(leaves, source_cells, 0), balance)",
      "return FlowSystem(leaves, np.where(leaves, source_cells, -1), balance)"):
         "an inflow's source cell is a placeholder: np.where(per_capita, ..., 1.0) never reads it, and -1 indexes too",

@@ -1,0 +1,59 @@
+"""engines/diagnose.py on the cells and steps where off-by-one slips would show: the first cell of a later
+compartment, the last month of a policy, an empty first cell, and the ODE engine (which checks every rate
+evaluation in Python, where the step engines check inside their kernel)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aftermath import compile_model, simulate
+from aftermath.errors import ModelError
+from tests.conftest import cohort_scenario, scenario_from
+
+
+def _error(call) -> str:
+    try:
+        call()
+    except ModelError as exc:
+        return str(exc)
+    raise AssertionError("no ModelError")
+
+
+def test_a_bad_count_in_the_first_cell_of_a_later_compartment_is_named_there():
+    data = cohort_scenario()
+    data["parameters"]["start_gone"] = {"unit": "persons", "dims": ["origin"], "value": {"A": 1, "B": 2},
+                                        "fixed": "test", "assumption": "test"}
+    data["compartments"]["gone"]["initial"] = "start_gone"
+    model = compile_model(scenario_from(data))
+    drawn = {"start_gone": np.array([[np.nan, 2.0]])}
+    message = _error(lambda: simulate(model, 1, engine="deterministic", parameters=drawn))
+    assert message.startswith("compartment 'gone' holds NaN persons (a count or mean above")
+    assert "in stratum origin=A, 2015-01, replicate 0 (parameter sample 0)" in message
+    assert "start_gone=nan (drawn from its distribution)" in message
+
+
+def test_a_policy_is_named_behind_a_bad_rate_in_its_last_month():
+    """The policy runs 2015-06 to 2015-07 and takes 0.05 off 'die' (0.01 for origin A): -0.04. The rate
+    'die + leave * (2.8 - surge)', with leave 0.03 and surge 1 + 5/12 in June, 1.5 in July, is
+    -0.04 + 0.0415 = 0.0015 in June and -0.04 + 0.039 = -0.001 in July, the policy's last month."""
+    data = cohort_scenario(interventions={"cut": {"start": "2015-06", "end": "2015-07", "assumption": "test",
+                                                  "effects": [{"parameter": "die", "add": -0.05}]}})
+    next(f for f in data["flows"] if f["name"] == "dying")["rate"] = "die + leave * (2.8 - surge)"
+    model = compile_model(scenario_from(data), policies={"cut": 1.0})
+    message = _error(lambda: simulate(model, 1, engine="deterministic"))
+    assert message.startswith("flow 'dying': its rate is -0.001 in stratum origin=A, 2015-07, replicate 0")
+    assert "die=-0.04 (the file's value, changed by policy cut)" in message
+
+
+def test_the_ode_engine_moves_no_one_from_an_empty_first_cell_even_at_0_over_0():
+    """active[A] starts empty, so 'die * active / active' is 0/0 there until recruits arrive: the same
+    model with 'die' alone is the expected answer (the two rates agree wherever anyone can die)."""
+    def run(rate: str):
+        data = cohort_scenario()
+        data["compartments"]["active"]["initial"] = {"A": 0, "B": 300}
+        next(f for f in data["flows"] if f["name"] == "dying")["rate"] = rate
+        return simulate(compile_model(scenario_from(data)), 1, engine="ode")
+
+    expected, ratio = run("die"), run("die * active / active")
+    for name in ("active", "home", "entered", "exited"):
+        np.testing.assert_allclose(ratio[name].values, expected[name].values, rtol=1e-6, err_msg=name)
