@@ -178,6 +178,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     **{("ode", "", "JACOBIAN_BUDGET_BYTES = 256_000_000", f"JACOBIAN_BUDGET_BYTES = {budget}"):
        "a batch one run smaller or larger at most; results do not depend on the batch (test_engines checks that)"
        for budget in (255999999, 256000001)},
+    ("diagnose", "_involved", "cell = [w if n > 1 else 0 for w, n in zip(where, array.shape[1:], strict=True)]",
+     "cell = [w if n > 1 else -1 for w, n in zip(where, array.shape[1:], strict=True)]"):
+        "an axis of extent 1 has one element: 0 and -1 index the same",
     ("kernels", "draw_key", "return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))",
      "return _mix(key ^ (np.uint64(cell) - GOLDEN * np.uint64(3)))"):
         "another odd offset in the key hash: cells keep distinct keys and uniform draws; only the stream changes",

@@ -57,3 +57,12 @@ def test_the_ode_engine_moves_no_one_from_an_empty_first_cell_even_at_0_over_0()
     expected, ratio = run("die"), run("die * active / active")
     for name in ("active", "home", "entered", "exited"):
         np.testing.assert_allclose(ratio[name].values, expected[name].values, rtol=1e-6, err_msg=name)
+
+
+def test_a_bad_count_moved_by_the_first_flow_cell_is_named():
+    """'recruiting' listed first, so its stratum A is rate cell 0 of replicate 0: the first cell checked."""
+    data = cohort_scenario()
+    data["flows"].sort(key=lambda flow: flow["name"] != "recruiting")
+    model = compile_model(scenario_from(data))
+    message = _error(lambda: simulate(model, 1, engine="deterministic", parameters={"inflow": np.full(1, 1e300)}))
+    assert message.startswith("flow 'recruiting' moved 1e+300 persons in stratum origin=A, 2015-01, replicate 0")
