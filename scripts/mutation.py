@@ -6,8 +6,24 @@ module, and records whether they failed (killed) or passed (survived). Surviving
 the tests or equivalent (behaviour-preserving) mutants; the latter are listed in EQUIVALENT below, each with
 its reason, and counted apart.
 
-Not a CI step: about 2,600 mutants over all targets, each a pytest start and a run of the target's fast
-tests (20 s to 3 min on a loaded two-core machine). Run module by module, under nice:
+Not a CI step: about 2,900 selected mutants over all targets (kernels 1,141, simulate 706, model-compile 283,
+summary 167, ode 120, design 124, diagnose 111, steps 76, report-numbers 73, sampling 58, coupling 41,
+store-ranges 32, report-escaping 8; model-effects 136 is a subset of model-compile). Measured per mutant,
+on a two-core machine shared with two other jobs (wall, median): 4 s for most targets (a killed mutant
+stops at the first failing test, 3 s; a survivor runs the target's whole selection, 5 to 25 s); before the
+changes below, 6 s (summary) and 30 s (simulate), 20 s to 3 min in all. A full pass of steps took 10 min,
+of ode 19 min, of diagnose about 16 min; of simulate it would take about 50 min, of the kernels (plain
+Python, about 15 s each) about 5 h: those two are sampled. Where the time goes, and what is done about it:
+
+- pytest's start with aftermath's imports is 3.5 s, 3 s of it numpy, numba, scipy, xarray, pandas and
+  pytest: a server imports those once and forks a child per mutant (see `serve`), which imports the
+  (mutated) package afresh;
+- the kernels' numba compile is 17 s: the JIT stays on with one cache, filled by an unmutated warm-up run
+  that also proves the tests pass; only the kernels' own mutants run as plain Python (see `execute`);
+- each target's tests are its fast, focused ones, the most focused file first (with -x a killed mutant
+  stops there), and -k leaves out tests that compile uncached numba functions.
+
+Run module by module, under nice:
 
     .venv/bin/pip install -e '.[mutation]'
     .venv/bin/python scripts/mutation.py --list
@@ -16,7 +32,7 @@ tests (20 s to 3 min on a loaded two-core machine). Run module by module, under 
     .venv/bin/python scripts/mutation.py kernels --sample 40 --seed 1  # a random 40 of the kernels' mutants
     .venv/bin/python scripts/mutation.py kernels --retest-survivors    # after new tests: rerun the survivors
 
-Everything runs in a copy of src/ and tests/ under a temporary folder, so an interrupted run never leaves a
+Everything runs in a copy of src/ and tests/ in the sessions folder (work/), so an interrupted run never leaves a
 mutated file in the working tree. Sessions (cosmic-ray's SQLite files) stay in --sessions (default
 .mutation/), so a rerun continues where it stopped; --fresh starts over.
 """
@@ -199,6 +215,8 @@ class Tally:
     equivalent: list[tuple[str, str]] = field(default_factory=list)
     incompetent: int = 0
     pending: int = 0
+    unsampled: int = 0
+    """Selected mutants left out of a --sample: when > 0 the share is a sample's, with an interval."""
 
     @property
     def share(self) -> float:
@@ -403,6 +421,7 @@ def tally(name: str, target: Target, work: Path, session: Path) -> Tally:
         result.pending = sum(1 for _ in db.pending_work_items)
         for item, outcome in db.completed_work_items:
             if outcome.worker_outcome == WorkerOutcome.SKIPPED or outcome.worker_outcome == WorkerOutcome.NO_TEST:
+                result.unsampled += outcome.output == "not sampled"
                 continue
             if outcome.test_outcome == TestOutcome.INCOMPETENT:
                 result.incompetent += 1
@@ -421,6 +440,14 @@ def tally(name: str, target: Target, work: Path, session: Path) -> Tally:
                 result.survived.append((mutation.definition_name or "", mutation.operator_name,
                                         str(mutation.occurrence), line, text, key[3]))
     return result
+
+
+def wilson(killed: int, tested: int) -> str:
+    """The 95% Wilson score interval of a sampled killed share (scipy's binomtest), as 'low-high' in percent."""
+    from scipy.stats import binomtest
+
+    interval = binomtest(killed, tested).proportion_ci(confidence_level=0.95, method="wilson")
+    return f"{interval.low:.0%}-{interval.high:.0%}"
 
 
 def forget_survivors(session: Path) -> None:
@@ -490,7 +517,9 @@ def main() -> None:
     for name, result in summaries.items():
         tested = result.killed + len(result.survived)
         print(f"  {name:16s} {TARGETS[name].path(work):24s} killed {result.killed}/{tested} = {result.share:.0%}"
-              f"  equivalent {len(result.equivalent)}  incompetent {result.incompetent}  pending {result.pending}")
+              f"  equivalent {len(result.equivalent)}  incompetent {result.incompetent}  pending {result.pending}"
+              + (f"  SAMPLE ({result.unsampled} not sampled), 95% Wilson interval {wilson(result.killed, tested)}"
+                 if result.unsampled and tested else ""))
     modules: dict[str, list[Tally]] = {}
     for name, result in summaries.items():
         if not TARGETS[name].functions:  # a function subset is counted in its module's own target
