@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from aftermath import compile_model, simulate
+from aftermath.engines.steps import coarse_step
 from aftermath.errors import ModelError
 from tests.conftest import cohort_scenario, scenario_from
 
@@ -57,6 +58,17 @@ def test_the_ode_engine_moves_no_one_from_an_empty_first_cell_even_at_0_over_0()
     expected, ratio = run("die"), run("die * active / active")
     for name in ("active", "home", "entered", "exited"):
         np.testing.assert_allclose(ratio[name].values, expected[name].values, rtol=1e-6, err_msg=name)
+
+
+def test_the_coarse_step_check_sees_no_hazard_in_an_empty_cell_at_0_over_0():
+    """The same empty active[A]: the largest hazard is active[B]'s, leave x surge + die = 0.03 x 2 + 0.02 per
+    month once the surge has reached 2 (2016-01); a hazard read in the empty cell would show instead."""
+    data = cohort_scenario()
+    data["compartments"]["active"]["initial"] = {"A": 0, "B": 300}
+    next(f for f in data["flows"] if f["name"] == "dying")["rate"] = "die * active / active"
+    check = coarse_step(compile_model(scenario_from(data)))
+    assert check is not None and (check.compartment, check.stratum, check.date) == ("active", "origin=B", "2016-01")
+    assert abs(check.hazard_step - 0.08) < 1e-12
 
 
 def test_a_bad_count_moved_by_the_first_flow_cell_is_named():
