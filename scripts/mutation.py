@@ -197,6 +197,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ("diagnose", "_involved", "cell = [w if n > 1 else 0 for w, n in zip(where, array.shape[1:], strict=True)]",
      "cell = [w if n > 1 else -1 for w, n in zip(where, array.shape[1:], strict=True)]"):
         "an axis of extent 1 has one element: 0 and -1 index the same",
+    ("diagnose", "_involved", "cell = [w if n > 1 else 0 for w, n in zip(where, array.shape[1:], strict=True)]",
+     "cell = [w if n > 1 else 0 for w, n in zip(where, array.shape[1:], strict=False)]"):
+        "parameter arrays are aligned to the model's dimensions, as `where` is: the lengths always match",
     ("kernels", "draw_key", "return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))",
      "return _mix(key ^ (np.uint64(cell) - GOLDEN * np.uint64(3)))"):
         "another odd offset in the key hash: cells keep distinct keys and uniform draws; only the stream changes",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from aftermath import compile_model, simulate
+from aftermath.engines.diagnose import COUNT_CEILING
 from aftermath.engines.steps import coarse_step
 from aftermath.errors import ModelError
 from tests.conftest import cohort_scenario, scenario_from
@@ -78,3 +79,26 @@ def test_a_bad_count_moved_by_the_first_flow_cell_is_named():
     model = compile_model(scenario_from(data))
     message = _error(lambda: simulate(model, 1, engine="deterministic", parameters={"inflow": np.full(1, 1e300)}))
     assert message.startswith("flow 'recruiting' moved 1e+300 persons in stratum origin=A, 2015-01, replicate 0")
+
+
+def test_a_count_over_the_ceiling_after_a_step_is_dated_at_the_step_it_is_reached():
+    """active[A] starts at 0.9 x the ceiling and recruits 0.2 x the ceiling a month (each move within the
+    ceiling): after the first month it holds more than the ceiling, so the date is 2015-02, not 2015-01."""
+    data = cohort_scenario()
+    data["parameters"]["start"] = {"unit": "persons", "dims": ["origin"], "value": {"A": 1, "B": 1},
+                                   "fixed": "test", "assumption": "test"}
+    data["compartments"]["active"]["initial"] = "start"
+    model = compile_model(scenario_from(data))
+    drawn = {"start": np.array([[0.9 * COUNT_CEILING, 1.0]]), "inflow": np.full(1, 0.2 * COUNT_CEILING)}
+    message = _error(lambda: simulate(model, 1, engine="deterministic", parameters=drawn))
+    assert message.startswith("compartment 'active' holds ")
+    assert "in stratum origin=A, 2015-02, replicate 0" in message
+
+
+def test_values_are_listed_past_a_compartment_name_in_the_rate():
+    """'home' (empty at the start: 0/0) comes first in the rate's names, 'die' after it."""
+    data = cohort_scenario()
+    next(f for f in data["flows"] if f["name"] == "dying")["rate"] = "die * home / home"
+    message = _error(lambda: simulate(compile_model(scenario_from(data)), 1, engine="deterministic"))
+    assert "flow 'dying': its rate is nan in stratum origin=A, 2015-01" in message
+    assert "; values (persons, months): die=0.01 (the file's value)" in message
