@@ -122,7 +122,8 @@ TARGETS = {
     "model-effects": Target(("model/compile.py",), ("tests/test_closed_forms.py",),
                             functions=("apply_effect", "parameters_at", "_active_steps", "ordered_effects",
                                        "_schedule_arrays", "_policy_strengths")),
-    "model-coupling": Target(("model/coupling.py",), ("tests/test_network.py", "tests/test_submodels.py")),
+    "model-coupling": Target(("model/coupling.py",), ("tests/test_cell_sums.py", "tests/test_network.py",
+                                                      "tests/test_submodels.py")),
     "summary": Target(("summary.py",), ("tests/test_helpers.py", "tests/test_closed_forms.py", "tests/test_engines.py"),
                       keyword="quantile or band or summarise"),
     "sampling": Target(("experiments/sampling.py",), ("tests/test_experiments.py",),
@@ -200,6 +201,15 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ("diagnose", "_involved", "cell = [w if n > 1 else 0 for w, n in zip(where, array.shape[1:], strict=True)]",
      "cell = [w if n > 1 else 0 for w, n in zip(where, array.shape[1:], strict=False)]"):
         "parameter arrays are aligned to the model's dimensions, as `where` is: the lengths always match",
+    **{("model-coupling", "cell_sums", "labels: int = 1) -> tuple[np.ndarray, np.ndarray]:",
+        f"labels: int = {labels}) -> tuple[np.ndarray, np.ndarray]:"):
+       "every caller that sums by a dimension passes its labels; with `by` None the default is not read"
+       for labels in (0, 2)},
+    ("model-coupling", "cell_sums", "rows[0].append(cells)", "rows[ -1].append(cells)"):
+        "with `by` None there is one row: 0 and -1 are the same",
+    ("model-coupling", "cell_sums", "label = np.indices(shape).reshape(len(shape), -1)[axis]",
+     "label = np.indices(shape).reshape(len(shape), - 2)[axis]"):
+        "numpy reads any negative size as 'the rest', as it reads -1",
     ("kernels", "draw_key", "return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))",
      "return _mix(key ^ (np.uint64(cell) - GOLDEN * np.uint64(3)))"):
         "another odd offset in the key hash: cells keep distinct keys and uniform draws; only the stream changes",
