@@ -226,6 +226,7 @@ class Tally:
     killed: int = 0
     survived: list[tuple[str, str, str, int, str, str]] = field(default_factory=list)
     equivalent: list[tuple[str, str]] = field(default_factory=list)
+    survivor_jobs: list[str] = field(default_factory=list)
     incompetent: int = 0
     pending: int = 0
     unsampled: int = 0
@@ -452,6 +453,7 @@ def tally(name: str, target: Target, work: Path, session: Path) -> Tally:
             else:
                 result.survived.append((mutation.definition_name or "", mutation.operator_name,
                                         str(mutation.occurrence), line, text, key[3]))
+                result.survivor_jobs.append(item.job_id)
     return result
 
 
@@ -463,10 +465,11 @@ def wilson(killed: int, tested: int) -> str:
     return f"{interval.low:.0%}-{interval.high:.0%}"
 
 
-def forget_survivors(session: Path) -> None:
-    """Drop the results of surviving mutants, so `exec` runs only them again (killed ones stay killed)."""
+def forget_survivors(session: Path, jobs: list[str]) -> None:
+    """Drop the results of these surviving mutants, so `exec` runs only them again (killed ones stay killed,
+    listed equivalents stay as they are: they would only survive again, each at the cost of a full test run)."""
     with sqlite3.connect(session) as connection:
-        connection.execute("DELETE FROM work_results WHERE worker_outcome = 'NORMAL' AND test_outcome = 'SURVIVED'")
+        connection.executemany("DELETE FROM work_results WHERE job_id = ?", [(job,) for job in jobs])
 
 
 def main() -> None:
@@ -518,7 +521,7 @@ def main() -> None:
             print(f"{name}: no session yet")
             continue
         if args.retest_survivors and session.exists():
-            forget_survivors(session)
+            forget_survivors(session, tally(name, target, work, session).survivor_jobs)
         if not args.report_only:
             if not session.exists():
                 prepare(name, target, work, session, args.sample, args.seed)
