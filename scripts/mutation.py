@@ -147,14 +147,6 @@ SIMULATE_ONCE = 'simulate(model, replicates=1, engine="deterministic", keep_comp
 STRATUM = ('f"{dim}={labels[i]}" for (dim, labels), i in zip(model.dims.items(), index, strict=True) '
            "if dim in layout.dims")
 EQUIVALENT: dict[tuple[str, str, str, str], str] = {
-    ("report-numbers", "rounded", "if size >= 100:", "if size > 100:"):
-        "at exactly 100 both rules print '100'",
-    ("report-numbers", "rounded", "if size >= 100:", "if size >= 101:"):
-        "from 100 to 101 three significant figures are whole numbers, as the next rule prints",
-    ("report-numbers", "rounded", "if size >= 10:", "if size > 10:"):
-        "at exactly 10 both ',.0f' and '.2g' print '10'",
-    ("report-numbers", "rounded", "if size >= 10:", "if size >= 11:"):
-        "from 10 to 11 two significant figures are whole numbers, as ',.0f' prints",
     **{("steps", "coarse_step", WORST, WORST.replace(old, new)):
        "placeholders: the first probe always overwrites them (every hazard >= 0 > -1)"
        for old, new in (('"value": -1.0', '"value": - 2.0'), ('"step": 0', '"step": 1'), ('"step": 0', '"step": -1'),
