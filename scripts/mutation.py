@@ -11,9 +11,10 @@ summary 167, ode 120, design 124, diagnose 111, steps 76, report-numbers 73, sam
 store-ranges 32, report-escaping 8; model-effects 136 is a subset of model-compile). Measured per mutant,
 on a two-core machine shared with two other jobs (wall, median): 4 s for most targets (a killed mutant
 stops at the first failing test, 3 s; a survivor runs the target's whole selection, 5 to 25 s); before the
-changes below, 6 s (summary) and 30 s (simulate), 20 s to 3 min in all. A full pass of steps took 10 min,
-of ode 19 min, of diagnose about 16 min; of simulate it would take about 50 min, of the kernels (plain
-Python, about 15 s each) about 5 h: those two are sampled. Where the time goes, and what is done about it:
+changes below, 6 s (summary) and 30 s (simulate), 20 s to 3 min in all. Full passes took 10 min (steps, 76
+mutants), 19 min (ode, 120), 18 min (diagnose, 111) and 6 min (model-coupling, 41); one of simulate would take
+about 50 min, of the kernels (plain Python, about 15 s each) about 5 h: those two are sampled. A rerun of the
+survivors after new tests (--retest-survivors) takes minutes. Where the time goes, and what is done about it:
 
 - pytest's start with aftermath's imports is 3.5 s, 3 s of it numpy, numba, scipy, xarray, pandas and
   pytest: a server imports those once and forks a child per mutant (see `serve`), which imports the
