@@ -45,6 +45,7 @@ def test_a_policy_is_named_behind_a_bad_rate_in_its_last_month():
     message = _error(lambda: simulate(model, 1, engine="deterministic"))
     assert message.startswith("flow 'dying': its rate is -0.001 in stratum origin=A, 2015-07, replicate 0")
     assert "die=-0.04 (the file's value, changed by policy cut)" in message
+    assert "leave=0.03 (the file's value)" in message  # the policy changes 'die' only
 
 
 def test_the_ode_engine_moves_no_one_from_an_empty_first_cell_even_at_0_over_0():
