@@ -120,8 +120,8 @@ TARGETS = {
     "diagnose": Target(("engines/diagnose.py",), ("tests/test_diagnose.py", "tests/test_engine_stress.py",
                                                   "tests/test_engines.py"),
                        keyword="not binomial and not poisson_flags and not poisson_draws and not truncated"),
-    "model-compile": Target(("model/compile.py",), ("tests/test_closed_forms.py", "tests/test_engines.py",
-                                                    "tests/test_scenario_groups.py")),
+    "model-compile": Target(("model/compile.py",), ("tests/test_stable_ids.py", "tests/test_closed_forms.py",
+                                                    "tests/test_engines.py", "tests/test_scenario_groups.py")),
     "model-effects": Target(("model/compile.py",), ("tests/test_closed_forms.py",),
                             functions=("apply_effect", "parameters_at", "_active_steps", "ordered_effects",
                                        "_schedule_arrays", "_policy_strengths")),
@@ -149,6 +149,7 @@ WORST = 'worst = {"value": -1.0, "step": 0, "cell": 0, "column": 0}'
 SIMULATE_ONCE = 'simulate(model, replicates=1, engine="deterministic", keep_compartments=False, probe=probe)'
 STRATUM = ('f"{dim}={labels[i]}" for (dim, labels), i in zip(model.dims.items(), index, strict=True) '
            "if dim in layout.dims")
+DERIVED = "_derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)"
 EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     **{("steps", "coarse_step", WORST, WORST.replace(old, new)):
        "placeholders: the first probe always overwrites them (every hazard >= 0 > -1)"
@@ -210,6 +211,16 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
        "depend on the block size), and ODEPACK's need still within the budget (test_ode_engine)"
        for larger in ("per_run = 9 * size * (3 * size + 22)", "per_run = 8 * size * (3 * size + 23)",
                       "per_run = 8 * size * (3 * size + 21)")},
+    **{("model-compile", "CompiledModel", DERIVED, DERIVED.replace(f"{flag}=False", f"{flag}=True")): reason
+       for flag, reason in (("init", "nothing passes the cache to the constructor"),
+                            ("repr", "only the text of repr(model) changes; nothing reads it"),
+                            ("compare", "no code compares compiled models"))},
+    ("model-compile", "", "@dataclass(frozen=True)", "@dataclass(frozen=False)"):
+        "nothing assigns to a compartment layout; frozen guards against future misuse",
+    ("model-compile", "initial_state",
+     "state[:, layout.offset : layout.offset + layout.size] = block.reshape(block.shape[0], -1)",
+     "state[:, layout.offset : layout.offset + layout.size] = block.reshape(block.shape[0], - 2)"):
+        "numpy reads any negative size as 'the rest', as it reads -1",
     ("kernels", "draw_key", "return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))",
      "return _mix(key ^ (np.uint64(cell) - GOLDEN * np.uint64(3)))"):
         "another odd offset in the key hash: cells keep distinct keys and uniform draws; only the stream changes",
