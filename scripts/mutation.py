@@ -221,6 +221,8 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
      "state[:, layout.offset : layout.offset + layout.size] = block.reshape(block.shape[0], -1)",
      "state[:, layout.offset : layout.offset + layout.size] = block.reshape(block.shape[0], - 2)"):
         "numpy reads any negative size as 'the rest', as it reads -1",
+    ("kernels", "", "@numba.njit(cache=True)", "@numba.njit(cache=False)"):
+        "the on-disk cache only saves compile time; the compiled code is the same",
     ("kernels", "draw_key", "return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))",
      "return _mix(key ^ (np.uint64(cell) - GOLDEN * np.uint64(3)))"):
         "another odd offset in the key hash: cells keep distinct keys and uniform draws; only the stream changes",
