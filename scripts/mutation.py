@@ -149,6 +149,10 @@ WORST = 'worst = {"value": -1.0, "step": 0, "cell": 0, "column": 0}'
 SIMULATE_ONCE = 'simulate(model, replicates=1, engine="deterministic", keep_compartments=False, probe=probe)'
 STRATUM = ('f"{dim}={labels[i]}" for (dim, labels), i in zip(model.dims.items(), index, strict=True) '
            "if dim in layout.dims")
+PLAIN = "decimals = max(0, digits - 1 - math.floor(math.log10(abs(rounded))))"
+COUNT = 'text = _plain(whole, digits) if abs(whole) >= 1000 else f"{whole:,d}"'
+SHARE = ('text = (f"{percent:.0f}" if abs(percent) >= 10 or round(percent) == percent else _plain(percent, 2)) '
+         '+ "%"')
 DERIVED = "_derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)"
 EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     **{("steps", "coarse_step", WORST, WORST.replace(old, new)):
@@ -221,6 +225,20 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
      "state[:, layout.offset : layout.offset + layout.size] = block.reshape(block.shape[0], -1)",
      "state[:, layout.offset : layout.offset + layout.size] = block.reshape(block.shape[0], - 2)"):
         "numpy reads any negative size as 'the rest', as it reads -1",
+    **{("report-numbers", "_plain", PLAIN, more):
+       "one decimal more of a value already rounded to `digits` figures: a trailing 0, which _plain strips"
+       for more in ("decimals = max(0, digits + 1 - math.floor(math.log10(abs(rounded))))",
+                    "decimals = max(0, digits * 1 - math.floor(math.log10(abs(rounded))))",
+                    "decimals = max(0, digits - 1 * math.floor(math.log10(abs(rounded))))",
+                    "decimals = max(0, digits ** 1 - math.floor(math.log10(abs(rounded))))",
+                    "decimals = max( 1, digits - 1 - math.floor(math.log10(abs(rounded))))",
+                    "decimals = max(0, digits - 0 - math.floor(math.log10(abs(rounded))))")},
+    **{("report-numbers", "number", COUNT, COUNT.replace(">= 1000", edge)):
+       "999, 1,000 and 1,001 print the same either way (three significant figures are whole there)"
+       for edge in ("> 1000", ">= 1001", ">= 999")},
+    **{("report-numbers", "number", SHARE, SHARE.replace(">= 10 ", edge)):
+       "from 10% to 11% two significant figures are whole percent, as '.0f' prints"
+       for edge in ("> 10 ", ">= 11 ")},
     ("kernels", "", "@numba.njit(cache=True)", "@numba.njit(cache=False)"):
         "the on-disk cache only saves compile time; the compiled code is the same",
     ("kernels", "draw_key", "return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))",
