@@ -12,8 +12,9 @@ store-ranges 32, report-escaping 8; model-effects 136 is a subset of model-compi
 on a two-core machine shared with two other jobs (wall, median): 4 s for most targets (a killed mutant
 stops at the first failing test, 3 s; a survivor runs the target's whole selection, 5 to 25 s); before the
 changes below, 6 s (summary) and 30 s (simulate), 20 s to 3 min in all. Full passes took 10 min (steps, 76
-mutants), 19 min (ode, 120), 18 min (diagnose, 111) and 6 min (model-coupling, 41); one of simulate would take
-about 50 min, of the kernels (plain Python, about 15 s each) about 5 h: those two are sampled. A rerun of the
+mutants), 19 min (ode, 120), 18 min (diagnose, 111), 6 min (model-coupling, 41), 3 min (report-numbers, 73) and
+2 min (sampling, 58); store-ranges' survivors run the store's interrupt tests, up to 60 s each. Simulate
+(about 4 s a mutant, 706) and the kernels (plain Python, 4 to 15 s, 1,141) take hours: sample them. A rerun of the
 survivors after new tests (--retest-survivors) takes minutes. Where the time goes, and what is done about it:
 
 - pytest's start with aftermath's imports is 3.5 s, 3 s of it numpy, numba, scipy, xarray, pandas and
