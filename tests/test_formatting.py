@@ -19,7 +19,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "aftermath"
     [(0, "count", "0"), (2.3, "count", "2"), (7.6, "count", "8"), (546.5, "count", "546"), (1910, "count", "1,910"),
      (40123, "count", "40,100"), (-598.2, "count", "-598"), (0.33, "share", "33%"), (0.004, "share", "0.4%"),
      (0.0567, "share", "5.7%"), (1.0, "share", "100%"), (5.75e-05, "number", "0.0000575"), (0.3251, "number", "0.325"),
-     (1234.5, "number", "1,230"), (float("nan"), "count", "n/a"), (float("inf"), "number", "n/a")],
+     (1234.5, "number", "1,230"), (float("nan"), "count", "n/a"), (float("inf"), "number", "n/a"),
+     # by the rules above: below 10% two significant figures, from 10% whole percent (above 100% too), 0 is "0"
+     (0.094, "share", "9.4%"), (1.234, "share", "123%"), (0.0, "number", "0")],
 )
 def test_numbers_read_as_the_kind_of_quantity(value: float, kind: str, text: str) -> None:
     assert number(value, kind) == text  # type: ignore[arg-type]
@@ -27,6 +29,7 @@ def test_numbers_read_as_the_kind_of_quantity(value: float, kind: str, text: str
 
 def test_ranges_read_with_to_and_differences_carry_their_sign() -> None:
     assert span(-26, -2, "count") == "-26 to -2"
+    assert span(1, 2, "count") == "1 to 2"  # a range is unsigned unless asked
     assert band(-3.05, -26.4, 1, "count", signed=True) == "-3 (-26 to +1)"
     assert number(12.0, "count", signed=True) == "+12" and number(0.0, "count", signed=True) == "0"
     assert number(-0.2, "count", signed=True) == "0"  # a rounded zero has no sign
