@@ -488,14 +488,10 @@ def _importance(problem: Problem, settings: dict, run_id: int | None, progress) 
     started = time.perf_counter()
     samples = settings["steps"]
     unit = np.clip(unit_samples(len(problem.names), samples, "lhs", settings["seed"]), TAIL, 1 - TAIL)
-    prior = problem.theta(ndtri(unit))
-    pieces = []
-    for first in range(0, samples, IMPORTANCE_BATCH):
-        z = ndtri(unit[first:first + IMPORTANCE_BATCH])
-        pieces.append(problem.likelihood.log_likelihood(problem.model_values(z)))
-        if progress is not None:
-            progress(min(first + IMPORTANCE_BATCH, samples), samples)
-    log_likelihood = np.concatenate(pieces)
+    z = ndtri(unit)
+    prior = problem.theta(z)
+    log_likelihood = _in_batches(lambda part: problem.likelihood.log_likelihood(problem.model_values(part)), z,
+                                 progress)
     finite = np.isfinite(log_likelihood)
     if not finite.any():
         raise ValueError("no prior draw gives the observations a positive likelihood")
@@ -504,6 +500,17 @@ def _importance(problem: Problem, settings: dict, run_id: int | None, progress) 
     return _resampled(problem, settings, prior, log_likelihood, weights, run_id, {
         "seconds": time.perf_counter() - started, "samples": samples, "ess": float(1.0 / np.sum(weights ** 2)),
         "observations": len(problem.likelihood)})
+
+
+def _in_batches(evaluate: Callable[[np.ndarray], np.ndarray], points: np.ndarray, progress) -> np.ndarray:
+    """`evaluate` (points (n, d) -> (n,)) over the rows of `points`, IMPORTANCE_BATCH engine runs at a time,
+    telling `progress(done, total)` after each batch."""
+    pieces = []
+    for first in range(0, len(points), IMPORTANCE_BATCH):
+        pieces.append(evaluate(points[first:first + IMPORTANCE_BATCH]))
+        if progress is not None:
+            progress(min(first + IMPORTANCE_BATCH, len(points)), len(points))
+    return np.concatenate(pieces)
 
 
 def _resampled(problem: Problem, settings: dict, draws: dict[str, np.ndarray], log_likelihood: np.ndarray,
@@ -556,7 +563,7 @@ def laplace_fit(problem: Problem) -> LaplaceFit:
         return -float(values[0]), -np.where(np.isfinite(gradient), gradient, 0.0)
 
     start = np.zeros(dims)
-    if not np.isfinite(negative_and_gradient(start)[0]):
+    if not np.isfinite(problem.log_posterior(start[None, :])[0]):
         raise ValueError("the model fails or gives the observations zero likelihood at the priors' medians; "
                          "use --method emcee")
     result = optimize.minimize(negative_and_gradient, start, jac=True, method="L-BFGS-B",
@@ -589,12 +596,7 @@ def _laplace(problem: Problem, settings: dict, run_id: int | None, progress) -> 
     proposal = stats.multivariate_normal(fit.mode, PROPOSAL_INFLATION * fit.covariance)
     rng = np.random.default_rng([_PROPOSAL_STREAM, settings["seed"]])
     z = proposal.rvs(size=samples, random_state=rng).reshape(samples, dims)
-    pieces = []
-    for first in range(0, samples, IMPORTANCE_BATCH):
-        pieces.append(problem.log_posterior(z[first:first + IMPORTANCE_BATCH]))
-        if progress is not None:
-            progress(min(first + IMPORTANCE_BATCH, samples), samples)
-    log_posterior = np.concatenate(pieces)
+    log_posterior = _in_batches(problem.log_posterior, z, progress)
     finite = np.isfinite(log_posterior)
     if not finite.any():
         raise ValueError("no proposal gives the observations a positive likelihood; use --method emcee")
