@@ -51,6 +51,50 @@ def test_serial_processes_and_dask_give_identical_arrays(experiment) -> None:
     assert_identical(serial, run_experiment(experiment, ExecutorSpec(workers=2, dask="local")))
 
 
+@pytest.mark.slow
+def test_dask_sends_a_cancelled_range_again_and_gives_up_after_a_few_tries(experiment) -> None:
+    """Dask cancels tasks whose scattered context a dead worker held (dask/distributed#3149); here the
+    cancellation is forced, so the resubmission is tested on every run, not only when a kill races."""
+    from aftermath.experiments.design import layout_of
+    from aftermath.experiments.executors import RESUBMITS_PER_TASK, DaskExecutor
+    from aftermath.experiments.results import from_ranges
+    from aftermath.experiments.worker import WorkerContext, make_task
+
+    def tasks():
+        return [make_task(experiment, first, last) for first, last in experiment.ranges()]
+
+    executor = DaskExecutor(WorkerContext.of(experiment), "local", 1)
+    try:
+        submit = executor._submit
+        cancelled = []
+
+        def cancel_first_tries(task, resubmits=0):
+            future = submit(task, resubmits)
+            if resubmits == 0 and len(cancelled) < 2:
+                executor.client.cancel(future)
+                cancelled.append(task.first)
+            return future
+
+        executor._submit = cancel_first_tries
+        results = list(executor.results(tasks()))
+        assert len(cancelled) == 2 and sorted(r.first for r in results) == [first for first, _ in experiment.ranges()]
+        labels = [arm.label for arm in experiment.arms]
+        assert_identical(
+            run_experiment(experiment), from_ranges(layout_of(experiment), labels, results, experiment.replicates)
+        )
+
+        def cancel_always(task, resubmits=0):
+            future = submit(task, resubmits)
+            executor.client.cancel(future)
+            return future
+
+        executor._submit = cancel_always
+        with pytest.raises(ExecutorError, match=f"cancelled the range of members 0-6 {RESUBMITS_PER_TASK + 1} times"):
+            list(executor.results(tasks()))
+    finally:
+        executor.close()
+
+
 def test_bad_executor_requests_are_clear(experiment) -> None:
     with pytest.raises(ExecutorError, match="expected 'local' or a scheduler address"):
         run_experiment(experiment, ExecutorSpec(dask="somewhere"))

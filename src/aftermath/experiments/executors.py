@@ -85,7 +85,10 @@ def _windowed(
     wait_first: Callable[[set], set],
     tasks: Iterable[Task],
     window: int,
+    resubmit: Callable[[Any], Any | None] = lambda future: None,
 ) -> Iterator[TaskResult]:
+    """Results of `tasks`, at most `window` in flight; a finished future for which `resubmit` returns a
+    new future (a task the cluster lost) is replaced by it instead of being yielded."""
     pending: set = set()
     queue = iter(tasks)
 
@@ -100,7 +103,11 @@ def _windowed(
         done = wait_first(pending)
         pending.difference_update(done)
         for future in done:
-            yield future.result()
+            again = resubmit(future)
+            if again is not None:
+                pending.add(again)
+            else:
+                yield future.result()
         fill()
 
 
@@ -186,8 +193,18 @@ class ProcessExecutor:
         self.pool.shutdown(wait=True, cancel_futures=interrupted)
 
 
+RESUBMITS_PER_TASK = 3
+"""How often a range whose task Dask cancelled is sent again before the run stops with an error."""
+
+
 class DaskExecutor:
-    """A Dask cluster: a LocalCluster of `workers` single-threaded processes, or an existing scheduler."""
+    """A Dask cluster: a LocalCluster of `workers` single-threaded processes, or an existing scheduler.
+
+    Scattered data has no lineage: when a worker dies, Dask may cancel the tasks that depend on the
+    context it held even though other workers hold replicas (dask/distributed#3149). Such a range is
+    sent again with a freshly scattered context, at most RESUBMITS_PER_TASK times; its random numbers
+    are keyed by its members, so a resubmitted range gives the same arrays.
+    """
 
     def __init__(self, context: WorkerContext, address: str, workers: int) -> None:
         try:
@@ -210,17 +227,42 @@ class DaskExecutor:
             raise ExecutorError(f"--dask {address}: cannot reach the scheduler ({exc})") from None
         threads = sum(self.client.nthreads().values()) or 1
         self.window = WINDOW_PER_WORKER * threads
-        self.context = self.client.scatter(context, broadcast=True, hash=False)
+        self.plain_context = context
+        self.context = self._scatter()
+        self.submitted: dict[str, tuple[Task, int]] = {}
+
+    def _scatter(self) -> Any:
+        return self.client.scatter(self.plain_context, broadcast=True, hash=False)
+
+    def _submit(self, task: Task, resubmits: int = 0) -> Any:
+        future = self.client.submit(run_task, self.context, task, pure=False)
+        self.submitted[future.key] = (task, resubmits)
+        return future
+
+    def _resubmit(self, future: Any) -> Any | None:
+        """A new future for a cancelled task; None for one that finished or failed (its result says)."""
+        task, resubmits = self.submitted.pop(future.key)
+        if not future.cancelled():
+            return None
+        if resubmits >= RESUBMITS_PER_TASK:
+            raise ExecutorError(
+                f"Dask cancelled the range of members {task.first}-{task.last - 1} {resubmits + 1} times "
+                "(workers lost?); finished ranges are kept"
+            )
+        self.context = self._scatter()
+        return self._submit(task, resubmits + 1)
 
     def results(self, tasks: Iterable[Task]) -> Iterator[TaskResult]:
         from distributed import wait
+        from distributed.client import FuturesCancelledError
 
         def wait_first(pending: set) -> set:
-            return set(wait(list(pending), return_when="FIRST_COMPLETED").done)
+            try:
+                return set(wait(list(pending), return_when="FIRST_COMPLETED").done)
+            except FuturesCancelledError:  # wait raises when one is cancelled; _resubmit sends those again
+                return {future for future in pending if future.status != "pending"}
 
-        yield from _windowed(
-            lambda task: self.client.submit(run_task, self.context, task, pure=False), wait_first, tasks, self.window
-        )
+        yield from _windowed(self._submit, wait_first, tasks, self.window, self._resubmit)
 
     def close(self, interrupted: bool = False) -> None:
         """Closing the client releases its queued and running tasks."""
