@@ -175,7 +175,8 @@ def distributions(draw):
 @settings(max_examples=300, deadline=None)
 @given(distributions())
 def test_validation_reads_distributions_as_scipy_stats_does(distribution):
-    """The closed forms validation uses give scipy.stats' very numbers (support, truncated mass, quantiles)."""
+    """The closed forms validation uses give scipy.stats' numbers (support exactly; truncated mass and quantiles
+    to rounding: the standard library's normal quantile and erfc against scipy.special's ndtri and ndtr)."""
     import numpy as np
 
     from aftermath.scenario.validate import TAIL, Truncated, checked_distribution, frozen_distribution
@@ -185,13 +186,21 @@ def test_validation_reads_distributions_as_scipy_stats_does(distribution):
     with np.errstate(all="ignore"):
         assert isinstance(closed, Truncated) == isinstance(frozen, Truncated)
         np.testing.assert_array_equal(np.array(closed.support(), float), np.array(frozen.support(), float))
-        np.testing.assert_array_equal(closed.ppf(q), frozen.ppf(q))
         if isinstance(frozen, Truncated):
-            np.testing.assert_array_equal(closed.mass(), frozen.mass())
+            # a mass far in a tail is a difference of two tiny probabilities; validation refuses one below 1e-9,
+            # and reads no quantile of it
+            np.testing.assert_allclose(closed.mass(), frozen.mass(), rtol=1e-6, atol=1e-300)
+            if not frozen.mass() > 1e-9:
+                return
+        expected = frozen.ppf(q)
+        finite = np.abs(expected[np.isfinite(expected)])
+        # near a truncation point a quantile is a difference of nearby numbers: rounding is absolute there
+        np.testing.assert_allclose(closed.ppf(q), expected, rtol=1e-10, atol=1e-12 * finite.max(initial=1.0))
 
 
-def test_loading_a_scenario_does_not_import_scipy_stats():
-    code = "import sys; from aftermath import load_scenario; load_scenario(); print('scipy.stats' in sys.modules)"
+def test_loading_a_scenario_does_not_import_scipy():
+    """scipy.stats costs over a second at the first load, scipy.special (which any scipy module imports) half."""
+    code = "import sys; from aftermath import load_scenario; load_scenario(); print('scipy' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert done.stdout.strip() == "False"
 
