@@ -1,0 +1,116 @@
+"""Places where a step engine could be off by a little and still look right: the time a sub-step's rates
+see, a flow into the very first cell, an event that moves more than there is, malformed per-run
+parameters, the memory estimate. Each expected value is worked out by hand in the test's text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aftermath import compile_model, simulate
+from aftermath.errors import ModelError, ResourceError
+from tests.conftest import scenario_from
+
+FIXED = {"fixed": "test", "assumption": "test"}
+
+
+def _ramp(step: str, substeps: int):
+    """Recruits arrive at 12 t / 3 persons per month at t months since the start (a rate growing in time)."""
+    return compile_model(scenario_from({
+        "name": "ramp",
+        "title": "an inflow growing in time",
+        "time": {"start": "2015-01", "end": "2017-01", "step": step, "substeps": substeps},
+        "compartments": {"active": {}},
+        "boundaries": {"recruits": {"kind": "source"}},
+        "parameters": {"inflow": {"unit": "persons per month", "value": 12.0, **FIXED},
+                       "span": {"unit": "months", "value": 3.0, **FIXED}},
+        "flows": [{"name": "recruiting", "from": "recruits", "to": "active", "rate": "inflow * t / span"}],
+    }))
+
+
+@pytest.mark.parametrize("step, months", [("month", 1.0), ("quarter", 3.0), ("year", 12.0)])
+def test_each_sub_step_reads_the_time_at_its_own_start(step: str, months: float) -> None:
+    """Sub-step k of the first step starts at t = k / 4 of the step: the step engines add
+    4 (rate at t_k) x step / 4 over k = 0..3, i.e. 4 x 0.375 x step^2 / 3 persons; the ODE engine integrates
+    4 t / 1 from 0 to the step: 2 step^2 persons."""
+    model = _ramp(step, 4)
+    first_step = 4.0 * sum(k / 4 * months for k in range(4)) * months / 4
+    assert first_step == pytest.approx(4.0 * 0.375 * months**2)
+    deterministic = simulate(model, 1, engine="deterministic")["active"].values[0, 1]
+    assert deterministic == pytest.approx(first_step, rel=1e-12)
+    ode = simulate(model, 1, engine="ode")["active"].values[0, 1]
+    assert ode == pytest.approx(2.0 * months**2, rel=1e-6)
+
+
+def test_a_flow_into_the_first_cell_is_no_exit() -> None:
+    """`home` is the model's first cell; 10% a month move there from `away`. Nobody leaves the model."""
+    model = compile_model(scenario_from({
+        "name": "into_first",
+        "title": "a flow into the first cell",
+        "time": {"start": "2015-01", "end": "2015-06"},
+        "compartments": {"home": {}, "away": {"initial": 1000, "assumption": "test"}},
+        "parameters": {"back": {"unit": "per month", "value": 0.1, **FIXED}},
+        "flows": [{"name": "returning", "from": "away", "to": "home", "rate": "back"}],
+    }))
+    for engine in ("deterministic", "stochastic", "ode"):
+        result = simulate(model, 2, engine=engine, seed=1)  # type: ignore[arg-type]
+        assert (result["exited"].values == 0).all(), engine
+        np.testing.assert_allclose(result["home"].values + result["away"].values, 1000.0, rtol=1e-9)
+    expected = 1000.0 * (1 - np.exp(-0.1 * np.arange(6)))
+    np.testing.assert_allclose(simulate(model, 1, engine="deterministic")["home"].values[0], expected, rtol=1e-12)
+
+
+def _with_event(fraction: float):
+    return compile_model(scenario_from({
+        "name": "evented",
+        "title": "an event",
+        "time": {"start": "2015-01", "end": "2015-06"},
+        "compartments": {"held": {"initial": 100, "assumption": "test"}, "released": {}},
+        "parameters": {"share": {"unit": "dimensionless", "value": fraction, **FIXED},
+                       "rearrest": {"unit": "per month", "value": 0.0, **FIXED}},
+        "flows": [{"name": "rearresting", "from": "released", "to": "held", "rate": "rearrest"}],
+        "events": [{"name": "amnesty", "date": "2015-03", "from": "held", "to": "released", "fraction": "share"}],
+    }))
+
+
+def test_an_event_moves_its_fraction_and_refuses_more_than_everyone() -> None:
+    result = simulate(_with_event(0.25), 1, engine="deterministic")
+    assert result["released"].values[0, 2] == 25.0 and result["held"].values[0, 2] == 75.0
+    for fraction in (1.5, -0.25):
+        with pytest.raises(ModelError, match="amnesty"):
+            simulate(_with_event(fraction), 1, engine="deterministic")
+
+
+def test_per_run_values_of_a_stratified_parameter_need_one_column_per_stratum() -> None:
+    model = compile_model(scenario_from({
+        "name": "strata",
+        "title": "a stratified hazard",
+        "time": {"start": "2015-01", "end": "2015-06"},
+        "dimensions": {"origin": ["A", "B", "C"]},
+        "compartments": {"active": {"dims": ["origin"], "initial": 100, "assumption": "test"},
+                         "gone": {"dims": ["origin"]}},
+        "parameters": {"leave": {"unit": "per month", "dims": ["origin"], "value": 0.1, **FIXED}},
+        "flows": [{"name": "leaving", "from": "active", "to": "gone", "rate": "leave"}],
+    }))
+    good = simulate(model, 2, engine="deterministic", parameters={"leave": np.full((2, 3), 0.2)})
+    np.testing.assert_allclose(good["gone"].values[:, 1], 100 * (1 - np.exp(-0.2)), rtol=1e-12)
+    for shape in [(2,), (2, 2), (2, 3, 1), (2, 1, 3)]:
+        with pytest.raises(ValueError, match=r"expected shape \(runs, 3\)"):
+            simulate(model, 2, engine="deterministic", parameters={"leave": np.full(shape, 0.2)})
+
+
+def test_the_memory_estimate_is_eight_bytes_per_recorded_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ramp model records its outcomes' strata and (kept) its 1 compartment cell at each of its 25 reporting
+    points per replicate; the refusal comes exactly above 8 bytes x replicates x points x recorded numbers."""
+    import aftermath.resources as resources
+    from aftermath.engines.simulate import check_result_memory
+
+    model = _ramp("month", 1)
+    recorded = sum(int(np.prod([len(model.dims[d]) for d in o.by])) for o in model.outcomes) + model.cells
+    needed = 8.0 * 1000 * (model.steps + 1) * recorded
+    monkeypatch.setattr(resources, "physical_memory", lambda: needed)
+    check_result_memory(model, 1000, keep_compartments=True)
+    monkeypatch.setattr(resources, "physical_memory", lambda: needed - 1)
+    with pytest.raises(ResourceError, match="1,000 replicates needs about"):
+        check_result_memory(model, 1000, keep_compartments=True)
+    check_result_memory(model, 1000, keep_compartments=False)  # without the compartment: 8 x 1000 x 25 fewer
