@@ -1,0 +1,58 @@
+"""Compiling at the edges: a step schedule between and beyond its points, and two policies that set the same
+parameter in periods that touch at one month. Expected values are read off the points by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aftermath import compile_model
+from aftermath.errors import ScenarioError
+from aftermath.model.compile import schedule_values
+from aftermath.scenario.schema import Schedule, parse_month
+from tests.conftest import scenario_from
+
+FIXED = {"fixed": "test", "assumption": "test"}
+
+
+@pytest.mark.parametrize("interpolation, expected", [
+    ("step", [1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0]),
+    ("linear", [1.0, 1.0, 4 / 3, 2.0, 2.0 + 5 / 6, 3.0, 3.0]),
+])
+def test_a_schedule_between_before_and_after_its_points(interpolation: str, expected: list[float]) -> None:
+    """Points 1 (2014-01), 2 (2014-07), 3 (2015-01). 'step' holds the last point at or before a month;
+    'linear' interpolates (2014-03, 2 of 6 months on: 1 + 2/6; 2014-12, 5 of 6: 2 + 5/6); before the first
+    point and after the last, the nearest point's value."""
+    schedule = Schedule(points={"2014-01": 1.0, "2014-07": 2.0, "2015-01": 3.0}, interpolation=interpolation,
+                        sources=["test"])
+    months = np.array([parse_month(m) for m in
+                       ("2013-06", "2014-01", "2014-03", "2014-07", "2014-12", "2015-01", "2016-01")])
+    np.testing.assert_allclose(schedule_values(schedule, months), expected, rtol=1e-12)
+
+
+def _two_policies(first: tuple[str, str], second: tuple[str, str]):
+    def policy(period: tuple[str, str], value: float) -> dict:
+        return {"start": period[0], "end": period[1], "description": "test", "assumption": "test",
+                "effects": [{"parameter": "leave", "set": value}]}
+
+    return scenario_from({
+        "name": "overlap",
+        "title": "two policies setting one parameter",
+        "time": {"start": "2015-01", "end": "2015-12"},
+        "compartments": {"active": {"initial": 100, "assumption": "test"}, "gone": {}},
+        "parameters": {"leave": {"unit": "per month", "value": 0.1, **FIXED}},
+        "flows": [{"name": "leaving", "from": "active", "to": "gone", "rate": "leave"}],
+        "interventions": {"early": policy(first, 0.2), "late": policy(second, 0.3)},
+    })
+
+
+@pytest.mark.parametrize("order", [("early", "late"), ("late", "early")])
+def test_policies_setting_one_parameter_may_not_share_a_month(order: tuple[str, str]) -> None:
+    """'early' ends in 2015-06 (inclusive), 'late' starts then: they overlap in 2015-06, in either order
+    of switching on; starting in 2015-07 they do not."""
+    touching = _two_policies(("2015-01", "2015-06"), ("2015-06", "2015-12"))
+    with pytest.raises(ScenarioError, match="both set 'leave' in 2015-06"):
+        compile_model(touching, policies=dict.fromkeys(order))
+    apart = _two_policies(("2015-01", "2015-06"), ("2015-07", "2015-12"))
+    model = compile_model(apart, policies=dict.fromkeys(order))
+    assert [effect.policy for effect in model.effects] == list(order)
