@@ -108,11 +108,12 @@ class Target:
 
 ENGINE_TESTS = ("tests/test_closed_forms.py", "tests/test_engines.py")
 TARGETS = {
-    "kernels": Target(("engines/kernels.py",), ("tests/test_closed_forms.py", "tests/test_samplers.py"),
+    "kernels": Target(("engines/kernels.py",), ("tests/test_competing_exits.py", "tests/test_closed_forms.py",
+                                                "tests/test_samplers.py"),
                       timeout=240.0),
     # conformance last: the only fast tests with sub-steps (a sampled pass left every sub-step mutant alive without)
-    "simulate": Target(("engines/simulate.py",), ("tests/test_boundary_totals.py", *ENGINE_TESTS,
-                                                  "tests/test_conformance.py")),
+    "simulate": Target(("engines/simulate.py",), ("tests/test_boundary_totals.py", "tests/test_engine_edges.py",
+                                                  *ENGINE_TESTS, "tests/test_conformance.py")),
     "steps": Target(("engines/steps.py",), ("tests/test_coarse_step.py", "tests/test_conformance.py",
                                             "tests/test_engines.py")),
     "ode": Target(("engines/ode.py",), ("tests/test_ode_engine.py", "tests/test_conformance.py",
@@ -121,9 +122,11 @@ TARGETS = {
     "diagnose": Target(("engines/diagnose.py",), ("tests/test_diagnose.py", "tests/test_engine_stress.py",
                                                   "tests/test_engines.py"),
                        keyword="not binomial and not poisson_flags and not poisson_draws and not truncated"),
-    "model-compile": Target(("model/compile.py",), ("tests/test_stable_ids.py", "tests/test_closed_forms.py",
-                                                    "tests/test_engines.py", "tests/test_scenario_groups.py")),
-    "model-effects": Target(("model/compile.py",), ("tests/test_closed_forms.py",),
+    "model-compile": Target(("model/compile.py",), (
+        "tests/test_stable_ids.py", "tests/test_compile_edges.py", "tests/test_closed_forms.py",
+        "tests/test_engines.py", "tests/test_scenario_groups.py",
+        "tests/test_shipped_posterior.py::test_the_model_hash_covers_numbers_and_structure_not_prose")),
+    "model-effects": Target(("model/compile.py",), ("tests/test_compile_edges.py", "tests/test_closed_forms.py"),
                             functions=("apply_effect", "parameters_at", "_active_steps", "ordered_effects",
                                        "_schedule_arrays", "_policy_strengths")),
     "model-coupling": Target(("model/coupling.py",), ("tests/test_cell_sums.py", "tests/test_network.py",
