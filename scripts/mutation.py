@@ -317,7 +317,10 @@ def serve(address: str) -> None:
                 if done:
                     status = os.waitstatus_to_exitcode(raw)
                 elif select.select([connection], [], [], 0.1)[0] and not connection.recv(1):
-                    os.killpg(child, signal.SIGKILL)
+                    try:  # the client timed out: stop the child and whatever its tests started
+                        os.killpg(child, signal.SIGKILL)
+                    except ProcessLookupError:  # the child has not called setsid yet, or has just ended
+                        os.kill(child, signal.SIGKILL)
                     os.waitpid(child, 0)
                     break
             if status is not None:
