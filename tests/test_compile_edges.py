@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aftermath import compile_model
+from aftermath import compile_model, simulate
 from aftermath.errors import ScenarioError
 from aftermath.model.compile import schedule_values
 from aftermath.scenario.schema import Schedule, parse_month
@@ -30,7 +30,7 @@ def test_a_schedule_between_before_and_after_its_points(interpolation: str, expe
     np.testing.assert_allclose(schedule_values(schedule, months), expected, rtol=1e-12)
 
 
-def _two_policies(first: tuple[str, str], second: tuple[str, str]):
+def _two_policies(first: tuple[str, str], second: tuple[str, str], step: str = "month"):
     def policy(period: tuple[str, str], value: float) -> dict:
         return {"start": period[0], "end": period[1], "description": "test", "assumption": "test",
                 "effects": [{"parameter": "leave", "set": value}]}
@@ -38,7 +38,7 @@ def _two_policies(first: tuple[str, str], second: tuple[str, str]):
     return scenario_from({
         "name": "overlap",
         "title": "two policies setting one parameter",
-        "time": {"start": "2015-01", "end": "2015-12"},
+        "time": {"start": "2015-01", "end": "2015-12" if step == "month" else "2016-10", "step": step},
         "compartments": {"active": {"initial": 100, "assumption": "test"}, "gone": {}},
         "parameters": {"leave": {"unit": "per month", "value": 0.1, **FIXED}},
         "flows": [{"name": "leaving", "from": "active", "to": "gone", "rate": "leave"}],
@@ -56,3 +56,49 @@ def test_policies_setting_one_parameter_may_not_share_a_month(order: tuple[str, 
     apart = _two_policies(("2015-01", "2015-06"), ("2015-07", "2015-12"))
     model = compile_model(apart, policies=dict.fromkeys(order))
     assert [effect.policy for effect in model.effects] == list(order)
+
+
+@pytest.mark.parametrize("step, period, active_steps", [
+    ("month", ("2015-06", "2015-07"), [5, 6]),
+    ("quarter", ("2015-04", "2015-07"), [1, 2]),
+])
+def test_a_policy_applies_from_its_start_to_its_end_inclusive(step, period, active_steps) -> None:
+    """'early' sets the hazard to 0.2 from its start to its end, both inclusive (the shortest policy the
+    grid allows: two steps), 0.1 otherwise. With the hazard per month held over each step of `months`
+    months, active = 100 exp(-months x the hazards so far)."""
+    later = ("2015-10", "2015-12") if step == "month" else ("2016-04", "2016-07")
+    model = compile_model(_two_policies(period, later, step), policies={"early": None})
+    values = [np.asarray(model.parameters_at(s, model.parameters)["leave"]).item() for s in range(8)]
+    assert values == [0.2 if s in active_steps else 0.1 for s in range(8)]
+    months = 1.0 if step == "month" else 3.0
+    active = simulate(model, 1, engine="deterministic")["active"].values[0, :8]
+    exposure = months * np.concatenate([[0.0], np.cumsum(values[:7])])
+    np.testing.assert_allclose(active, 100 * np.exp(-exposure), rtol=1e-12)
+
+
+def test_sub_steps_from_one_to_the_most_are_accepted_and_others_refused() -> None:
+    from aftermath.scenario.schema import MAX_SUBSTEPS
+
+    scenario = _two_policies(("2015-01", "2015-06"), ("2015-07", "2015-12"))
+    assert compile_model(scenario, substeps=1).substeps == 1
+    assert compile_model(scenario, substeps=MAX_SUBSTEPS).substeps == MAX_SUBSTEPS
+    for wrong in (0, MAX_SUBSTEPS + 1):
+        with pytest.raises(ScenarioError, match=f"{wrong} sub-steps"):
+            compile_model(scenario, substeps=wrong)
+
+
+def test_a_context_is_broadcast_over_the_dimensions_it_lacks() -> None:
+    """Arrays are aligned on every dimension of the model, in its order, with 1 where a context has none."""
+    model = compile_model(scenario_from({
+        "name": "aligned",
+        "title": "two dimensions",
+        "time": {"start": "2015-01", "end": "2015-06"},
+        "dimensions": {"origin": ["A", "B", "C"], "sex": ["f", "m"]},
+        "compartments": {"active": {"dims": ["origin", "sex"], "initial": 100, "assumption": "test"}, "gone": {}},
+        "parameters": {"leave": {"unit": "per month", "value": 0.1, **FIXED}},
+        "flows": [{"name": "leaving", "from": "active", "to": "gone", "rate": "leave"}],
+    }))
+    assert model.aligned_shape(("origin",)) == (3, 1)
+    assert model.aligned_shape(("sex",)) == (1, 2)
+    assert model.aligned_shape(()) == (1, 1)
+    assert model.aligned_shape(("sex", "origin")) == (3, 2)
