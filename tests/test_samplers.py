@@ -3,8 +3,8 @@
 False-failure budget (a correct sampler failing with a new seed or stream): each mean is tested at 5 standard
 errors (P(|Z| > 5) = 5.7e-7) and each goodness-of-fit test at p > 1e-5; 17 distributions and one KS test
 -> at most 18 x (1e-5 + 5.7e-7) = 1.9e-4 per run, plus the quick check of the two rejection samplers (two
-chi-square tests, two means and two variances: 2.3e-5), 2.1e-4 in all. Seeds are fixed, so a run is
-reproducible.
+chi-square tests, two means and two variances: 2.3e-5) and of BTRS near p = 1/2 (two chi-square tests and two
+means: 2.1e-5), 2.3e-4 in all. Seeds are fixed, so a run is reproducible.
 """
 
 from __future__ import annotations
@@ -102,6 +102,19 @@ def test_rejection_samplers_match_scipy_quickly(case):
     assert abs(samples.mean() - mean) < 5 * np.sqrt(var / draws)
     assert abs(samples.var(ddof=1) - var) < 5 * var * np.sqrt((2 + kurtosis) / draws)
     assert _chi_square_p(samples, distribution.pmf) > 1e-5
+
+
+@pytest.mark.parametrize(("n", "p"), [(25, 0.5), (60, 0.4)])
+def test_btrs_matches_scipy_where_p_is_near_a_half(n, p):
+    """BTRS's hat and squeeze depend on sqrt(n p (1 - p)) and on the mode: near p = 1/2 (not 0.05, where
+    1 - p is close to 1) 200,000 draws (not marked slow) detect a wrong spread or bound term at p < 1e-200
+    (measured on those mutants); chi-square at p > 1e-5 and the mean at 5 standard errors."""
+    draws = 200_000
+    samples = binomial_array(np.full((1, draws), float(n)), np.full((1, draws), p), np.uint64(99), np.int64(0),
+                             np.uint64(3), np.int64(0))[0]
+    mean, var = stats.binom.stats(n, p)
+    assert abs(samples.mean() - mean) < 5 * np.sqrt(var / draws)
+    assert _chi_square_p(samples, lambda k: stats.binom.pmf(k, n, p)) > 1e-5
 
 
 def test_uniforms_are_uniform_and_keys_are_distinct():
