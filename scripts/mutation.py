@@ -253,6 +253,14 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
      "mean = state * np.where(exposure >= 1e-9, -np.expm1(-exposure) / np.maximum(exposure, 1e-300), "
      "1 - exposure / 2)"):
         "at exposure 1e-9 both branches agree to 1e-18 (the series 1 - x/2 against (1 - exp(-x)) / x)",
+    ("simulate", "_block_size",
+     "per_replicate = 8 * (recorded * (model.steps + 1) + 4 * model.cells + 4 * model.rate_cells)",
+     "per_replicate = 8 * (recorded * (model.steps ** 1) + 4 * model.cells + 4 * model.rate_cells)"):
+        "the block size changes no number (tests/test_engines.py: any block size gives identical arrays); the "
+        "memory estimate drops one reporting step",
+    ("kernels", "poisson", "v_r = 0.9277 - 3.6224 / (b - 2.0)", "v_r = -0.07230000000000003 - 3.6224 / (b - 2.0)"):
+        "v_r bounds PTRS's quick acceptance, a region inside the exact test's (Hormann 1993): without it every "
+        "draw takes the exact test, which accepts the same draws, only slower",
 }
 
 
