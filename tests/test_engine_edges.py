@@ -25,6 +25,7 @@ def _ramp(step: str, substeps: int):
         "parameters": {"inflow": {"unit": "persons per month", "value": 12.0, **FIXED},
                        "span": {"unit": "months", "value": 3.0, **FIXED}},
         "flows": [{"name": "recruiting", "from": "recruits", "to": "active", "rate": "inflow * t / span"}],
+        "outcomes": {"arrivals": {"expr": "recruiting"}, "arrived": {"expr": "recruiting", "cumulative": True}},
     }))
 
 
@@ -36,10 +37,37 @@ def test_each_sub_step_reads_the_time_at_its_own_start(step: str, months: float)
     model = _ramp(step, 4)
     first_step = 4.0 * sum(k / 4 * months for k in range(4)) * months / 4
     assert first_step == pytest.approx(4.0 * 0.375 * months**2)
-    deterministic = simulate(model, 1, engine="deterministic")["active"].values[0, 1]
-    assert deterministic == pytest.approx(first_step, rel=1e-12)
-    ode = simulate(model, 1, engine="ode")["active"].values[0, 1]
-    assert ode == pytest.approx(2.0 * months**2, rel=1e-6)
+    deterministic = simulate(model, 2, engine="deterministic")
+    assert deterministic["active"].values[0, 1] == pytest.approx(first_step, rel=1e-12)
+    ode = simulate(model, 1, engine="ode")
+    assert ode["active"].values[0, 1] == pytest.approx(2.0 * months**2, rel=1e-6)
+    assert (deterministic.attrs["substeps"], ode.attrs["substeps"]) == (4, 0)  # the ODE engine takes no sub-step
+
+
+def test_flow_outcomes_sum_the_sub_steps_and_accumulate_over_steps() -> None:
+    """The ramp with 4 sub-steps a month: 1.5 persons arrive in the first month (see above) and
+    4 x 1/4 x (1 + 1.25 + 1.5 + 1.75) = 5.5 in the second. A flow outcome is the step's mean rate (persons
+    per month), a cumulative one the persons moved since the start: 0, 1.5, 7."""
+    result = simulate(_ramp("month", 4), 2, engine="deterministic")
+    np.testing.assert_allclose(result["arrivals"].values[:, 1:3], [[1.5, 5.5]] * 2, rtol=1e-12)
+    np.testing.assert_allclose(result["arrived"].values[:, :3], [[0.0, 1.5, 7.0]] * 2, rtol=1e-12, atol=1e-12)
+
+
+def test_an_inflow_reads_a_compartment_without_exits_at_its_count() -> None:
+    """Recruitment at 10% of the present members a month, nobody leaving: the step engines read a cell at its
+    mean occupancy over the step, n (1 - e^-H)/H, which is n itself when H = 0: 100 x 1.1^t."""
+    model = compile_model(scenario_from({
+        "name": "growing",
+        "title": "recruitment proportional to the members",
+        "time": {"start": "2015-01", "end": "2015-06"},
+        "compartments": {"active": {"initial": 100, "assumption": "test"}},
+        "boundaries": {"recruits": {"kind": "source"}},
+        "parameters": {"growth": {"unit": "per month", "value": 0.1, **FIXED}},
+        "flows": [{"name": "recruiting", "from": "recruits", "to": "active", "rate": "growth * active"}],
+    }))
+    np.testing.assert_allclose(simulate(model, 1, engine="deterministic")["active"].values[0],
+                               100 * 1.1 ** np.arange(6), rtol=1e-12)
+    assert simulate(model)["active"].sizes["replicate"] == 100  # simulate's default
 
 
 def test_a_flow_into_the_first_cell_is_no_exit() -> None:
@@ -71,6 +99,26 @@ def _with_event(fraction: float):
         "flows": [{"name": "rearresting", "from": "released", "to": "held", "rate": "rearrest"}],
         "events": [{"name": "amnesty", "date": "2015-03", "from": "held", "to": "released", "fraction": "share"}],
     }))
+
+
+def test_an_event_into_a_sink_counts_as_exited_in_every_run() -> None:
+    """A quarter of both origins' 100 held (200 in all) are deported in 2015-03: exited jumps by 50 in
+    each of 3 runs, and stays there."""
+    model = compile_model(scenario_from({
+        "name": "deported",
+        "title": "an event into a sink",
+        "time": {"start": "2015-01", "end": "2015-06"},
+        "dimensions": {"origin": ["A", "B"]},
+        "compartments": {"held": {"dims": ["origin"], "initial": 100, "assumption": "test"},
+                         "released": {"dims": ["origin"]}},
+        "boundaries": {"abroad": {"kind": "sink"}},
+        "parameters": {"rearrest": {"unit": "per month", "value": 0.0, **FIXED}},
+        "flows": [{"name": "rearresting", "from": "released", "to": "held", "rate": "rearrest"}],
+        "events": [{"name": "deportation", "date": "2015-03", "from": "held", "to": "abroad", "fraction": 0.25,
+                    "assumption": "test"}],
+    }))
+    exited = simulate(model, 3, engine="deterministic")["exited"].values
+    np.testing.assert_allclose(exited, [[0, 0, 50, 50, 50, 50]] * 3)
 
 
 def test_an_event_moves_its_fraction_and_refuses_more_than_everyone() -> None:
