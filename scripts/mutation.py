@@ -240,6 +240,11 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     **{("report-numbers", "number", SHARE, SHARE.replace(">= 10 ", edge)):
        "from 10% to 11% two significant figures are whole percent, as '.0f' prints"
        for edge in ("> 10 ", ">= 11 ")},
+    ("sampling", "expand_draws", "array = draw.reshape(-1, *[1] * values.ndim) * values[None]",
+     "array = draw.reshape(- 2, *[1] * values.ndim) * values[None]"):
+        "numpy reads any negative size as 'the rest', as it reads -1",
+    ("sampling", "unit_samples", "if dimensions == 0:", "if dimensions == -1:"):
+        "with no dimension qmc.LatinHypercube(d=0) and rng.random((samples, 0)) give the same empty array",
     ("kernels", "", "@numba.njit(cache=True)", "@numba.njit(cache=False)"):
         "the on-disk cache only saves compile time; the compiled code is the same",
     ("kernels", "draw_key", "return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))",
