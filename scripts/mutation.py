@@ -157,6 +157,10 @@ COUNT = 'text = _plain(whole, digits) if abs(whole) >= 1000 else f"{whole:,d}"'
 SHARE = ('text = (f"{percent:.0f}" if abs(percent) >= 10 or round(percent) == percent else _plain(percent, 2)) '
          '+ "%"')
 DERIVED = "_derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)"
+BLOCK = ("block = int(np.clip(BLOCK_BYTES // max(8 * (model.steps + 1) * recorded_numbers(model), 1), 1, "
+         "replicates))")
+JOIN = ('return {name: xr.concat(pieces, dim="replicate") if len(pieces) > 1 else pieces[0]')
+ZIP_DATES = "missing = [str(d) for d, c in zip(dates, chosen, strict=True) if c not in times]"
 EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     **{("steps", "coarse_step", WORST, WORST.replace(old, new)):
        "placeholders: the first probe always overwrites them (every hazard >= 0 > -1)"
@@ -247,6 +251,34 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "numpy reads any negative size as 'the rest', as it reads -1",
     ("sampling", "unit_samples", "if dimensions == 0:", "if dimensions == -1:"):
         "with no dimension qmc.LatinHypercube(d=0) and rng.random((samples, 0)) give the same empty array",
+    **{("summary", function, f"{text}-1{end}", f"{text}- 2{end}"):
+       "numpy reads any negative size as 'the rest', as it reads -1"
+       for function, text, end in (("quantiles", "flat = moved.reshape(moved.shape[0], ", ")"),
+                                   ("bands", "cells = np.indices(data.shape[1:]).reshape(data.ndim - 1, ", ")"))},
+    ("summary", "", "if TYPE_CHECKING:", "if not TYPE_CHECKING:"):
+        "the import is for annotations only (postponed by `from __future__ import annotations`); at run time it "
+        "imports without a cycle and is unused",
+    **{("summary", "", "BLOCK_BYTES = 96_000_000", f"BLOCK_BYTES = {budget}"):
+       "a block one replicate larger or smaller at most, and only where a replicate's bytes divide 96,000,000; "
+       "the numbers do not depend on the block (test_lean, test_summary: blocks equal the whole run)"
+       for budget in (95999999, 96000001)},
+    **{("summary", "run_in_blocks", BLOCK, BLOCK.replace("), 1), 1,", f"), {floor}), 1,")):
+       "a replicate's record is at least 8 * 2 * 2 bytes (two times, two boundary counts): the floor of 1 that "
+       "guards the division never binds"
+       for floor in (0, 2)},
+    **{("summary", "run_in_blocks", JOIN, JOIN.replace(old, new)):
+       "with one piece, xr.concat of that piece alone gives the same values, dims and coordinates (a copy)"
+       for old, new in (("> 1", ">= 1"), ("> 1", "> 0"))},
+    ("summary", "run_in_blocks", JOIN, JOIN.replace("pieces[0]", "pieces[ -1]")):
+        "the branch is taken with one piece only: -1 and 0 are the same",
+    ("summary", "bands", ZIP_DATES, ZIP_DATES.replace("strict=True", "strict=False")):
+        "`chosen` is made from `dates`, one month each: the lengths always match",
+    ("summary", "bands", "strict=True)})", "strict=False)})"):
+        "data.dims[2:] and cells[1:] both count the outcome's strata dims: the lengths always match",
+    ("summary", "at_dates", "return outcomes.sel(time=np.unique(chosen)).copy(deep=True)",
+     "return outcomes.sel(time=np.unique(chosen)).copy(deep=False)"):
+        "sel with an array of dates already copies every variable's values (numpy fancy indexing; every outcome "
+        "has a time axis); a shallow copy shares only small coordinate arrays, never the block's series",
     ("kernels", "", "@numba.njit(cache=True)", "@numba.njit(cache=False)"):
         "the on-disk cache only saves compile time; the compiled code is the same",
     ("kernels", "draw_key", "return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))",

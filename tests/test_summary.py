@@ -55,11 +55,15 @@ def test_a_date_off_the_grid_is_named_with_the_grid(times: list[str], grid: str)
 
 def test_bands_at_dates_are_numpys_5_50_95_quantiles_once_per_date_in_time_order() -> None:
     dataset = outcome(["2015-01", "2015-04", "2015-07"], replicates=21)
+    dataset["twice"] = (2 * dataset["count"]).assign_attrs(kind="outcome")
     table = bands(dataset, ["2015-07", "2015-01", "2015-07"])
-    assert table["date"].tolist() == ["2015-01", "2015-07"]
-    for row, index in zip(table.itertuples(), (0, 2), strict=True):
-        raw = np.arange(21) + 10.0 * index  # the replicates' values at that date, by construction
+    assert table["outcome"].tolist() == ["count", "count", "twice", "twice"]
+    assert table["date"].tolist() == ["2015-01", "2015-07"] * 2
+    assert table.index.tolist() == [0, 1, 2, 3]
+    for row, (factor, index) in zip(table.itertuples(), ((1, 0), (1, 2), (2, 0), (2, 2)), strict=True):
+        raw = factor * (np.arange(21) + 10.0 * index)  # the replicates' values at that date, by construction
         assert [row.low, row.median, row.high] == list(np.quantile(raw, [0.05, 0.5, 0.95]))
+    assert bands(dataset, outcomes=[]).empty
     kept = at_dates(dataset, ["2015-07", "2015-01"])
     assert kept["time"].dt.strftime("%Y-%m").values.tolist() == ["2015-01", "2015-07"]
 
@@ -89,23 +93,26 @@ def test_recorded_numbers_and_time_grid_of_a_quarterly_model_worked_by_hand() ->
     np.testing.assert_array_equal(dataset["time"].values.astype("datetime64[M]"), expected)
 
 
-@pytest.mark.parametrize(("engine", "blocks"), [("stochastic", [3, 3, 1]), ("ode", [7])])
-def test_run_in_blocks_sizes_blocks_by_bytes_and_equals_the_whole_run(competing, monkeypatch, engine, blocks) -> None:
-    """A budget of three replicates' records gives blocks of 3, 3 and 1 for 7 replicates (the ODE engine
-    one block: its adaptive steps depend on the block); each block records no compartments, and the joined
-    outcomes equal one whole run's."""
+@pytest.mark.parametrize(("engine", "budget", "replicates", "blocks"), [
+    ("stochastic", 3.0, 7, [3, 3, 1]), ("stochastic", 3.0, 5, [3, 2]), ("stochastic", 2.999, 7, [2, 2, 2, 1]),
+    ("stochastic", 0.5, 3, [1, 1, 1]), ("ode", 3.0, 7, [7])])
+def test_run_in_blocks_sizes_blocks_by_bytes_and_equals_the_whole_run(competing, monkeypatch, engine, budget,
+                                                                      replicates, blocks) -> None:
+    """A budget of `budget` replicates' records (8 bytes a number, steps + 1 times) gives blocks of its whole
+    part, at least 1 (the ODE engine one block: its adaptive steps depend on the block); each block records
+    no compartments, and the joined outcomes equal one whole run's."""
     per_replicate = 8 * (competing.steps + 1) * recorded_numbers(competing)
-    monkeypatch.setattr(summary, "BLOCK_BYTES", 3 * per_replicate + per_replicate // 2)
+    monkeypatch.setattr(summary, "BLOCK_BYTES", int(budget * per_replicate))
     seen: list[xr.Dataset] = []
 
     def keep(block: xr.Dataset) -> dict[str, xr.Dataset]:
         seen.append(block)
         return {"outcomes": block[summary.outcome_names(block)]}
 
-    kept = run_in_blocks(competing, 7, seed=2, keep=keep, engine=engine)["outcomes"]
+    kept = run_in_blocks(competing, replicates, seed=2, keep=keep, engine=engine)["outcomes"]
     assert [block.sizes["replicate"] for block in seen] == blocks
     assert not any(name in block for block in seen for name in ("in_theatre", "returned"))
-    whole = simulate(competing, replicates=7, seed=2, engine=engine, keep_compartments=False)
-    assert kept["replicate"].values.tolist() == list(range(7))
+    whole = simulate(competing, replicates=replicates, seed=2, engine=engine, keep_compartments=False)
+    assert kept["replicate"].values.tolist() == list(range(replicates))
     for name in kept.data_vars:
         np.testing.assert_array_equal(kept[name].values, whole[name].values)
