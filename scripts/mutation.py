@@ -161,6 +161,8 @@ BLOCK = ("block = int(np.clip(BLOCK_BYTES // max(8 * (model.steps + 1) * recorde
          "replicates))")
 JOIN = ('return {name: xr.concat(pieces, dim="replicate") if len(pieces) > 1 else pieces[0]')
 ZIP_DATES = "missing = [str(d) for d, c in zip(dates, chosen, strict=True) if c not in times]"
+STRATA = ("strata = sum(math.prod(len(scenario.dimensions.get(d, ())) or 1 for d in o.by) "
+          "for o in scenario.outcomes.values())")
 EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     **{("steps", "coarse_step", WORST, WORST.replace(old, new)):
        "placeholders: the first probe always overwrites them (every hazard >= 0 > -1)"
@@ -279,6 +281,11 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
      "return outcomes.sel(time=np.unique(chosen)).copy(deep=False)"):
         "sel with an array of dates already copies every variable's values (numpy fancy indexing; every outcome "
         "has a time axis); a shallow copy shares only small coordinate arrays, never the block's series",
+    ("design", "", "@dataclass(frozen=True)", "@dataclass(frozen=False)"):
+        "nothing assigns to an Arm, an Experiment or a Layout; frozen guards future misuse",
+    **{("design", "_check_size", STRATA, STRATA.replace("or 1 for", f"or {other} for")):
+       "validation requires every `by` dimension to be declared with at least one stratum: the fallback is never read"
+       for other in (0, 2)},
     ("kernels", "", "@numba.njit(cache=True)", "@numba.njit(cache=False)"):
         "the on-disk cache only saves compile time; the compiled code is the same",
     ("kernels", "draw_key", "return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))",
