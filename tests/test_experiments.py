@@ -1,4 +1,8 @@
-"""Experiments: parameter sampling, member ranges, common random numbers, summaries (in memory, serial)."""
+"""Experiments: parameter sampling, member ranges, common random numbers, summaries (in memory, serial).
+
+False-failure budget (a correct model failing with a new seed; the seeds are fixed): the variance split's 4
+estimators at 5 SE (2.3e-6); each member's drop in returns under the policy at 10 sd (1e-24); the other
+assertions hold for every draw (strata, supports, reproducibility, common random numbers): below 2.4e-6."""
 
 from __future__ import annotations
 
@@ -170,6 +174,8 @@ def test_a_policy_at_strength_zero_reproduces_the_baseline_member_by_member(comp
     # the deaths (their own stream) are the very same numbers; only the returns differ.
     assert np.array_equal(baseline["in_theatre_total"].values, full["in_theatre_total"].values)
     assert np.array_equal(baseline["killed_total"].values, full["killed_total"].values)
+    # each member's drop in returns: 599 (sd 58) over 480 members of seeds 0-39 (fewest 447), so 0 is 10.4 sd
+    # away: one-sided 1e-25 per member, 1e-24 for the 12
     assert (full["returned_total"].values[:, -1] < baseline["returned_total"].values[:, -1]).all()
 
 
