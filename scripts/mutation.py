@@ -7,15 +7,17 @@ the tests or equivalent (behaviour-preserving) mutants; the latter are listed in
 its reason, and counted apart.
 
 Not a CI step: about 2,900 selected mutants over all targets (kernels 1,141, simulate 706, model-compile 283,
-summary 167, ode 120, design 124, diagnose 111, steps 76, report-numbers 73, sampling 58, coupling 41,
+summary 177, ode 120, design 124, diagnose 111, steps 76, report-numbers 73, sampling 58, coupling 41,
 store-ranges 32, report-escaping 8; model-effects 136 is a subset of model-compile). Measured per mutant,
 on a two-core machine shared with two other jobs (wall, median): 4 s for most targets (a killed mutant
 stops at the first failing test, 3 s; a survivor runs the target's whole selection, 5 to 25 s); before the
 changes below, 6 s (summary) and 30 s (simulate), 20 s to 3 min in all. Full passes took 10 min (steps, 76
 mutants), 19 min (ode, 120), 18 min (diagnose, 111), 6 min (model-coupling, 41), 3 min (report-numbers, 73) and
-2 min (sampling, 58); store-ranges' survivors run the store's interrupt tests, up to 60 s each. Simulate
-(about 4 s a mutant, 706) and the kernels (plain Python, 4 to 15 s, 1,141) take hours: sample them. A rerun of the
-survivors after new tests (--retest-survivors) takes minutes. Where the time goes, and what is done about it:
+2 min (sampling, 58); then summary (177) 14 min, design (124) 14 min, store-ranges (32) 7 min and
+report-escaping (8) 9 min, their warm-ups 12, 31, 68 and 95 s (a survivor runs that long, a killed mutant
+less). Simulate (about 4 s a mutant, 706) and the kernels (plain Python, 4 to 15 s, 1,141) take hours: sample
+them. A rerun of the survivors after new tests (--retest-survivors) takes minutes. Where the time goes, and
+what is done about it:
 
 - pytest's start with aftermath's imports is 3.5 s, 3 s of it numpy, numba, scipy, xarray, pandas and
   pytest: a server imports those once and forks a child per mutant (see `serve`), which imports the
@@ -131,11 +133,13 @@ TARGETS = {
                                        "_schedule_arrays", "_policy_strengths")),
     "model-coupling": Target(("model/coupling.py",), ("tests/test_cell_sums.py", "tests/test_network.py",
                                                       "tests/test_submodels.py")),
-    "summary": Target(("summary.py",), ("tests/test_helpers.py", "tests/test_closed_forms.py", "tests/test_engines.py"),
-                      keyword="quantile or band or summarise"),
+    "summary": Target(("summary.py",), ("tests/test_summary.py", "tests/test_helpers.py", "tests/test_closed_forms.py",
+                                        "tests/test_engines.py", "tests/test_lean.py"),
+                      keyword="test_summary or quantile or band or summarise or block"),
     "sampling": Target(("experiments/sampling.py",), ("tests/test_experiments.py",),
                        keyword="latin or sampling or draws or members_of_a_sample or design_does_not"),
-    "design": Target(("experiments/design.py",), ("tests/test_experiments.py", "tests/test_store.py")),
+    "design": Target(("experiments/design.py",), ("tests/test_design.py", "tests/test_experiments.py",
+                                                   "tests/test_store.py")),
     "store-ranges": Target(("store/database.py",), ("tests/test_store.py", "tests/test_store_interrupt.py"),
                            functions=("write_range", "completed", "load_series", "range_table", "transaction",
                                       "interrupts_as_ctrl_c")),
@@ -158,6 +162,12 @@ COUNT = 'text = _plain(whole, digits) if abs(whole) >= 1000 else f"{whole:,d}"'
 SHARE = ('text = (f"{percent:.0f}" if abs(percent) >= 10 or round(percent) == percent else _plain(percent, 2)) '
          '+ "%"')
 DERIVED = "_derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)"
+BLOCK = ("block = int(np.clip(BLOCK_BYTES // max(8 * (model.steps + 1) * recorded_numbers(model), 1), 1, "
+         "replicates))")
+JOIN = ('return {name: xr.concat(pieces, dim="replicate") if len(pieces) > 1 else pieces[0]')
+ZIP_DATES = "missing = [str(d) for d, c in zip(dates, chosen, strict=True) if c not in times]"
+STRATA = ("strata = sum(math.prod(len(scenario.dimensions.get(d, ())) or 1 for d in o.by) "
+          "for o in scenario.outcomes.values())")
 EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     **{("steps", "coarse_step", WORST, WORST.replace(old, new)):
        "placeholders: the first probe always overwrites them (every hazard >= 0 > -1)"
@@ -243,6 +253,44 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     **{("report-numbers", "number", SHARE, SHARE.replace(">= 10 ", edge)):
        "from 10% to 11% two significant figures are whole percent, as '.0f' prints"
        for edge in ("> 10 ", ">= 11 ")},
+    ("sampling", "expand_draws", "array = draw.reshape(-1, *[1] * values.ndim) * values[None]",
+     "array = draw.reshape(- 2, *[1] * values.ndim) * values[None]"):
+        "numpy reads any negative size as 'the rest', as it reads -1",
+    ("sampling", "unit_samples", "if dimensions == 0:", "if dimensions == -1:"):
+        "with no dimension qmc.LatinHypercube(d=0) and rng.random((samples, 0)) give the same empty array",
+    **{("summary", function, f"{text}-1{end}", f"{text}- 2{end}"):
+       "numpy reads any negative size as 'the rest', as it reads -1"
+       for function, text, end in (("quantiles", "flat = moved.reshape(moved.shape[0], ", ")"),
+                                   ("bands", "cells = np.indices(data.shape[1:]).reshape(data.ndim - 1, ", ")"))},
+    ("summary", "", "if TYPE_CHECKING:", "if not TYPE_CHECKING:"):
+        "the import is for annotations only (postponed by `from __future__ import annotations`); at run time it "
+        "imports without a cycle and is unused",
+    **{("summary", "", "BLOCK_BYTES = 96_000_000", f"BLOCK_BYTES = {budget}"):
+       "a block one replicate larger or smaller at most, and only where a replicate's bytes divide 96,000,000; "
+       "the numbers do not depend on the block (test_lean, test_summary: blocks equal the whole run)"
+       for budget in (95999999, 96000001)},
+    **{("summary", "run_in_blocks", BLOCK, BLOCK.replace("), 1), 1,", f"), {floor}), 1,")):
+       "a replicate's record is at least 8 * 2 * 2 bytes (two times, two boundary counts): the floor of 1 that "
+       "guards the division never binds"
+       for floor in (0, 2)},
+    **{("summary", "run_in_blocks", JOIN, JOIN.replace(old, new)):
+       "with one piece, xr.concat of that piece alone gives the same values, dims and coordinates (a copy)"
+       for old, new in (("> 1", ">= 1"), ("> 1", "> 0"))},
+    ("summary", "run_in_blocks", JOIN, JOIN.replace("pieces[0]", "pieces[ -1]")):
+        "the branch is taken with one piece only: -1 and 0 are the same",
+    ("summary", "bands", ZIP_DATES, ZIP_DATES.replace("strict=True", "strict=False")):
+        "`chosen` is made from `dates`, one month each: the lengths always match",
+    ("summary", "bands", "strict=True)})", "strict=False)})"):
+        "data.dims[2:] and cells[1:] both count the outcome's strata dims: the lengths always match",
+    ("summary", "at_dates", "return outcomes.sel(time=np.unique(chosen)).copy(deep=True)",
+     "return outcomes.sel(time=np.unique(chosen)).copy(deep=False)"):
+        "sel with an array of dates already copies every variable's values (numpy fancy indexing; every outcome "
+        "has a time axis); a shallow copy shares only small coordinate arrays, never the block's series",
+    ("design", "", "@dataclass(frozen=True)", "@dataclass(frozen=False)"):
+        "nothing assigns to an Arm, an Experiment or a Layout; frozen guards future misuse",
+    **{("design", "_check_size", STRATA, STRATA.replace("or 1 for", f"or {other} for")):
+       "validation requires every `by` dimension to be declared with at least one stratum: the fallback is never read"
+       for other in (0, 2)},
     ("kernels", "", "@numba.njit(cache=True)", "@numba.njit(cache=False)"):
         "the on-disk cache only saves compile time; the compiled code is the same",
     ("kernels", "draw_key", "return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))",

@@ -1,6 +1,12 @@
 """The observation model, censored figures, and Bayesian calibration (issue 13): likelihoods against
 scipy's distributions, censored checks, a resumed calibration equal to an uninterrupted one, the
-posterior in ensembles, and recovery of known parameters from synthetic data (slow)."""
+posterior in ensembles, and recovery of known parameters from synthetic data (slow).
+
+False-failure budget (a correct calibration failing with a new sampler seed; seeds and data sets are fixed):
+the predictive draws' four moments at 6 SE or more (2.3e-9), split R-hat (1e-21), the prior-weighted
+interval around the truth at 5.8 sd (3e-9), Laplace against importance sampling at 6 sd (1.2e-8), Pareto k
+at 9 sd or more: below 2e-8 for the file, leaving out the slow coverage test (0.17 at nominal coverage, see
+its docstring) and the CLI's predictive-band widths (not measured)."""
 
 from __future__ import annotations
 
@@ -61,6 +67,10 @@ def test_predictive_draws_follow_the_error_around_the_model() -> None:
     for error, spread in ((LOGNORMAL, None), (NEGATIVE_BINOMIAL, 200 + 200**2 / 5)):
         draws = predictive_draws(error, latent, rng)
         assert (draws >= 0).all()
+        # 20,000 draws (seed 4). Lognormal: the median's SE in log is 0.3 sqrt(pi / 2) / sqrt(n) = 0.0027, so
+        # 2% is 7.4 SE (1e-13); the log sd's SE is 0.3 / sqrt(2 n) = 0.0015, so 3% is 6 SE (2e-9). Negative
+        # binomial (mean 200, size 5): the mean's SE is sqrt(8200 / n) = 0.64, so 3% is 9.4 SE (7e-21); the
+        # variance's SE is 8200 sqrt((2 + excess kurtosis 1.2) / n) = 104, so 8% is 6.3 SE (2.5e-10).
         if spread is None:
             assert np.median(draws) == pytest.approx(200, rel=0.02)
             assert np.log(draws).std() == pytest.approx(0.3, rel=0.03)
@@ -113,6 +123,8 @@ def test_a_zero_width_range_is_scored_as_a_point() -> None:
 
 def test_split_rhat_is_one_for_agreeing_chains_and_large_for_stuck_ones() -> None:
     rng = np.random.default_rng(0)
+    # 16 half-chains of 200 iid draws: R-hat^2 = 1 - 1/200 + F / 200 with F about chi2(15) / 15, so R-hat > 1.02
+    # needs F > 9.1: P = 1.3e-21 per parameter (R-hat < 0.98 cannot happen)
     assert split_rhat(rng.standard_normal((400, 8, 2))) == pytest.approx([1.0, 1.0], abs=0.02)
     stuck = rng.standard_normal((400, 8, 1)) + np.arange(8)[None, :, None]
     assert split_rhat(stuck)[0] > 1.5
@@ -188,7 +200,9 @@ def test_a_resume_with_another_scenario_is_refused(tmp_path) -> None:
 
 def test_posterior_draws_for_ensembles_are_reproducible_and_follow_the_weights() -> None:
     _, scenario = synthetic_scenario(5)
-    posterior = calibrate(scenario, until="2018-12", method="prior", draws=300, steps=600, seed=2)
+    # 4000 prior draws: over sampler seeds 0-9 the interval was 0.1100 (sd 0.0009) to 0.1260 (sd 0.0010), so the
+    # truth 0.12 is 5.8 sd inside (3e-9) and the width 63 sd below 0.1; with 600 it was 2.2 sd (chance 1.3e-2)
+    posterior = calibrate(scenario, until="2018-12", method="prior", draws=2000, steps=4000, seed=2)
     first, again = posterior.parameter_draws(100, 7), posterior.parameter_draws(100, 7)
     assert all(np.array_equal(first[n], again[n]) for n in posterior.names)
     arrays = posterior.per_run_parameters(scenario, 100, 7)
@@ -216,6 +230,7 @@ def test_the_cli_calibrates_then_runs_and_checks_with_the_posterior(tmp_path) ->
     payload = json.loads(done.stdout)
     run_id = payload["run_id"]
     assert payload["diagnostics"]["observations"] == 16 and set(payload["posterior"]) == set(TRUTH)
+    # Pareto k of 300 proposals on this data set: -0.80 (sd 0.16) over seeds 0-11, 9.4 sd below 0.7
     assert payload["method"] == "laplace" and payload["diagnostics"]["pareto_k"] < 0.7
     shown = run_cli("show", str(run_id), "--store", store, "--json")  # a calibration shows its posterior
     assert shown.returncode == 0, shown.stderr
@@ -247,7 +262,11 @@ def test_the_cli_calibrates_then_runs_and_checks_with_the_posterior(tmp_path) ->
     ("laplace", {"steps": 1000}), ("emcee", {"walkers": 16, "steps": 120})])
 def test_the_posterior_recovers_known_parameters_from_synthetic_data(method, settings) -> None:
     """20 data sets drawn from the observation model around known hazards: each posterior's 90% interval
-    holds the true value in at least 80% of them (a calibrated posterior holds it in about 90%)."""
+    holds the true value in at least 80% of them (a calibrated posterior holds it in about 90%).
+    Not within the suite's false-failure budget: at exactly 90% coverage, 15 or fewer of 20 has the binomial
+    chance 0.043 per parameter and method (below 0.17 for the 4); the data sets and seeds are fixed, so this
+    test fails deterministically or not at all. Within 1e-4 it would need at least 12 of 20 (6e-5 each),
+    which a posterior covering only 60% passes 60% of the time; more data sets are the better fix."""
     covered = {name: 0 for name in TRUTH}
     for repetition in range(20):
         _, scenario = synthetic_scenario(100 + repetition)
@@ -271,7 +290,10 @@ def test_the_curvature_of_a_lognormal_point_is_its_precision_in_log_m() -> None:
 def test_the_laplace_posterior_agrees_with_importance_sampling_from_the_prior(tmp_path) -> None:
     """Two independent estimators of the same posterior: prior draws weighted by likelihood (method 'prior',
     no optimiser, no Gaussian approximation) and the Laplace-proposal importance sampler agree on each
-    parameter's median and 5-95% interval to a small share of the interval's width."""
+    parameter's median and 5-95% interval to 15% of the interval's width: over sampler seeds 4-11 the two
+    differed by a median of 0.024 of the width (sd), the ends by 0.015 and 0.021, so 15% is 6.1 sd (2e-9 for
+    each of the 6 numbers; at 5% it was 2 sd, a false failure in about one seed of ten); Pareto k -0.9
+    (sd 0.08) against 0.7 and the effective draws near 3967 of 4000 against 2000, 20 sd or more."""
     _, scenario = synthetic_scenario(11)
     store = Store(tmp_path / "laplace.duckdb")
     laplace = calibrate(scenario, until="2018-12", method="laplace", draws=4000, steps=4000, seed=1, store=store)
@@ -280,7 +302,7 @@ def test_the_laplace_posterior_agrees_with_importance_sampling_from_the_prior(tm
     for name in TRUTH:
         median, low, high = laplace.summary()[name]
         expected = reference.summary()[name]
-        assert np.allclose((median, low, high), expected, atol=0.05 * (expected[2] - expected[1])), (name, expected)
+        assert np.allclose((median, low, high), expected, atol=0.15 * (expected[2] - expected[1])), (name, expected)
     again = calibrate(scenario, until="2018-12", method="laplace", draws=4000, steps=4000, seed=1)
     loaded = load_posterior(store, laplace.run_id)
     for name in TRUTH:
@@ -312,7 +334,7 @@ def test_the_report_says_how_far_an_importance_sampled_posterior_can_be_trusted(
     _, scenario = synthetic_scenario(2)
     laplace = calibrate(scenario, until="2018-12", method="laplace", draws=100, steps=400, seed=1)
     text = calibration_section(calibration_payload(scenario, laplace)).summary
-    assert laplace.diagnostics["pareto_k"] < 0.7
+    assert laplace.diagnostics["pareto_k"] < 0.7  # -0.82 (sd 0.12) over seeds 0-11: 12.8 sd
     assert "effective draws of 400 weighted proposals, Pareto k of the weights" in text and "(reliable:" in text
     chain = calibrate(scenario, until="2018-12", method="emcee", draws=40, walkers=8, steps=4, seed=1)
     assert "importance-sampled" not in calibration_section(calibration_payload(scenario, chain)).summary

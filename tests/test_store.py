@@ -17,7 +17,7 @@ import pytest
 from aftermath.experiments import design_experiment, load_result, read_scenario, run_experiment, run_stored
 from aftermath.experiments.design import layout_of
 from aftermath.experiments.worker import WorkerContext, make_task, run_task
-from aftermath.store import SCHEMA_VERSION, Store, StoreError
+from aftermath.store import SCHEMA_VERSION, Store, StoreError, database
 from tests.conftest import run_cli
 from tests.test_experiments import one_kernel_thread  # noqa: F401  (autouse)
 
@@ -91,6 +91,25 @@ def test_a_range_is_stored_once(tmp_path: Path, experiment) -> None:
     per_member = 2 * (6 + 4)  # arms x (scalar outcomes + one by origin)
     assert (blocks, store.outcomes(run_id).num_rows) == (2 * 7, 5 * per_member * 60)  # arms x outcomes
     assert store.completed(run_id) == [(0, 5)]
+
+
+def test_a_refused_range_write_names_its_members_and_keeps_nothing(tmp_path: Path, experiment, monkeypatch) -> None:
+    """A result short of an arm is refused before anything is written; a write DuckDB refuses names the
+    range (members 0-4: the first five) and rolls back its claim, so the run loads with no member."""
+    store = Store(tmp_path / "runs.duckdb")
+    layout = layout_of(experiment)
+    run_id = store.create_run(experiment, layout, "compare", "serial")
+    result = run_task(WorkerContext.of(experiment), make_task(experiment, 0, 5))
+    labels = [arm.label for arm in experiment.arms]
+    with pytest.raises(ValueError, match="zip"):
+        store.write_range(run_id, [*labels, "another arm"], result, layout)
+    monkeypatch.setattr(database, "range_table", lambda *_: pa.table({"arm": ["baseline"], "no_such_column": [1]}))
+    with pytest.raises(StoreError, match=rf"cannot write members 0-4 of run {run_id} \(Binder Error"):
+        store.write_range(run_id, labels, result, layout)
+    assert store.completed(run_id) == []
+    members, arrays, _ = store.load_series(store.run(run_id), layout)
+    assert members.shape == (0,)
+    assert all(array.shape[0] == 0 for arm in arrays for array in arm.values())
 
 
 def _set_version(path: Path, version: int) -> None:

@@ -493,17 +493,13 @@ class Store:
         labels = [label for label, _ in arms]
         batch = pa.concat_tables([range_table(run_id, labels, result, layout) for result in results])
         with self._writing(f"{len(arms)} arm(s) of run {run_id}"), self.connect(write=True) as connection, \
-                transaction(connection):
+                _registered(connection, "added_rows", batch), transaction(connection):
             first = connection.execute("SELECT count(*) FROM arms WHERE run_id = ?", [run_id]).fetchall()[0][0]
             connection.executemany(
                 "INSERT INTO arms VALUES (?, ?, ?, ?)",
                 [[run_id, label, first + i, json.dumps(policies)] for i, (label, policies) in enumerate(arms)],
             )
-            connection.register("added_rows", batch)
-            try:
-                connection.execute("INSERT INTO series BY NAME SELECT * FROM added_rows")
-            finally:
-                connection.unregister("added_rows")
+            connection.execute("INSERT INTO series BY NAME SELECT * FROM added_rows")
             connection.execute("UPDATE runs SET policies = policies || ? WHERE run_id = ?",
                                ["".join(f", {label}" for label in labels), run_id])
         self.breathe()
@@ -512,16 +508,12 @@ class Store:
         """Insert the claim row (`claim` with `parameters`, into a table whose primary key makes it unique)
         and `rows` into `table` in one transaction; False, writing nothing, if the claim was already made."""
         claimed = False
-        with self._writing(what), self.connect(write=True) as connection:
+        with self._writing(what), self.connect(write=True) as connection, _registered(connection, "claimed_rows", rows):
             try:
                 with transaction(connection):
                     connection.execute(claim, parameters)
                     claimed = True
-                    connection.register("claimed_rows", rows)
-                    try:
-                        connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM claimed_rows")
-                    finally:
-                        connection.unregister("claimed_rows")
+                    connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM claimed_rows")
             except duckdb.ConstraintException:
                 if claimed:
                     raise
@@ -885,6 +877,18 @@ def interrupts_as_ctrl_c() -> Iterator[None]:
         if str(exc) != INTERRUPTED:
             raise
         raise KeyboardInterrupt from None
+
+
+@contextmanager
+def _registered(connection: duckdb.DuckDBPyConnection, name: str, rows: pa.Table) -> Iterator[None]:
+    """`rows` as the view `name` for the block. Registered and unregistered outside any transaction: an
+    unregister inside a failed transaction raises 'transaction is aborted' and hides the failure's cause
+    (a full disk would then not be named as one)."""
+    connection.register(name, rows)
+    try:
+        yield
+    finally:
+        connection.unregister(name)
 
 
 @contextmanager
