@@ -306,6 +306,16 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
      "per_replicate = 8 * (recorded * (model.steps ** 1) + 4 * model.cells + 4 * model.rate_cells)"):
         "the block size changes no number (tests/test_engines.py: any block size gives identical arrays); the "
         "memory estimate drops one reporting step",
+    ("simulate", "_block_size",
+     "per_replicate = 8 * (recorded * (model.steps + 1) + 4 * model.cells + 4 * model.rate_cells)",
+     "per_replicate = 8 * (recorded * (model.steps + 1) ** 4 * model.cells + 4 * model.rate_cells)"):
+        "the block size changes no number (tests/test_engines.py: any block size gives identical arrays); only "
+        "the memory per block changes",
+    ("simulate", "rate_epochs",
+     'effects = [k for k, e in enumerate(model.effects) if e.kind == "parameter" and e.target in names]',
+     'effects = [k for k, e in enumerate(model.effects) if e.kind == "parameter" or e.target in names]'):
+        "an effect on another parameter only splits a rate's epochs further: the rate is evaluated again at "
+        "more steps and gives the same values",
     ("kernels", "poisson", "v_r = 0.9277 - 3.6224 / (b - 2.0)", "v_r = -0.07230000000000003 - 3.6224 / (b - 2.0)"):
         "v_r bounds PTRS's quick acceptance, a region inside the exact test's (Hormann 1993): without it every "
         "draw takes the exact test, which accepts the same draws, only slower",
