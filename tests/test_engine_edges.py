@@ -162,3 +162,20 @@ def test_the_memory_estimate_is_eight_bytes_per_recorded_number(monkeypatch: pyt
     with pytest.raises(ResourceError, match="1,000 replicates needs about"):
         check_result_memory(model, 1000, keep_compartments=True)
     check_result_memory(model, 1000, keep_compartments=False)  # without the compartment: 8 x 1000 x 25 fewer
+
+
+def test_an_outcome_asked_in_another_unit_is_converted() -> None:
+    """A steady inflow of 12 persons a month is 144 persons a year: the flow outcome in its declared unit."""
+    model = compile_model(scenario_from({
+        "name": "steady",
+        "title": "a steady inflow",
+        "time": {"start": "2015-01", "end": "2015-06"},
+        "compartments": {"active": {}},
+        "boundaries": {"recruits": {"kind": "source"}},
+        "parameters": {"inflow": {"unit": "persons per month", "value": 12.0, **FIXED}},
+        "flows": [{"name": "recruiting", "from": "recruits", "to": "active", "rate": "inflow"}],
+        "outcomes": {"monthly": {"expr": "recruiting"}, "yearly": {"expr": "recruiting", "unit": "persons per year"}},
+    }))
+    result = simulate(model, 2, engine="deterministic")
+    np.testing.assert_allclose(result["monthly"].values[:, 1:], 12.0, rtol=1e-12)
+    np.testing.assert_allclose(result["yearly"].values[:, 1:], 144.0, rtol=1e-12)

@@ -110,3 +110,66 @@ def test_cell_sums_sum_each_label_and_count_a_block_without_the_dimension_in_eve
     expected = by_origin.sum(axis=2) + broadcast.sum(axis=(1, 2))[:, None]
     np.testing.assert_allclose(out[:, :3], expected, rtol=1e-14)
     np.testing.assert_allclose(out[:, 3], state.sum(axis=1), rtol=1e-14)
+
+
+class Witness(Strict):
+    """A toy sub-model that only watches: what the engines show a sub-model at each step."""
+
+    watch: bool = True
+
+
+class WitnessCoupling:
+    """Records, at each step's update, the persons the 'returning' flow moved and the in-theatre count at the
+    start of the step; keeps the counts array it was shown (a sub-model may keep what it is given)."""
+
+    name = "witness"
+
+    def __init__(self, scenario: Scenario, model: aftermath.CompiledModel) -> None:
+        self.symbols: dict[str, Symbol] = {}
+        self.outputs = {"seen_returning": (), "seen_in_theatre": ()}
+        layout = next(c for c in model.compartments if c.name == "in_theatre")
+        self.cells = slice(layout.offset, layout.offset + layout.size)
+        self.states: list[dict] = []
+
+    def start(self, replicates: int, first_replicate: int, seed: int, stochastic: bool,
+              parameters: Mapping[str, np.ndarray]) -> dict:
+        self.states.append({"returning": np.zeros(replicates), "kept": []})
+        return self.states[-1]
+
+    def values(self, state: dict, step: int, parameters: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {}
+
+    def update(self, state: dict, step: int, environment, moved: Mapping[str, np.ndarray]) -> None:
+        state["returning"] = moved["returning"].reshape(len(state["returning"]), -1).sum(axis=1)
+        state["kept"].append(environment.counts)
+
+    def record(self, state: dict) -> dict[str, np.ndarray]:
+        kept = state["kept"][-1][:, self.cells].sum(axis=1) if state["kept"] else np.zeros_like(state["returning"])
+        return {"seen_returning": state["returning"].copy(), "seen_in_theatre": kept}
+
+
+@pytest.fixture
+def witness_registered(monkeypatch):
+    submodels.registered()
+    monkeypatch.setattr(submodels, "_registry", dict(submodels._registry))
+    submodels.register(submodels.SubModel("witness", Witness, lambda scenario: None, lambda scenario: {},
+                                          WitnessCoupling))
+    yield
+    submodels.scenario_class.cache_clear()
+
+
+@pytest.mark.parametrize("engine", ["deterministic", "stochastic", "ode"])
+def test_a_sub_model_sees_each_steps_moved_persons_and_its_starting_counts(witness_registered, engine):
+    """After step s the witness has seen the persons 'returning' moved in it (the model's own record of the
+    flow: returns_per_month x the step, one step later) and the in-theatre count at its start (the model's
+    in_theatre_total at step s), in every engine; counts it kept are not changed by later steps."""
+    model = aftermath.compile_model(parse_scenario(competing_exits("return_hazard * (1 - border_checks)",
+                                                                    "witness:\n  watch: true\n")))
+    result = aftermath.simulate(model, replicates=3, seed=4, engine=engine)
+    moved = result["returns_per_month"].values[:, 1:] * model.dt
+    np.testing.assert_allclose(result["seen_returning"].values[:, 1:], moved, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(result["seen_in_theatre"].values[:, 1:], result["in_theatre_total"].values[:, :-1],
+                               rtol=1e-12)
+    (witness,) = model.couplings
+    kept = np.stack([counts[:, witness.cells].sum(axis=1) for counts in witness.states[0]["kept"]], axis=1)
+    np.testing.assert_allclose(kept, result["in_theatre_total"].values[:, :-1], rtol=1e-12)
