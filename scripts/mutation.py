@@ -35,6 +35,8 @@ Run module by module, under nice:
     .venv/bin/python scripts/mutation.py summary model-effects         # named targets, every mutant
     .venv/bin/python scripts/mutation.py kernels --sample 40 --seed 1  # a random 40 of the kernels' mutants
     .venv/bin/python scripts/mutation.py kernels --retest-survivors    # after new tests: rerun the survivors
+    .venv/bin/python scripts/mutation.py kernels --widen 60 --seed 2   # 60 more of the sample's unsampled mutants
+    .venv/bin/python scripts/mutation.py simulate --widen 100000       # the rest: a sample becomes the full pass
 
 Everything runs in a copy of src/ and tests/ in the sessions folder (work/), so an interrupted run never leaves a
 mutated file in the working tree. Sessions (cosmic-ray's SQLite files) stay in --sessions (default
@@ -585,6 +587,22 @@ def wilson(killed: int, tested: int) -> str:
     return f"{interval.low:.0%}-{interval.high:.0%}"
 
 
+def widen_sample(session: Path, more: int, seed: int) -> None:
+    """Put `more` of a sampled session's unsampled mutants (all, if fewer are left) back in the queue, chosen at
+    random with `seed` in source order, so a sample grows (or becomes a full pass) without rerunning what it has."""
+    from cosmic_ray.work_db import WorkDB, use_db
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        unsampled = [item for item, result in db.completed_work_items if result.output == "not sampled"]
+    unsampled.sort(key=lambda item: (item.mutations[0].start_pos, item.mutations[0].operator_name,
+                                     item.mutations[0].occurrence))
+    chosen = random.Random(seed).sample(unsampled, min(more, len(unsampled)))
+    with sqlite3.connect(session) as connection:
+        connection.executemany("DELETE FROM work_results WHERE job_id = ?", [(item.job_id,) for item in chosen])
+    print(f"{session.stem}: {len(chosen)} more mutants queued, {len(unsampled) - len(chosen)} left unsampled",
+          flush=True)
+
+
 def forget_survivors(session: Path, jobs: list[str]) -> None:
     """Drop the results of these surviving mutants, so `exec` runs only them again (killed ones stay killed,
     listed equivalents stay as they are: they would only survive again, each at the cost of a full test run)."""
@@ -602,6 +620,8 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="discard earlier sessions of these targets")
     parser.add_argument("--report-only", action="store_true", help="print the sessions' results, run nothing")
     parser.add_argument("--prepare-only", action="store_true", help="make the sessions and count mutants, run none")
+    parser.add_argument("--widen", type=int, metavar="N",
+                        help="queue N more of a sampled session's unsampled mutants (a large N: the full pass)")
     parser.add_argument("--retest-survivors", action="store_true",
                         help="forget the survivors' results (after adding tests) so only they run again")
     args = parser.parse_args()
@@ -640,6 +660,8 @@ def main() -> None:
         if args.report_only and not session.exists():
             print(f"{name}: no session yet")
             continue
+        if args.widen and session.exists():
+            widen_sample(session, args.widen, args.seed)
         if args.retest_survivors and session.exists():
             forget_survivors(session, tally(name, target, work, session).survivor_jobs)
         if not args.report_only:

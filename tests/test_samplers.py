@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from aftermath.engines import kernels
 from aftermath.engines.kernels import binomial_array, draw_key, poisson, uniform
 
 DRAWS = 200_000
@@ -138,3 +139,39 @@ def test_inversion_couples_draws_monotonically_in_p():
     low = binomial_array(counts, np.full((1, 20_000), 0.10), np.uint64(3), np.int64(0), np.uint64(5), np.int64(0))
     high = binomial_array(counts, np.full((1, 20_000), 0.12), np.uint64(3), np.int64(0), np.uint64(5), np.int64(0))
     assert np.all(high >= low)
+
+
+@pytest.mark.parametrize("n, p", [(20.0, 0.5), (200.0, 0.05), (1000.0, 0.3), (1e6, 0.02), (37.0, 0.45)])
+def test_btrs_exact_test_is_the_log_pmf_ratio_to_the_mode(n, p):
+    """BTRS accepts k when the hat's uniform lies under log f(k) - log f(mode) (Hörmann 1993, step 3.2); the
+    Stirling-series form in the kernel is checked against scipy's log pmf, the mode found by scipy's argmax
+    (not from floor((n + 1) p)), over mean +- 8 standard deviations. Stirling's series with three terms errs
+    by under 1/(1680 z^7) < 2e-10 at z >= 11; lgamma below: the tolerance 1e-8 is far above both."""
+    spread = np.sqrt(n * p * (1 - p))
+    k = np.arange(max(0.0, np.floor(n * p - 8 * spread)), min(n, np.ceil(n * p + 8 * spread)) + 1)
+    log_pmf = stats.binom.logpmf(k, n, p)
+    expected = log_pmf - log_pmf.max()
+    ratio = getattr(kernels._log_ratio_to_mode, "py_func", kernels._log_ratio_to_mode)
+    actual = np.array([ratio(float(x), n, p) for x in k])
+    np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-8)
+
+
+@pytest.mark.parametrize("n, p", [(1000.0, 0.009), (40.0, 0.2), (7.0, 0.5), (3.0, 0.01)])
+def test_inversion_returns_the_binomial_quantile_of_its_uniform_out_to_the_far_tail(n, p, monkeypatch):
+    """Inversion (Devroye 1986, 'Non-uniform random variate generation', X.4) returns the smallest x with
+    F(x) >= u for its one uniform u: checked against scipy's quantile function, from the lower tail to
+    1 - u = 1e-13 (x = 38 for n = 1000, p = 0.009: 9.7 standard deviations above the mean), where the
+    search's safety bound (mean + 10 standard deviations, retried beyond) must not cut in. The uniform is set
+    through the module's `uniform`, which the plain-Python function looks up when called. The running sum of
+    the pmf rounds by ~1e-16 a term, so u is kept 1e-6 (relative) away from every value of F where the answer
+    would change."""
+    inversion = getattr(kernels._binomial_inversion, "py_func", kernels._binomial_inversion)
+    support = np.arange(0, n + 1)
+    cdf = stats.binom.cdf(support, n, p)
+    for tail in (0.9, 0.5, 0.1, 1e-3, 1e-6, 1e-9, 1e-11, 1e-13):
+        u = 1.0 - tail
+        if np.any(np.abs(cdf - u) < 1e-6 * tail):
+            continue
+        monkeypatch.setattr(kernels, "uniform", lambda key, attempt, u=u: u if attempt == 0 else 0.0)
+        expected = stats.binom.ppf(u, n, p)
+        assert inversion(n, p, np.log1p(-p), np.uint64(0)) == expected, (tail, expected)

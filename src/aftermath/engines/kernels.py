@@ -106,16 +106,32 @@ def _binomial_inversion(n: float, p: float, log_q: float, key: np.uint64) -> flo
         attempt += 1
 
 
+@numba.njit(inline="always", **COMPILE)
+def _log_ratio_to_mode(k: float, n: float, p: float) -> float:
+    """log f(k) - log f(m) for the Binomial(n, p) pmf f and its mode m = floor((n + 1) p): BTRS's exact test
+    (Hörmann 1993, 'The generation of binomial random variates', step 3.2), from Stirling's series."""
+    r = p / (1.0 - p)
+    m = math.floor((n + 1.0) * p)
+    return (
+        (m + 0.5) * math.log((m + 1.0) / (r * (n - m + 1.0)))
+        + (n + 1.0) * math.log((n - m + 1.0) / (n - k + 1.0))
+        + (k + 0.5) * math.log(r * (n - k + 1.0) / (k + 1.0))
+        + _stirling_tail(m)
+        + _stirling_tail(n - m)
+        - _stirling_tail(k)
+        - _stirling_tail(n - k)
+    )
+
+
 @numba.njit(**COMPILE)
 def _binomial_btrs(n: float, p: float, key: np.uint64) -> float:
+    """Binomial(n, p) by transformed rejection with squeeze (Hörmann 1993, algorithm BTRS), for p <= 1/2, n p >= 10."""
     spread = math.sqrt(n * p * (1.0 - p))
     b = 1.15 + 2.53 * spread
     a = -0.0873 + 0.0248 * b + 0.01 * p
     c = n * p + 0.5
     v_r = 0.92 - 4.2 / b
-    r = p / (1.0 - p)
     alpha = (2.83 + 5.1 / b) * spread
-    m = math.floor((n + 1.0) * p)
     index = 0
     while True:
         u = uniform(key, index) - 0.5
@@ -127,17 +143,7 @@ def _binomial_btrs(n: float, p: float, key: np.uint64) -> float:
             continue
         if us >= 0.07 and v <= v_r:
             return k
-        v = math.log(v * alpha / (a / (us * us) + b))
-        bound = (
-            (m + 0.5) * math.log((m + 1.0) / (r * (n - m + 1.0)))
-            + (n + 1.0) * math.log((n - m + 1.0) / (n - k + 1.0))
-            + (k + 0.5) * math.log(r * (n - k + 1.0) / (k + 1.0))
-            + _stirling_tail(m)
-            + _stirling_tail(n - m)
-            - _stirling_tail(k)
-            - _stirling_tail(n - k)
-        )
-        if v <= bound:
+        if math.log(v * alpha / (a / (us * us) + b)) <= _log_ratio_to_mode(k, n, p):
             return k
 
 
