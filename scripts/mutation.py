@@ -113,7 +113,8 @@ class Target:
 ENGINE_TESTS = ("tests/test_closed_forms.py", "tests/test_engines.py")
 TARGETS = {
     "kernels": Target(("engines/kernels.py",), ("tests/test_competing_exits.py", "tests/test_closed_forms.py",
-                                                "tests/test_samplers.py"),
+                                                "tests/test_samplers.py", "tests/test_boundary_totals.py",
+                                                "tests/test_engine_edges.py"),
                       timeout=240.0),
     # conformance last: the only fast tests with sub-steps (a sampled pass left every sub-step mutant alive without)
     "simulate": Target(("engines/simulate.py",), (
@@ -330,6 +331,15 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ("kernels", "poisson", "v_r = 0.9277 - 3.6224 / (b - 2.0)", "v_r = -0.07230000000000003 - 3.6224 / (b - 2.0)"):
         "v_r bounds PTRS's quick acceptance, a region inside the exact test's (Hormann 1993): without it every "
         "draw takes the exact test, which accepts the same draws, only slower",
+    ("kernels", "_binomial_btrs", "v_r = 0.92 - 4.2 / b", "v_r = 0.92 - 4.2 - b"):
+        "a negative v_r turns off BTRS's quick acceptance, a region inside the exact test's (Hormann 1993): every "
+        "draw takes the exact test, which accepts the same draws, only slower",
+    ("kernels", "_step", "if leaving <= 0.0:", "if leaving < 0.0:"):
+        "with no leaver the split loop moves 0 persons to each flow (binomial(0, share) is 0) and breaks: only slower",
+    ("kernels", "_expected_exits", "if not (count >= 0.0 and count <= ceiling):",
+     "if not (count >= -1.0 and count <= ceiling):"):
+        "an expected count here is 0, what is left, or leaving x h / H with all three positive: never negative, so "
+        "only NaN and counts past the ceiling fail the check, and they fail both",
 }
 
 

@@ -175,3 +175,46 @@ def test_inversion_returns_the_binomial_quantile_of_its_uniform_out_to_the_far_t
         monkeypatch.setattr(kernels, "uniform", lambda key, attempt, u=u: u if attempt == 0 else 0.0)
         expected = stats.binom.ppf(u, n, p)
         assert inversion(n, p, np.log1p(-p), np.uint64(0)) == expected, (tail, expected)
+
+
+@pytest.mark.parametrize("mean", [0.05, 0.9, 4.0, 9.99])
+def test_poisson_below_the_inversion_limit_returns_the_quantile_of_its_uniform(mean, monkeypatch):
+    """Below INVERSION_LIMIT the Poisson sampler inverts its one uniform (Devroye 1986, X.3): the smallest x
+    with F(x) >= u, checked against scipy's quantile function from the lower tail to 1 - u = 1e-12 (the
+    transformed-rejection sampler, valid from a mean of 10 on, returns other values for the same uniforms).
+    u is kept 1e-6 (relative) away from every value of F where the answer would change."""
+    from aftermath.engines.kernels import INVERSION_LIMIT
+
+    assert mean < INVERSION_LIMIT
+    sampler = getattr(poisson, "py_func", poisson)
+    cdf = stats.poisson.cdf(np.arange(0, 200), mean)
+    checked = 0
+    for u in (0.01, 0.2, 0.5, 0.8, 0.99, 1 - 1e-6, 1 - 1e-9, 1 - 1e-12):
+        if np.any(np.abs(cdf - u) < 1e-6 * (1 - u)):
+            continue
+        monkeypatch.setattr(kernels, "uniform", lambda key, index, u=u: u if index == 0 else 0.5)
+        assert sampler(mean, np.uint64(0)) == stats.poisson.ppf(u, mean), u
+        checked += 1
+    assert checked >= 6
+
+
+def _splitmix64(state: int, outputs: int) -> list[int]:
+    """SplitMix64 (Steele, Lea & Flood 2014; Vigna's reference splitmix64.c) in Python's integers."""
+    mask, values = (1 << 64) - 1, []
+    for _ in range(outputs):
+        state = (state + 0x9E3779B97F4A7C15) & mask
+        z = ((state ^ (state >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        values.append(z ^ (z >> 31))
+    return values
+
+
+def test_uniforms_are_the_splitmix64_sequence_of_their_key():
+    """A key's index-th uniform is the (index + 1)-th SplitMix64 output from state = key, its top 53 bits
+    centred in (0, 1): the published first outputs from state 0 (0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4,
+    0x06C45D188009454F), then a Python-integer version of the reference algorithm for other keys."""
+    assert _splitmix64(0, 3) == [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4, 0x06C45D188009454F]
+    rng = np.random.default_rng(5)
+    for key in [0, 1, 2**63 + 12345, *rng.integers(0, 2**63, 5, dtype=np.uint64).tolist()]:
+        expected = [((bits >> 11) + 0.5) * 2.0**-53 for bits in _splitmix64(key, 4)]
+        assert [uniform(np.uint64(key), index) for index in range(4)] == expected, key
