@@ -111,10 +111,13 @@ class Target:
 
 
 ENGINE_TESTS = ("tests/test_closed_forms.py", "tests/test_engines.py")
+SAMPLER_FLAGS = ("tests/test_engine_stress.py::test_binomial_flags_what_it_cannot_draw_instead_of_looping",
+                 "tests/test_engine_stress.py::test_poisson_flags_what_it_cannot_draw_instead_of_overflowing")
 TARGETS = {
+    # the samplers' NaN flags, each in a process of its own (a mutant that loops forever is killed by the time limit)
     "kernels": Target(("engines/kernels.py",), ("tests/test_competing_exits.py", "tests/test_closed_forms.py",
                                                 "tests/test_samplers.py", "tests/test_boundary_totals.py",
-                                                "tests/test_engine_edges.py"),
+                                                "tests/test_engine_edges.py", *SAMPLER_FLAGS),
                       timeout=240.0),
     # conformance last: the only fast tests with sub-steps (a sampled pass left every sub-step mutant alive without)
     "simulate": Target(("engines/simulate.py",), (
@@ -340,6 +343,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
      "if not (count >= -1.0 and count <= ceiling):"):
         "an expected count here is 0, what is left, or leaving x h / H with all three positive: never negative, so "
         "only NaN and counts past the ceiling fail the check, and they fail both",
+    ("kernels", "_step", "if remaining <= 0.0:", "if remaining <= -1.0:"):
+        "remaining is a whole number (the exits less whole draws, each at most what remains), so never in (-1, 0); "
+        "at 0 the later flows each take binomial(0, share) = 0 persons: only slower",
 }
 
 
