@@ -14,7 +14,7 @@ from aftermath import compile_model, simulate
 from tests.conftest import scenario_from
 
 
-def _model():
+def _model(inflow: str = "inflow"):
     fixed = {"fixed": "test", "assumption": "test"}
     return compile_model(scenario_from({
         "name": "balance",
@@ -23,18 +23,29 @@ def _model():
         "compartments": {"active": {"initial": 1000, "assumption": "test"}},
         "boundaries": {"recruits": {"kind": "source"}, "dead": {"kind": "sink"}},
         "parameters": {"die": {"unit": "per month", "value": 0.05, **fixed},
-                       "inflow": {"unit": "persons per month", "value": 10.0, **fixed}},
-        "flows": [{"name": "recruiting", "from": "recruits", "to": "active", "rate": "inflow"},
+                       "inflow": {"unit": "persons per month", "value": 10.0, **fixed},
+                       "span": {"unit": "months", "value": 12.0, **fixed}},
+        "flows": [{"name": "recruiting", "from": "recruits", "to": "active", "rate": inflow},
                   {"name": "dying", "from": "active", "to": "dead", "rate": "die"}],
     }))
 
 
 @pytest.mark.parametrize("engine", ["deterministic", "stochastic", "ode"])
-def test_entered_and_exited_balance_the_count_at_every_step(engine: str) -> None:
-    result = simulate(_model(), 3, engine=engine, seed=1)  # type: ignore[arg-type]
+@pytest.mark.parametrize("growing", [False, True], ids=["constant", "growing"])
+def test_entered_and_exited_balance_the_count_at_every_step(engine: str, growing: bool) -> None:
+    """Constant rates run as stretches of steps in one kernel call, an inflow growing in time, 10 (1 + t / 12)
+    persons a month at t months, step by step: entered by month m is then 10 sum_{k < m} (1 + k / 12) in the
+    step engines (each step at the rate of its start) and 10 (m + m^2 / 24) in the ODE engine."""
+    result = simulate(_model("inflow * (1 + t / span)" if growing else "inflow"), 3, engine=engine, seed=1)
     entered, exited, count = (result[name].values for name in ("entered", "exited", "active"))
     months = np.arange(12)
+    if not growing:
+        expected = 10.0 * months
+    elif engine == "ode":
+        expected = 10.0 * (months + months**2 / 24)
+    else:
+        expected = 10.0 * np.concatenate([[0.0], np.cumsum(1 + months[:-1] / 12)])
     if engine != "stochastic":  # the stochastic inflow is Poisson: its count, not its mean
-        np.testing.assert_allclose(entered, np.broadcast_to(10.0 * months, entered.shape), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(entered, np.broadcast_to(expected, entered.shape), rtol=1e-6, atol=1e-9)
     assert (exited[:, 0] == 0).all() and (np.diff(exited, axis=1) > 0).all()
     np.testing.assert_allclose(entered - exited, count - 1000.0, rtol=1e-6, atol=1e-6)

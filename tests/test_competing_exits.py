@@ -145,3 +145,29 @@ def test_a_zero_hazard_before_another_exit_takes_nobody_and_leaves_the_others_wh
         assert second == pytest.approx(1e4 * chance, rel=1e-12)
     else:
         assert abs(second.mean() - 1e4 * chance) <= 5 * math.sqrt(1e4 * chance * (1 - chance) / 20)
+
+
+@pytest.mark.parametrize("stochastic", [False, True])
+def test_the_split_shares_are_sequential_and_the_last_flow_takes_exactly_what_is_left(stochastic: bool) -> None:
+    """The kernels' per-cell cache (kernels.advance): with hazards 0.1, 0.2 and 0.3 per month (H = 0.6) a cell
+    loses 1 - e^-0.6 a month, and the flows take 0.1 / 0.6, then 0.2 / 0.5 of the rest, then the rest: a share
+    of exactly 1, though the hazard left for it, 0.1 + 0.2 + 0.3 - 0.1 - 0.2, is 0.3000000000000001 in
+    floating point, not the last hazard 0.3 (a share of 0.3 / that would leave a person behind now and then).
+    The stochastic cache keeps log(1 - min(s, 1 - s)) beside each share (binomial_constant), the
+    deterministic one the total hazard."""
+    from aftermath.engines.kernels import _cache_group
+
+    cache_group = getattr(_cache_group, "py_func", _cache_group)
+    rates = np.array([0.1, 0.2, 0.3])
+    exit_cache, split_cache = np.zeros((2, 1)), np.zeros((2, 3))
+    cache_group(rates, exit_cache, split_cache, np.array([0, 1, 2]), np.array([1, 1, 1]), 0, 3, 0, 1.0, stochastic)
+    assert exit_cache[0, 0] == pytest.approx(-math.expm1(-0.6), rel=1e-15)
+    shares = [0.1 / 0.6, 0.2 / 0.5]
+    assert split_cache[0, :2] == pytest.approx(shares, rel=1e-15)
+    assert split_cache[0, 2] == 1.0
+    if stochastic:
+        assert exit_cache[1, 0] == pytest.approx(-0.6, rel=1e-14)  # log(1 - p) with p = 1 - e^-0.6 < 1/2
+        expected = [math.log1p(-min(s, 1 - s)) for s in shares] + [0.0]
+        assert split_cache[1] == pytest.approx(expected, rel=1e-14)
+    else:
+        assert exit_cache[1, 0] == pytest.approx(0.6, rel=1e-15)

@@ -179,3 +179,27 @@ def test_an_outcome_asked_in_another_unit_is_converted() -> None:
     result = simulate(model, 2, engine="deterministic")
     np.testing.assert_allclose(result["monthly"].values[:, 1:], 12.0, rtol=1e-12)
     np.testing.assert_allclose(result["yearly"].values[:, 1:], 144.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("engine", ["deterministic", "stochastic"])
+def test_an_infinite_rate_in_an_empty_cell_moves_nobody_and_stops_nothing(engine: str) -> None:
+    """A per-capita rate that divides by its own compartment (here 0.5 / staged, staged empty throughout) is
+    infinite where nobody is: an invalid rate is an error only in a cell with people in it (kernels.advance),
+    so the run goes on, `staged` and `gone` stay empty and `active` loses 1000 (1 - e^-0.2) = 181.27 persons
+    in the first month to its own exit (stochastic: 30 runs within 5 standard errors of it)."""
+    model = compile_model(scenario_from({
+        "name": "empty",
+        "title": "an infinite rate where nobody is",
+        "time": {"start": "2015-01", "end": "2015-06"},
+        "compartments": {"active": {"initial": 1000, "assumption": "test"}, "staged": {}, "gone": {},
+                         "left": {}},
+        "parameters": {"pace": {"unit": "persons per month", "value": 0.5, **FIXED},
+                       "leave": {"unit": "per month", "value": 0.2, **FIXED}},
+        "flows": [{"name": "moving_on", "from": "staged", "to": "gone", "rate": "pace / staged"},
+                  {"name": "leaving", "from": "active", "to": "left", "rate": "leave"}],
+    }))
+    result = simulate(model, 30, engine=engine, seed=6)
+    assert (result["staged"].values == 0).all() and (result["gone"].values == 0).all()
+    chance = -np.expm1(-0.2)
+    left = result["left"].values[:, 1]
+    assert abs(left.mean() - 1000 * chance) <= 5 * np.sqrt(1000 * chance * (1 - chance) / 30) + 1e-9
