@@ -346,6 +346,14 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ("kernels", "_step", "if remaining <= 0.0:", "if remaining <= -1.0:"):
         "remaining is a whole number (the exits less whole draws, each at most what remains), so never in (-1, 0); "
         "at 0 the later flows each take binomial(0, share) = 0 persons: only slower",
+    ("kernels", "_step", "if not (rate >= 0.0 and rate < np.inf):", "if not (rate >= 0.0 and rate <= np.inf):"):
+        "an infinite inflow also moves a count past COUNT_CEILING (deterministic: inf; stochastic: Poisson's NaN "
+        "flag), so the step is flagged either way, and the diagnosis, which checks rates first, names the same rate "
+        "(checked by hand in both engines: the same message)",
+    ("kernels", "_expected_exits",
+     "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else 0.0",
+     "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else -1.0"):
+        "remaining only gates `left <= 0.0`: -1 and 0 both mean no exits from the cell",
 }
 
 

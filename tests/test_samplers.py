@@ -218,3 +218,17 @@ def test_uniforms_are_the_splitmix64_sequence_of_their_key():
     for key in [0, 1, 2**63 + 12345, *rng.integers(0, 2**63, 5, dtype=np.uint64).tolist()]:
         expected = [((bits >> 11) + 0.5) * 2.0**-53 for bits in _splitmix64(key, 4)]
         assert [uniform(np.uint64(key), index) for index in range(4)] == expected, key
+
+
+@pytest.mark.parametrize("n, p", [(30.0, 0.8), (7.0, 0.97), (300.0, 0.99)])
+def test_a_binomial_with_p_above_a_half_mirrors_the_quantile_of_its_complement(n, p, monkeypatch):
+    """For p > 1/2 and n (1 - p) below INVERSION_LIMIT the sampler draws the failures, Binomial(n, 1 - p), by
+    inversion and returns n minus them: n - F^-1(u; n, 1 - p) with scipy's quantile function (still monotone
+    in p, so common random numbers keep coupling a policy run to its baseline). The inversion and its
+    uniform are set to their plain-Python forms so the uniform can be chosen."""
+    monkeypatch.setattr(kernels, "_binomial_inversion",
+                        getattr(kernels._binomial_inversion, "py_func", kernels._binomial_inversion))
+    sampler = getattr(kernels.binomial, "py_func", kernels.binomial)
+    for u in (0.03, 0.3, 0.6, 0.9):
+        monkeypatch.setattr(kernels, "uniform", lambda key, attempt, u=u: u if attempt == 0 else 0.0)
+        assert sampler(n, p, np.uint64(0), np.nan) == n - stats.binom.ppf(u, n, 1 - p), u
