@@ -121,8 +121,11 @@ TARGETS = {
                       timeout=240.0),
     # conformance last: the only fast tests with sub-steps (a sampled pass left every sub-step mutant alive without)
     "simulate": Target(("engines/simulate.py",), (
-        "tests/test_boundary_totals.py", "tests/test_engine_edges.py", *ENGINE_TESTS, "tests/test_conformance.py",
-        "tests/test_submodels.py::test_a_sub_model_sees_each_steps_moved_persons_and_its_starting_counts")),
+        "tests/test_run_plumbing.py", "tests/test_boundary_totals.py", "tests/test_engine_edges.py", *ENGINE_TESTS,
+        "tests/test_conformance.py",
+        "tests/test_submodels.py::test_a_sub_model_sees_each_steps_moved_persons_and_its_starting_counts",
+        "tests/test_homefront.py::test_the_home_grown_populations_books_balance",
+        "tests/test_engine_stress.py::test_a_nan_initial_count_stops_the_run_naming_compartment_stratum_replicate_and_value")),
     "steps": Target(("engines/steps.py",), ("tests/test_coarse_step.py", "tests/test_conformance.py",
                                             "tests/test_engines.py")),
     "ode": Target(("engines/ode.py",), ("tests/test_ode_engine.py", "tests/test_conformance.py",
@@ -175,6 +178,24 @@ JOIN = ('return {name: xr.concat(pieces, dim="replicate") if len(pieces) > 1 els
 ZIP_DATES = "missing = [str(d) for d, c in zip(dates, chosen, strict=True) if c not in times]"
 STRATA = ("strata = sum(math.prod(len(scenario.dimensions.get(d, ())) or 1 for d in o.by) "
           "for o in scenario.outcomes.values())")
+SPAN_RESET = "exited[step + 1 : step + length + 1] = 0.0"
+AFTER_A_FLAGGED_STRETCH = (
+    "after a flagged stretch the step-by-step rerun always raises ModelError at the flagged cell (the same kernel, "
+    "the same numbers), so what this resets or where later stretches start is never returned")
+SPAN_FROM = "span_from = 0  # spans start at this step or later (after a span that flagged an error, see _span)"
+ODE_BLOCK = 'if engine == "ode" and block_size is None:'
+BLOCK_CLIP = "return int(np.clip(RECORD_BUDGET_BYTES // max(per_replicate, 1), 16, 1024))"
+SOURCE_ORIGIN = ("[model.compartments[f.source].offset if f.source is not None else -1 for f in flows], "
+                 "np.int64")
+NO_FLOWS = "to_cells = np.concatenate([f.to_cells for f in model.flows]) if model.flows else np.zeros(0, np.int64)"
+KERNEL_STATE = ("np.empty((replicates, 2, model.cells)), np.empty((replicates, 2, model.rate_cells)), "
+                "np.zeros((replicates, 2)),")
+EPOCHS = ('epochs = model.derived("parameter_epochs", lambda: [model.parameter_epoch(s) for s in '
+          'range(model.steps + 1)])')
+EXPOSURE_MEAN = ("mean = state * np.where(exposure > 1e-9, -np.expm1(-exposure) / np.maximum(exposure, 1e-300), "
+                 "1 - exposure / 2)")
+JOINED = "data = pieces[0][name] if len(pieces) == 1 else np.concatenate([piece[name] for piece in pieces])"
+COUPLED_ZIP = "for coupling, coupling_state in zip(model.couplings, coupled, strict=True):"
 EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     **{("steps", "coarse_step", WORST, WORST.replace(old, new)):
        "placeholders: the first probe always overwrites them (every hazard >= 0 > -1)"
@@ -308,29 +329,59 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
      "mean = state * np.where(exposure >= 1e-9, -np.expm1(-exposure) / np.maximum(exposure, 1e-300), "
      "1 - exposure / 2)"):
         "at exposure 1e-9 both branches agree to 1e-18 (the series 1 - x/2 against (1 - exp(-x)) / x)",
-    ("simulate", "_block_size",
-     "per_replicate = 8 * (recorded * (model.steps + 1) + 4 * model.cells + 4 * model.rate_cells)",
-     "per_replicate = 8 * (recorded * (model.steps ** 1) + 4 * model.cells + 4 * model.rate_cells)"):
-        "the block size changes no number (tests/test_engines.py: any block size gives identical arrays); the "
-        "memory estimate drops one reporting step",
-    ("simulate", "_block_size",
-     "per_replicate = 8 * (recorded * (model.steps + 1) + 4 * model.cells + 4 * model.rate_cells)",
-     "per_replicate = 8 * (recorded * (model.steps + 1) ** 4 * model.cells + 4 * model.rate_cells)"):
-        "the block size changes no number (tests/test_engines.py: any block size gives identical arrays); only "
-        "the memory per block changes",
     ("simulate", "rate_epochs",
      'effects = [k for k, e in enumerate(model.effects) if e.kind == "parameter" and e.target in names]',
      'effects = [k for k, e in enumerate(model.effects) if e.kind == "parameter" or e.target in names]'):
         "an effect on another parameter only splits a rate's epochs further: the rate is evaluated again at "
         "more steps and gives the same values",
-    ("simulate", "_block_size",
-     "per_replicate = 8 * (recorded * (model.steps + 1) + 4 * model.cells + 4 * model.rate_cells)",
-     "per_replicate = 8 * (recorded - (model.steps + 1) + 4 * model.cells + 4 * model.rate_cells)"):
-        "the block size changes no number (tests/test_engines.py: any block size gives identical arrays); only "
-        "the memory per block changes",
-    ("simulate", "_span", "exited[step + 1 : step + length + 1] = 0.0", "exited[step + 2 : step + length + 1] = 0.0"):
-        "after a flagged stretch the step-by-step rerun always raises ModelError at the flagged cell (the same "
-        "kernel, the same numbers), so the running totals reset here are never returned",
+    **{("simulate", "_span", SPAN_RESET, SPAN_RESET.replace("step + 1 :", start, 1).replace("+ length", end, 1)):
+       AFTER_A_FLAGGED_STRETCH for start, end in (("step + 2 :", "+ length"), ("step + 0 :", "+ length"),
+                                                  ("step + 1 :", "- length"))},
+    ("simulate", "_run_block", "span_from = step + length", "span_from = step * length"): AFTER_A_FLAGGED_STRETCH,
+    ("simulate", "_run_block", SPAN_FROM, SPAN_FROM.replace("= 0", "= -1")):
+        "stretches may start at any step from 0 on, and -1 allows the same steps",
+    **{("simulate", "simulate", ODE_BLOCK, mutant): "which block size a run uses changes no number "
+       "(tests/test_engines.py: any block size gives identical arrays), only its memory"
+       for mutant in (ODE_BLOCK.replace("==", "!="), ODE_BLOCK.replace("if engine", "if not engine"),
+                      ODE_BLOCK.replace(" and ", " or "))},
+    **{("simulate", "_block_size", BLOCK_CLIP, BLOCK_CLIP.replace("per_replicate, 1)", f"per_replicate, {floor})")):
+       "per_replicate is at least 8 x 4 bytes, so the floor against a division by 0 never applies"
+       for floor in (0, 2)},
+    **{("simulate", "", "RECORD_BUDGET_BYTES = 256_000_000", f"RECORD_BUDGET_BYTES = {budget}"):
+       "a budget one byte apart: the block size changes by at most one replicate and no number with it "
+       "(tests/test_run_plumbing.py pins the block size for any budget)" for budget in (255999999, 256000001)},
+    ("simulate", "", "REPLICATES_PER_THREAD = 32", "REPLICATES_PER_THREAD = 31"):
+        "how many threads a run uses changes no number (tests/test_engines.py: identical arrays for any thread "
+        "count), only its speed",
+    ("simulate", "_substeps", "np.int64(step * substeps + k),", "np.int64(step * substeps - k),"):
+        "another numbering of sub-steps, still one key index per sub-step and none shared between steps: the draws "
+        "change, their distribution and the run's reproducibility do not",
+    **{("simulate", "_substeps", "if substeps > 1:", f"if substeps {mutant}:"):
+       "with one sub-step `total` is `moved` itself, so moved[...] = total copies an array onto itself"
+       for mutant in (">= 1", "> 0")},
+    **{("simulate", "kernel_tables", SOURCE_ORIGIN, SOURCE_ORIGIN.replace("else -1", f"else {mutant}")):
+       "a source flow's origin is never read: the kernel draws inflows from `source_offsets` and takes origins "
+       "only for groups of outflows" for mutant in ("+1", "- 2")},
+    ("simulate", "kernel_tables", NO_FLOWS, NO_FLOWS.replace("np.zeros(0,", "np.zeros( 1,")):
+        "a model without flows never reads to_cells: no group or source to take a cell from",
+    **{("simulate", "_run_block", KERNEL_STATE, KERNEL_STATE.replace(old, new)):
+       "a third row of working space the kernel never touches (it writes rows 0 and 1 only)"
+       for old, new in (("(replicates, 2, model.cells)", "(replicates, 3, model.cells)"),
+                        ("np.zeros((replicates, 2))", "np.zeros((replicates, 3))"))},
+    ("simulate", "_run_block", EPOCHS, EPOCHS.replace("model.steps + 1)", "model.steps + 2)")):
+        "one epoch more than the steps: the last is never looked up",
+    ("simulate", "_run_block", "while step < steps:", "while step <= steps:"):
+        "the loop leaves at `if step == steps: break` before the condition is tested again",
+    ("simulate", "_fill_rates", EXPOSURE_MEAN, EXPOSURE_MEAN.replace("1e-300)", "-1.0)")):
+        "np.where takes the series 1 - x/2 below an exposure of 1e-9, so the guarded division's value is "
+        "discarded wherever the guard differs",
+    ("simulate", "joined", JOINED, JOINED.replace("pieces[0][name]", "pieces[ -1][name]")):
+        "with one piece, pieces[-1] is pieces[0]",
+    ("simulate", "", "@dataclass(frozen=True)", "@dataclass(frozen=False)"):
+        "nothing assigns to these tables; frozen guards against future misuse",
+    **{("simulate", function, COUPLED_ZIP, COUPLED_ZIP.replace("strict=True", "strict=False")):
+       "model.couplings and their states are built one for one (`start` per coupling): the lengths always match"
+       for function in ("_run_block", "_environment")},
     ("kernels", "poisson", "v_r = 0.9277 - 3.6224 / (b - 2.0)", "v_r = -0.07230000000000003 - 3.6224 / (b - 2.0)"):
         "v_r bounds PTRS's quick acceptance, a region inside the exact test's (Hormann 1993): without it every "
         "draw takes the exact test, which accepts the same draws, only slower",
