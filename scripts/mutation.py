@@ -178,6 +178,8 @@ JOIN = ('return {name: xr.concat(pieces, dim="replicate") if len(pieces) > 1 els
 ZIP_DATES = "missing = [str(d) for d, c in zip(dates, chosen, strict=True) if c not in times]"
 STRATA = ("strata = sum(math.prod(len(scenario.dimensions.get(d, ())) or 1 for d in o.by) "
           "for o in scenario.outcomes.values())")
+NO_STRETCH = ("_NO_STRETCH = (np.empty((0, 0, 0)), np.empty((0, 0, 0)), (np.zeros(1, np.int64), "
+              "np.zeros(0, np.int64)),")
 SPAN_RESET = "exited[step + 1 : step + length + 1] = 0.0"
 AFTER_A_FLAGGED_STRETCH = (
     "after a flagged stretch the step-by-step rerun always raises ModelError at the flagged cell (the same kernel, "
@@ -405,6 +407,10 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
      "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else 0.0",
      "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else -1.0"):
         "remaining only gates `left <= 0.0`: -1 and 0 both mean no exits from the cell",
+    ("kernels", "_step", "if share >= 1.0:", "if share > 1.0:"):
+        "at a share of exactly 1 the binomial branch returns its n without a draw (binomial: p >= 1 gives n)",
+    ("kernels", "", NO_STRETCH, NO_STRETCH.replace("np.zeros(0, np.int64)),", "np.zeros( 1, np.int64)),", 1)):
+        "`advance` runs one step without a stretch: the stretch's reduction tables are never read",
 }
 
 

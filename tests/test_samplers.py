@@ -133,6 +133,21 @@ def test_edge_cases_of_the_binomial():
     assert 0 <= samples[0, 3] <= 10
 
 
+def test_a_poisson_with_mean_zero_draws_nobody():
+    assert (_poisson_array(0.0, 1000, np.uint64(8)) == 0).all()
+
+
+def test_inversion_at_a_uniform_equal_to_the_first_probability_returns_zero(monkeypatch):
+    """The quantile is the smallest x with F(x) >= u: at u = F(0) = (1 - p)^n exactly (the float the sampler
+    computes as exp(n log(1 - p))) the draw is 0, not 1."""
+    inversion = getattr(kernels._binomial_inversion, "py_func", kernels._binomial_inversion)
+    n, p = 5.0, 0.1
+    log_q = np.log1p(-p)
+    first = float(np.exp(n * log_q))
+    monkeypatch.setattr(kernels, "uniform", lambda key, attempt: first if attempt == 0 else 0.5)
+    assert inversion(n, p, log_q, np.uint64(0)) == 0.0
+
+
 def test_inversion_couples_draws_monotonically_in_p():
     """Common random numbers: the same uniform with a larger p never gives fewer successes."""
     counts = np.full((1, 20_000), 30.0)
