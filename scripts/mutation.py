@@ -407,6 +407,12 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
      "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else 0.0",
      "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else -1.0"):
         "remaining only gates `left <= 0.0`: -1 and 0 both mean no exits from the cell",
+    ("kernels", "poisson", "v_r = 0.9277 - 3.6224 / (b - 2.0)", "v_r = 0.9277 - 3.6224 ** (b - 2.0)"):
+        "a v_r below 0 turns off PTRS's quick acceptance, a region inside the exact test's (Hormann 1993): every "
+        "draw takes the exact test, which accepts the same draws, only slower",
+    ("kernels", "_cache_group", "split_cache[1, cell] = binomial_constant(share) if stochastic else 0.0",
+     "split_cache[1, cell] = binomial_constant(share) if stochastic else -1.0"):
+        "the deterministic engine never reads split_cache[1] (only the stochastic draws use the share's constant)",
     ("kernels", "_step", "if share >= 1.0:", "if share > 1.0:"):
         "at a share of exactly 1 the binomial branch returns its n without a draw (binomial: p >= 1 gives n)",
     ("kernels", "", NO_STRETCH, NO_STRETCH.replace("np.zeros(0, np.int64)),", "np.zeros( 1, np.int64)),", 1)):
