@@ -180,6 +180,11 @@ STRATA = ("strata = sum(math.prod(len(scenario.dimensions.get(d, ())) or 1 for d
           "for o in scenario.outcomes.values())")
 NO_STRETCH = ("_NO_STRETCH = (np.empty((0, 0, 0)), np.empty((0, 0, 0)), (np.zeros(1, np.int64), "
               "np.zeros(0, np.int64)),")
+FINITE_RATES = "finite = np.where(np.isfinite(rates), rates, 0.0)  # empty cells' 0/0 move no one; others fail below"
+SPAN_RECORD = ("stochastic, _fresh_groups(tables, due), COUNT_CEILING, True, np.empty((0, 0, 0)) if record is None "
+               "else record,")
+FRESH = ("return np.logical_or.reduceat(due[tables.group_flows], tables.group_start[:-1]) if groups else "
+         "due[:0]")
 SPAN_RESET = "exited[step + 1 : step + length + 1] = 0.0"
 AFTER_A_FLAGGED_STRETCH = (
     "after a flagged stretch the step-by-step rerun always raises ModelError at the flagged cell (the same kernel, "
@@ -336,9 +341,11 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
      'effects = [k for k, e in enumerate(model.effects) if e.kind == "parameter" or e.target in names]'):
         "an effect on another parameter only splits a rate's epochs further: the rate is evaluated again at "
         "more steps and gives the same values",
-    **{("simulate", "_span", SPAN_RESET, SPAN_RESET.replace("step + 1 :", start, 1).replace("+ length", end, 1)):
-       AFTER_A_FLAGGED_STRETCH for start, end in (("step + 2 :", "+ length"), ("step + 0 :", "+ length"),
-                                                  ("step + 1 :", "- length"))},
+    **{("simulate", "_span", SPAN_RESET, mutant): AFTER_A_FLAGGED_STRETCH for mutant in (
+        SPAN_RESET.replace("step + 1 :", "step + 2 :"), SPAN_RESET.replace("step + 1 :", "step + 0 :"),
+        SPAN_RESET.replace("step + 1 :", "step * 1 :"), SPAN_RESET.replace("+ length", "- length"),
+        SPAN_RESET.replace("length + 1]", "length + 2]"), SPAN_RESET.replace("length + 1]", "length + 0]"),
+        SPAN_RESET.replace("= 0.0", "= 1.0"), SPAN_RESET.replace("= 0.0", "= -1.0"))},
     ("simulate", "_run_block", "span_from = step + length", "span_from = step * length"): AFTER_A_FLAGGED_STRETCH,
     ("simulate", "_run_block", SPAN_FROM, SPAN_FROM.replace("= 0", "= -1")):
         "stretches may start at any step from 0 on, and -1 allows the same steps",
@@ -352,9 +359,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     **{("simulate", "", "RECORD_BUDGET_BYTES = 256_000_000", f"RECORD_BUDGET_BYTES = {budget}"):
        "a budget one byte apart: the block size changes by at most one replicate and no number with it "
        "(tests/test_run_plumbing.py pins the block size for any budget)" for budget in (255999999, 256000001)},
-    ("simulate", "", "REPLICATES_PER_THREAD = 32", "REPLICATES_PER_THREAD = 31"):
-        "how many threads a run uses changes no number (tests/test_engines.py: identical arrays for any thread "
-        "count), only its speed",
+    **{("simulate", "", "REPLICATES_PER_THREAD = 32", f"REPLICATES_PER_THREAD = {count}"):
+       "how many threads a run uses changes no number (tests/test_engines.py: identical arrays for any thread "
+       "count), only its speed" for count in (31, 33)},
     ("simulate", "_substeps", "np.int64(step * substeps + k),", "np.int64(step * substeps - k),"):
         "another numbering of sub-steps, still one key index per sub-step and none shared between steps: the draws "
         "change, their distribution and the run's reproducibility do not",
@@ -363,9 +370,28 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
        for mutant in (">= 1", "> 0")},
     **{("simulate", "kernel_tables", SOURCE_ORIGIN, SOURCE_ORIGIN.replace("else -1", f"else {mutant}")):
        "a source flow's origin is never read: the kernel draws inflows from `source_offsets` and takes origins "
-       "only for groups of outflows" for mutant in ("+1", "- 2")},
+       "only for groups of outflows" for mutant in ("+1", "- 2", "- 0")},
     ("simulate", "kernel_tables", NO_FLOWS, NO_FLOWS.replace("np.zeros(0,", "np.zeros( 1,")):
         "a model without flows never reads to_cells: no group or source to take a cell from",
+    ("simulate", "flow_cells", NO_FLOWS.replace("to_cells =", "enters ="),
+     NO_FLOWS.replace("to_cells =", "enters =").replace("np.zeros(0,", "np.zeros( 1,")):
+        "a model without flows has no rate cells: the ODE system never reads where one enters",
+    ("simulate", "matrix", "cell = np.concatenate(cells) if cells else np.zeros(0, np.int64)",
+     "cell = np.concatenate(cells) if cells else np.zeros( 1, np.int64)"):
+        "with no terms every row of indptr is empty, so no index is read",
+    ("simulate", "_fill_rates", "if evaluate and flow.source is not None:", "if evaluate or flow.source is not None:"):
+        "a rate that is not due depends only on parameters and schedules of the same epoch (rate_epochs): "
+        "evaluating it again gives the value it holds, only slower",
+    ("simulate", "_fill_rates", FINITE_RATES, FINITE_RATES.replace("rates, 0.0)", "rates, -1.0)")):
+        "a rate that is not finite sits in an empty cell (whose mean occupancy is 0 whatever its exposure) or "
+        "stops the run (diagnose.check_rates)",
+    ("simulate", "_spans", "for step in range(model.steps - 2, -1, -1):",
+     "for step in range(model.steps - 2, - 2, -1):"):
+        "step -1 looks at step 0, where every rate is evaluated (rate_changes), so it never extends a stretch",
+    **{("simulate", "_span", SPAN_RECORD, SPAN_RECORD.replace("(0, 0, 0)", shape)):
+       "an empty record (no steps) is never written, whatever its other sizes" for shape in ("(0, 1, 0)", "(0, 0, 1)")},
+    ("simulate", "_fresh_groups", FRESH, FRESH.replace("due[:0]", "due[: -1]")):
+        "with no groups of outflows the kernel reads no entry of `fresh`",
     **{("simulate", "_run_block", KERNEL_STATE, KERNEL_STATE.replace(old, new)):
        "a third row of working space the kernel never touches (it writes rows 0 and 1 only)"
        for old, new in (("(replicates, 2, model.cells)", "(replicates, 3, model.cells)"),

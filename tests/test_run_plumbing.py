@@ -221,3 +221,59 @@ def test_competing_exits_by_stratum_in_the_ode_engine_match_the_closed_form() ->
     np.testing.assert_allclose(result["active"].values[0, 5], 1000 - leaving, rtol=1e-6)
     np.testing.assert_allclose(result["killed"].values[0, 5], leaving * 2 / 3, rtol=1e-6)
     np.testing.assert_allclose(result["returned"].values[0, 5], leaving / 3, rtol=1e-6)
+
+
+@pytest.mark.parametrize("hazard", [1e-10, 4e-9])
+def test_an_inflow_reads_a_compartments_mean_occupancy_over_the_step(hazard: float) -> None:
+    """Births at 0.5 a month per active person, who leave at `hazard` a month: a step engine's inflow reads
+    the active's mean count over the step, n (1 - e^-x) / x for x = hazard x 1 month (computed here with
+    math.expm1; below x = 1e-9 the engine takes the series 1 - x / 2, above it the closed form): the first
+    month's births are 500 (1 - e^-x) / x to 1e-14 relative, a difference the series' next term cannot make."""
+    model = compile_model(scenario_from({
+        "name": "births",
+        "title": "births from a compartment that barely empties",
+        "time": {"start": "2015-01", "end": "2015-03"},
+        "compartments": {"active": {"initial": 1000, "assumption": "test"}},
+        "boundaries": {"born": {"kind": "source"}, "gone": {"kind": "sink"}},
+        "parameters": {"birth": {"unit": "per month", "value": 0.5, **FIXED},
+                       "leave": {"unit": "per month", "value": hazard, **FIXED}},
+        "flows": [{"name": "births", "from": "born", "to": "active", "rate": "birth * active"},
+                  {"name": "leaving", "from": "active", "to": "gone", "rate": "leave"}],
+        "outcomes": {"born_per_month": {"expr": "births"}},
+    }))
+    births = simulate(model, 1, engine="deterministic")["born_per_month"].values[0, 1]
+    assert births == pytest.approx(500.0 * -math.expm1(-hazard) / hazard, rel=1e-14, abs=0)
+    assert births != 500.0
+
+
+def test_an_event_may_move_everyone() -> None:
+    """A fraction of exactly 1 is a share like any other: all 100 staged join `active` on 2015-03."""
+    model = compile_model(scenario_from({
+        "name": "all",
+        "title": "an event that moves everyone",
+        "time": {"start": "2015-01", "end": "2015-04"},
+        "compartments": {"active": {}, "staged": {"initial": 100, "assumption": "test"}},
+        "parameters": {"stay": {"unit": "per month", "value": 0.0, **FIXED}},
+        "flows": [{"name": "leaving", "from": "active", "to": "staged", "rate": "stay"}],
+        "events": [{"name": "joining", "date": "2015-03", "from": "staged", "to": "active", "fraction": 1.0,
+                    "assumption": "test"}],
+    }))
+    result = simulate(model, 1, engine="deterministic")
+    np.testing.assert_array_equal(result["active"].values[0], [0, 0, 100, 100])
+    np.testing.assert_array_equal(result["staged"].values[0], [100, 100, 0, 0])
+
+
+def test_a_run_needs_a_replicate_and_per_run_values_with_a_runs_axis() -> None:
+    model = _strata()
+    with pytest.raises(ValueError, match="replicates must be at least 1"):
+        simulate(model, 0, engine="deterministic")
+    with pytest.raises(ValueError, match=r"parameter 'kill': expected shape \(runs, \), got \(\)"):
+        simulate(model, 1, engine="deterministic", parameters={"kill": np.float64(0.02)})
+
+
+def test_the_default_seed_is_zero() -> None:
+    """A run without a seed is the run with seed 0, so rerunning it gives the same arrays."""
+    unseeded = simulate(_strata(), 3, engine="stochastic")
+    seeded = simulate(_strata(), 3, engine="stochastic", seed=0)
+    for name in unseeded.data_vars:
+        np.testing.assert_array_equal(unseeded[name].values, seeded[name].values)
