@@ -117,7 +117,8 @@ TARGETS = {
     # the samplers' NaN flags, each in a process of its own (a mutant that loops forever is killed by the time limit)
     "kernels": Target(("engines/kernels.py",), ("tests/test_competing_exits.py", "tests/test_closed_forms.py",
                                                 "tests/test_samplers.py", "tests/test_boundary_totals.py",
-                                                "tests/test_engine_edges.py", *SAMPLER_FLAGS),
+                                                "tests/test_engine_edges.py", "tests/test_run_plumbing.py",
+                                                *SAMPLER_FLAGS),
                       timeout=240.0),
     # conformance last: the only fast tests with sub-steps (a sampled pass left every sub-step mutant alive without)
     "simulate": Target(("engines/simulate.py",), (
@@ -328,9 +329,12 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
        for other in (0, 2)},
     ("kernels", "", "@numba.njit(cache=True)", "@numba.njit(cache=False)"):
         "the on-disk cache only saves compile time; the compiled code is the same",
-    ("kernels", "draw_key", "return _mix(key ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))",
-     "return _mix(key ^ (np.uint64(cell) - GOLDEN * np.uint64(3)))"):
-        "another odd offset in the key hash: cells keep distinct keys and uniform draws; only the stream changes",
+    **{(
+        "kernels", "cell_key", "return _mix(stream_part ^ (np.uint64(cell) + GOLDEN * np.uint64(3)))", mutant):
+       "another constant offset in the key hash: cells keep distinct keys and uniform draws; only the stream changes"
+       for mutant in ("return _mix(stream_part ^ (np.uint64(cell) - GOLDEN * np.uint64(3)))",
+                      "return _mix(stream_part ^ (np.uint64(cell) + GOLDEN * np.uint64( 4)))",
+                      "return _mix(stream_part ^ (np.uint64(cell) + GOLDEN * np.uint64( 2)))")},
     ("simulate", "_fill_rates",
      "mean = state * np.where(exposure > 1e-9, -np.expm1(-exposure) / np.maximum(exposure, 1e-300), 1 - exposure / 2)",
      "mean = state * np.where(exposure >= 1e-9, -np.expm1(-exposure) / np.maximum(exposure, 1e-300), "
@@ -439,6 +443,19 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ("kernels", "_cache_group", "split_cache[1, cell] = binomial_constant(share) if stochastic else 0.0",
      "split_cache[1, cell] = binomial_constant(share) if stochastic else -1.0"):
         "the deterministic engine never reads split_cache[1] (only the stochastic draws use the share's constant)",
+    ("kernels", "advance_span", "if t < steps - 1:", "if t < steps + 1:"):
+        "at a stretch's last step the caller records and reduces the same state again at the top of its loop",
+    ("kernels", "advance_span", "if record.shape[0]:", "if record.shape[ -1]:"):
+        "a record is empty in all its sizes or in none (it holds the compartments' cells, at least one)",
+    ("kernels", "poisson", "if k < 0.0 or (us < 0.013 and v > us):", "if k < 0.0 or (us <= 0.013 and v > us):"):
+        "us is a multiple of 2^-54 and 0.013 is not: the two never compare equal",
+    ("kernels", "_binomial_btrs", "if us >= 0.07 and v <= v_r:", "if us > 0.07 and v <= v_r:"):
+        "us is a multiple of 2^-54 and 0.07 is not: the two never compare equal",
+    ("kernels", "binomial", "if n <= 0.0 or p <= 0.0:", "if n <= 0.0 or p < 0.0:"):
+        "p = 0 then goes to inversion, whose first probability (1 - 0)^n = 1 takes every uniform: 0 again",
+    ("kernels", "_step", "scratch = np.empty((2, 0 if stochastic else flow_cells.max()))",
+     "scratch = np.empty(( 3, 0 if stochastic else flow_cells.max()))"):
+        "a third row of working space that _expected_exits never touches (it uses rows 0 and 1)",
     ("kernels", "_step", "if share >= 1.0:", "if share > 1.0:"):
         "at a share of exactly 1 the binomial branch returns its n without a draw (binomial: p >= 1 gives n)",
     ("kernels", "", NO_STRETCH, NO_STRETCH.replace("np.zeros(0, np.int64)),", "np.zeros( 1, np.int64)),", 1)):

@@ -171,3 +171,16 @@ def test_the_split_shares_are_sequential_and_the_last_flow_takes_exactly_what_is
         assert split_cache[1] == pytest.approx(expected, rel=1e-14)
     else:
         assert exit_cache[1, 0] == pytest.approx(0.6, rel=1e-15)
+
+
+def test_a_zero_hazard_takes_a_share_of_zero_in_the_cache() -> None:
+    """Hazards 0, 0.2 and 0.3 per month: the first flow's share is 0 (not a draw), then 0.2 / 0.5, then the rest
+    (1); log(1 - min(s, 1 - s)) is 0 for the shares 0 and 1."""
+    from aftermath.engines.kernels import _cache_group
+
+    cache_group = getattr(_cache_group, "py_func", _cache_group)
+    exit_cache, split_cache = np.zeros((2, 1)), np.zeros((2, 3))
+    cache_group(np.array([0.0, 0.2, 0.3]), exit_cache, split_cache, np.array([0, 1, 2]), np.array([1, 1, 1]), 0, 3, 0,
+                1.0, True)
+    assert split_cache[0].tolist() == [0.0, pytest.approx(0.4, rel=1e-15), 1.0]
+    assert split_cache[1].tolist() == [0.0, pytest.approx(math.log(0.6), rel=1e-14), 0.0]

@@ -277,3 +277,17 @@ def test_the_default_seed_is_zero() -> None:
     seeded = simulate(_strata(), 3, engine="stochastic", seed=0)
     for name in unseeded.data_vars:
         np.testing.assert_array_equal(unseeded[name].values, seeded[name].values)
+
+
+@pytest.mark.parametrize("engine", ["deterministic", "ode"])
+def test_an_inflow_after_other_flows_fills_its_own_cells(engine: str) -> None:
+    """Recruits arrive at 10, 20 and 30 persons a month into origins A, B and C through the third flow of the
+    strata model (its cells come after the two exits'): the flow outcome by origin reads 10, 20 and 30."""
+    data = _strata_data()
+    data["boundaries"] = {"recruits": {"kind": "source"}}
+    data["parameters"]["recruit"] = {"unit": "persons per month", "dims": ["origin"],
+                                     "value": {"A": 10.0, "B": 20.0, "C": 30.0}, **FIXED}
+    data["flows"].append({"name": "recruiting", "from": "recruits", "to": "active", "rate": "recruit"})
+    data["outcomes"]["arrivals"] = {"expr": "recruiting", "by": ["origin"]}
+    arrivals = simulate(compile_model(scenario_from(data)), 1, engine=engine)["arrivals"].values[0]
+    np.testing.assert_allclose(arrivals[1:], np.broadcast_to([10.0, 20.0, 30.0], arrivals[1:].shape), rtol=1e-9)

@@ -10,6 +10,8 @@ fixed, so a run is reproducible.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 import pytest
@@ -258,3 +260,44 @@ def test_a_binomial_with_p_above_a_half_mirrors_the_quantile_of_its_complement(n
     for u in (0.03, 0.3, 0.6, 0.9):
         monkeypatch.setattr(kernels, "uniform", lambda key, attempt, u=u: u if attempt == 0 else 0.0)
         assert sampler(n, p, np.uint64(0), np.nan) == n - stats.binom.ppf(u, n, 1 - p), u
+
+
+def _btrs_published(n: float, p: float) -> dict[str, float]:
+    """Algorithm BTRS's constants as published (Hörmann 1993, 'The generation of binomial random variates',
+    J. Statist. Comput. Simul. 46, table 1 / algorithm BTRS), for the tests below to check the sampler against."""
+    spread = math.sqrt(n * p * (1 - p))
+    b = 1.15 + 2.53 * spread
+    return {"a": -0.0873 + 0.0248 * b + 0.01 * p, "b": b, "c": n * p + 0.5, "v_r": 0.92 - 4.2 / b,
+            "alpha": (2.83 + 5.1 / b) * spread, "m": math.floor((n + 1) * p)}
+
+
+def _btrs_at(n: float, p: float, uniforms: list[float], monkeypatch) -> float:
+    """BTRS (plain Python) fed these uniforms in turn."""
+    monkeypatch.setattr(kernels, "uniform", lambda key, index: uniforms[index])
+    return getattr(kernels._binomial_btrs, "py_func", kernels._binomial_btrs)(n, p, np.uint64(0))
+
+
+@pytest.mark.parametrize(("n", "p", "first"), [(25.0, 0.5, 0.97), (1000.0, 0.0101, None), (400.0, 0.2, 0.02)])
+def test_btrs_accepts_exactly_below_the_published_acceptance_bound(n, p, first, monkeypatch):
+    """Outside the quick-acceptance region (us < 0.07), BTRS accepts k = floor((2a/us + b) u + c) when
+    v <= f(k) / f(m) (a / us^2 + b) / alpha, from the published constants and scipy's pmf: v a millionth
+    below that bound returns k, a millionth above rejects and the next pair (u = 0, v = 0.01: quick
+    acceptance at floor(c)) decides. `first` None picks the first uniform that gives k = 0, the lower end
+    of the support (reachable only through this test)."""
+    constants = _btrs_published(n, p)
+    a, b, c, alpha, m = (constants[name] for name in ("a", "b", "c", "alpha", "m"))
+
+    def k_of(first: float) -> float:
+        u = first - 0.5
+        return math.floor((2 * a / (0.5 - abs(u)) + b) * u + c)
+
+    if first is None:
+        first = next(x for x in np.linspace(1e-4, 0.2, 20_000) if k_of(x) == 0)
+    u = first - 0.5
+    us = 0.5 - abs(u)
+    k = k_of(first)
+    assert us < 0.07 and 0 <= k <= n and k != math.floor(c)
+    bound = math.exp(stats.binom.logpmf(k, n, p) - stats.binom.logpmf(m, n, p)) * (a / us**2 + b) / alpha
+    assert bound < 0.999
+    assert _btrs_at(n, p, [first, bound * (1 - 1e-6), 0.5, 0.01], monkeypatch) == k
+    assert _btrs_at(n, p, [first, bound * (1 + 1e-6), 0.5, 0.01], monkeypatch) == math.floor(c)
