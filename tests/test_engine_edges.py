@@ -162,6 +162,12 @@ def test_the_memory_estimate_is_eight_bytes_per_recorded_number(monkeypatch: pyt
     with pytest.raises(ResourceError, match="1,000 replicates needs about"):
         check_result_memory(model, 1000, keep_compartments=True)
     check_result_memory(model, 1000, keep_compartments=False)  # without the compartment: 8 x 1000 x 25 fewer
+    without = needed - 8.0 * 1000 * (model.steps + 1) * model.cells
+    monkeypatch.setattr(resources, "physical_memory", lambda: without)
+    check_result_memory(model, 1000, keep_compartments=False)
+    monkeypatch.setattr(resources, "physical_memory", lambda: without - 1)
+    with pytest.raises(ResourceError, match="1,000 replicates needs about"):
+        check_result_memory(model, 1000, keep_compartments=False)
 
 
 def test_an_outcome_asked_in_another_unit_is_converted() -> None:

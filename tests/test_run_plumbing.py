@@ -246,8 +246,10 @@ def test_an_inflow_reads_a_compartments_mean_occupancy_over_the_step(hazard: flo
     assert births != 500.0
 
 
-def test_an_event_may_move_everyone() -> None:
-    """A fraction of exactly 1 is a share like any other: all 100 staged join `active` on 2015-03."""
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_an_event_may_move_everyone_or_nobody(fraction: float) -> None:
+    """Fractions of exactly 0 and 1 are shares like any other: none or all of the 100 staged join `active`
+    on 2015-03."""
     model = compile_model(scenario_from({
         "name": "all",
         "title": "an event that moves everyone",
@@ -255,12 +257,12 @@ def test_an_event_may_move_everyone() -> None:
         "compartments": {"active": {}, "staged": {"initial": 100, "assumption": "test"}},
         "parameters": {"stay": {"unit": "per month", "value": 0.0, **FIXED}},
         "flows": [{"name": "leaving", "from": "active", "to": "staged", "rate": "stay"}],
-        "events": [{"name": "joining", "date": "2015-03", "from": "staged", "to": "active", "fraction": 1.0,
+        "events": [{"name": "joining", "date": "2015-03", "from": "staged", "to": "active", "fraction": fraction,
                     "assumption": "test"}],
     }))
     result = simulate(model, 1, engine="deterministic")
-    np.testing.assert_array_equal(result["active"].values[0], [0, 0, 100, 100])
-    np.testing.assert_array_equal(result["staged"].values[0], [100, 100, 0, 0])
+    np.testing.assert_array_equal(result["active"].values[0], [0, 0, 100 * fraction, 100 * fraction])
+    np.testing.assert_array_equal(result["staged"].values[0], [100, 100, 100 * (1 - fraction), 100 * (1 - fraction)])
 
 
 def test_a_run_needs_a_replicate_and_per_run_values_with_a_runs_axis() -> None:
