@@ -189,6 +189,7 @@ FRESH = ("return np.logical_or.reduceat(due[tables.group_flows], tables.group_st
          "due[:0]")
 EVENT_SHARE = ("fraction = np.broadcast_to(event.fraction(environment), (replicates, *layout.aligned))"
                ".reshape(replicates, -1)")
+SCHEDULE_INDEX = 'return values[np.clip(np.searchsorted(at, months, side="right") - 1, 0, len(at) - 1)]'
 SPAN_RESET = "exited[step + 1 : step + length + 1] = 0.0"
 AFTER_A_FLAGGED_STRETCH = (
     "after a flagged stretch the step-by-step rerun always raises ModelError at the flagged cell (the same kernel, "
@@ -478,6 +479,25 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "at a share of exactly 1 the binomial branch returns its n without a draw (binomial: p >= 1 gives n)",
     ("kernels", "", NO_STRETCH, NO_STRETCH.replace("np.zeros(0, np.int64)),", "np.zeros( 1, np.int64)),", 1)):
         "`advance` runs one step without a stretch: the stretch's reduction tables are never read",
+    **{("model-compile", "schedule_values", SCHEDULE_INDEX, SCHEDULE_INDEX.replace("len(at) - 1)", end)):
+       "searchsorted(...) - 1 never exceeds len(at) - 1, so the clip's upper bound never binds"
+       for end in ("len(at) + 1)", "len(at) * 1)", "len(at) ** 1)", "len(at) - 0)")},
+    **{("model-compile", "CompiledOutcome", "factor: float = 1.0", f"factor: float = {value}"):
+       "every compiled outcome is given its factor (_compile_outcome): the default is never used"
+       for value in ("2.0", "0.0")},
+    **{("model-compile", "CompiledModel", "substeps: int = 1", f"substeps: int = {value}"):
+       "compile_model always sets substeps (from --substeps or time.substeps): the default is never used"
+       for value in ("2", "0")},
+    ("model-compile", "_target_cells", "return np.full(int(np.prod(shape)), -1, dtype=np.int64)",
+     "return np.full(int(np.prod(shape)), - 2, dtype=np.int64)"):
+        "a sink's cells are told by a negative index (the kernel: target >= 0; events: to_cells[0] < 0)",
+    ("model-compile", "_target_cells",
+     "return (layout.offset + np.broadcast_to(local, shape)).reshape(-1).astype(np.int64)",
+     "return (layout.offset + np.broadcast_to(local, shape)).reshape(- 2).astype(np.int64)"):
+        "numpy reads any negative size in a reshape as 'the rest', as it reads -1",
+    ("model-compile", "_active_steps", "end = intervention.end if intervention.end is not None else months[-1]",
+     "end = intervention.end if intervention.end is not None else months[- 2]"):
+        "no step starts at the last reporting date, so an effect there moves nobody",
 }
 
 EQUIVALENT_LINES: dict[tuple[str, str, str], str] = {

@@ -102,3 +102,113 @@ def test_a_context_is_broadcast_over_the_dimensions_it_lacks() -> None:
     assert model.aligned_shape(("sex",)) == (1, 2)
     assert model.aligned_shape(()) == (1, 1)
     assert model.aligned_shape(("sex", "origin")) == (3, 2)
+
+
+def _hazard_model(unit: str = "per month", value: float = 0.1, effect: dict | None = None, end: str | None = None):
+    intervention = {"start": "2015-04", "description": "test", "assumption": "test",
+                    "effects": [effect or {"parameter": "leave", "multiply": 2.0}]}
+    if end:
+        intervention["end"] = end
+    return scenario_from({
+        "name": "hazard",
+        "title": "one hazard and a policy on it",
+        "time": {"start": "2015-01", "end": "2015-07"},
+        "compartments": {"active": {"initial": 1000, "assumption": "test"}, "gone": {}},
+        "parameters": {"leave": {"unit": unit, "value": value, **FIXED}},
+        "flows": [{"name": "leaving", "from": "active", "to": "gone", "rate": "leave"}],
+        "interventions": {"policy": intervention},
+    })
+
+
+@pytest.mark.parametrize("effect, unit, value, after", [
+    ({"parameter": "leave", "multiply": 2.0}, "per year", 1.2, 0.2),  # 0.1 a month, doubled
+    ({"parameter": "leave", "set": 2.4}, "per year", 1.2, 0.2),  # set in the declared unit: 2.4 a year
+    ({"parameter": "leave", "set": 0.3}, "per month", 0.1, 0.3),
+])
+def test_a_policy_without_an_end_acts_from_its_start_to_the_last_step_in_base_units(effect, unit, value, after):
+    """A hazard of `value` `unit` (0.1 a month), changed from 2015-04 (step 3) on by a policy with no end: a
+    factor is unitless, a set value is in the parameter's declared unit (2.4 a year = 0.2 a month). The
+    1,000 active decay as exp(-(the monthly hazards so far)), the changed one up to the last step."""
+    model = compile_model(_hazard_model(unit, value, effect), policies={"policy": None})
+    hazards = np.array([0.1, 0.1, 0.1, after, after, after])
+    active = simulate(model, 1, engine="deterministic")["active"].values[0]
+    np.testing.assert_allclose(active, 1000 * np.exp(-np.concatenate([[0.0], np.cumsum(hazards)])), rtol=1e-12)
+
+
+def test_a_policy_strength_is_a_share_from_0_to_1_and_names_must_exist() -> None:
+    scenario = _hazard_model()
+    with pytest.raises(ScenarioError, match="strength"):
+        compile_model(scenario, policies={"policy": -0.5})
+    with pytest.raises(ScenarioError) as unknown:
+        compile_model(scenario, policies={"nope": None})
+    assert "one of: policy" in str(unknown.value) + str(getattr(unknown.value, "expected", ""))
+    with pytest.raises(ScenarioError, match="--set names an unknown parameter 'nope'"):
+        compile_model(scenario, overrides={"nope": 1.0})
+
+
+def test_per_run_values_of_a_parameter_over_two_dims_in_another_order_reach_their_cells() -> None:
+    """`leave` is declared over (sex, origin) while the scenario orders its dims origin, sex: per-run values
+    (runs, sex, origin) must reach cell (origin, sex) in each run: the first month's exits from 100 persons
+    are 100 (1 - exp(-h)) with each run's own h for that cell."""
+    model = compile_model(scenario_from({
+        "name": "two_dims",
+        "title": "a parameter over two dims in another order",
+        "time": {"start": "2015-01", "end": "2015-03"},
+        "dimensions": {"origin": ["A", "B", "C"], "sex": ["f", "m"]},
+        "compartments": {"active": {"dims": ["origin", "sex"], "initial": 100, "assumption": "test"},
+                         "gone": {"dims": ["origin", "sex"]}},
+        "parameters": {"leave": {"unit": "per month", "dims": ["sex", "origin"], "value": 0.1, **FIXED}},
+        "flows": [{"name": "leaving", "from": "active", "to": "gone", "rate": "leave"}],
+    }))
+    hazards = np.arange(1, 19, dtype=float).reshape(3, 2, 3) / 100  # (runs, sex, origin): 3 runs, no size twice
+    gone = simulate(model, 3, engine="deterministic", parameters={"leave": hazards})["gone"].values[:, 1]
+    np.testing.assert_allclose(gone, 100 * -np.expm1(-hazards.transpose(0, 2, 1)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("stratified_flow", [False, True])
+def test_a_rate_reads_a_compartment_summed_over_the_strata_its_flow_lacks(stratified_flow: bool) -> None:
+    """Recruits join `pool` at 0.1 a month per active person, the active (100, 200, 300 by origin) never
+    leaving: an unstratified pool gains 0.1 x 600 = 60 a month (the sum over origins), a pool by origin
+    10, 20 and 30 (each origin's own count)."""
+    dims = ["origin"] if stratified_flow else []
+    model = compile_model(scenario_from({
+        "name": "pool",
+        "title": "an inflow that reads a stratified compartment",
+        "time": {"start": "2015-01", "end": "2015-03"},
+        "dimensions": {"origin": ["A", "B", "C"]},
+        "compartments": {"active": {"dims": ["origin"], "initial": {"A": 100, "B": 200, "C": 300},
+                                    "assumption": "test"},
+                         "pool": {"dims": dims}},
+        "boundaries": {"recruits": {"kind": "source"}},
+        "parameters": {"pull": {"unit": "per month", "value": 0.1, **FIXED},
+                       "stay": {"unit": "per month", "value": 0.0, **FIXED}},
+        "flows": [{"name": "recruiting", "from": "recruits", "to": "pool", "rate": "pull * active"},
+                  {"name": "staying", "from": "active", "to": "pool", "rate": "stay"}],
+    }))
+    pool = simulate(model, 1, engine="deterministic")["pool"].values[0]
+    expected = np.array([10.0, 20.0, 30.0]) if stratified_flow else np.array(60.0)
+    np.testing.assert_allclose(pool[1], expected, rtol=1e-12)
+    np.testing.assert_allclose(pool[2], 2 * expected, rtol=1e-12)
+
+
+def test_each_run_starts_from_its_own_initial_count_and_a_model_needs_no_parameter() -> None:
+    """An initial count read from a parameter with per-run values starts each run there (100, 250, 400);
+    a model with no parameter at all (a rate of 0) starts all its runs from the declared count."""
+    model = compile_model(scenario_from({
+        "name": "sizes",
+        "title": "per-run initial counts",
+        "time": {"start": "2015-01", "end": "2015-03"},
+        "compartments": {"active": {"initial": "size", "assumption": "test"}, "gone": {}},
+        "parameters": {"size": {"unit": "persons", "value": 100.0, **FIXED}},
+        "flows": [{"name": "leaving", "from": "active", "to": "gone", "rate": "0"}],
+    }))
+    active = simulate(model, 3, engine="deterministic", parameters={"size": np.array([100.0, 250.0, 400.0])})
+    np.testing.assert_array_equal(active["active"].values[:, 0], [100.0, 250.0, 400.0])
+    bare = compile_model(scenario_from({
+        "name": "bare",
+        "title": "no parameters",
+        "time": {"start": "2015-01", "end": "2015-03"},
+        "compartments": {"active": {"initial": 5, "assumption": "test"}, "gone": {}},
+        "flows": [{"name": "leaving", "from": "active", "to": "gone", "rate": "0"}],
+    }))
+    np.testing.assert_array_equal(simulate(bare, 3, engine="deterministic")["active"].values, [[5.0] * 3] * 3)
