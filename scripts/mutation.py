@@ -190,6 +190,9 @@ FRESH = ("return np.logical_or.reduceat(due[tables.group_flows], tables.group_st
 EVENT_SHARE = ("fraction = np.broadcast_to(event.fraction(environment), (replicates, *layout.aligned))"
                ".reshape(replicates, -1)")
 SCHEDULE_INDEX = 'return values[np.clip(np.searchsorted(at, months, side="right") - 1, 0, len(at) - 1)]'
+NO_QUICK_ACCEPTANCE = (
+    "v_r bounds the rejection sampler's quick acceptance, a region inside the exact test's (Hormann 1993): a v_r "
+    "below 0 sends every draw to the exact test, which accepts the same draws, only slower")
 SPAN_RESET = "exited[step + 1 : step + length + 1] = 0.0"
 AFTER_A_FLAGGED_STRETCH = (
     "after a flagged stretch the step-by-step rerun always raises ModelError at the flagged cell (the same kernel, "
@@ -434,11 +437,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
        "model.couplings and their states are built one for one (`start` per coupling): the lengths always match"
        for function in ("_run_block", "_environment")},
     ("kernels", "poisson", "v_r = 0.9277 - 3.6224 / (b - 2.0)", "v_r = -0.07230000000000003 - 3.6224 / (b - 2.0)"):
-        "v_r bounds PTRS's quick acceptance, a region inside the exact test's (Hormann 1993): without it every "
-        "draw takes the exact test, which accepts the same draws, only slower",
+        NO_QUICK_ACCEPTANCE,
     ("kernels", "_binomial_btrs", "v_r = 0.92 - 4.2 / b", "v_r = 0.92 - 4.2 - b"):
-        "a negative v_r turns off BTRS's quick acceptance, a region inside the exact test's (Hormann 1993): every "
-        "draw takes the exact test, which accepts the same draws, only slower",
+        NO_QUICK_ACCEPTANCE,
     ("kernels", "_step", "if leaving <= 0.0:", "if leaving < 0.0:"):
         "with no leaver the split loop moves 0 persons to each flow (binomial(0, share) is 0) and breaks: only slower",
     ("kernels", "_expected_exits", "if not (count >= 0.0 and count <= ceiling):",
@@ -457,8 +458,7 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
      "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else -1.0"):
         "remaining only gates `left <= 0.0`: -1 and 0 both mean no exits from the cell",
     ("kernels", "poisson", "v_r = 0.9277 - 3.6224 / (b - 2.0)", "v_r = 0.9277 - 3.6224 ** (b - 2.0)"):
-        "a v_r below 0 turns off PTRS's quick acceptance, a region inside the exact test's (Hormann 1993): every "
-        "draw takes the exact test, which accepts the same draws, only slower",
+        NO_QUICK_ACCEPTANCE,
     ("kernels", "_cache_group", "split_cache[1, cell] = binomial_constant(share) if stochastic else 0.0",
      "split_cache[1, cell] = binomial_constant(share) if stochastic else -1.0"):
         "the deterministic engine never reads split_cache[1] (only the stochastic draws use the share's constant)",

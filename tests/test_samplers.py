@@ -180,7 +180,8 @@ def test_btrs_exact_test_is_the_log_pmf_ratio_to_the_mode(n, p):
     log_pmf = stats.binom.logpmf(k, n, p)
     expected = log_pmf - log_pmf.max()
     ratio = getattr(kernels._log_ratio_to_mode, "py_func", kernels._log_ratio_to_mode)
-    actual = np.array([ratio(float(x), n, p) for x in k])
+    mode = getattr(kernels._binomial_mode, "py_func", kernels._binomial_mode)(n, p)
+    actual = np.array([ratio(float(x), n, mode, p / (1 - p)) for x in k])
     np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-8)
 
 

@@ -107,11 +107,16 @@ def _binomial_inversion(n: float, p: float, log_q: float, key: np.uint64) -> flo
 
 
 @numba.njit(inline="always", **COMPILE)
-def _log_ratio_to_mode(k: float, n: float, p: float) -> float:
-    """log f(k) - log f(m) for the Binomial(n, p) pmf f and its mode m = floor((n + 1) p): BTRS's exact test
-    (Hörmann 1993, 'The generation of binomial random variates', step 3.2), from Stirling's series."""
-    r = p / (1.0 - p)
-    m = math.floor((n + 1.0) * p)
+def _binomial_mode(n: float, p: float) -> float:
+    """The mode of Binomial(n, p), floor((n + 1) p)."""
+    return math.floor((n + 1.0) * p)
+
+
+@numba.njit(inline="always", **COMPILE)
+def _log_ratio_to_mode(k: float, n: float, m: float, r: float) -> float:
+    """log f(k) - log f(m) for the Binomial(n, p) pmf f, its mode m (`_binomial_mode`) and r = p / (1 - p):
+    BTRS's exact test (Hörmann 1993, 'The generation of binomial random variates', step 3.2), from Stirling's
+    series. m and r are the caller's, computed once per draw."""
     return (
         (m + 0.5) * math.log((m + 1.0) / (r * (n - m + 1.0)))
         + (n + 1.0) * math.log((n - m + 1.0) / (n - k + 1.0))
@@ -131,7 +136,9 @@ def _binomial_btrs(n: float, p: float, key: np.uint64) -> float:
     a = -0.0873 + 0.0248 * b + 0.01 * p
     c = n * p + 0.5
     v_r = 0.92 - 4.2 / b
+    r = p / (1.0 - p)
     alpha = (2.83 + 5.1 / b) * spread
+    m = _binomial_mode(n, p)
     index = 0
     while True:
         u = uniform(key, index) - 0.5
@@ -143,7 +150,7 @@ def _binomial_btrs(n: float, p: float, key: np.uint64) -> float:
             continue
         if us >= 0.07 and v <= v_r:
             return k
-        if math.log(v * alpha / (a / (us * us) + b)) <= _log_ratio_to_mode(k, n, p):
+        if math.log(v * alpha / (a / (us * us) + b)) <= _log_ratio_to_mode(k, n, m, r):
             return k
 
 
