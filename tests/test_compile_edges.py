@@ -212,3 +212,53 @@ def test_each_run_starts_from_its_own_initial_count_and_a_model_needs_no_paramet
         "flows": [{"name": "leaving", "from": "active", "to": "gone", "rate": "0"}],
     }))
     np.testing.assert_array_equal(simulate(bare, 3, engine="deterministic")["active"].values, [[5.0] * 3] * 3)
+
+
+@pytest.mark.parametrize("pool_dims, expected", [
+    ([], 2100.0),
+    (["origin"], [300.0, 700.0, 1100.0]),
+    (["sex"], [900.0, 1200.0]),
+])
+def test_a_rate_reads_a_two_dim_compartment_summed_over_each_dim_its_flow_lacks(pool_dims, expected) -> None:
+    """`active` is held over (origin, sex) at f/m = 100/200, 300/400, 500/600, nobody leaving; recruits join
+    `pool` at 0.1 a month per active person read in the pool's strata: by origin the sums over sex (300, 700,
+    1,100), by sex the sums over origins (900, 1,200), unstratified all 2,100. Two runs, so a sum that strays
+    onto the runs' axis doubles."""
+    model = compile_model(scenario_from({
+        "name": "pool",
+        "title": "an inflow that reads a compartment over two dims",
+        "time": {"start": "2015-01", "end": "2015-03"},
+        "dimensions": {"origin": ["A", "B", "C"], "sex": ["f", "m"]},
+        "compartments": {"active": {"dims": ["origin", "sex"], "assumption": "test", "initial": {
+                             "A": {"f": 100, "m": 200}, "B": {"f": 300, "m": 400}, "C": {"f": 500, "m": 600}}},
+                         "pool": {"dims": pool_dims}},
+        "boundaries": {"recruits": {"kind": "source"}},
+        "parameters": {"pull": {"unit": "per month", "value": 0.1, **FIXED},
+                       "stay": {"unit": "per month", "value": 0.0, **FIXED}},
+        "flows": [{"name": "recruiting", "from": "recruits", "to": "pool", "rate": "pull * active"},
+                  {"name": "staying", "from": "active", "to": "pool", "rate": "stay"}],
+    }))
+    pool = simulate(model, 2, engine="deterministic")["pool"].values
+    for run in range(2):
+        np.testing.assert_allclose(pool[run, 1], 0.1 * np.array(expected), rtol=1e-12)
+        np.testing.assert_allclose(pool[run, 2], 0.2 * np.array(expected), rtol=1e-12)
+
+
+def test_a_policy_reaches_rates_read_at_every_step_up_to_its_last_step() -> None:
+    """Recruits join at `grow` (0.1 a month) per active person, a rate read afresh at every step since it reads
+    a count; a policy sets `grow` to 0.2 from 2015-06 to 2015-07 (steps 5 and 6, both inclusive). Each month
+    multiplies the active by 1 + grow: 1,000 x 1.1^5 x 1.2^2 x 1.1 after step 7."""
+    model = compile_model(scenario_from({
+        "name": "growing",
+        "title": "a policy on a rate that reads a count",
+        "time": {"start": "2015-01", "end": "2015-09"},
+        "compartments": {"active": {"initial": 1000, "assumption": "test"}},
+        "boundaries": {"recruits": {"kind": "source"}},
+        "parameters": {"grow": {"unit": "per month", "value": 0.1, **FIXED}},
+        "flows": [{"name": "joining", "from": "recruits", "to": "active", "rate": "grow * active"}],
+        "interventions": {"surge": {"start": "2015-06", "end": "2015-07", "description": "test",
+                                    "assumption": "test", "effects": [{"parameter": "grow", "set": 0.2}]}},
+    }), policies={"surge": None})
+    grow = np.array([0.1] * 5 + [0.2] * 2 + [0.1])
+    active = simulate(model, 1, engine="deterministic")["active"].values[0]
+    np.testing.assert_allclose(active, 1000 * np.concatenate([[1.0], np.cumprod(1 + grow)]), rtol=1e-12)
