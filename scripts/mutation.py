@@ -193,6 +193,10 @@ SCHEDULE_INDEX = 'return values[np.clip(np.searchsorted(at, months, side="right"
 NO_QUICK_ACCEPTANCE = (
     "v_r bounds the rejection sampler's quick acceptance, a region inside the exact test's (Hormann 1993): a v_r "
     "below 0 sends every draw to the exact test, which accepts the same draws, only slower")
+PTRS = "return -0.059 + 0.02483 * b, b, 1.1239 + 1.1328 / (b - 3.4), 0.9277 - 3.6224 / (b - 2.0)"
+INVERSION_BOUND = "bound = min(n, n * p + 10.0 * math.sqrt(n * p * q + 1.0))"
+RUNAWAY = ("the inversion's runaway path (rounding leaves u above every probability summed up to the bound: below "
+           "1e-20 a draw, the terms past 10 sd being smaller)")
 SPAN_RESET = "exited[step + 1 : step + length + 1] = 0.0"
 AFTER_A_FLAGGED_STRETCH = (
     "after a flagged stretch the step-by-step rerun always raises ModelError at the flagged cell (the same kernel, "
@@ -341,7 +345,8 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
        "another constant offset in the key hash: cells keep distinct keys and uniform draws; only the stream changes"
        for mutant in ("return _mix(stream_part ^ (np.uint64(cell) - GOLDEN * np.uint64(3)))",
                       "return _mix(stream_part ^ (np.uint64(cell) + GOLDEN * np.uint64( 4)))",
-                      "return _mix(stream_part ^ (np.uint64(cell) + GOLDEN * np.uint64( 2)))")},
+                      "return _mix(stream_part ^ (np.uint64(cell) + GOLDEN * np.uint64( 2)))",
+                      "return _mix(stream_part ^ (np.uint64(cell) + GOLDEN + np.uint64(3)))")},
     ("simulate", "_fill_rates",
      "mean = state * np.where(exposure > 1e-9, -np.expm1(-exposure) / np.maximum(exposure, 1e-300), 1 - exposure / 2)",
      "mean = state * np.where(exposure >= 1e-9, -np.expm1(-exposure) / np.maximum(exposure, 1e-300), "
@@ -436,7 +441,7 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     **{("simulate", function, COUPLED_ZIP, COUPLED_ZIP.replace("strict=True", "strict=False")):
        "model.couplings and their states are built one for one (`start` per coupling): the lengths always match"
        for function in ("_run_block", "_environment")},
-    ("kernels", "poisson", "v_r = 0.9277 - 3.6224 / (b - 2.0)", "v_r = -0.07230000000000003 - 3.6224 / (b - 2.0)"):
+    ("kernels", "_ptrs_constants", PTRS, PTRS.replace("0.9277 - 3.6224", "-0.07230000000000003 - 3.6224")):
         NO_QUICK_ACCEPTANCE,
     ("kernels", "_binomial_btrs", "v_r = 0.92 - 4.2 / b", "v_r = 0.92 - 4.2 - b"):
         NO_QUICK_ACCEPTANCE,
@@ -457,7 +462,7 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
      "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else 0.0",
      "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else -1.0"):
         "remaining only gates `left <= 0.0`: -1 and 0 both mean no exits from the cell",
-    ("kernels", "poisson", "v_r = 0.9277 - 3.6224 / (b - 2.0)", "v_r = 0.9277 - 3.6224 ** (b - 2.0)"):
+    ("kernels", "_ptrs_constants", PTRS, PTRS.replace("3.6224 / (b - 2.0)", "3.6224 ** (b - 2.0)")):
         NO_QUICK_ACCEPTANCE,
     ("kernels", "_cache_group", "split_cache[1, cell] = binomial_constant(share) if stochastic else 0.0",
      "split_cache[1, cell] = binomial_constant(share) if stochastic else -1.0"):
@@ -498,6 +503,23 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ("model-compile", "_active_steps", "end = intervention.end if intervention.end is not None else months[-1]",
      "end = intervention.end if intervention.end is not None else months[- 2]"):
         "no step starts at the last reporting date, so an effect there moves nobody",
+    ("kernels", "_binomial_inversion", INVERSION_BOUND, INVERSION_BOUND.replace("10.0 * math", "10.0 ** math")):
+        f"10^x >= 10 x for x = sqrt(n p q + 1) >= 1, so the bound only rises: it matters only on {RUNAWAY}, which "
+        "then sums a few more terms of about 0 before it draws again",
+    ("kernels", "_binomial_inversion", "attempt += 1", "attempt += 2"):
+        f"only on {RUNAWAY}: the retry takes the key's uniform 2 instead of 1, another independent uniform",
+    ("kernels", "binomial", "return x if p <= 0.5 else n - x", "return x if p < 0.5 else n - x"):
+        "at p = 1/2 exactly Binomial(n, 1/2) is symmetric: n - x has the distribution of x; only the stream changes",
+    ("kernels", "_cache_group", "if f == last - 1 or hazard >= hazard_left:",
+     "if f == last - 1 or hazard > hazard_left:"):
+        "where hazard equals what is left of the cell's hazard, hazard / hazard_left is exactly 1 too; where both "
+        "are 0 an earlier flow's share was 1 and took every leaver, so this share is read for no one",
+    ("kernels", "_expected_exits",
+     "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else 0.0",
+     "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected >= 0.0 else 0.0"):
+        "at expected = 0 both give 0",
+    ("kernels", "_step", "for s in range(source_offsets.shape[0]):", "for s in range(source_offsets.shape[ -1]):"):
+        "source_offsets is one-dimensional (one entry per source flow): its first size is its last",
 }
 
 EQUIVALENT_LINES: dict[tuple[str, str, str], str] = {

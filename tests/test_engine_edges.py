@@ -210,3 +210,38 @@ def test_an_infinite_rate_in_an_empty_cell_moves_nobody_and_stops_nothing(engine
     chance = -np.expm1(-0.2)
     left = result["left"].values[:, 1]
     assert abs(left.mean() - 1000 * chance) <= 5 * np.sqrt(1000 * chance * (1 - chance) / 30) + 1e-9
+
+
+def test_a_count_may_reach_the_ceiling_but_not_pass_it() -> None:
+    """COUNT_CEILING (1e10 persons per cell) is the largest count a run may hold: 8e9 active joined by 2e9
+    recruits in a month hold exactly 1e10 (sums of whole numbers below 2^53 are exact), and the run goes on;
+    one recruit more and it stops, naming the compartment."""
+    from aftermath.engines.diagnose import COUNT_CEILING
+
+    model = compile_model(scenario_from({
+        "name": "ceiling",
+        "title": "a count at the ceiling",
+        "time": {"start": "2015-01", "end": "2015-02"},
+        "compartments": {"active": {"initial": 8e9, "assumption": "test"}},
+        "boundaries": {"recruits": {"kind": "source"}},
+        "parameters": {"inflow": {"unit": "persons per month", "value": 2e9, **FIXED}},
+        "flows": [{"name": "recruiting", "from": "recruits", "to": "active", "rate": "inflow"}],
+    }))
+    assert COUNT_CEILING == 1e10
+    np.testing.assert_array_equal(simulate(model, 1, engine="deterministic")["active"].values, [[8e9, 1e10]])
+    with pytest.raises(ModelError, match="compartment 'active' holds"):
+        simulate(model, 1, engine="deterministic", parameters={"inflow": np.full(1, 2e9 + 1)})
+
+
+@pytest.mark.parametrize("values, ceiling, expected", [
+    ([0.0, 5.0, 1e10], 1e10, -1),  # 0 and the ceiling itself are counts
+    ([0.0, 1e10 + 1], 1e10, 1),
+    ([1.0, 2.0, np.inf], np.inf, 2),  # with no ceiling (rates), infinity is still no number of persons
+    ([3.0, np.nan], np.inf, 1),
+    ([-1e-300, 1.0], np.inf, 0),
+    ([], 1e10, -1),
+])
+def test_the_first_invalid_value_is_found_by_its_flat_index(values, ceiling, expected) -> None:
+    from aftermath.engines.kernels import first_invalid
+
+    assert first_invalid(np.array(values, dtype=float).reshape(1, -1), ceiling) == expected

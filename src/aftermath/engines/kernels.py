@@ -182,6 +182,16 @@ def binomial_constant(p: float) -> float:
     return math.log(1.0 - min(p, 1.0 - p))
 
 
+@numba.njit(inline="always", **COMPILE)
+def _ptrs_constants(mean: float) -> tuple[float, float, float, float]:
+    """PTRS's constants for a Poisson mean of at least 10 (Hörmann 1993, 'The transformed rejection method for
+    generating Poisson random variables', algorithm PTRS): a and b of the transformation
+    k = floor((2 a / us + b) u + mean + 0.43), the hat's scale 1/alpha and v_r, the bound of the quick
+    acceptance region."""
+    b = 0.931 + 2.53 * math.sqrt(mean)
+    return -0.059 + 0.02483 * b, b, 1.1239 + 1.1328 / (b - 3.4), 0.9277 - 3.6224 / (b - 2.0)
+
+
 @numba.njit(**COMPILE)
 def poisson(mean: float, key: np.uint64) -> float:
     """Poisson(mean) from the key's uniforms; NaN (the error flag) for a mean that is NaN or above MAX_DRAW."""
@@ -199,12 +209,8 @@ def poisson(mean: float, key: np.uint64) -> float:
             term *= mean / x
             total += term
         return x
-    root = math.sqrt(mean)
     log_mean = math.log(mean)
-    b = 0.931 + 2.53 * root
-    a = -0.059 + 0.02483 * b
-    inverse_alpha = 1.1239 + 1.1328 / (b - 3.4)
-    v_r = 0.9277 - 3.6224 / (b - 2.0)
+    a, b, inverse_alpha, v_r = _ptrs_constants(mean)
     index = 0
     while True:
         u = uniform(key, index) - 0.5
