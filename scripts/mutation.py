@@ -6,7 +6,7 @@ module, and records whether they failed (killed) or passed (survived). Surviving
 the tests or equivalent (behaviour-preserving) mutants; the latter are listed in EQUIVALENT below, each with
 its reason, and counted apart.
 
-Not a CI step: about 2,900 selected mutants over all targets (kernels 1,141, simulate 706, model-compile 283,
+Not a CI step: about 3,300 selected mutants over all targets (kernels 1,418, simulate 818, model-compile 283,
 summary 177, ode 120, design 124, diagnose 111, steps 76, report-numbers 73, sampling 58, coupling 41,
 store-ranges 32, report-escaping 8; model-effects 136 is a subset of model-compile). Measured per mutant,
 on a two-core machine shared with two other jobs (wall, median): 4 s for most targets (a killed mutant
@@ -15,9 +15,10 @@ changes below, 6 s (summary) and 30 s (simulate), 20 s to 3 min in all. Full pas
 mutants), 19 min (ode, 120), 18 min (diagnose, 111), 6 min (model-coupling, 41), 3 min (report-numbers, 73) and
 2 min (sampling, 58); then summary (177) 14 min, design (124) 14 min, store-ranges (32) 7 min and
 report-escaping (8) 9 min, their warm-ups 12, 31, 68 and 95 s (a survivor runs that long, a killed mutant
-less). Simulate (about 4 s a mutant, 706) and the kernels (plain Python, 4 to 15 s, 1,141) take hours: sample
-them. A rerun of the survivors after new tests (--retest-survivors) takes minutes. Where the time goes, and
-what is done about it:
+less). Simulate's full pass (818) took about 70 min in two sittings (median 2 s a mutant, 4 s mean), model-compile's
+(283) 10 min; the kernels (plain Python: median 5 s, mean 12-24 s, a mutant that loops stopped at 240 s; 1,418)
+would take 5-8 h: sample them (--sample, then --widen across sittings). A rerun of the survivors after new tests
+(--retest-survivors) takes minutes. Where the time goes, and what is done about it:
 
 - pytest's start with aftermath's imports is 3.5 s, 3 s of it numpy, numba, scipy, xarray, pandas and
   pytest: a server imports those once and forks a child per mutant (see `serve`), which imports the
