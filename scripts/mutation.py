@@ -519,6 +519,14 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
      "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else 0.0",
      "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected >= 0.0 else 0.0"):
         "at expected = 0 both give 0",
+    ("kernels", "_binomial_btrs", "v_r = 0.92 - 4.2 / b", "v_r = -0.07999999999999996 - 4.2 / b"):
+        NO_QUICK_ACCEPTANCE,
+    ("kernels", "first_invalid", "flat = values.reshape(-1)", "flat = values.reshape(- 2)"):
+        "numpy reads any negative size as 'the rest', as it reads -1",
+    **{("kernels", function, "index += 2", "index += 3"):
+       "each try still reads two fresh uniforms of the key (index, index + 1), now skipping one between tries: "
+       "independent uniforms as before; only the stream changes"
+       for function in ("_binomial_btrs", "poisson")},
     ("kernels", "_step", "for s in range(source_offsets.shape[0]):", "for s in range(source_offsets.shape[ -1]):"):
         "source_offsets is one-dimensional (one entry per source flow): its first size is its last",
 }
