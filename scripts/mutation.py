@@ -114,12 +114,16 @@ class Target:
 ENGINE_TESTS = ("tests/test_closed_forms.py", "tests/test_engines.py")
 SAMPLER_FLAGS = ("tests/test_engine_stress.py::test_binomial_flags_what_it_cannot_draw_instead_of_looping",
                  "tests/test_engine_stress.py::test_poisson_flags_what_it_cannot_draw_instead_of_overflowing")
+# the kernel's rate checks reach the user only through simulate's re-check in Python: a run that must stop
+KERNEL_RATE_CHECKS = (
+    "tests/test_engine_stress.py::test_a_nan_rate_in_a_cell_with_people_still_stops_the_run",
+    "tests/test_engine_stress.py::test_rate_errors_name_stratum_replicate_sample_and_the_set_or_policy_behind_them")
 TARGETS = {
     # the samplers' NaN flags, each in a process of its own (a mutant that loops forever is killed by the time limit)
     "kernels": Target(("engines/kernels.py",), ("tests/test_competing_exits.py", "tests/test_closed_forms.py",
                                                 "tests/test_samplers.py", "tests/test_boundary_totals.py",
                                                 "tests/test_engine_edges.py", "tests/test_run_plumbing.py",
-                                                *SAMPLER_FLAGS),
+                                                *SAMPLER_FLAGS, *KERNEL_RATE_CHECKS),
                       timeout=240.0),
     # conformance last: the only fast tests with sub-steps (a sampled pass left every sub-step mutant alive without)
     "simulate": Target(("engines/simulate.py",), (
@@ -135,7 +139,7 @@ TARGETS = {
                                         "tests/test_closed_forms.py")),
     # not the stress file's sampler tests: they compile uncached numba functions (seconds per mutant) and test kernels
     "diagnose": Target(("engines/diagnose.py",), ("tests/test_diagnose.py", "tests/test_engine_stress.py",
-                                                  "tests/test_engines.py"),
+                                                  "tests/test_engines.py", "tests/test_coarse_step.py"),
                        keyword="not binomial and not poisson_flags and not poisson_draws and not truncated"),
     "model-compile": Target(("model/compile.py",), (
         "tests/test_stable_ids.py", "tests/test_compile_edges.py", "tests/test_closed_forms.py",
@@ -194,6 +198,9 @@ SCHEDULE_INDEX = 'return values[np.clip(np.searchsorted(at, months, side="right"
 NO_QUICK_ACCEPTANCE = (
     "v_r bounds the rejection sampler's quick acceptance, a region inside the exact test's (Hormann 1993): a v_r "
     "below 0 sends every draw to the exact test, which accepts the same draws, only slower")
+SMALLER_QUICK_ACCEPTANCE = (
+    "a smaller v_r shrinks the rejection sampler's quick acceptance, a region inside the exact test's (tested in "
+    "test_samplers): every (u, v) still gives the same k, accepted or rejected as before; only slower")
 PTRS = "return -0.059 + 0.02483 * b, b, 1.1239 + 1.1328 / (b - 3.4), 0.9277 - 3.6224 / (b - 2.0)"
 INVERSION_BOUND = "bound = min(n, n * p + 10.0 * math.sqrt(n * p * q + 1.0))"
 RUNAWAY = ("the inversion's runaway path (rounding leaves u above every probability summed up to the bound: below "
@@ -251,6 +258,14 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
        for function, text in (("derivative", "return out"),
                               ("integrate_step", "start = np.concatenate([state, np.zeros((replicates, width))], "
                                                  "axis=1)"))},
+    ("ode", "derivative", "current = np.maximum(block[:, :cells], 0.0)",
+     "current = np.maximum(block[:, :cells], -1.0)"):
+        "within tolerance: the solver takes a stock below zero only by round-off of the order of atol, so the "
+        "clip at -1 lets a flux of a rate times -atol through, which the error control (rtol, atol) absorbs",
+    ("ode", "integrate_step", "return np.maximum(end[:, :cells], 0.0), np.maximum(end[:, cells:], 0.0)",
+     "return np.maximum(end[:, :cells], 0.0), np.maximum(end[:, cells:], -1.0)"):
+        "within tolerance: the persons moved are integrals from 0 of a flux >= 0 (stocks clipped, rates and "
+        "inflows >= 0), below zero only by the solver's round-off (order atol), never by a whole person",
     ("ode", "integrate_step", "if not solution.success or solution.y.shape[1] != 1:",
      "if not solution.success and solution.y.shape[1] != 1:"):
         "a solver fails before the end, where the one t_eval column lies, so a failure always leaves 0 columns",
@@ -444,7 +459,7 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
        for function in ("_run_block", "_environment")},
     ("kernels", "_ptrs_constants", PTRS, PTRS.replace("0.9277 - 3.6224", "-0.07230000000000003 - 3.6224")):
         NO_QUICK_ACCEPTANCE,
-    ("kernels", "_binomial_btrs", "v_r = 0.92 - 4.2 / b", "v_r = 0.92 - 4.2 - b"):
+    ("kernels", "_btrs_constants", "v_r = 0.92 - 4.2 / b", "v_r = 0.92 - 4.2 - b"):
         NO_QUICK_ACCEPTANCE,
     ("kernels", "_step", "if leaving <= 0.0:", "if leaving < 0.0:"):
         "with no leaver the split loop moves 0 persons to each flow (binomial(0, share) is 0) and breaks: only slower",
@@ -519,7 +534,7 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
      "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else 0.0",
      "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected >= 0.0 else 0.0"):
         "at expected = 0 both give 0",
-    ("kernels", "_binomial_btrs", "v_r = 0.92 - 4.2 / b", "v_r = -0.07999999999999996 - 4.2 / b"):
+    ("kernels", "_btrs_constants", "v_r = 0.92 - 4.2 / b", "v_r = -0.07999999999999996 - 4.2 / b"):
         NO_QUICK_ACCEPTANCE,
     ("kernels", "first_invalid", "flat = values.reshape(-1)", "flat = values.reshape(- 2)"):
         "numpy reads any negative size as 'the rest', as it reads -1",
@@ -527,6 +542,35 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
        "each try still reads two fresh uniforms of the key (index, index + 1), now skipping one between tries: "
        "independent uniforms as before; only the stream changes"
        for function in ("_binomial_btrs", "poisson")},
+    **{("kernels", "replicate_key", "return _mix(_mix(seed + GOLDEN) ^ (np.uint64(replicate) + GOLDEN))", mutant):
+       "another constant offset in the key hash: replicates keep distinct keys and uniform draws; only the stream "
+       "changes"
+       for mutant in ("return _mix(_mix(seed + GOLDEN) ^ (np.uint64(replicate) - GOLDEN))",
+                      "return _mix(_mix(seed - GOLDEN) ^ (np.uint64(replicate) + GOLDEN))")},
+    **{("kernels", "_ptrs_constants", PTRS, PTRS.replace("3.6224 / (b - 2.0)", smaller)): SMALLER_QUICK_ACCEPTANCE
+       for smaller in ("3.6224 / (b / 2.0)", "3.6224 * (b - 2.0)")},
+    ("kernels", "_btrs_constants", "v_r = 0.92 - 4.2 / b", "v_r = 0.92 - 4.2 * b"): NO_QUICK_ACCEPTANCE,
+    ("kernels", "_binomial_btrs",
+     "if math.log(v * alpha / (a / (us * us) + b)) <= _log_ratio_to_mode(k, n, m, r):",
+     "if math.log(v * alpha / (a / (us * us) + b)) < _log_ratio_to_mode(k, n, m, r):"):
+        "v is a continuous uniform (53-bit grid): the log of its product equals the bound with probability ~0",
+    **{("kernels", "advance_span", "if t < steps - 1:", mutant):
+       "the stretch's last row (step first_step + steps) is written again by the caller, from the same state, "
+       "at the top of its next step (simulate._run_block)"
+       for mutant in ("if t <= steps - 1:", "if t < steps - 0:")},
+    ("kernels", "_cache_group", "elif hazard <= 0.0:", "elif hazard < 0.0:"):
+        "a hazard of 0 (hazard_left > 0 here, or the branch above took it) divides to a share of 0 all the same",
+    ("kernels", "_step", "continue", "break"):
+        "after an invalid inflow rate the step is void: the kernel's error bit makes simulate check the rates "
+        "in Python and raise; the inflows it skips are never read",
+    **{("kernels", "", line, line.replace("np.zeros(1, np.int64)", "np.zeros( 0, np.int64)", 1)):
+       "a placeholder for advance's single step: without a stretch advance_span stops before reading the matrices"
+       for line in ("_NO_STRETCH = (np.empty((0, 0, 0)), np.empty((0, 0, 0)), (np.zeros(1, np.int64), "
+                    "np.zeros(0, np.int64)),",
+                    "np.empty((0, 0, 0)), (np.zeros(1, np.int64), np.zeros(0, np.int64)), np.empty((0, 0)),")},
+    ("kernels", "_step", "flow_keys = np.empty(flow_stream.shape[0], np.uint64)",
+     "flow_keys = np.empty(flow_stream.shape[ -1], np.uint64)"):
+        "flow_stream is one-dimensional (one stream per flow): its first size is its last",
     ("kernels", "_step", "for s in range(source_offsets.shape[0]):", "for s in range(source_offsets.shape[ -1]):"):
         "source_offsets is one-dimensional (one entry per source flow): its first size is its last",
 }

@@ -33,7 +33,9 @@ def test_a_backtest_scores_the_posterior_and_both_baselines() -> None:
     assert first.summaries["persistence"].scored == 10  # both outcomes were observed before 2015-12
     assert result.pooled["prior"].scored == 16
     persistence = [s for s in first.scores if s.forecast == "persistence" and s.target.outcome == "killed_total"]
-    assert all(abs(s.median / persistence[0].median - 1) < 0.2 for s in persistence)  # the same last value
+    # the same last value, with observation noise: over seeds 1-40 the largest deviation was 0.032 (sd 0.0146,
+    # furthest 0.069), so 0.2 is 11 sd; the posterior's CRPS was 0.23 (sd 0.017) of persistence's, 46 sd below 1
+    assert all(abs(s.median / persistence[0].median - 1) < 0.2 for s in persistence)
     assert result.pooled["posterior"].crps < result.pooled["persistence"].crps
     payload = json.loads(json.dumps(result.as_payload()))
     assert payload["kind"] == "backtest" and len(payload["folds"][0]["scores"]) == 30
@@ -53,19 +55,23 @@ def test_bad_cutoffs_are_refused() -> None:
 @pytest.mark.slow
 def test_the_backtests_coverage_of_fresh_synthetic_data_is_nominal() -> None:
     """Observations drawn from the observation model around known parameters: the posterior forecasts'
-    90% and 50% intervals cover the later observations at their nominal rates, within sampling error
-    (binomial, 95%), over three synthetic data sets and three cutoffs (90 targets)."""
+    90% and 50% intervals cover the later observations at their nominal rates over twelve synthetic data sets
+    and three cutoffs (360 targets). Targets of one data set share its posterior, so their coverage varies
+    more than a binomial's: over 60 data sets (seeds 11-70) the 30 targets of one held 26.7 (sd 2.24) in the
+    90% interval and 14.6 (sd 3.56) in the 50% one, persistence 3.9 (sd 1.57) in its 90% one. Over twelve,
+    the shares' sd are 0.0216 and 0.0343; 5 sd around the nominal rates leaves the measured means 4.6 and
+    4.5 sd inside (2e-6 and 3e-6), and persistence's 0.13 is 24 sd below 0.5."""
     scores = []
-    for seed in (11, 12, 13):
+    for seed in range(11, 23):
         _, scenario = synthetic_scenario(seed)
         result = backtest(scenario, ["2014-12", "2015-12", "2016-12"], until="2018-01", runs=100, seed=seed,
                           engine="deterministic", calibration={"steps": 100})
         scores += [s for fold in result.folds for s in fold.scores]
     posterior = summarise(scores, "posterior")
-    assert posterior.scored == 90
-    assert posterior.coverage["90%"].within_sampling_error, posterior.coverage["90%"]
-    assert posterior.coverage["50%"].within_sampling_error, posterior.coverage["50%"]
-    assert not summarise(scores, "persistence").coverage["90%"].within_sampling_error
+    assert posterior.scored == 360
+    assert posterior.coverage["90%"].share >= 0.9 - 5 * 0.0216, posterior.coverage["90%"]
+    assert posterior.coverage["50%"].share == pytest.approx(0.5, abs=5 * 0.0343), posterior.coverage["50%"]
+    assert summarise(scores, "persistence").coverage["90%"].share < 0.5
 
 
 @pytest.mark.slow

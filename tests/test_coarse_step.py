@@ -15,21 +15,22 @@ from aftermath.engines.steps import TARGET_HAZARD_STEP, WARN_HAZARD_STEP, coarse
 from tests.conftest import scenario_from
 
 
-def _constant(leave_b: float = 0.10, die: float = 0.01, scale: float = 1.0, substeps: int = 1) -> Any:
+def _constant(leave_b: float = 0.10, die: float = 0.01, scale: float = 1.0, substeps: int = 1, initial_b: float = 300,
+              inflow: float = 5.0) -> Any:
     fixed = {"fixed": "test", "assumption": "test"}
     return scenario_from({
         "name": "coarse",
         "title": "constant hazards",
         "time": {"start": "2015-01", "end": "2015-06", "substeps": substeps},
         "dimensions": {"origin": ["A", "B"]},
-        "compartments": {"active": {"dims": ["origin"], "initial": {"A": 500, "B": 300}, "assumption": "test"},
+        "compartments": {"active": {"dims": ["origin"], "initial": {"A": 500, "B": initial_b}, "assumption": "test"},
                          "gone": {"dims": ["origin"]}},
         "boundaries": {"recruits": {"kind": "source"}, "dead": {"kind": "sink"}},
         "parameters": {
             "leave": {"unit": "per month", "dims": ["origin"], "value": {"A": 0.02 * scale, "B": leave_b * scale},
                       **fixed},
             "die": {"unit": "per month", "value": die * scale, **fixed},
-            "inflow": {"unit": "persons per month", "value": 5.0, **fixed},
+            "inflow": {"unit": "persons per month", "value": inflow, **fixed},
         },
         "flows": [{"name": "recruiting", "from": "recruits", "to": "active", "rate": "inflow"},
                   {"name": "dying", "from": "active", "to": "dead", "rate": "die"},
@@ -69,3 +70,13 @@ def test_no_hazard_at_all_still_recommends_one_sub_step_and_names_an_outflow():
     assert check is not None
     assert (check.hazard_step, check.recommended, check.coarse) == (0.0, 1, False)
     assert (check.compartment, check.stratum, check.date, check.flow) == ("active", "origin=A", "2015-01", "dying")
+
+
+def test_a_stratum_empty_all_run_is_still_named_by_its_hazard():
+    """The check reads hazards, not who is exposed to them: one run at the parameters' values leaves
+    active[origin=B] empty (no one at the start, no recruits), but another sample, or an edited scenario,
+    fills it, and its 0.11 per month is what the step must resolve."""
+    check = coarse_step(compile_model(_constant(initial_b=0, inflow=0.0)))
+    assert check is not None
+    assert (check.compartment, check.stratum, check.flow) == ("active", "origin=B", "leaving")
+    assert abs(check.hazard_step - 0.11) < 1e-12

@@ -245,3 +245,45 @@ def test_the_first_invalid_value_is_found_by_its_flat_index(values, ceiling, exp
     from aftermath.engines.kernels import first_invalid
 
     assert first_invalid(np.array(values, dtype=float).reshape(1, -1), ceiling) == expected
+
+
+
+def _dying(initial: dict[str, float], inflow: str = "0 * inflow") -> object:
+    """One compartment over two strata, a hazard of 0.05 per month to a sink and an inflow from a source;
+    cumulative outcomes of what each flow moved."""
+    return compile_model(scenario_from({
+        "name": "dying",
+        "title": "a hazard and an inflow",
+        "time": {"start": "2015-01", "end": "2015-12"},
+        "dimensions": {"origin": ["A", "B"]},
+        "compartments": {"active": {"dims": ["origin"], "initial": initial, "assumption": "test"}},
+        "boundaries": {"recruits": {"kind": "source"}, "dead": {"kind": "sink"}},
+        "parameters": {"die": {"unit": "per month", "value": 0.05, **FIXED},
+                       "inflow": {"unit": "persons per month", "value": 20.0, **FIXED}},
+        "flows": [{"name": "dying", "from": "active", "to": "dead", "rate": "die"},
+                  {"name": "recruiting", "from": "recruits", "to": "active", "rate": inflow}],
+        "outcomes": {"deaths": {"expr": "dying", "cumulative": True},
+                     "recruited": {"expr": "recruiting", "cumulative": True}},
+    }))
+
+
+@pytest.mark.parametrize("engine", ["deterministic", "stochastic"])
+def test_cells_that_move_no_one_add_nothing_to_the_flow_outcomes(engine: str) -> None:
+    """Stratum B is empty all year and the inflow is 0: its cells, and A's in a month when the draw moves
+    no one, add exactly 0 to the cumulative deaths, which equal the stock's loss in every run (books that
+    balance, whatever the draws)."""
+    result = simulate(_dying({"A": 40, "B": 0}), 20, engine=engine, seed=3)
+    lost = 40 - result["active"].sum("origin")
+    np.testing.assert_allclose(result["deaths"].values, lost.values, atol=1e-9)
+    assert (result["recruited"].values == 0).all() and (result["active"].sel(origin="B").values == 0).all()
+
+
+@pytest.mark.parametrize("engine", ["deterministic", "stochastic"])
+@pytest.mark.parametrize(("inflow", "shown"),
+                         [("inflow * (0.5 - 1)", "-10"), ("inflow * active / (active - active)", "inf")])
+def test_a_negative_or_infinite_inflow_stops_the_run_naming_it(engine: str, inflow: str, shown: str) -> None:
+    """An inflow's rate is checked as a hazard's is (kernels.advance): a finite number >= 0, even where the
+    compartment it fills is empty."""
+    with np.errstate(divide="ignore", invalid="ignore"), pytest.raises(ModelError) as caught:
+        simulate(_dying({"A": 40, "B": 0}, inflow), 2, engine=engine, seed=3)
+    assert f"flow 'recruiting': its rate is {shown} in stratum origin=A, 2015-01" in str(caught.value)

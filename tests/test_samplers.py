@@ -138,6 +138,28 @@ def test_ptrs_hat_covers_the_poisson_pmf_and_its_quick_acceptance_lies_inside_th
     assert ratio[us >= 0.07].min() > v_r
 
 
+@pytest.mark.parametrize(("n", "p"), [(25, 0.5), (30, 0.4), (50, 0.2), (100, 0.1), (200, 0.05), (1000, 0.3),
+                                    (10_000, 0.5), (1e6, 0.01)])
+def test_btrs_hat_covers_the_binomial_pmf_and_its_quick_acceptance_lies_inside_the_exact_test(n, p):
+    """BTRS draws u and us as PTRS does, k = floor((2 a / us + b) u + c), and accepts k when
+    v alpha / (a / us^2 + b) <= f(k) / f(m), f the Binomial(n, p) pmf (scipy) and m its mode (Hörmann 1993,
+    'The generation of binomial random variates', step 3.2): exact where the ratio
+    f(k) / f(m) (a / us^2 + b) / alpha stays at most 1, and the quick acceptance (us >= 0.07 and v <= v_r)
+    exact where the ratio there stays at least v_r. On a grid of 400,000 u the kernel's constants give a
+    largest ratio of 0.964-0.993 and a smallest quick-region ratio 0.005-0.12 above v_r (a v_r of
+    0.92 - 3.2 / b, one 1/b higher, passes it at six of these eight)."""
+    a, b, c, alpha, v_r = kernels._btrs_constants(n, p)
+    mode = np.floor((n + 1) * p)
+    u = (np.arange(400_000) + 0.5) / 400_000 - 0.5
+    us = 0.5 - np.abs(u)
+    k = np.floor((2 * a / us + b) * u + c)
+    inside = (k >= 0) & (k <= n)
+    log_pmf_ratio = stats.binom.logpmf(k[inside], n, p) - stats.binom.logpmf(mode, n, p)
+    ratio = np.exp(log_pmf_ratio) * (a / us[inside] ** 2 + b) / alpha
+    assert 0.95 < ratio.max() < 1.0
+    assert ratio[us[inside] >= 0.07].min() > v_r
+
+
 @pytest.mark.parametrize(("n", "p"), [(25, 0.5), (60, 0.4)])
 def test_btrs_matches_scipy_where_p_is_near_a_half(n, p):
     """BTRS's hat and squeeze depend on sqrt(n p (1 - p)) and on the mode: near p = 1/2 (not 0.05, where
@@ -156,6 +178,17 @@ def test_uniforms_are_uniform_and_keys_are_distinct():
     assert values.min() > 0 and values.max() < 1
     assert stats.kstest(values, "uniform").pvalue > 1e-5
     assert len(np.unique(values)) == len(values)
+
+
+def test_a_replicates_draws_do_not_depend_on_the_block_it_is_drawn_in():
+    """Replicate r draws with the key of its own number, first_replicate + row: a worker drawing replicates
+    2-5 gives them the same numbers as one drawing 0-5 (what makes results identical on any executor)."""
+    counts = np.tile([3.0, 40.0, 500.0, 1e6], (6, 1))  # inversion and BTRS
+    probabilities = np.tile([0.3, 0.5, 0.1, 0.02], (6, 1))
+    whole = binomial_array(counts, probabilities, np.uint64(5), np.int64(0), np.uint64(2), np.int64(7))
+    part = binomial_array(counts[2:], probabilities[2:], np.uint64(5), np.int64(2), np.uint64(2), np.int64(7))
+    np.testing.assert_array_equal(part, whole[2:])
+    assert len({tuple(row) for row in whole}) == 6  # and replicates differ
 
 
 def test_edge_cases_of_the_binomial():

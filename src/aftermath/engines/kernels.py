@@ -128,16 +128,22 @@ def _log_ratio_to_mode(k: float, n: float, m: float, r: float) -> float:
     )
 
 
+@numba.njit(inline="always", **COMPILE)
+def _btrs_constants(n: float, p: float) -> tuple[float, float, float, float, float]:
+    """BTRS's constants for Binomial(n, p), p <= 1/2, n p >= 10 (Hörmann 1993, 'The generation of binomial
+    random variates', algorithm BTRS): a, b and c of the transformation k = floor((2 a / us + b) u + c), the
+    hat's scale alpha and v_r, the bound of the quick acceptance region."""
+    spread = math.sqrt(n * p * (1.0 - p))
+    b = 1.15 + 2.53 * spread
+    v_r = 0.92 - 4.2 / b
+    return -0.0873 + 0.0248 * b + 0.01 * p, b, n * p + 0.5, (2.83 + 5.1 / b) * spread, v_r
+
+
 @numba.njit(**COMPILE)
 def _binomial_btrs(n: float, p: float, key: np.uint64) -> float:
     """Binomial(n, p) by transformed rejection with squeeze (Hörmann 1993, algorithm BTRS), for p <= 1/2, n p >= 10."""
-    spread = math.sqrt(n * p * (1.0 - p))
-    b = 1.15 + 2.53 * spread
-    a = -0.0873 + 0.0248 * b + 0.01 * p
-    c = n * p + 0.5
-    v_r = 0.92 - 4.2 / b
+    a, b, c, alpha, v_r = _btrs_constants(n, p)
     r = p / (1.0 - p)
-    alpha = (2.83 + 5.1 / b) * spread
     m = _binomial_mode(n, p)
     index = 0
     while True:
