@@ -125,7 +125,7 @@ CHANGES = {
 }
 
 
-@pytest.mark.parametrize("step", ["month", "quarter"])
+@pytest.mark.parametrize("step", ["month", "quarter", "year"])
 @pytest.mark.parametrize("operation", list(CHANGES))
 def test_partial_policy_strengths_give_the_hand_derived_hazard(step: str, operation: str) -> None:
     """At strengths 0.25, 0.5 and 0.75 (where s and s**2 differ), the hazard from 2016-01 is h'(s) above.
@@ -160,11 +160,12 @@ def test_partial_strength_of_a_schedule_effect() -> None:
         np.testing.assert_allclose(result["present_total"].values[0], expected, rtol=1e-12)
 
 
-def test_a_policy_that_ends_restores_the_hazard() -> None:
-    """Active in the quarters from 2016-01 to the one starting 2016-10 (inclusive) at strength 0.5: the changed
-    hazard applies for 12 months only."""
-    data = policy_scenario("quarter", "multiply", 0.5)
-    data["interventions"]["policy"]["end"] = "2016-10"  # the last active quarter starts 2016-10
+@pytest.mark.parametrize(("step", "end"), [("month", "2016-12"), ("quarter", "2016-10"), ("year", "2016-01")])
+def test_a_policy_that_ends_restores_the_hazard(step: str, end: str) -> None:
+    """Active in the steps from 2016-01 to the one starting at `end` (inclusive: the last active month, quarter
+    or year) at strength 0.5: the changed hazard applies for 12 months only."""
+    data = policy_scenario(step, "multiply", 0.5)
+    data["interventions"]["policy"]["end"] = end
     result = simulate(compile_model(scenario_from(data), policies={"policy": 0.5}), replicates=1,
                       engine="deterministic")
     t = months_elapsed(result)

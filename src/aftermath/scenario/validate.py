@@ -771,8 +771,10 @@ def _check_intervention(scenario: Scenario, name: str, cited: set[str]) -> None:
     in_horizon(scenario, intervention.start, (*where, "start"))
     if intervention.end is not None:
         in_horizon(scenario, intervention.end, (*where, "end"))
-        if intervention.end <= intervention.start:
-            raise ScenarioError("the end comes before the start", (*where, "end"), expected="an end after start")
+        if intervention.end < intervention.start:  # the end is the last active month: start == end is one step
+            raise ScenarioError(
+                f"the end {month_label(intervention.end)} comes before the start {month_label(intervention.start)}",
+                (*where, "end"), expected="an end at or after the start (the end is the last month it is active)")
     check_provenance(intervention, where, cited)
     set_targets: set[str] = set()
     for index, effect in enumerate(intervention.effects):
