@@ -302,7 +302,8 @@ class Intervention(Provenance):
     start: Month
     """The month it starts."""
     end: Month | None = None
-    """The month it ends (none: the horizon)."""
+    """The last month it is active, inclusive (none: the horizon): the step that starts in it is the last one
+    changed; `start` itself for a single step."""
     strength: Number = Field(default=1.0, ge=0)
     """How strongly it is applied by default (scales every effect)."""
     strength_range: tuple[Number, Number] = (0.0, 1.0)
