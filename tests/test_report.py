@@ -432,3 +432,24 @@ def test_the_observation_errors_show_their_spread_unit_range_and_sources() -> No
     assert [row["range"] for row in shown["errors"]][:2] == ["0.09 to 0.45", "0.17 to 0.45"]
     assert any("E01" in cite for cite, _ in shown["cited"])  # the medium grade's sources are cited in full
 
+
+
+def test_a_posteriors_label_from_a_file_name_cannot_become_markup(tmp_path: Path) -> None:
+    """With a posterior the report adds its calibration section and names the draws in the method text; a
+    shipped posterior's label carries its file's name, which may hold any character."""
+    from dataclasses import replace
+
+    from aftermath.inference.calibration import calibrate
+    from tests.calibration_helpers import synthetic_scenario
+
+    text, scenario = synthetic_scenario(3)
+    source = tmp_path / "synthetic.yaml"
+    source.write_text(text, encoding="utf-8")
+    posterior = calibrate(scenario, until="2018-12", draws=100, method="laplace", steps=200, seed=1)
+    posterior = replace(posterior, source=f"shipped posterior {attack(7)}.posterior.csv")
+    page = build_report(tmp_path / "r.html", source, samples=4, replicates=1, seed=1, executor=SERIAL,
+                        stock_runs=4, posterior=posterior).read_text(encoding="utf-8")
+    assert_inert(page)
+    assert '<h3 id="calibration">' in page
+    # shown in the calibration section, the assumptions and About (the sampler)
+    assert attack(7) not in page and page.count(escaped(7)) == 3
