@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+import select
 import signal
 import struct
 import subprocess
@@ -97,8 +98,11 @@ def main_status(args: list[str]) -> int:
         sys.stderr.flush()
 
 
-def run_cli(args: list[str], folder: str) -> dict[str, Any]:
-    """`aftermath ARGS` (call it in a child: it takes over stdout and stderr): exit status, stdout, stderr."""
+def run_cli(args: list[str], folder: str, cwd: str | None = None) -> dict[str, Any]:
+    """`aftermath ARGS` in the folder `cwd` (call it in a child: it takes over stdout and stderr, and changes
+    directory): exit status, stdout, stderr, kept in `folder` until read."""
+    if cwd is not None:
+        os.chdir(cwd)
     out, err = Path(folder) / "stdout", Path(folder) / "stderr"
     with open(out, "w") as stdout, open(err, "w") as stderr:
         os.dup2(stdout.fileno(), 1)
@@ -145,17 +149,20 @@ def _serve() -> None:
             os.close(read)
             _child(function, args, write)
         os.close(write)
-        hung = False
-        with os.fdopen(read, "rb") as stream:
-            deadline = time.monotonic() + limit
-            while not os.waitpid(pid, os.WNOHANG)[0]:
-                if time.monotonic() > deadline:
+        hung, chunks = False, []
+        deadline = time.monotonic() + limit
+        with os.fdopen(read, "rb", buffering=0) as stream:  # read while the child runs: a reply over the
+            while True:                                     # pipe's 64 KiB would block its write until read
+                if not select.select([stream], [], [], max(0.0, deadline - time.monotonic()))[0]:
                     os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
                     hung = True
                     break
-                time.sleep(0.01)
-            data = stream.read()
+                chunk = stream.read(1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        os.waitpid(pid, 0)
+        data = b"".join(chunks)
         if hung:
             _send(replies, ("hung", None))
         else:

@@ -3,7 +3,9 @@
 Commands are the lines starting with `aftermath` (or `.venv/bin/aftermath`) in the fenced code blocks of
 README.md and docs/*.md; Python blocks run too. Sizes shrink (`-n`, `-s`, the report's map runs) and process
 pools become one worker, nothing else changes. Each document's commands run in order in a fresh folder of
-their own, as on a fresh clone, where `my_scenario.yaml` is a copy of a shipped scenario. A command whose
+their own, as on a fresh clone, where `my_scenario.yaml` is a copy of a shipped scenario; each command in its own
+process, forked from one that imported aftermath once (tests/isolated.py: the imports were 3-5 s of each command,
+about half of this file's time). A command whose
 comment starts with "refused" is shown to be refused: it must exit 2 with a one-line error. A document's
 Python blocks run as one session, in order, after its commands.
 """
@@ -16,6 +18,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,7 @@ from aftermath.decisions.optimise import optimise
 from aftermath.decisions.sensitivity import MINIMUM
 from aftermath.scenario.loader import resolve_scenario_path
 from tests.conftest import ROOT
+from tests.isolated import Isolated
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SKIPPED = ("scripts/calibrate_default.sh",)
@@ -116,21 +120,32 @@ def test_docs_name_only_commands_and_options_that_exist() -> None:
                 assert word.split("=")[0] in helps[name], (name, word)
 
 
+@pytest.fixture(scope="module")
+def isolated() -> Iterator[Isolated]:
+    """A process with aftermath imported once; each command runs in a fresh child forked from it, as the
+    installed script would run it (its own process, real exit status), without 3-5 s of imports per command."""
+    server = Isolated()
+    yield server
+    server.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.name)
-def test_every_documented_command_runs_on_a_fresh_folder(doc: Path, tmp_path: Path) -> None:
+def test_every_documented_command_runs_on_a_fresh_folder(
+    doc: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, isolated: Isolated
+) -> None:
     shutil.copy(resolve_scenario_path("competing_exits"), tmp_path / "my_scenario.yaml")
+    captured = tmp_path_factory.mktemp("captured")
     commands = [(argv, refused) for name, argv, refused in documented_commands() if name == doc.name]
     for argv, refused in commands:
         if argv[0] in SERVERS:
             continue
-        done = subprocess.run([sys.executable, "-m", "aftermath", *small(argv)], capture_output=True, text=True,
-                              cwd=tmp_path, timeout=600)
-        said = f"{doc.name}: aftermath {' '.join(argv)}\n{done.stderr[-2000:]}"
+        done = isolated.call("tests.isolated:run_cli", small(argv), str(captured), str(tmp_path), limit=600)
+        said = f"{doc.name}: aftermath {' '.join(argv)}\n{done['stderr'][-2000:]}"
         if refused:
-            assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, said
+            assert done["status"] == 2 and len(done["stderr"].strip().splitlines()) == 1, said
         else:
-            assert done.returncode == 0, said
+            assert done["status"] == 0, said
     session = "\n".join(text for language, text in code_blocks(doc) if language == "python")  # one session
     if session:
         code = session.replace("replicates=1000", "replicates=20").replace("scenario, 1000,", "scenario, 20,")
