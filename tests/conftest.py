@@ -6,15 +6,18 @@ are made; the suite's total is kept below 1 in 1,000 per run (the budget, file b
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aftermath import compile_model, load_scenario, parse_scenario
+from tests.isolated import Isolated
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,10 +27,24 @@ def scenario_from(data: dict[str, Any], file: str = "<test>"):
     return parse_scenario(json.dumps(data), file)
 
 
+@functools.cache
+def _cli_server() -> Isolated:
+    """One process per test process that imported aftermath once; each `run_cli` runs in a child forked from it."""
+    return Isolated()
+
+
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aftermath", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
-    )
+    """`aftermath ARGS` from the repository root, in its own process as the installed script runs (a child forked
+    from `_cli_server`, without 3-5 s of imports per call); AssertionError if it runs past `timeout` s."""
+    with tempfile.TemporaryDirectory() as folder:
+        done = _cli_server().call("tests.isolated:run_cli", list(args), folder, str(ROOT), limit=timeout)
+    return subprocess.CompletedProcess([sys.executable, "-m", "aftermath", *args], done["status"], done["stdout"],
+                                       done["stderr"])
+
+
+def pytest_sessionfinish() -> None:
+    if _cli_server.cache_info().currsize:
+        _cli_server().close()
 
 
 @pytest.fixture(scope="session")

@@ -65,8 +65,8 @@ class Isolated:
 
 
 def _child(function: str, args: tuple, reply: int) -> None:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)  # the server's stdout carries the replies
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # the server's stdin carries the calls
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # and its stdout the replies
     try:
         module, name = function.split(":")
         result: Any = ("ok", getattr(importlib.import_module(module), name)(*args))
