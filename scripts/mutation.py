@@ -469,6 +469,11 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ("kernels", "_step", "if leaving <= 0.0:", "if leaving < 0.0:"):
         "with no leaver the split loop moves 0 persons to each flow (binomial(0, share) is 0) and breaks: only slower",
     ("kernels", "_expected_exits", "if not (count >= 0.0 and count <= ceiling):",
+     "if not (count >= 0.0 or count <= ceiling):"):
+        "an expected count here is 0, what is left, or leaving x h / H with all three positive: never negative and "
+        "never more than the cell's count, which the previous step held within the ceiling; so only NaN fails the "
+        "check, and it fails both",
+    ("kernels", "_expected_exits", "if not (count >= 0.0 and count <= ceiling):",
      "if not (count >= -1.0 and count <= ceiling):"):
         "an expected count here is 0, what is left, or leaving x h / H with all three positive: never negative, so "
         "only NaN and counts past the ceiling fail the check, and they fail both",
@@ -494,8 +499,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "a record is empty in all its sizes or in none (it holds the compartments' cells, at least one)",
     ("kernels", "poisson", "if k < 0.0 or (us < 0.013 and v > us):", "if k < 0.0 or (us <= 0.013 and v > us):"):
         "us is a multiple of 2^-54 and 0.013 is not: the two never compare equal",
-    ("kernels", "_binomial_btrs", "if us >= 0.07 and v <= v_r:", "if us > 0.07 and v <= v_r:"):
-        "us is a multiple of 2^-54 and 0.07 is not: the two never compare equal",
+    **{("kernels", function, "if us >= 0.07 and v <= v_r:", "if us > 0.07 and v <= v_r:"):
+       "us is a multiple of 2^-54 and 0.07 is not: the two never compare equal"
+       for function in ("_binomial_btrs", "poisson")},
     ("kernels", "binomial", "if n <= 0.0 or p <= 0.0:", "if n <= 0.0 or p < 0.0:"):
         "p = 0 then goes to inversion, whose first probability (1 - 0)^n = 1 takes every uniform: 0 again",
     ("kernels", "_step", "scratch = np.empty((2, 0 if stochastic else flow_cells.max()))",
@@ -503,8 +509,6 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "a third row of working space that _expected_exits never touches (it uses rows 0 and 1)",
     ("kernels", "_step", "if share >= 1.0:", "if share > 1.0:"):
         "at a share of exactly 1 the binomial branch returns its n without a draw (binomial: p >= 1 gives n)",
-    ("kernels", "", NO_STRETCH, NO_STRETCH.replace("np.zeros(0, np.int64)),", "np.zeros( 1, np.int64)),", 1)):
-        "`advance` runs one step without a stretch: the stretch's reduction tables are never read",
     **{("model-compile", "schedule_values", SCHEDULE_INDEX, SCHEDULE_INDEX.replace("len(at) - 1)", end)):
        "searchsorted(...) - 1 never exceeds len(at) - 1, so the clip's upper bound never binds"
        for end in ("len(at) + 1)", "len(at) * 1)", "len(at) ** 1)", "len(at) - 0)")},
@@ -537,12 +541,25 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "are 0 an earlier flow's share was 1 and took every leaver, so this share is read for no one",
     ("kernels", "_expected_exits",
      "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else 0.0",
+     "remaining[i] = expected if n > 0.0 and probability > 0.0 or expected > 0.0 else 0.0"):
+        "expected = n x probability, and counts are never negative: it is positive only where both factors are, "
+        "and where both are but it underflows to 0 it gives 0 either way",
+    ("kernels", "_expected_exits",
+     "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else 0.0",
      "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected >= 0.0 else 0.0"):
         "at expected = 0 both give 0",
     ("kernels", "_btrs_constants", "v_r = 0.92 - 4.2 / b", "v_r = -0.07999999999999996 - 4.2 / b"):
         NO_QUICK_ACCEPTANCE,
     ("kernels", "first_invalid", "flat = values.reshape(-1)", "flat = values.reshape(- 2)"):
         "numpy reads any negative size as 'the rest', as it reads -1",
+    ("kernels", "poisson", "index = 0", "index = -1"):
+        "the first try reads the key's uniforms -1 and 0 (uniform's sequence starts at its index + 1), then 1, 2, ...: "
+        "distinct, independent uniforms as before; only the stream changes",
+    **{("kernels", "_btrs_constants", "v_r = 0.92 - 4.2 / b", smaller): SMALLER_QUICK_ACCEPTANCE
+       for smaller in ("v_r = 0.92 - 5.2 / b", "v_r = 0.92 / 4.2 / b")},
+    ("kernels", "_step", "if share >= 1.0:", "if share >= 2.0:"):
+        "a share is h / (what is left of H), at most 1: a share of exactly 1 then goes to binomial(remaining, 1.0), "
+        "which returns remaining too (p >= 1 returns n before any draw)",
     **{("kernels", function, "index += 2", "index += 3"):
        "each try still reads two fresh uniforms of the key (index, index + 1), now skipping one between tries: "
        "independent uniforms as before; only the stream changes"
@@ -568,11 +585,6 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ("kernels", "_step", "continue", "break"):
         "after an invalid inflow rate the step is void: the kernel's error bit makes simulate check the rates "
         "in Python and raise; the inflows it skips are never read",
-    **{("kernels", "", line, line.replace("np.zeros(1, np.int64)", "np.zeros( 0, np.int64)", 1)):
-       "a placeholder for advance's single step: without a stretch advance_span stops before reading the matrices"
-       for line in ("_NO_STRETCH = (np.empty((0, 0, 0)), np.empty((0, 0, 0)), (np.zeros(1, np.int64), "
-                    "np.zeros(0, np.int64)),",
-                    "np.empty((0, 0, 0)), (np.zeros(1, np.int64), np.zeros(0, np.int64)), np.empty((0, 0)),")},
     ("kernels", "_step", "flow_keys = np.empty(flow_stream.shape[0], np.uint64)",
      "flow_keys = np.empty(flow_stream.shape[ -1], np.uint64)"):
         "flow_stream is one-dimensional (one stream per flow): its first size is its last",
@@ -583,9 +595,14 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
 EQUIVALENT_LINES: dict[tuple[str, str, str], str] = {
     ("simulate", "_span", SPAN_RESET): AFTER_A_FLAGGED_STRETCH,
     ("simulate", "_run_block", "span_from = step + length"): AFTER_A_FLAGGED_STRETCH,
+    **{("kernels", "", line): "_NO_STRETCH is the placeholder for advance's single step: without a stretch "
+       "advance_span stops before reading its matrices and tables (a size that makes numpy refuse fails at import)"
+       for line in (NO_STRETCH,
+                    "np.empty((0, 0, 0)), (np.zeros(1, np.int64), np.zeros(0, np.int64)), np.empty((0, 0)),",
+                    "np.empty((0, 0)))")},
 }
 """Lines whose every surviving mutant is equivalent (target, function, line): code that runs only on a path
-whose result is never returned."""
+whose result is never returned, or a placeholder that is never read."""
 
 
 @dataclass

@@ -33,6 +33,12 @@ def _cli_server() -> Isolated:
     return Isolated()
 
 
+@pytest.fixture(scope="session")
+def isolated() -> Isolated:
+    """The test process's server of forked children (tests/isolated.py): a call that hangs fails its test."""
+    return _cli_server()
+
+
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """`aftermath ARGS` from the repository root, in its own process as the installed script runs (a child forked
     from `_cli_server`, without 3-5 s of imports per call); AssertionError if it runs past `timeout` s."""

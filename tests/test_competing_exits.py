@@ -6,8 +6,8 @@ Statistical Analysis of Failure Time Data, 2nd ed., section 8.2). The determinis
 expectations exactly; the stochastic engine's pooled shares are compared with them within 5 standard
 errors (a false failure about once in 1.7 million runs per assertion).
 
-False-failure budget: 8 assertions at 5 SE (binomial, with hundreds of exits or more, so the normal tail
-holds), P(|Z| > 5) = 5.7e-7 each: 4.6e-6 for the file. The seeds are fixed.
+False-failure budget: 10 assertions at 5 SE (binomial means and shares over thousands of exits, so the
+normal tail holds), P(|Z| > 5) = 5.7e-7 each: 5.7e-6 for the file. The seeds are fixed.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pytest
 
 from aftermath import compile_model, simulate
 from tests.conftest import scenario_from
+from tests.isolated import Isolated
 
 HAZARDS = {"first": 0.01, "second": 0.02, "third": 0.03}
 """Per month; listed in flow order, so the sequential split takes 1/6, then 2/5 of the rest, then the rest."""
@@ -104,6 +105,41 @@ def test_a_stratum_that_draws_no_leaver_does_not_stop_the_next_ones() -> None:
     assert (gone[:, 0] == 0).all()
     chance = -math.expm1(-0.5)
     assert abs(gone[:, 1].mean() - 1000 * chance) < 5 * math.sqrt(1000 * chance * (1 - chance) / 50)
+
+
+SMALL_EXITS = {"A": (20, 0.5), "B": (200, 0.01)}
+"""(persons, hazard per month) by origin: n p = 7.9 and 2.0, both in the inversion sampler's range (below 10)."""
+
+
+def _mean_small_exits() -> list[float]:
+    """Mean exits by origin in the first month of 2,000 stochastic runs of SMALL_EXITS."""
+    fixed = {"fixed": "test", "assumption": "test"}
+    model = compile_model(scenario_from({
+        "name": "strata",
+        "title": "small exits with probabilities that differ by origin",
+        "time": {"start": "2015-01", "end": "2015-03"},
+        "dimensions": {"origin": list(SMALL_EXITS)},
+        "compartments": {"active": {"dims": ["origin"], "initial": {o: n for o, (n, _) in SMALL_EXITS.items()},
+                                    "assumption": "test"},
+                         "gone": {"dims": ["origin"]}},
+        "parameters": {"leave": {"unit": "per month", "dims": ["origin"],
+                                 "value": {o: h for o, (_, h) in SMALL_EXITS.items()}, **fixed}},
+        "flows": [{"name": "leaving", "from": "active", "to": "gone", "rate": "leave"}],
+    }))
+    return simulate(model, 2000, engine="stochastic", seed=3)["gone"].values[:, 1].mean(axis=0).tolist()
+
+
+def test_each_stratum_draws_its_exits_with_its_own_probability_in_the_inversion_sampler(isolated: Isolated) -> None:
+    """Two origins whose exits both fall to the inversion sampler, with very different probabilities (0.393
+    and 0.00995): each cell's mean exits over 2,000 runs is n p within 5 SE (binomial variance; 2 assertions,
+    1.1e-6). The step kernel precomputes log(1 - p) per cell for the sampler: B drawing with A's would start
+    its inversion at (1 - 0.393)^200 = e^-100 and never reach a uniform (a hang: the run is in a child with a
+    time limit)."""
+    means = isolated.call("tests.test_competing_exits:_mean_small_exits", limit=120)
+    for mean, (n, hazard) in zip(means, SMALL_EXITS.values(), strict=True):
+        chance = -math.expm1(-hazard)
+        assert n * min(chance, 1 - chance) < 10
+        assert abs(mean - n * chance) < 5 * math.sqrt(n * chance * (1 - chance) / 2000), (mean, n * chance)
 
 
 def test_the_deterministic_split_holds_cell_by_cell_where_the_hazards_differ_by_stratum() -> None:

@@ -18,7 +18,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -118,15 +117,6 @@ def test_docs_name_only_commands_and_options_that_exist() -> None:
         for word in argv[1:]:
             if word.startswith("--"):
                 assert word.split("=")[0] in helps[name], (name, word)
-
-
-@pytest.fixture(scope="module")
-def isolated() -> Iterator[Isolated]:
-    """A process with aftermath imported once; each command runs in a fresh child forked from it, as the
-    installed script would run it (its own process, real exit status), without 3-5 s of imports per command."""
-    server = Isolated()
-    yield server
-    server.close()
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ False-failure budget: one stochastic assertion, a Poisson draw at its limit with
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numba
@@ -24,13 +24,6 @@ from aftermath.engines.kernels import MAX_DRAW, binomial, draw_key, poisson
 from aftermath.summary import bands
 from tests.conftest import cohort_scenario, scenario_from
 from tests.isolated import Isolated
-
-
-@pytest.fixture(scope="module")
-def isolated() -> Iterator[Isolated]:
-    server = Isolated()
-    yield server
-    server.close()
 
 
 @numba.njit

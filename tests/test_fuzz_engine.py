@@ -13,7 +13,6 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,13 +119,6 @@ def hostile_runs(draw: st.DrawFn) -> tuple[dict[str, Any], list[str]]:
     if draw(st.booleans()):
         options.append("--fixed-parameters")
     return data, options
-
-
-@pytest.fixture(scope="module")
-def isolated() -> Iterator[Isolated]:
-    server = Isolated()
-    yield server
-    server.close()
 
 
 def _check_counts(path: Path) -> None:
