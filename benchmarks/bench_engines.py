@@ -217,7 +217,8 @@ def profile(model: aftermath.CompiledModel, replicates: int, engine: str) -> Non
 
     total = timing("simulate")
     parts = {
-        "numba kernels (advance, advance_span)": timing("advance", own=True) + timing("advance_span", own=True),
+        "numba kernels (advance, advance_span, expected_span)": sum(
+            timing(kernel, own=True) for kernel in ("advance", "advance_span", "expected_advance", "expected_span")),
         "rate expressions (_fill_rates)": timing("_fill_rates"),
         "expression environment (_environment)": timing("_environment"),
         "outcomes and assembly (_outcome, _assemble)": timing("_outcome") + timing("_assemble"),

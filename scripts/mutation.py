@@ -468,13 +468,13 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         NO_QUICK_ACCEPTANCE,
     ("kernels", "_step", "if leaving <= 0.0:", "if leaving < 0.0:"):
         "with no leaver the split loop moves 0 persons to each flow (binomial(0, share) is 0) and breaks: only slower",
-    ("kernels", "_expected_exits", "if not (count >= 0.0 and count <= ceiling):",
-     "if not (count >= 0.0 or count <= ceiling):"):
+    ("kernels", "_expected_exits", "error[lane] |= 0 if count >= 0.0 and count <= ceiling else COUNT_INVALID",
+     "error[lane] |= 0 if count >= 0.0 or count <= ceiling else COUNT_INVALID"):
         "an expected count here is 0, what is left, or leaving x h / H with all three positive: never negative and "
         "never more than the cell's count, which the previous step held within the ceiling; so only NaN fails the "
         "check, and it fails both",
-    ("kernels", "_expected_exits", "if not (count >= 0.0 and count <= ceiling):",
-     "if not (count >= -1.0 and count <= ceiling):"):
+    ("kernels", "_expected_exits", "error[lane] |= 0 if count >= 0.0 and count <= ceiling else COUNT_INVALID",
+     "error[lane] |= 0 if count >= -1.0 and count <= ceiling else COUNT_INVALID"):
         "an expected count here is 0, what is left, or leaving x h / H with all three positive: never negative, so "
         "only NaN and counts past the ceiling fail the check, and they fail both",
     ("kernels", "_step", "if remaining <= 0.0:", "if remaining <= -1.0:"):
@@ -485,8 +485,8 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "flag), so the step is flagged either way, and the diagnosis, which checks rates first, names the same rate "
         "(checked by hand in both engines: the same message)",
     ("kernels", "_expected_exits",
-     "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else 0.0",
-     "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else -1.0"):
+     "remaining[i, lane] = expected if n > 0.0 and p > 0.0 and expected > 0.0 else 0.0",
+     "remaining[i, lane] = expected if n > 0.0 and p > 0.0 and expected > 0.0 else -1.0"):
         "remaining only gates `left <= 0.0`: -1 and 0 both mean no exits from the cell",
     ("kernels", "_ptrs_constants", PTRS, PTRS.replace("3.6224 / (b - 2.0)", "3.6224 ** (b - 2.0)")):
         NO_QUICK_ACCEPTANCE,
@@ -504,8 +504,8 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
        for function in ("_binomial_btrs", "poisson")},
     ("kernels", "binomial", "if n <= 0.0 or p <= 0.0:", "if n <= 0.0 or p < 0.0:"):
         "p = 0 then goes to inversion, whose first probability (1 - 0)^n = 1 takes every uniform: 0 again",
-    ("kernels", "_step", "scratch = np.empty((2, 0 if stochastic else flow_cells.max()))",
-     "scratch = np.empty(( 3, 0 if stochastic else flow_cells.max()))"):
+    ("kernels", "_expected_step", "scratch, sent = np.empty((2, flow_cells.max(), lanes)), np.empty(lanes)",
+     "scratch, sent = np.empty(( 3, flow_cells.max(), lanes)), np.empty(lanes)"):
         "a third row of working space that _expected_exits never touches (it uses rows 0 and 1)",
     ("kernels", "_step", "if share >= 1.0:", "if share > 1.0:"):
         "at a share of exactly 1 the binomial branch returns its n without a draw (binomial: p >= 1 gives n)",
@@ -540,13 +540,13 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "where hazard equals what is left of the cell's hazard, hazard / hazard_left is exactly 1 too; where both "
         "are 0 an earlier flow's share was 1 and took every leaver, so this share is read for no one",
     ("kernels", "_expected_exits",
-     "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else 0.0",
-     "remaining[i] = expected if n > 0.0 and probability > 0.0 or expected > 0.0 else 0.0"):
+     "remaining[i, lane] = expected if n > 0.0 and p > 0.0 and expected > 0.0 else 0.0",
+     "remaining[i, lane] = expected if n > 0.0 and p > 0.0 or expected > 0.0 else 0.0"):
         "expected = n x probability, and counts are never negative: it is positive only where both factors are, "
         "and where both are but it underflows to 0 it gives 0 either way",
     ("kernels", "_expected_exits",
-     "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected > 0.0 else 0.0",
-     "remaining[i] = expected if n > 0.0 and probability > 0.0 and expected >= 0.0 else 0.0"):
+     "remaining[i, lane] = expected if n > 0.0 and p > 0.0 and expected > 0.0 else 0.0",
+     "remaining[i, lane] = expected if n > 0.0 and p > 0.0 and expected >= 0.0 else 0.0"):
         "at expected = 0 both give 0",
     ("kernels", "_btrs_constants", "v_r = 0.92 - 4.2 / b", "v_r = -0.07999999999999996 - 4.2 / b"):
         NO_QUICK_ACCEPTANCE,

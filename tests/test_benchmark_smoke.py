@@ -22,7 +22,7 @@ FIGURES = {
     "engine binomial-equivalent draws/s": rf"engine: {NUMBER} binomial-equivalent draws/s",
     "Mesa replicate-months/s": rf"Mesa [\d.]+, one agent per person: {NUMBER} replicate-months/s",
     "ratio to Mesa": rf"ratio aftermath/Mesa: {NUMBER}x",
-    "kernel share of the profile": rf"numba kernels \(advance, advance_span\)\s+{NUMBER} ms",
+    "kernel share of the profile": rf"numba kernels \(advance, advance_span, expected_span\)\s+{NUMBER} ms",
     "rate-expression share of the profile": rf"rate expressions \(_fill_rates\)\s+{NUMBER} ms",
 }
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from aftermath import ModelError, compile_model, simulate
+from aftermath.engines.kernels import LANES
 from tests.conftest import cohort_scenario, scenario_from
 
 COMPARTMENTS = ["in_theatre", "killed", "returned", "detained"]
@@ -252,6 +253,29 @@ def test_stretches_run_in_one_kernel_call_give_the_step_by_step_numbers(engine, 
     assert set(whole.data_vars) == set(stepped.data_vars)
     for name in whole.data_vars:
         np.testing.assert_array_equal(whole[name].values, stepped[name].values, err_msg=name)
+
+
+def test_the_deterministic_stretch_kernel_gives_each_replicate_the_numbers_it_has_alone():
+    """kernels.expected_span runs LANES replicates side by side; with rates that differ per replicate, every
+    replicate of a full block and of the last, partial one has, bit for bit, the numbers of the engine
+    taking the steps one by one and of the replicate run on its own (the cohort with its schedule held:
+    stretches before and after the event, an inflow and a sink)."""
+    data = cohort_scenario(schedules={"surge": {"points": {"2015-01": 1.5}, "assumption": "test"}})
+    model = compile_model(scenario_from(data))
+    replicates = LANES + 5
+    rng = np.random.default_rng(2)
+    parameters = {"leave": rng.uniform(0.01, 0.05, replicates), "die": rng.uniform(0.005, 0.03, (replicates, 2)),
+                  "inflow": rng.uniform(5, 40, replicates)}
+    whole = simulate(model, replicates, engine="deterministic", parameters=parameters)
+    stepped = simulate(model, replicates, engine="deterministic", parameters=parameters,
+                       probe=lambda step, rates: None)
+    assert len(set(whole["exited"].values[:, -1])) == len(set(whole["entered"].values[:, -1])) == replicates
+    for name in whole.data_vars:
+        np.testing.assert_array_equal(whole[name].values, stepped[name].values, err_msg=name)
+    for r in (0, LANES - 1, LANES, replicates - 1):
+        alone = simulate(model, 1, engine="deterministic", parameters={k: v[r : r + 1] for k, v in parameters.items()})
+        for name in whole.data_vars:
+            np.testing.assert_array_equal(whole[name].values[r], alone[name].values[0], err_msg=f"{name}, run {r}")
 
 
 @pytest.mark.parametrize("engine", ["stochastic", "deterministic"])

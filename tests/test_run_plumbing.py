@@ -59,15 +59,18 @@ def test_a_block_holds_as_many_replicates_as_its_numbers_fit_in_the_budget(keep:
 
 
 def _count_stretches(monkeypatch) -> list[tuple[int, int]]:
-    """Record (first step, steps) of every stretch that simulate hands to the kernel in one call."""
+    """Record (first step, steps) of every stretch that simulate hands to a span kernel in one call (the
+    stochastic engine's advance_span, the deterministic engine's expected_span)."""
     calls: list[tuple[int, int]] = []
-    original = simulate_module.advance_span
 
-    def counting(*args):
-        calls.append((int(args[12]), int(args[13])))
-        return original(*args)
+    def counting(kernel, first_step: int):
+        def count(*args):
+            calls.append((int(args[first_step]), int(args[first_step + 1])))
+            return kernel(*args)
+        return count
 
-    monkeypatch.setattr(simulate_module, "advance_span", counting)
+    monkeypatch.setattr(simulate_module, "advance_span", counting(simulate_module.advance_span, 12))
+    monkeypatch.setattr(simulate_module, "expected_span", counting(simulate_module.expected_span, 10))
     return calls
 
 

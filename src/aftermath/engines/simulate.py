@@ -16,7 +16,7 @@ import scipy.sparse as sparse
 import xarray as xr
 
 from aftermath.engines.diagnose import COUNT_CEILING, BlockContext, check_counts, check_rates
-from aftermath.engines.kernels import advance, advance_span, binomial_array, reduce_columns
+from aftermath.engines.kernels import advance, advance_span, binomial_array, expected_span, reduce_columns
 from aftermath.engines.ode import FlowSystem, OdeOptions, batch_size, flow_system, integrate_step
 from aftermath.errors import ModelError
 from aftermath.model.compile import CompiledModel, stable_id
@@ -581,13 +581,17 @@ def _span(
     due = kernel.due(step, 0)
     _fill_rates(context, environment, state, rates, rate_views, due, (tables.exit_matrix, model.dt))
     start = state.copy()
-    advance_span(
-        state, rates, next_state, moved, kernel.exit_cache, kernel.split_cache, kernel.boundary, kernel.errors,
-        tables.structure, model.dt, key_seed, np.int64(context.first_replicate), np.int64(step), np.int64(length),
-        stochastic, _fresh_groups(tables, due), COUNT_CEILING, True, np.empty((0, 0, 0)) if record is None else record,
-        state_terms, (outcomes.from_state.indptr, outcomes.from_state.indices), moved_terms,
-        (outcomes.from_moved.indptr, outcomes.from_moved.indices), entered, exited,
-    )
+    arrays = (state, rates, next_state, moved, kernel.exit_cache, kernel.split_cache, kernel.boundary, kernel.errors,
+              tables.structure, model.dt)
+    span = (np.int64(step), np.int64(length))
+    series = (np.empty((0, 0, 0)) if record is None else record, state_terms,
+              (outcomes.from_state.indptr, outcomes.from_state.indices), moved_terms,
+              (outcomes.from_moved.indptr, outcomes.from_moved.indices), entered, exited)
+    if stochastic:
+        advance_span(*arrays, key_seed, np.int64(context.first_replicate), *span, _fresh_groups(tables, due),
+                     COUNT_CEILING, True, *series)
+    else:
+        expected_span(*arrays, *span, _fresh_groups(tables, due), COUNT_CEILING, *series)
     if not kernel.errors.any():
         return True
     state[...] = start
