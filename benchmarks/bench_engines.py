@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 
+import numba
 import numpy as np
 
 import aftermath
@@ -36,11 +37,11 @@ from aftermath.scenario.checks import stratum_array
 from aftermath.scenario.validate import frozen_distribution
 from synthetic import CAMPAIGN, COHORTS, COMPARTMENTS, MONTHS_PER, ORIGINS, SyntheticModel, synthetic_model
 
-STOCHASTIC_TARGET = 25_000.0
-"""Replicate-months per second of the stochastic engine in one process."""
+STOCHASTIC_TARGET = 12_000.0
+"""Replicate-months per CPU-second of the stochastic engine (issue 12)."""
 MESA_RATIO_TARGET = 300.0
 DETERMINISTIC_TARGET = 2_000.0
-"""Deterministic runs per second when a batch of parameter samples runs together."""
+"""Deterministic runs per second on one core when a batch of parameter samples runs together (issue 12)."""
 MESA_TOLERANCE = 0.03
 """Largest relative difference between Mesa's mean and aftermath's deterministic compartment totals."""
 
@@ -255,10 +256,11 @@ def main(argv: list[str] | None = None) -> int:
 
     small = stochastic_timing(model, sizes.small, sizes.repeats)
     small_rate = sizes.small * model.steps / small.wall
+    small_cpu_rate = sizes.small * model.steps / small.cpu
     print(f"stochastic, {sizes.small:,} replicates: {small.rates(sizes.small * model.steps, 'replicate-months/s')}, "
           f"median of {sizes.repeats} runs of {small.wall:.2f} s")
     large = stochastic_timing(model, sizes.large, 1)
-    large_rate = sizes.large * model.steps / large.wall
+    large_cpu_rate = sizes.large * model.steps / large.cpu
     print(f"stochastic, {sizes.large:,} replicates: {large.rates(sizes.large * model.steps, 'replicate-months/s')}, "
           f"1 run of {large.wall:.2f} s")
     print(f"peak memory: {peak_rss_mib():,.0f} MiB resident (resource.getrusage ru_maxrss, whole process; "
@@ -266,10 +268,15 @@ def main(argv: list[str] | None = None) -> int:
 
     samples = sample_parameters(model, sizes.batch, seed=3)
     batch = timed(lambda: aftermath.simulate(model, sizes.batch, engine="deterministic", parameters=samples,
-                                             keep_compartments=False), sizes.repeats)
+                                             keep_compartments=False, threads=1), sizes.repeats)
     deterministic_rate = sizes.batch / batch.wall
-    print(f"deterministic, batch of {sizes.batch:,} parameter samples ({len(samples)} parameters): "
+    print(f"deterministic, batch of {sizes.batch:,} parameter samples ({len(samples)} parameters), one thread: "
           f"{batch.rates(sizes.batch, 'runs/s')}, median of {sizes.repeats} batches of {batch.wall:.2f} s")
+    threads = numba.get_num_threads()
+    every = timed(lambda: aftermath.simulate(model, sizes.batch, engine="deterministic", parameters=samples,
+                                             keep_compartments=False, threads=threads), sizes.repeats)
+    print(f"deterministic, batch of {sizes.batch:,} parameter samples, {threads} threads: "
+          f"{every.rates(sizes.batch, 'runs/s')}, median of {sizes.repeats} batches of {every.wall:.2f} s")
 
     loop = timed(lambda: numpy_loop(spec, samples, model.steps), sizes.repeats)
     by_hand = numpy_loop(spec, samples, model.steps)
@@ -335,14 +342,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{100 * difference.max():.2f}% (tolerance {100 * MESA_TOLERANCE:.0f}%)")
 
     print(f"machine at the end: {machine_load()}")
-    print("targets (wall-clock):")
-    print(f"  {verdict(small_rate, STOCHASTIC_TARGET)} stochastic {small_rate:,.0f} replicate-months/s at "
-          f"{sizes.small:,} replicates (target >= {STOCHASTIC_TARGET:,.0f})")
-    print(f"  {verdict(large_rate, STOCHASTIC_TARGET)} stochastic {large_rate:,.0f} replicate-months/s at "
-          f"{sizes.large:,} replicates (target >= {STOCHASTIC_TARGET:,.0f})")
-    print(f"  {verdict(ratio, MESA_RATIO_TARGET)} {ratio:,.0f}x Mesa (target >= {MESA_RATIO_TARGET:,.0f}x)")
+    print("targets:")
+    print(f"  {verdict(small_cpu_rate, STOCHASTIC_TARGET)} stochastic {small_cpu_rate:,.0f} replicate-months per "
+          f"CPU-second at {sizes.small:,} replicates (target >= {STOCHASTIC_TARGET:,.0f})")
+    print(f"  {verdict(large_cpu_rate, STOCHASTIC_TARGET)} stochastic {large_cpu_rate:,.0f} replicate-months per "
+          f"CPU-second at {sizes.large:,} replicates (target >= {STOCHASTIC_TARGET:,.0f})")
+    print(f"  {verdict(ratio, MESA_RATIO_TARGET)} {ratio:,.0f}x Mesa, wall-clock (target >= {MESA_RATIO_TARGET:,.0f}x)")
     print(f"  {verdict(deterministic_rate, DETERMINISTIC_TARGET)} deterministic {deterministic_rate:,.0f} runs/s "
-          f"in a batch (target >= {DETERMINISTIC_TARGET:,.0f})")
+          f"in a batch on one thread (target >= {DETERMINISTIC_TARGET:,.0f})")
     return 0 if agree else 1
 
 

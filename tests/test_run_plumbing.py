@@ -14,7 +14,7 @@ import pytest
 
 import aftermath.engines.simulate as simulate_module
 from aftermath import compile_model, simulate
-from tests.conftest import scenario_from
+from tests.conftest import cohort_scenario, scenario_from
 
 FIXED = {"fixed": "test", "assumption": "test"}
 
@@ -296,3 +296,17 @@ def test_an_inflow_after_other_flows_fills_its_own_cells(engine: str) -> None:
     data["outcomes"]["arrivals"] = {"expr": "recruiting", "by": ["origin"]}
     arrivals = simulate(compile_model(scenario_from(data)), 1, engine=engine)["arrivals"].values[0]
     np.testing.assert_allclose(arrivals[1:], np.broadcast_to([10.0, 20.0, 30.0], arrivals[1:].shape), rtol=1e-9)
+
+
+@pytest.mark.parametrize("engine", ["deterministic", "stochastic"])
+def test_each_outcome_owns_a_writable_array(engine: str) -> None:
+    """Outcomes made of the same compartment (a total and one by stratum, a cumulative flow) come back as
+    arrays of their own: writing into one changes no other, and none is a read-only broadcast."""
+    data = cohort_scenario()
+    data["outcomes"]["active_by_origin"] = {"expr": "active", "by": ["origin"]}
+    data["outcomes"]["active_again"] = {"expr": "active"}
+    result = simulate(compile_model(scenario_from(data)), 3, seed=1, engine=engine, keep_compartments=False)
+    arrays = [result[name].values for name in ("active_total", "active_again", "active_by_origin", "leavers")]
+    for index, array in enumerate(arrays):
+        assert array.flags.writeable
+        assert not any(np.shares_memory(array, other) for other in arrays[index + 1 :])

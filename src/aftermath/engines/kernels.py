@@ -411,8 +411,8 @@ def expected_span(
 ) -> None:
     """The deterministic engine's `advance_span` with `stretch` (the same arguments less the random
     numbers', the same numbers), run on LANES replicates at a time side by side (`_expected_step`), so
-    its loops vectorise: 1.9x the runs per CPU-second of one replicate at a time on the synthetic
-    benchmark. A block of replicates in which a step sets error bits stops there with its replicates'
+    its loops vectorise: twice the runs per CPU-second of one replicate at a time on the synthetic model
+    (benchmarks/bench_speed.py). A block of replicates in which a step sets error bits stops there with its replicates'
     bits in `errors`, and the caller runs the stretch again step by step. A replicate's numbers do not
     depend on its block: each lane runs the same operations on its own numbers.
     """

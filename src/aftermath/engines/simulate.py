@@ -803,11 +803,13 @@ def _outcome(
             terms[term] = terms[term] / dt
     shape = (*state_terms.shape[:2], *next(iter(terms.values())).shape[2:])
     value = np.broadcast_to(np.asarray(outcome.evaluate(terms), dtype=float), shape)
-    if outcome.cumulative:
-        value = np.cumsum(value, axis=0)
-    value = np.asarray(value, dtype=float) * outcome.factor
+    # a new array, never a view of the terms (outcomes share them) nor a read-only broadcast
+    value = np.cumsum(value, axis=0) if outcome.cumulative else np.array(value)
+    if outcome.factor != 1.0:
+        value *= outcome.factor
     # A ratio with an empty denominator (0/0, x/0) is undefined: NaN, never inf (see summary.bands).
-    return np.moveaxis(np.where(np.isfinite(value), value, np.nan), 0, 1)
+    value[np.isinf(value)] = np.nan
+    return np.moveaxis(value, 0, 1)
 
 
 def _assemble(
