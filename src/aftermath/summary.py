@@ -19,7 +19,7 @@ BLOCK_BYTES = 96_000_000
 """Most recorded series (8 bytes a number, see `recorded_numbers`) that `run_in_blocks` simulates at once: 47
 replicates of the default scenario (2 MB each). Smaller blocks hold less but cost more CPU: each `simulate` call
 pays about 1.4 s of per-step Python work for the sub-models whatever its replicates (measured on the default
-scenario, 8 against 48 replicates), and uses one thread per 32 replicates."""
+scenario, 8 against 48 replicates), and uses one thread per 16 replicates (engines/simulate.py)."""
 
 LOW, HIGH = 0.05, 0.95
 BAND = (LOW, 0.5, HIGH)
