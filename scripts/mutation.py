@@ -113,17 +113,22 @@ class Target:
 
 ENGINE_TESTS = ("tests/test_closed_forms.py", "tests/test_engines.py")
 SAMPLER_FLAGS = ("tests/test_engine_stress.py::test_binomial_flags_what_it_cannot_draw_instead_of_looping",
-                 "tests/test_engine_stress.py::test_poisson_flags_what_it_cannot_draw_instead_of_overflowing")
+                 "tests/test_engine_stress.py::test_poisson_flags_what_it_cannot_draw_instead_of_overflowing",
+                 "tests/test_engine_stress.py::test_binomial_draws_within_its_domain",
+                 "tests/test_engine_stress.py::test_poisson_draws_up_to_its_limit")
 # the kernel's rate checks reach the user only through simulate's re-check in Python: a run that must stop
 KERNEL_RATE_CHECKS = (
     "tests/test_engine_stress.py::test_a_nan_rate_in_a_cell_with_people_still_stops_the_run",
     "tests/test_engine_stress.py::test_rate_errors_name_stratum_replicate_sample_and_the_set_or_policy_behind_them")
+# the deterministic engine's replicates side by side: each lane's numbers against the step-by-step engine's
+LANE_KERNEL = ("tests/test_engines.py::"
+               "test_the_deterministic_stretch_kernel_gives_each_replicate_the_numbers_it_has_alone")
 TARGETS = {
     # the samplers' NaN flags, each in a process of its own (a mutant that loops forever is killed by the time limit)
     "kernels": Target(("engines/kernels.py",), ("tests/test_competing_exits.py", "tests/test_closed_forms.py",
                                                 "tests/test_samplers.py", "tests/test_boundary_totals.py",
                                                 "tests/test_engine_edges.py", "tests/test_run_plumbing.py",
-                                                *SAMPLER_FLAGS, *KERNEL_RATE_CHECKS),
+                                                *SAMPLER_FLAGS, *KERNEL_RATE_CHECKS, LANE_KERNEL),
                       timeout=240.0),
     # conformance last: the only fast tests with sub-steps (a sampled pass left every sub-step mutant alive without)
     "simulate": Target(("engines/simulate.py",), (
@@ -507,6 +512,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ("kernels", "_expected_step", "scratch, sent = np.empty((2, flow_cells.max(), lanes)), np.empty(lanes)",
      "scratch, sent = np.empty(( 3, flow_cells.max(), lanes)), np.empty(lanes)"):
         "a third row of working space that _expected_exits never touches (it uses rows 0 and 1)",
+    ("kernels", "_binomial_inversion", "while u > px and x <= bound:", "while u > px and x < bound:"):
+        "x is a whole number: the two differ only where bound is one (bound = n) and the walk reaches n with u still "
+        "above the pmf left, which the pmf summing to 1 allows only by rounding (about 1e-16 a draw)",
     ("kernels", "_step", "if share >= 1.0:", "if share > 1.0:"):
         "at a share of exactly 1 the binomial branch returns its n without a draw (binomial: p >= 1 gives n)",
     **{("model-compile", "schedule_values", SCHEDULE_INDEX, SCHEDULE_INDEX.replace("len(at) - 1)", end)):

@@ -70,6 +70,30 @@ def test_an_inflow_reads_a_compartment_without_exits_at_its_count() -> None:
     assert simulate(model)["active"].sizes["replicate"] == 100  # simulate's default
 
 
+@pytest.mark.parametrize("engine", ["stochastic", "deterministic"])
+def test_each_strata_arrivals_from_a_source_land_in_that_stratum(engine: str) -> None:
+    """Arrivals at 0 a month into stratum A and 20 into B, an empty compartment, no other flow: A stays empty
+    and B holds every arrival (20 a month exactly in the deterministic engine), in every run."""
+    model = compile_model(scenario_from({
+        "name": "arrivals",
+        "title": "arrivals into one stratum",
+        "time": {"start": "2015-01", "end": "2015-12"},
+        "dimensions": {"origin": ["A", "B"]},
+        "compartments": {"active": {"dims": ["origin"]}},
+        "boundaries": {"recruits": {"kind": "source"}},
+        "parameters": {"inflow": {"unit": "persons per month", "dims": ["origin"], "value": {"A": 0, "B": 20},
+                                  **FIXED}},
+        "flows": [{"name": "recruiting", "from": "recruits", "to": "active", "rate": "inflow"}],
+    }))
+    result = simulate(model, 5, seed=2, engine=engine)
+    active = result["active"]
+    assert (active.sel(origin="A") == 0).all()
+    np.testing.assert_array_equal(active.sel(origin="B").values, result["entered"].values)
+    assert (active.sel(origin="B").isel(time=-1) > 0).all()
+    if engine == "deterministic":
+        np.testing.assert_allclose(active.sel(origin="B").values[0], 20.0 * np.arange(12), rtol=1e-14)
+
+
 def test_a_flow_into_the_first_cell_is_no_exit() -> None:
     """`home` is the model's first cell; 10% a month move there from `away`. Nobody leaves the model."""
     model = compile_model(scenario_from({

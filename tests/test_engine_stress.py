@@ -48,15 +48,16 @@ def test_poisson_flags_what_it_cannot_draw_instead_of_overflowing(mean: float, i
     assert np.isnan(isolated.call("tests.test_engine_stress:_poisson", mean, limit=30))
 
 
-@pytest.mark.parametrize(("n", "p"), [(MAX_DRAW, 0.3), (1e12, 1e-13), (1e15, 0.999), (0.0, 0.5), (7.0, 1.5)])
+@pytest.mark.parametrize(("n", "p"), [(2.0**53, 0.3), (1e12, 1e-13), (1e15, 0.999), (0.0, 0.5), (7.0, 1.5)])
 def test_binomial_draws_within_its_domain(n: float, p: float, isolated: Isolated):
+    """Counts up to 2**53 (MAX_DRAW, written out: the documented limit, not the constant) are drawn."""
     x = isolated.call("tests.test_engine_stress:_binomial", n, p, limit=30)
     assert 0 <= x <= n and x == np.floor(x)
 
 
 def test_poisson_draws_up_to_its_limit(isolated: Isolated):
-    x = isolated.call("tests.test_engine_stress:_poisson", MAX_DRAW, limit=30)
-    assert abs(x - MAX_DRAW) < 10 * np.sqrt(MAX_DRAW)  # 10 Poisson SE: P(|Z| > 10) = 1.5e-23 (a fixed key)
+    x = isolated.call("tests.test_engine_stress:_poisson", 2.0**53, limit=30)  # MAX_DRAW, the documented limit
+    assert abs(x - 2.0**53) < 10 * np.sqrt(2.0**53)  # 10 Poisson SE: P(|Z| > 10) = 1.5e-23 (a fixed key)
 
 
 def _cohort_model(**changes: Any):
