@@ -515,6 +515,14 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ("kernels", "_binomial_inversion", "while u > px and x <= bound:", "while u > px and x < bound:"):
         "x is a whole number: the two differ only where bound is one (bound = n) and the walk reaches n with u still "
         "above the pmf left, which the pmf summing to 1 allows only by rounding (about 1e-16 a draw)",
+    **{("kernels", "_binomial_inversion", INVERSION_BOUND, INVERSION_BOUND.replace("10.0", sds)):
+       "the walk's runaway cutoff, n p + 10 sd (here 9 or 11): it decides only draws that far out, which the "
+       "inversion range (n p < 10) makes rarer than 1e-13 a draw"
+       for sds in ("9.0", "11.0")},
+    ("kernels", "advance_span", "break", "continue"):
+        "a stretch's rates do not change, so a flagged step (an invalid rate, a count past the ceiling that grows "
+        "every step) flags again at each later step and the caller reruns the stretch step by step as before; it "
+        "differs only if a redraw from the same counts fell back under the ceiling (counts near 1e10)",
     ("kernels", "_step", "if share >= 1.0:", "if share > 1.0:"):
         "at a share of exactly 1 the binomial branch returns its n without a draw (binomial: p >= 1 gives n)",
     **{("model-compile", "schedule_values", SCHEDULE_INDEX, SCHEDULE_INDEX.replace("len(at) - 1)", end)):
