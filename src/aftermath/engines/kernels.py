@@ -412,60 +412,90 @@ def expected_span(
     """The deterministic engine's `advance_span` with `stretch` (the same arguments less the random
     numbers', the same numbers), run on LANES replicates at a time side by side (`_expected_step`), so
     its loops vectorise: twice the runs per CPU-second of one replicate at a time on the synthetic model
-    (benchmarks/bench_speed.py). A block of replicates in which a step sets error bits stops there with its replicates'
-    bits in `errors`, and the caller runs the stretch again step by step. A replicate's numbers do not
-    depend on its block: each lane runs the same operations on its own numbers.
+    (benchmarks/bench_speed.py). The replicates past the last block of LANES run in blocks of 8, then one
+    lane each, so a small batch pays for no idle lanes. A block in which a step sets error bits stops there
+    with its replicates' bits in `errors`, and the caller runs the stretch again step by step. A
+    replicate's numbers do not depend on its block: each lane runs the same operations on its own numbers.
     """
-    replicates, cells = state.shape
-    rate_cells = rates.shape[1]
+    replicates = state.shape[0]
     for r in numba.prange(replicates):
         _refresh_caches(rates[r], exit_cache[r], split_cache[r], tables, dt, False, fresh)
-    state_rows, moved_rows = state_matrix[0].shape[0] - 1, moved_matrix[0].shape[0] - 1
-    for block in numba.prange((replicates + LANES - 1) // LANES):
-        first_replicate = block * LANES
-        width = min(LANES, replicates - first_replicate)
-        current, following = np.zeros((cells, LANES)), np.empty((cells, LANES))
-        lane_rates, lane_moved = np.zeros((rate_cells, LANES)), np.empty((rate_cells, LANES))
-        probability, total = np.zeros((cells, LANES)), np.zeros((cells, LANES))
-        share = np.zeros((rate_cells, LANES))
-        for lane in range(width):
-            r = first_replicate + lane
-            current[:, lane] = state[r]
-            lane_rates[:, lane] = rates[r]
-            probability[:, lane] = exit_cache[r, 0]
-            total[:, lane] = exit_cache[r, 1]
-            share[:, lane] = split_cache[r, 0]
-        error, inflow, outflow = np.zeros(LANES, np.int64), np.zeros(LANES), np.zeros(LANES)
-        state_sums, moved_sums = np.zeros((state_rows, LANES)), np.zeros((moved_rows, LANES))
-        for t in range(steps):
-            step = first_step + t
-            _expected_step(current, lane_rates, following, lane_moved, probability, total, share, tables, dt, ceiling,
-                           error, inflow, outflow, LANES)
-            if error[:width].any():
-                errors[first_replicate : first_replicate + width] = error[:width]
-                break
-            current, following = following, current
-            _reduce_lanes(lane_moved, moved_matrix[0], moved_matrix[1], moved_sums)
-            keep = t < steps - 1
-            if keep:
-                _reduce_lanes(current, state_matrix[0], state_matrix[1], state_sums)
-            for lane in range(width):
-                r = first_replicate + lane
-                entered[step + 1, r] = entered[step, r] + inflow[lane]
-                exited[step + 1, r] += exited[step, r] + outflow[lane]
-                moved_terms[step + 1, r] = moved_sums[:, lane]
-                if keep:
-                    if record.shape[0]:
-                        record[step + 1, r] = current[:, lane]
-                    state_terms[step + 1, r] = state_sums[:, lane]
+    wide = replicates // LANES
+    narrow = replicates % LANES // 8
+    rest = wide * LANES + narrow * 8
+    for block in numba.prange(wide + narrow + replicates - rest):
+        arrays = (state, rates, moved, exit_cache, split_cache, boundary, errors)
+        series = (record, state_terms, state_matrix, moved_terms, moved_matrix, entered, exited)
+        if block < wide:
+            _expected_block(block * LANES, arrays, tables, dt, first_step, steps, ceiling, series, LANES)
+        elif block < wide + narrow:
+            _expected_block(wide * LANES + (block - wide) * 8, arrays, tables, dt, first_step, steps, ceiling, series,
+                            8)
         else:
-            for lane in range(width):
-                r = first_replicate + lane
-                errors[r] = 0
-                state[r] = current[:, lane]
-                moved[r] = lane_moved[:, lane]
-                boundary[r, 0] = inflow[lane]
-                boundary[r, 1] = outflow[lane]
+            _expected_block(rest + block - wide - narrow, arrays, tables, dt, first_step, steps, ceiling, series, 1)
+
+
+@numba.njit(**COMPILE)
+def _expected_block(
+    first_replicate: np.int64,
+    arrays: tuple,
+    tables: tuple,
+    dt: float,
+    first_step: np.int64,
+    steps: np.int64,
+    ceiling: float,
+    series: tuple,
+    lanes: int,
+) -> None:
+    """`expected_span`'s stretch for the `lanes` replicates from first_replicate (`arrays` holds its state,
+    rates, moved, exit_cache, split_cache, boundary and errors, `series` its record, state_terms,
+    state_matrix, moved_terms, moved_matrix, entered and exited)."""
+    numba.literally(lanes)
+    state, rates, moved, exit_cache, split_cache, boundary, errors = arrays
+    record, state_terms, state_matrix, moved_terms, moved_matrix, entered, exited = series
+    cells, rate_cells = state.shape[1], rates.shape[1]
+    current, following = np.empty((cells, lanes)), np.empty((cells, lanes))
+    lane_rates, lane_moved = np.empty((rate_cells, lanes)), np.empty((rate_cells, lanes))
+    probability, total = np.empty((cells, lanes)), np.empty((cells, lanes))
+    share = np.empty((rate_cells, lanes))
+    for lane in range(lanes):
+        r = first_replicate + lane
+        current[:, lane] = state[r]
+        lane_rates[:, lane] = rates[r]
+        probability[:, lane] = exit_cache[r, 0]
+        total[:, lane] = exit_cache[r, 1]
+        share[:, lane] = split_cache[r, 0]
+    error, inflow, outflow = np.zeros(lanes, np.int64), np.zeros(lanes), np.zeros(lanes)
+    state_sums = np.zeros((state_matrix[0].shape[0] - 1, lanes))
+    moved_sums = np.zeros((moved_matrix[0].shape[0] - 1, lanes))
+    for t in range(steps):
+        step = first_step + t
+        _expected_step(current, lane_rates, following, lane_moved, probability, total, share, tables, dt, ceiling,
+                       error, inflow, outflow, lanes)
+        if error.any():
+            errors[first_replicate : first_replicate + lanes] = error
+            return
+        current, following = following, current
+        _reduce_lanes(lane_moved, moved_matrix[0], moved_matrix[1], moved_sums)
+        keep = t < steps - 1
+        if keep:
+            _reduce_lanes(current, state_matrix[0], state_matrix[1], state_sums)
+        for lane in range(lanes):
+            r = first_replicate + lane
+            entered[step + 1, r] = entered[step, r] + inflow[lane]
+            exited[step + 1, r] += exited[step, r] + outflow[lane]
+            moved_terms[step + 1, r] = moved_sums[:, lane]
+            if keep:
+                if record.shape[0]:
+                    record[step + 1, r] = current[:, lane]
+                state_terms[step + 1, r] = state_sums[:, lane]
+    for lane in range(lanes):
+        r = first_replicate + lane
+        errors[r] = 0
+        state[r] = current[:, lane]
+        moved[r] = lane_moved[:, lane]
+        boundary[r, 0] = inflow[lane]
+        boundary[r, 1] = outflow[lane]
 
 
 @numba.njit(parallel=True, **COMPILE)
