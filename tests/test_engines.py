@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from aftermath import ModelError, compile_model, simulate
-from aftermath.engines.kernels import LANES
+from aftermath.engines.kernels import LANES, NARROW_LANES
 from tests.conftest import cohort_scenario, scenario_from
 
 COMPARTMENTS = ["in_theatre", "killed", "returned", "detained"]
@@ -263,7 +263,7 @@ def test_the_deterministic_stretch_kernel_gives_each_replicate_the_numbers_it_ha
     schedule held: stretches before and after the event, an inflow and a sink)."""
     data = cohort_scenario(schedules={"surge": {"points": {"2015-01": 1.5}, "assumption": "test"}})
     model = compile_model(scenario_from(data))
-    replicates = LANES + 8 + 5
+    replicates = LANES + NARROW_LANES + 5
     rng = np.random.default_rng(2)
     parameters = {"leave": rng.uniform(0.01, 0.05, replicates), "die": rng.uniform(0.005, 0.03, (replicates, 2)),
                   "inflow": rng.uniform(5, 40, replicates)}
@@ -275,7 +275,7 @@ def test_the_deterministic_stretch_kernel_gives_each_replicate_the_numbers_it_ha
                              for threads in (1, 2, 3))):
         for name in whole.data_vars:
             np.testing.assert_array_equal(whole[name].values, other[name].values, err_msg=name)
-    for r in (0, LANES - 1, LANES, LANES + 7, LANES + 8, replicates - 1):
+    for r in (0, LANES - 1, LANES, LANES + NARROW_LANES - 1, LANES + NARROW_LANES, replicates - 1):
         alone = simulate(model, 1, engine="deterministic", parameters={k: v[r : r + 1] for k, v in parameters.items()})
         for name in whole.data_vars:
             np.testing.assert_array_equal(whole[name].values[r], alone[name].values[0], err_msg=f"{name}, run {r}")

@@ -383,6 +383,8 @@ def advance_span(
 
 LANES = 32
 """Replicates that `expected_span` runs side by side, the innermost axis of its working arrays."""
+NARROW_LANES = 8
+"""The width of `expected_span`'s blocks for the replicates past its last block of LANES."""
 
 
 @numba.njit(parallel=True, **COMPILE)
@@ -412,7 +414,7 @@ def expected_span(
     """The deterministic engine's `advance_span` with `stretch` (the same arguments less the random
     numbers', the same numbers), run on LANES replicates at a time side by side (`_expected_step`), so
     its loops vectorise: twice the runs per CPU-second of one replicate at a time on the synthetic model
-    (benchmarks/bench_speed.py). The replicates past the last block of LANES run in blocks of 8, then one
+    (benchmarks/bench_speed.py). The replicates past the last block of LANES run in blocks of NARROW_LANES, then one
     lane each, so a small batch pays for no idle lanes. A block in which a step sets error bits stops there
     with its replicates' bits in `errors`, and the caller runs the stretch again step by step. A
     replicate's numbers do not depend on its block: each lane runs the same operations on its own numbers.
@@ -421,16 +423,16 @@ def expected_span(
     for r in numba.prange(replicates):
         _refresh_caches(rates[r], exit_cache[r], split_cache[r], tables, dt, False, fresh)
     wide = replicates // LANES
-    narrow = replicates % LANES // 8
-    rest = wide * LANES + narrow * 8
+    narrow = replicates % LANES // NARROW_LANES
+    rest = wide * LANES + narrow * NARROW_LANES
     for block in numba.prange(wide + narrow + replicates - rest):
         arrays = (state, rates, moved, exit_cache, split_cache, boundary, errors)
         series = (record, state_terms, state_matrix, moved_terms, moved_matrix, entered, exited)
         if block < wide:
             _expected_block(block * LANES, arrays, tables, dt, first_step, steps, ceiling, series, LANES)
         elif block < wide + narrow:
-            _expected_block(wide * LANES + (block - wide) * 8, arrays, tables, dt, first_step, steps, ceiling, series,
-                            8)
+            _expected_block(wide * LANES + (block - wide) * NARROW_LANES, arrays, tables, dt, first_step, steps,
+                            ceiling, series, NARROW_LANES)
         else:
             _expected_block(rest + block - wide - narrow, arrays, tables, dt, first_step, steps, ceiling, series, 1)
 
