@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import pytest
 
 from aftermath.inference.backtest import backtest, targets_after
@@ -136,3 +138,90 @@ def test_without_schedules_ex_ante_and_ex_post_forecasts_are_the_same() -> None:
     assert ante.as_payload()["ex_ante"] is True and post.as_payload()["ex_ante"] is False
     section = decision_section(json.loads(json.dumps(ante.as_payload())))
     assert "ex ante: the schedules held at their values at each cutoff" in section.summary
+    assert ante.as_payload()["folds"][0]["schedule_sigma"] == {}
+
+
+def test_the_naive_forecasts_sigma_is_the_rms_of_the_monthly_log_changes_up_to_the_cutoff() -> None:
+    """By hand, at 2016-06 (17 monthly changes since 2015-01): the step schedule doubles once (log 2); the
+    linear one rises from 0 by 1/24 a month, its first change (from 0) left out: log((k + 1) / k), k = 1..16."""
+    from aftermath.inference.backtest import naive_sigma
+    from aftermath.scenario.schema import parse_month
+
+    scenario = _with_schedules()
+    start, month = parse_month("2015-01"), parse_month("2016-06")
+    assert naive_sigma(scenario.schedules["pressure"], start, month) == pytest.approx(math.log(2) * math.sqrt(12 / 17))
+    changes = [math.log((k + 1) / k) for k in range(1, 17)]
+    assert naive_sigma(scenario.schedules["reach"], start, month) == pytest.approx(
+        math.sqrt(sum(c * c for c in changes) / 16 * 12))
+    schedule = scenario.schedules["pressure"]
+    for points in ({"2015-01": 1.0, "2016-01": -0.5}, {"2015-01": 1.0, "2016-01": 0.0}, {"2015-01": 3.0},
+                   {"2015-01": 0.0, "2016-01": 1.0}):
+        # a shape with negative values, a level at 0 at the cutoff, a constant, an on/off switch
+        assert naive_sigma(schedule.model_copy(update={"points": points}), start, month) is None
+
+
+def test_ex_ante_forecasts_carry_the_naive_forecasts_random_walk_uncertainty() -> None:
+    """With both errors at 1 the ex-ante scenario runs as the held one; each added error is lognormal with the
+    schedule's sigma, its exponent the square root of the years since the cutoff; a fraction is capped at 1."""
+    from aftermath import compile_model, simulate
+    from aftermath.inference.backtest import HORIZON, ex_ante_scenario, held_at
+
+    scenario = _with_schedules()
+    ante, sigmas = ex_ante_scenario(scenario, "2016-06")
+    assert set(sigmas) == {"pressure", "reach"}
+    assert ante.flows[0].rate == ("leave * (pressure * pressure_forecast_error ** years_after_cutoff_sqrt) * "
+                                  "(1 + reach * reach_forecast_error ** years_after_cutoff_sqrt)")
+    horizon = compile_model(ante).schedules[HORIZON]
+    assert list(horizon[:18]) == [0.0] * 18 and horizon[18 + 11] == pytest.approx(1.0)
+    error = ante.parameters["pressure_forecast_error"].distribution
+    assert (error.type, error.median, error.sigma) == ("lognormal", 1.0, sigmas["pressure"])
+
+    def gone(s, **errors):
+        return simulate(compile_model(s), replicates=1, engine="deterministic",
+                        parameters={k: np.array([v]) for k, v in errors.items()})["gone_total"].values[0]
+
+    held = held_at(scenario, "2016-06")
+    assert list(gone(ante, pressure_forecast_error=1.0, reach_forecast_error=1.0)) == list(gone(held))
+    doubled = gone(ante, pressure_forecast_error=4.0, reach_forecast_error=1.0)
+    assert list(doubled[:19]) == list(gone(held)[:19]) and doubled[-1] > gone(held)[-1]
+    # a fraction: min(reach x error^sqrt(h), 1); an error of 100 makes it 1 from the first month after the cutoff
+    fraction = scenario.model_copy(update={"schedules": {
+        **scenario.schedules, "reach": scenario.schedules["reach"].model_copy(update={"unit": "fraction"})}})
+    capped, _ = ex_ante_scenario(fraction, "2016-06")
+    assert "min(reach * reach_forecast_error ** years_after_cutoff_sqrt, 1)" in capped.flows[0].rate
+    full = held_at(fraction, "2016-06")
+    full = full.model_copy(update={"schedules": {**full.schedules, "reach": full.schedules["reach"].model_copy(
+        update={"points": {**full.schedules["reach"].points, "2016-07": 1.0}})}})
+    assert gone(capped, pressure_forecast_error=1.0, reach_forecast_error=100.0) == pytest.approx(gone(full))
+
+
+def test_the_posterior_forecast_draws_what_the_posterior_lacks_from_its_prior() -> None:
+    from scipy.stats import lognorm
+
+    from aftermath.inference.backtest import ex_ante_scenario, forecast_parameters
+    from aftermath.inference.calibration import Posterior
+    from aftermath.scenario.schema import Distribution
+
+    scenario = _with_schedules()
+    ante, sigmas = ex_ante_scenario(scenario, "2016-06")
+    ante = ante.model_copy(update={"parameters": {**ante.parameters, "leave": ante.parameters["leave"].model_copy(
+        update={"fixed": None, "distribution": Distribution(type="uniform", low=0.01, high=0.03)})}})
+    posterior = Posterior(names=("leave",), draws={"leave": np.array([0.015, 0.025])}, weights=np.array([0.5, 0.5]),
+                          log_likelihood=np.zeros(2), method="prior", until="2016-06")
+    drawn = forecast_parameters(ante, posterior, 400, seed=3)
+    assert set(np.unique(drawn["leave"])) == {0.015, 0.025}
+    # Latin hypercube: one draw in each 1/400 of the prior, so the quartiles are the prior's within a bin
+    for name, sigma in sigmas.items():
+        quartiles = np.quantile(drawn[f"{name}_forecast_error"], [0.25, 0.5, 0.75])
+        assert quartiles == pytest.approx(lognorm(sigma).ppf([0.25, 0.5, 0.75]), rel=0.02)
+    assert list(drawn["pressure_forecast_error"]) == list(forecast_parameters(ante, posterior, 400, seed=3)[
+        "pressure_forecast_error"])
+
+
+def test_the_table_and_the_report_give_each_cutoffs_schedule_sigmas() -> None:
+    from aftermath.inference.backtest import schedule_sigma_text
+
+    payload = {"folds": [{"cutoff": "2015-12", "schedule_sigma": {}},
+                         {"cutoff": "2016-06", "schedule_sigma": {"pressure": 0.5824, "reach": 1.2}}]}
+    assert schedule_sigma_text(payload).endswith("by cutoff: 2016-06: pressure 0.58, reach 1.20.")
+    assert schedule_sigma_text({"folds": [{"cutoff": "2016-06"}]}) == ""

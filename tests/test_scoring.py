@@ -89,3 +89,44 @@ def test_a_range_is_scored_at_its_value_and_a_bad_ensemble_is_refused() -> None:
     assert score.target.scored_as == "value" and score.covered90 is False and np.isfinite(score.log_score)
     with pytest.raises(ValueError, match="no finite samples"):
         score_ensemble(point(1.0), np.array([np.nan]), "model")
+
+
+@pytest.mark.parametrize("nominal", [0.5, 0.9])
+def test_the_calibrated_range_of_figures_scored_once_is_the_binomials(nominal: float) -> None:
+    from aftermath.scoring import calibrated_range
+
+    for n in (1, 2, 7, 14, 36, 53, 133, 400):
+        assert calibrated_range(nominal, [1] * n) == tuple(int(x) for x in binom.interval(0.95, n, nominal))
+
+
+def test_the_calibrated_range_of_repeated_figures_is_their_exact_distributions() -> None:
+    """By enumeration of every hit-or-miss of 12 figures scored 1, 2 or 3 times (4,096 outcomes): the range's
+    ends are the smallest counts whose cumulative probability reaches 2.5% and 97.5%."""
+    import itertools
+
+    from aftermath.scoring import calibrated_range
+
+    repeats, nominal = [3, 3, 3, 3, 2, 2, 2, 1, 1, 1, 1, 1], 0.9
+    probability = np.zeros(sum(repeats) + 1)
+    for hits in itertools.product((0, 1), repeat=len(repeats)):
+        count = sum(r * h for r, h in zip(repeats, hits, strict=True))
+        probability[count] += np.prod([nominal if h else 1 - nominal for h in hits])
+    cumulative = np.cumsum(probability)
+    expected = (int(np.argmax(cumulative >= 0.025)), int(np.argmax(cumulative >= 0.975)))
+    assert calibrated_range(nominal, repeats) == expected
+    assert calibrated_range(nominal, repeats)[0] < calibrated_range(nominal, [1] * sum(repeats))[0]
+
+
+def test_a_figure_scored_from_several_cutoffs_counts_once_in_the_pooled_range() -> None:
+    """Twenty figures each forecast from three cutoffs: 60 scores, but the range is that of 20 figures x 3."""
+    from aftermath.scoring import calibrated_range
+
+    rng = np.random.default_rng(2)
+    scores = []
+    for i in range(20):
+        target = point(1000.0 + i)
+        scores += [score_ensemble(target, rng.normal(1000.0, 50.0, 200), "model") for _ in range(3)]
+    coverage = summarise(scores, "model").coverage["90%"]
+    low, high = calibrated_range(0.9, [3] * 20)
+    assert coverage.targets == 60 and (coverage.expected_low, coverage.expected_high) == (low / 60, high / 60)
+    assert low / 60 < binom.interval(0.95, 60, 0.9)[0] / 60

@@ -25,7 +25,8 @@ scoringrules compiles its kernels with numba on import (seconds): it is imported
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -138,7 +139,7 @@ def score_ensemble(target: Target, samples: np.ndarray, forecast: str) -> Score:
 @dataclass(frozen=True)
 class Coverage:
     """Share of scored targets inside the central interval, with the range a calibrated forecast gives
-    95% of the time for this many targets (binomial, scipy.stats.binom.interval)."""
+    95% of the time for these targets (`calibrated_range`: binomial when each target is a different figure)."""
 
     level: str
     nominal: float
@@ -185,13 +186,37 @@ class Summary:
         return row
 
 
-def coverage(level: str, flags: Sequence[bool]) -> Coverage:
-    """Coverage of the central `level` interval ('50%' or '90%') from per-target inside flags."""
-    from scipy.stats import binom
+def calibrated_range(nominal: float, repeats: Sequence[int], mass: float = 0.95) -> tuple[int, int]:
+    """The central `mass` range of the count of targets inside a calibrated forecast's `nominal` interval, when
+    figure j is scored `repeats[j]` times (from that many cutoffs): (low, high) counts, as scipy.stats'
+    `binom.interval` gives them (and equal to it when every figure is scored once).
 
+    A figure has one reported value, so the forecasts of it from several cutoffs hit or miss together at the
+    worst: the count is taken as sum_j repeats[j] B_j, B_j independent Bernoulli(nominal) (its exact
+    distribution, by convolution). Scoring a figure from three cutoffs is not three independent trials; this
+    range is the widest such dependence allows, the binomial of all scores the narrowest.
+    """
+    total = int(sum(repeats))
+    distribution = np.zeros(total + 1)
+    distribution[0] = 1.0
+    for weight in repeats:
+        distribution[weight:] = distribution[weight:] * (1 - nominal) + distribution[:-weight] * nominal
+        distribution[:weight] *= 1 - nominal
+    cumulative = np.cumsum(distribution)
+    tail = (1 - mass) / 2
+    # the smallest counts whose cumulative probability reaches each tail, with binom.ppf's tolerance for rounding
+    low, high = (int(np.searchsorted(cumulative, q * (1 - 1e-12))) for q in (tail, 1 - tail))
+    return low, min(high, total)
+
+
+def coverage(level: str, flags: Sequence[bool], figures: Sequence[Hashable] | None = None) -> Coverage:
+    """Coverage of the central `level` interval ('50%' or '90%') from per-target inside flags; `figures` names
+    each target's figure, so one scored from several cutoffs counts once in the range (`calibrated_range`)."""
     nominal, n = NOMINAL[level], len(flags)
-    low, high = binom.interval(0.95, n, nominal) if n else (0.0, 0.0)
-    return Coverage(level, nominal, n, int(sum(flags)), float(low / n) if n else 0.0, float(high / n) if n else 0.0)
+    if not n:
+        return Coverage(level, nominal, 0, 0, 0.0, 0.0)
+    low, high = calibrated_range(nominal, list(Counter(figures).values()) if figures is not None else [1] * n)
+    return Coverage(level, nominal, n, int(sum(flags)), low / n, high / n)
 
 
 def summarise(scores: Sequence[Score], forecast: str) -> Summary:
@@ -215,8 +240,8 @@ def summarise(scores: Sequence[Score], forecast: str) -> Summary:
         bounds_met=sum(bool(s.consistent) for s in bounds),
         vacuous=len(vacuous),
         vacuous_overlapping=sum(bool(s.consistent) for s in vacuous),
-        coverage={level: coverage(level, [bool(getattr(s, f"covered{level[:-1]}")) for s in full])
-                  for level in NOMINAL},
+        coverage={level: coverage(level, [bool(getattr(s, f"covered{level[:-1]}")) for s in full],
+                                  [s.target for s in full]) for level in NOMINAL},
         crps=mean("crps"),
         log_score=mean("log_score"),
         interval50=mean("interval50"),
@@ -229,7 +254,8 @@ SCORE_HEAD = ["cutoff", "forecast", "scored", "50% coverage", "90% coverage", "C
               "interval score 90%", "bounds met", "vacuous", "PIT histogram (10 bins)"]
 SCORE_NOTE = (
     "Coverage: share of the observations scored at their value inside the predictive interval, with the range "
-    "a calibrated forecast gives 95% of the time ('!' outside it). CRPS, log and interval scores on log(1 + x), "
+    "a calibrated forecast gives 95% of the time ('!' outside it; pooled, a figure forecast from several cutoffs "
+    "is one figure, hit or missed from each). CRPS, log and interval scores on log(1 + x), "
     "lower is better. Bounds ('at least', 'up to') are censored and not counted in coverage; vacuous ranges "
     "(from 0, or spanning 10x) are not scored."
 )

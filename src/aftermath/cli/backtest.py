@@ -27,7 +27,7 @@ def backtest_command(
     engine: Annotated[str, typer.Option(help="Engine of the forecasts: stochastic or deterministic.")] = "stochastic",
     ex_ante: Annotated[bool, typer.Option(
         "--ex-ante", help="Forecast with every schedule held at its value at the cutoff (what was known then), "
-        "not as declared after it.")] = False,
+        "a positive level with the naive forecast's random-walk uncertainty, not as declared after it.")] = False,
     seed: SeedOption = 1,
     save: Annotated[Path | None, typer.Option(help="Write the scores as JSON (for 'aftermath report --with').")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON on stdout.")] = False,
@@ -65,7 +65,7 @@ def backtest_command(
 
 def print_backtest(title: str, payload: dict) -> None:
     """The score table: each cutoff and all cutoffs pooled, each forecast."""
-    from aftermath.inference.backtest import inputs_text
+    from aftermath.inference.backtest import inputs_text, schedule_sigma_text
     from aftermath.scoring import SCORE_HEAD, SCORE_NOTE, score_rows
 
     grid = Table(
@@ -79,3 +79,5 @@ def print_backtest(title: str, payload: dict) -> None:
         grid.add_row(*row)
     console.print(grid)
     console.print(SCORE_NOTE, highlight=False)
+    if sigmas := schedule_sigma_text(payload):
+        console.print(sigmas, highlight=False)

@@ -17,14 +17,18 @@ As in ViEWS' rolling-origin evaluations, the scores of all cutoffs are also pool
 
 Forecasts are ex post by default: the scenario's schedules (its exogenous time series: the inflow of
 recruits, the territory held, ...) are taken as declared after the cutoff, as if they had been known then.
-With `ex_ante=True` every schedule is held at its value at the cutoff from then on (`held_at`), so the
-model and posterior forecast what a forecaster at the cutoff knew (ex-ante forecasts, Hyndman &
-Athanasopoulos, Forecasting: Principles and Practice, 3rd ed., section 7.6). A schedule fitted to later
-figures makes an ex-post backtest look better than any forecast could have been.
+A schedule fitted to later figures makes an ex-post backtest look better than any forecast could have been.
+With `ex_ante=True` the forecasts use only what a forecaster at the cutoff knew (ex-ante forecasts, Hyndman &
+Athanasopoulos, Forecasting: Principles and Practice, 3rd ed. (FPP3), section 7.6): every schedule is
+held at its value at the cutoff from then on (`held_at`: the naive forecast, FPP3 5.2), and a schedule
+that is a positive level is given the naive forecast's uncertainty (`ex_ante_scenario`, FPP3 5.5): its log follows
+a random walk from the cutoff, so h years on it is the held value times exp(sigma sqrt(h) Z), Z standard
+normal, sigma the root mean square of the schedule's monthly log changes up to the cutoff, per year.
 """
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -32,15 +36,29 @@ from typing import Any
 import numpy as np
 
 from aftermath.engines.simulate import Engine, simulate
-from aftermath.experiments.sampling import per_run_parameters
+from aftermath.experiments.sampling import (
+    draws_from_unit,
+    expand_draws,
+    per_run_parameters,
+    uncertain_parameters,
+    unit_samples,
+)
 from aftermath.inference.calibration import Method, Posterior, calibrate, model_until
 from aftermath.inference.observation import Likelihood, likelihood, predictive_draws
 from aftermath.model.compile import schedule_values, stable_id
-from aftermath.scenario.schema import Scenario, month_label, parse_month
+from aftermath.scenario.expressions import names_in
+from aftermath.scenario.schema import Distribution, Parameter, Scenario, Schedule, month_label, parse_month
+from aftermath.scenario.validate import parsed
 from aftermath.scoring import Score, Summary, Target, score_ensemble, summarise
+from aftermath.units import is_probability_unit
 
 FORECASTS = ("posterior", "prior", "persistence")
 _PREDICTIVE_STREAM = stable_id("backtest predictive draws")
+HORIZON = "years_after_cutoff_sqrt"
+"""The schedule `ex_ante_scenario` adds: the square root of the years since the cutoff (0 up to it)."""
+FORECAST_ERROR = "{}_forecast_error"
+"""The uncertain parameter `ex_ante_scenario` adds for a schedule: its level a year after the cutoff over the
+held value."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,8 @@ class Fold:
     scores: list[Score]
     summaries: dict[str, Summary]
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    schedule_sigma: dict[str, float] = field(default_factory=dict)
+    """Ex ante: each schedule given the naive forecast's uncertainty, with its sigma (log change per sqrt year)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +85,8 @@ class Backtest:
     engine: str
     method: str
     ex_ante: bool
-    """Forecast with the schedules held at their values at each cutoff (else as declared: ex post)."""
+    """Forecast with the schedules held at their values at each cutoff, with the naive forecast's uncertainty
+    (else as declared: ex post)."""
     folds: list[Fold]
     pooled: dict[str, Summary]
 
@@ -75,6 +96,7 @@ class Backtest:
             "kind": "backtest", "scenario": self.scenario, "until": self.until, "runs": self.runs,
             "seed": self.seed, "engine": self.engine, "method": self.method, "ex_ante": self.ex_ante,
             "folds": [{"cutoff": f.cutoff, "calibrated_on": f.calibrated_on, "diagnostics": _plain(f.diagnostics),
+                       "schedule_sigma": dict(f.schedule_sigma),
                        "summaries": {k: s.as_dict() for k, s in f.summaries.items()},
                        "scores": [s.as_dict() for s in f.scores]} for f in self.folds],
             "pooled": {k: s.as_dict() for k, s in self.pooled.items()},
@@ -133,8 +155,16 @@ def last_observed(scenario: Scenario, outcome: str, cutoff: int) -> float | None
 def inputs_text(payload: Mapping[str, Any]) -> str:
     """How a backtest's forecasts took the schedules after each cutoff, in words (tables and the report)."""
     if payload.get("ex_ante"):
-        return "ex ante: the schedules held at their values at each cutoff"
+        return ("ex ante: the schedules held at their values at each cutoff, a positive level with the naive "
+                "forecast's random-walk uncertainty")
     return "ex post: the schedules as declared after each cutoff, as if they had been known"
+
+
+def schedule_sigma_text(payload: Mapping[str, Any]) -> str:
+    """Ex ante: each cutoff's schedules given the naive forecast's uncertainty, with their sigmas, in words."""
+    parts = [f"{fold['cutoff']}: " + ", ".join(f"{name} {sigma:.2f}" for name, sigma in fold["schedule_sigma"].items())
+             for fold in payload["folds"] if fold.get("schedule_sigma")]
+    return f"Naive forecast's sigma (log change per square-root year) by cutoff: {'; '.join(parts)}." if parts else ""
 
 
 def held_at(scenario: Scenario, cutoff: str) -> Scenario:
@@ -149,6 +179,97 @@ def held_at(scenario: Scenario, cutoff: str) -> Scenario:
     return scenario.model_copy(update={"schedules": schedules})
 
 
+def naive_sigma(schedule: Schedule, start: int, cutoff: int) -> float | None:
+    """The naive forecast's sigma for `schedule` at month index `cutoff`: the root mean square of its monthly log
+    changes from `start` to `cutoff` (FPP3 5.5, the residuals of the naive method), per year (x sqrt 12).
+
+    None when the schedule is no positive level there: a negative value (a shape, not a level), a value of 0 at
+    the cutoff (a multiplicative error leaves it 0), or no change between two positive months (a constant or an
+    on/off switch). Months at 0 before the cutoff are left out of the changes.
+    """
+    values = schedule_values(schedule, np.arange(start, cutoff + 1))
+    if len(values) < 2 or (values < 0).any() or values[-1] <= 0:
+        return None
+    positive = (values[:-1] > 0) & (values[1:] > 0)
+    changes = np.diff(np.log(np.where(values > 0, values, 1.0)))[positive]
+    if not len(changes) or not changes.any():
+        return None
+    return float(np.sqrt(np.mean(changes ** 2) * 12))
+
+
+class _WithForecastError(ast.NodeTransformer):
+    """Each name of a schedule with a forecast error as `schedule * error ** horizon` (capped at 1 for a
+    fraction)."""
+
+    def __init__(self, capped: Mapping[str, bool]) -> None:
+        self.capped = capped
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id not in self.capped:
+            return node
+        moved = ast.parse(f"({node.id} * {FORECAST_ERROR.format(node.id)} ** {HORIZON})", mode="eval").body
+        return ast.parse(f"min({ast.unparse(moved)}, 1)", mode="eval").body if self.capped[node.id] else moved
+
+
+def ex_ante_scenario(scenario: Scenario, cutoff: str) -> tuple[Scenario, dict[str, float]]:
+    """`scenario` as a forecaster at `cutoff` (YYYY-MM) knew it, and the sigma of each schedule given an error.
+
+    Every schedule is held at its value at the cutoff (`held_at`). Each schedule with a `naive_sigma` gets an
+    uncertain parameter FORECAST_ERROR (lognormal, median 1, sigma: its level one year on over the held
+    value) and the flows' rates and events' fractions read it as `schedule * error ** HORIZON`, HORIZON the
+    square root of the years since the cutoff: h years on, the log level's sd is sigma sqrt(h), as a random
+    walk's (FPP3 5.5); each run draws one error per schedule, so a path is a scaled copy of one draw. A
+    fraction is capped at 1. Sub-models that read a schedule by name (the network's territory, the home
+    front's media and vigilance) read the held value.
+
+    Raises ValueError when a name the transform adds is already the scenario's.
+    """
+    month = parse_month(cutoff)
+    held = held_at(scenario, cutoff)
+    sigmas = {name: sigma for name, schedule in scenario.schedules.items()
+              if (sigma := naive_sigma(schedule, scenario.time.start, month)) is not None}
+    if not sigmas:
+        return held, {}
+    added = [HORIZON, *(FORECAST_ERROR.format(name) for name in sigmas)]
+    taken = [name for name in added if name in {*scenario.parameters, *scenario.schedules, *scenario.compartments}]
+    if taken:
+        raise ValueError(f"the ex-ante forecast adds {', '.join(taken)}, which the scenario already names")
+    reason = (f"ex-ante backtest from {cutoff}: the naive forecast's uncertainty (FPP3 5.5), sigma from the "
+              "schedule's monthly log changes up to the cutoff")
+    parameters = dict(held.parameters)
+    for name, sigma in sigmas.items():
+        parameters[FORECAST_ERROR.format(name)] = Parameter(
+            unit="ratio", value=1.0, distribution=Distribution(type="lognormal", median=1.0, sigma=sigma),
+            assumption=reason)
+    months = np.arange(month, scenario.time.end + 1)
+    horizon = Schedule(interpolation="step", assumption=reason,
+                       points={month_label(m): float(np.sqrt((m - month) / 12)) for m in months})
+    rewrite = _WithForecastError({name: is_probability_unit(scenario.schedules[name].unit) for name in sigmas})
+
+    def rewritten(text: str | float, where: tuple) -> str | float:
+        if isinstance(text, int | float) or not set(sigmas) & set(names_in(parsed(text, where))):
+            return text
+        return ast.unparse(rewrite.visit(parsed(text, where)))
+
+    flows = [flow.model_copy(update={"rate": rewritten(flow.rate, ("flows", i, "rate"))})
+             for i, flow in enumerate(held.flows)]
+    events = [event.model_copy(update={"fraction": rewritten(event.fraction, ("events", i, "fraction"))})
+              for i, event in enumerate(held.events)]
+    return held.model_copy(update={"parameters": parameters, "schedules": {**held.schedules, HORIZON: horizon},
+                                   "flows": flows, "events": events}), sigmas
+
+
+def forecast_parameters(scenario: Scenario, posterior: Posterior, runs: int, seed: int) -> dict[str, np.ndarray]:
+    """Per-run parameters of the posterior forecast: the posterior's draws, and a Latin-hypercube draw from the
+    prior of each uncertain parameter of `scenario` the posterior does not hold (e.g. `ex_ante_scenario`'s errors)."""
+    draws = posterior.parameter_draws(runs, seed)
+    others = [name for name in uncertain_parameters(scenario) if name not in posterior.names]
+    if others:
+        points = unit_samples(len(others), runs, "lhs", stable_id(f"backtest parameters not in the posterior {seed}"))
+        draws |= draws_from_unit(scenario, others, points)
+    return expand_draws(scenario, draws)
+
+
 def forecast_scores(
     scenario: Scenario, chosen: Likelihood, posterior: Posterior, cutoff: str, runs: int, seed: int,
     engine: Engine = "stochastic",
@@ -160,7 +281,7 @@ def forecast_scores(
     targets = _targets(scenario, chosen)
     rng = np.random.default_rng([_PREDICTIVE_STREAM, seed, parse_month(cutoff)])
     scores: list[Score] = []
-    for name, parameters in (("posterior", posterior.per_run_parameters(scenario, runs, seed)),
+    for name, parameters in (("posterior", forecast_parameters(scenario, posterior, runs, seed)),
                              ("prior", per_run_parameters(scenario, runs, seed))):
         data = simulate(model, replicates=runs, seed=seed, engine=engine, parameters=parameters,
                         keep_compartments=False)
@@ -208,10 +329,10 @@ def backtest(
                               progress=(lambda done, total, c=cutoff: progress(c, done, total)) if progress else None,
                               **dict(calibration or {}))
         chosen = targets_after(scenario, cutoff, until)
-        forecaster = held_at(scenario, cutoff) if ex_ante else scenario
+        forecaster, sigmas = ex_ante_scenario(scenario, cutoff) if ex_ante else (scenario, {})
         scores = forecast_scores(forecaster, chosen, posterior, cutoff, runs, seed, engine)
         folds.append(Fold(cutoff, int(posterior.diagnostics.get("observations", 0)), scores,
-                          {name: summarise(scores, name) for name in FORECASTS}, dict(posterior.diagnostics)))
+                          {name: summarise(scores, name) for name in FORECASTS}, dict(posterior.diagnostics), sigmas))
     everything = [s for fold in folds for s in fold.scores]
     return Backtest(scenario.name, until, runs, seed, engine, method, ex_ante, folds,
                     {name: summarise(everything, name) for name in FORECASTS})

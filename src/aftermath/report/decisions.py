@@ -82,7 +82,7 @@ def decision_section(payload: Mapping[str, Any], position: int = 0) -> DecisionS
             f"Share of each outcome's variance explained by each parameter alone ({main}), at each date; "
             "the top parameters are stacked, the rest grouped.", dict(payload))
     if kind == "backtest":
-        from aftermath.inference.backtest import inputs_text
+        from aftermath.inference.backtest import inputs_text, schedule_sigma_text
         from aftermath.scoring import SCORE_HEAD, SCORE_NOTE, score_rows
 
         cutoffs = ", ".join(fold["cutoff"] for fold in payload["folds"])
@@ -92,7 +92,7 @@ def decision_section(payload: Mapping[str, Any], position: int = 0) -> DecisionS
             f"observations after it up to {payload['until']}: the posterior forecast against two naive baselines, "
             f"the prior-only ensemble and persistence of the last observed value ({payload['runs']} predictive "
             f"draws each, with the observation error; {payload['engine']} engine; {inputs_text(payload)}). "
-            f"{SCORE_NOTE}",
+            f"{SCORE_NOTE} {schedule_sigma_text(payload)}".rstrip(),
             SCORE_HEAD, score_rows(payload),
             "PIT histograms of all cutoffs pooled: flat when the forecast is calibrated, U-shaped when its "
             "intervals are too narrow, humped when too wide.", dict(payload))
