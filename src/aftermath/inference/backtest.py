@@ -212,38 +212,47 @@ class _WithForecastError(ast.NodeTransformer):
 
 
 def ex_ante_scenario(scenario: Scenario, cutoff: str) -> tuple[Scenario, dict[str, float]]:
-    """`scenario` as a forecaster at `cutoff` (YYYY-MM) knew it, and the sigma of each schedule given an error.
+    """`scenario` as a forecaster at `cutoff` (YYYY-MM) knew it, and the sigma of each schedule given an error:
+    every schedule held at its value at the cutoff (`held_at`), and each with a `naive_sigma` given the naive
+    forecast's random-walk error from the cutoff (`with_forecast_error`).
 
-    Every schedule is held at its value at the cutoff (`held_at`). Each schedule with a `naive_sigma` gets an
-    uncertain parameter FORECAST_ERROR (lognormal, median 1, sigma: its level one year on over the held
-    value) and the flows' rates and events' fractions read it as `schedule * error ** HORIZON`, HORIZON the
-    square root of the years since the cutoff: h years on, the log level's sd is sigma sqrt(h), as a random
-    walk's (FPP3 5.5); each run draws one error per schedule, so a path is a scaled copy of one draw. A
-    fraction is capped at 1. Sub-models that read a schedule by name (the network's territory, the home
-    front's media and vigilance) read the held value.
-
-    Raises ValueError when a name the transform adds is already the scenario's.
+    Raises ValueError when a name `with_forecast_error` adds is already the scenario's.
     """
     month = parse_month(cutoff)
-    held = held_at(scenario, cutoff)
     sigmas = {name: sigma for name, schedule in scenario.schedules.items()
               if (sigma := naive_sigma(schedule, scenario.time.start, month)) is not None}
+    reason = (f"ex-ante backtest from {cutoff}: the naive forecast's uncertainty (FPP3 5.5), sigma from the "
+              "schedule's monthly log changes up to the cutoff")
+    return with_forecast_error(held_at(scenario, cutoff), cutoff, sigmas, reason), sigmas
+
+
+def with_forecast_error(scenario: Scenario, start: str, sigmas: Mapping[str, float], reason: str) -> Scenario:
+    """`scenario` with each schedule in `sigmas` uncertain from `start` (YYYY-MM) on, as a random walk in its log.
+
+    Each such schedule gets an uncertain parameter FORECAST_ERROR (lognormal, median 1, sigma `sigmas[name]`:
+    its level a year after `start` over the declared one), and the flows' rates and events' fractions read it
+    as `schedule * error ** HORIZON`, HORIZON the square root of the years since `start`: h years on, the log
+    level's sd is sigma sqrt(h), as a random walk's (FPP3 5.5); each run draws one error per schedule, so a
+    path is a scaled copy of one draw. A fraction is capped at 1. `reason` is the added numbers' assumption.
+    Sub-models that read a schedule by name (the network's territory, the home front's media and vigilance)
+    read the declared value.
+
+    Raises ValueError when a name this adds is already the scenario's.
+    """
     if not sigmas:
-        return held, {}
+        return scenario
     added = [HORIZON, *(FORECAST_ERROR.format(name) for name in sigmas)]
     taken = [name for name in added if name in {*scenario.parameters, *scenario.schedules, *scenario.compartments}]
     if taken:
-        raise ValueError(f"the ex-ante forecast adds {', '.join(taken)}, which the scenario already names")
-    reason = (f"ex-ante backtest from {cutoff}: the naive forecast's uncertainty (FPP3 5.5), sigma from the "
-              "schedule's monthly log changes up to the cutoff")
-    parameters = dict(held.parameters)
+        raise ValueError(f"the forecast error adds {', '.join(taken)}, which the scenario already names")
+    parameters = dict(scenario.parameters)
     for name, sigma in sigmas.items():
         parameters[FORECAST_ERROR.format(name)] = Parameter(
             unit="ratio", value=1.0, distribution=Distribution(type="lognormal", median=1.0, sigma=sigma),
             assumption=reason)
-    months = np.arange(month, scenario.time.end + 1)
-    horizon = Schedule(interpolation="step", assumption=reason,
-                       points={month_label(m): float(np.sqrt((m - month) / 12)) for m in months})
+    month = parse_month(start)
+    horizon = Schedule(interpolation="step", assumption=reason, points={
+        month_label(m): float(np.sqrt((m - month) / 12)) for m in range(month, scenario.time.end + 1)})
     rewrite = _WithForecastError({name: is_probability_unit(scenario.schedules[name].unit) for name in sigmas})
 
     def rewritten(text: str | float, where: tuple) -> str | float:
@@ -252,11 +261,11 @@ def ex_ante_scenario(scenario: Scenario, cutoff: str) -> tuple[Scenario, dict[st
         return ast.unparse(rewrite.visit(parsed(text, where)))
 
     flows = [flow.model_copy(update={"rate": rewritten(flow.rate, ("flows", i, "rate"))})
-             for i, flow in enumerate(held.flows)]
+             for i, flow in enumerate(scenario.flows)]
     events = [event.model_copy(update={"fraction": rewritten(event.fraction, ("events", i, "fraction"))})
-              for i, event in enumerate(held.events)]
-    return held.model_copy(update={"parameters": parameters, "schedules": {**held.schedules, HORIZON: horizon},
-                                   "flows": flows, "events": events}), sigmas
+              for i, event in enumerate(scenario.events)]
+    return scenario.model_copy(update={"parameters": parameters, "schedules": {**scenario.schedules, HORIZON: horizon},
+                                       "flows": flows, "events": events})
 
 
 def forecast_parameters(scenario: Scenario, posterior: Posterior, runs: int, seed: int) -> dict[str, np.ndarray]:
