@@ -10,7 +10,7 @@
 # does not match the scenario is not used (warning) and a changed one is refused: rerun this script after
 # editing the scenario.
 #
-#     scripts/calibrate_default.sh                      # 8,000 proposals: about 3 min of CPU
+#     scripts/calibrate_default.sh                      # 8,000 proposals: under a minute of CPU
 #     STEPS=20000 scripts/calibrate_default.sh          # more proposals (a larger effective sample)
 #     scripts/calibrate_default.sh --method emcee --steps 2000   # the ensemble MCMC instead (hours to mix)
 #
