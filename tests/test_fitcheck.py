@@ -65,3 +65,23 @@ def test_the_default_scenarios_fractional_affiliate_counts_are_not_hits() -> Non
     assert all(checks[source].distance > 1.0 for source in ("A07", "A08", "A09", "A10"))  # e x above the band
     out = fit_summary(list(checks.values()))["out_of_sample"]
     assert out["hits"] + out["misses"] + out["vacuous"] + out["bounds"] == out["observations"]
+
+
+def test_the_home_fronts_counts_are_checked_against_their_predictive_band() -> None:
+    """400 deterministic runs of one parameter set: the latent band is one value, and the predictive band that
+    value times exp(sigma Z) at Z's 5% and 95% points, sigma the error of the figure's evidence grade (as for
+    every other observation). The 95% point of 400 standard normals has sd 0.106 (sqrt(0.05 x 0.95 / 400) /
+    phi(1.645)), so 0.55 is 5.2 sd (2e-7 per end; 36 ends)."""
+    from aftermath.scenario.observation_model import error_of
+
+    scenario = load_scenario()
+    data = simulate(compile_model(scenario), replicates=400, engine="deterministic", keep_compartments=False)
+    checks = [c for c in check_observations(scenario, data) if c.source.startswith("HF")]
+    observations = {o.source: o for o in scenario.home_front.observations}
+    assert len(checks) == len(observations) == 9
+    for c in checks:
+        sigma = error_of(scenario, observations[c.source]).sigma
+        assert sigma in (0.2, 0.3, 0.5)
+        assert c.latent_low == pytest.approx(c.latent_high)
+        assert math.log(c.band_high / c.latent_median) / sigma == pytest.approx(1.645, abs=0.55)
+        assert math.log(c.latent_median / c.band_low) / sigma == pytest.approx(1.645, abs=0.55)

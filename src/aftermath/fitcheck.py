@@ -194,19 +194,22 @@ def check_observations(
                 quantity=outcome_kind(scenario, observation.outcome),
             )
         )
-    return checks + _home_front_checks(scenario, dataset, cutoff)
+    return checks + _home_front_checks(scenario, dataset, cutoff, rng)
 
 
-def _home_front_checks(scenario: Scenario, dataset: xr.Dataset, cutoff: int) -> list[ObservationCheck]:
-    """The home front's yearly observations (a count in a region and year) against the model's band;
-    the date of a yearly count is December of its year. The home-front section declares no observation
-    error yet, so its predictive band is its latent band."""
+def _home_front_checks(scenario: Scenario, dataset: xr.Dataset, cutoff: int, rng: np.random.Generator
+                       ) -> list[ObservationCheck]:
+    """The home front's yearly observations (a count in a region and year) against the model's predictive
+    band, with the error of the figure's evidence grade (`error_of`); the date of a yearly count is December
+    of its year."""
     spec = home_front_of(scenario)
     if spec is None or "home_plots" not in dataset.data_vars:
         return []
     checks = []
     for observation in spec.observations:
-        median, band_low, band_high = band(observed_runs(dataset, spec, observation))
+        runs = observed_runs(dataset, spec, observation)
+        latent = band(runs)
+        median, band_low, band_high = band(predictive_draws(error_of(scenario, observation), runs, rng))
         low, high = observation.bounds
         checks.append(
             ObservationCheck(
@@ -222,9 +225,9 @@ def _home_front_checks(scenario: Scenario, dataset: xr.Dataset, cutoff: int) -> 
                 median=median,
                 band_low=band_low,
                 band_high=band_high,
-                latent_median=median,
-                latent_low=band_low,
-                latent_high=band_high,
+                latent_median=latent[0],
+                latent_low=latent[1],
+                latent_high=latent[2],
                 kind="point" if low == high else "range",
                 label=f"Home front: {observation.measure} in {observation.region}",
             )

@@ -6,8 +6,13 @@ the likelihood and predictive draws are in `aftermath.inference.observation`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aftermath.scenario.evidence import figures
 from aftermath.scenario.schema import Observation, ObservationError, ObservationModel, Scenario
+
+if TYPE_CHECKING:
+    from aftermath.homefront.schema import HomeObservation
 
 _ASSUMPTION = (
     "built-in default: a figure's log scatters around the model's value with sigma 0.15 (grade H), 0.3 "
@@ -39,10 +44,12 @@ def grade_of(source: str) -> str | None:
     return row["confidence"] if row and row["confidence"] in ("H", "M", "L") else None
 
 
-def error_of(scenario: Scenario, observation: Observation) -> ObservationError:
-    """The error distribution of one observation: its own, its grade's, or the model's default."""
-    if observation.error is not None:
-        return observation.error
+def error_of(scenario: Scenario, observation: Observation | HomeObservation) -> ObservationError:
+    """The error distribution of one observation: its own, its grade's, or the model's default (a home-front
+    observation has no error of its own)."""
+    own = getattr(observation, "error", None)
+    if own is not None:
+        return own
     model = observation_model(scenario)
     grade = grade_of(observation.source)
     return model.grades.get(grade, model.default) if grade else model.default  # type: ignore[call-overload]
