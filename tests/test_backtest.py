@@ -225,3 +225,16 @@ def test_the_table_and_the_report_give_each_cutoffs_schedule_sigmas() -> None:
                          {"cutoff": "2016-06", "schedule_sigma": {"pressure": 0.5824, "reach": 1.2}}]}
     assert schedule_sigma_text(payload).endswith("by cutoff: 2016-06: pressure 0.58, reach 1.20.")
     assert schedule_sigma_text({"folds": [{"cutoff": "2016-06"}]}) == ""
+
+
+def test_the_table_says_how_far_each_cutoffs_posterior_can_be_trusted() -> None:
+    from aftermath.inference.backtest import calibration_text
+
+    def payload(method: str, diagnostics: dict) -> dict:
+        return {"method": method, "folds": [{"cutoff": "2015-12", "calibrated_on": 14, "diagnostics": diagnostics}]}
+
+    assert calibration_text(payload("laplace", {"pareto_k": 0.584, "ess": 2410.4})) == (
+        "Calibrations (laplace): 2015-12: 14 observations, Pareto k 0.58, ESS 2,410.")
+    assert calibration_text(payload("prior", {"ess": 95.2})) == "Calibrations (prior): 2015-12: 14 observations, ESS 95."
+    assert calibration_text(payload("emcee", {"rhat": {"a": 1.02, "b": 1.172, "c": None}})) == (
+        "Calibrations (emcee): 2015-12: 14 observations, largest R-hat 1.17.")

@@ -22,7 +22,9 @@ def backtest_command(
     runs: Annotated[int, typer.Option("--runs", "-n", min=10, help="Posterior and prior draws per forecast.")] = 200,
     method: Annotated[str, typer.Option(help="Calibration method: laplace, emcee or prior (see aftermath "
                                         "calibrate).")] = "laplace",
-    steps: Annotated[int | None, typer.Option(min=2, help="Calibration steps (see aftermath calibrate).")] = None,
+    steps: Annotated[int | None, typer.Option(min=2, help="Calibration steps (see aftermath calibrate; default "
+                                              "4,000 proposals for laplace, 1,000 steps for emcee, 2,000 draws for "
+                                              "prior).")] = None,
     walkers: Annotated[int | None, typer.Option(min=2, help="emcee walkers (see aftermath calibrate).")] = None,
     engine: Annotated[str, typer.Option(help="Engine of the forecasts: stochastic or deterministic.")] = "stochastic",
     ex_ante: Annotated[bool, typer.Option(
@@ -65,7 +67,7 @@ def backtest_command(
 
 def print_backtest(title: str, payload: dict) -> None:
     """The score table: each cutoff and all cutoffs pooled, each forecast."""
-    from aftermath.inference.backtest import inputs_text, schedule_sigma_text
+    from aftermath.inference.backtest import calibration_text, inputs_text, schedule_sigma_text
     from aftermath.scoring import SCORE_HEAD, SCORE_NOTE, score_rows
 
     grid = Table(
@@ -79,5 +81,6 @@ def print_backtest(title: str, payload: dict) -> None:
         grid.add_row(*row)
     console.print(grid)
     console.print(SCORE_NOTE, highlight=False)
+    console.print(calibration_text(payload), highlight=False)
     if sigmas := schedule_sigma_text(payload):
         console.print(sigmas, highlight=False)

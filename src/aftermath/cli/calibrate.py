@@ -104,6 +104,10 @@ def calibrate_command(
     if draws_file is not None:
         _write_draws(draws_file, loaded, posterior, scenario, store)
     show_posterior(loaded, posterior, store, as_json)
+    if not as_json:
+        named = f" {scenario}" if scenario else ""
+        console.print(f"next: aftermath run{named} --posterior {posterior.run_id} --store {store}", highlight=False,
+                      soft_wrap=True)
 
 
 def show_posterior(scenario: Scenario, posterior: Posterior, store: Path, as_json: bool) -> None:
@@ -171,11 +175,15 @@ def print_posterior(scenario: Scenario, posterior: Posterior) -> None:
             *figures,
         )
     console.print(grid)
+    console.print(
+        "narrowed: the share of the prior's 5-95% width the posterior's has lost; near 0, or below it, where the "
+        f"data say little (the posterior's quantiles are those of {len(posterior):,} draws, the prior's exact)",
+        highlight=False)
     if posterior.method == "emcee":
         console.print(
             f"{d['walkers']} walkers x {d['steps']} steps (first {d['burn_in']} burn-in), acceptance "
             f"{_figure(d['acceptance'], False, 'share')}, {number(d['seconds'], 'count')} s; "
-            f"{len(posterior)} draws kept; "
+            f"{len(posterior):,} draws kept; "
             f"{len(inert)} parameters change no observed outcome and keep their prior",
             highlight=False,
         )
@@ -192,11 +200,11 @@ def print_posterior(scenario: Scenario, posterior: Posterior) -> None:
 
         console.print(
             f"mode found in {d['iterations']} iterations (log posterior {number(d['mode_log_posterior'])}); "
-            f"{d['samples']} proposals from the Laplace approximation (x{d['inflation']:g} covariance) weighted "
-            f"by posterior / proposal, Pareto-smoothed: ESS {number(d['ess'], 'count')}, Pareto k "
-            f"{_figure(d['pareto_k'], False, digits=2)}; {d['evaluations']} model runs, "
+            f"{number(d['samples'], 'count')} proposals from the Laplace approximation (x{d['inflation']:g} "
+            f"covariance) weighted by posterior / proposal, Pareto-smoothed: ESS {number(d['ess'], 'count')}, "
+            f"Pareto k {_figure(d['pareto_k'], False, digits=2)}; {number(d['evaluations'], 'count')} model runs, "
             f"{number(d['seconds'], 'count')} s; "
-            f"{len(posterior)} draws kept; {len(inert)} parameters change no observed outcome and keep their prior",
+            f"{len(posterior):,} draws kept; {len(inert)} parameters change no observed outcome and keep their prior",
             highlight=False,
         )
         if d["pareto_k"] is None or d["pareto_k"] > PARETO_K_LIMIT or d["ess"] < ESS_LIMIT:
@@ -208,7 +216,8 @@ def print_posterior(scenario: Scenario, posterior: Posterior) -> None:
                 highlight=False, soft_wrap=True,
             )
     else:
-        console.print(f"{d['samples']} prior draws weighted by likelihood: ESS {number(d['ess'], 'count')}, "
+        console.print(f"{number(d['samples'], 'count')} prior draws weighted by likelihood: ESS "
+                      f"{number(d['ess'], 'count')}, "
                       f"{number(d['seconds'], 'count')} s",
                       highlight=False)
 

@@ -110,5 +110,5 @@ def print_bands(scenario: Scenario, table: pd.DataFrame, subtitle: str, policies
     console.print(grid, highlight=False)
     hidden = len(set(table["outcome"])) - len(names)
     if hidden > 0:
-        console.print(f"{len(names)} headline outcomes shown; {hidden} more (detailed or by stratum) with --all",
-                      highlight=False)
+        console.print(f"{len(names)} headline outcomes shown in this table; {hidden} more (detailed or by stratum) "
+                      "with --all", highlight=False)

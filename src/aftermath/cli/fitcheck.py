@@ -95,7 +95,8 @@ def fit_check_command(
     for label, counts in summary.items():
         console.print(
             f"{label.replace('_', '-')}: {counts['observations']} observations: {counts['hits']} hits, "
-            f"{counts['misses']} misses, {counts['vacuous']} vacuous (interval from 0 or spanning "
+            f"{counts['misses']} {'miss' if counts['misses'] == 1 else 'misses'}, "
+            f"{counts['vacuous']} vacuous (interval from 0 or spanning "
             f"{number(VACUOUS_RATIO)}x: not counted as hits), {counts['bounds']} one-sided bounds met; "
             f"{counts['within_tolerance']} within tolerance",
             highlight=False,

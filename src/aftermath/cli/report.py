@@ -57,8 +57,8 @@ def report(
     posterior: PosteriorOption = None,
     prior: PriorOption = False,
     with_: Annotated[list[Path] | None, typer.Option(
-        "--with", help="Add a section from a result saved by 'aftermath sensitivity|feature-scores|discover|optimise "
-                       "--save FILE'. Repeat for more.")] = None,
+        "--with", help="Add a section from a result saved by 'aftermath sensitivity|feature-scores|discover|optimise|"
+                       "backtest --save FILE'. Repeat for more.")] = None,
 ) -> None:
     """Write a report: headline numbers with ranges, charts over time, where the fighters went, by country,
     policy effects, the alliance network, the record, and the source of every number."""

@@ -160,6 +160,21 @@ def inputs_text(payload: Mapping[str, Any]) -> str:
     return "ex post: the schedules as declared after each cutoff, as if they had been known"
 
 
+def calibration_text(payload: Mapping[str, Any]) -> str:
+    """Each cutoff's calibration in words: the observations it used and how far its posterior can be trusted."""
+    parts = []
+    for fold in payload["folds"]:
+        d = fold["diagnostics"]
+        if isinstance(d.get("rhat"), Mapping):
+            worst = max((v for v in d["rhat"].values() if v is not None), default=None)
+            trust = f"largest R-hat {worst:.3g}" if worst is not None else "R-hat undefined"
+        else:
+            k = d.get("pareto_k")
+            trust = (f"Pareto k {k:.2f}, " if k is not None else "") + f"ESS {d.get('ess', 0):,.0f}"
+        parts.append(f"{fold['cutoff']}: {fold['calibrated_on']} observations, {trust}")
+    return f"Calibrations ({payload['method']}): {'; '.join(parts)}."
+
+
 def schedule_sigma_text(payload: Mapping[str, Any]) -> str:
     """Ex ante: each cutoff's schedules given the naive forecast's uncertainty, with their sigmas, in words."""
     parts = [f"{fold['cutoff']}: " + ", ".join(f"{name} {sigma:.2f}" for name, sigma in fold["schedule_sigma"].items())

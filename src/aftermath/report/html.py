@@ -334,7 +334,7 @@ def record(content: ReportContent) -> dict[str, Any] | None:
             "inside": row.inside, "fitted": row.fitted, "source": short_citation(row.source),
         })
     counts = []
-    for fitted, words in ((True, "used to fit"), (False, "later checks")):
+    for fitted, words in ((True, "used to fit"), (False, "dated later (checks)")):
         chosen = [row for row in content.observations if row.fitted == fitted]
         if chosen:
             counts.append(f"{sum(row.inside for row in chosen)} of {len(chosen)} figures {words}")
