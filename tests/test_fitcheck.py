@@ -85,3 +85,11 @@ def test_the_home_fronts_counts_are_checked_against_their_predictive_band() -> N
         assert c.latent_low == pytest.approx(c.latent_high)
         assert math.log(c.band_high / c.latent_median) / sigma == pytest.approx(1.645, abs=0.55)
         assert math.log(c.latent_median / c.band_low) / sigma == pytest.approx(1.645, abs=0.55)
+
+
+def test_one_sided_figures_read_as_written() -> None:
+    from aftermath.cli.fitcheck import _observed
+
+    assert _observed(check(3000, 0, 3000, (5000, 3500, 8000), kind="up_to"), "count") == "up to 3,000"
+    assert _observed(check(300, 300, math.inf, (500, 300, 800), kind="at_least"), "count") == "at least 300"
+    assert _observed(check(3500, 3000, 4000, (500, 300, 800)), "count").startswith("3,500")

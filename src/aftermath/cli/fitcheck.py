@@ -116,6 +116,8 @@ def _observed(check: ObservationCheck, kind: Kind) -> str:
     """The observation as written: its value, and its interval where the source gives one."""
     if check.high == float("inf"):
         return f"at least {number(check.low, kind)}"
+    if check.kind == "up_to":
+        return f"up to {number(check.high, kind)}"
     if check.low != check.high:
         return band(check.value, check.low, check.high, kind)
     return number(check.value, kind)
