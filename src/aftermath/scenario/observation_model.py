@@ -6,13 +6,16 @@ the likelihood and predictive draws are in `aftermath.inference.observation`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aftermath.scenario.evidence import figures
-from aftermath.scenario.schema import Observation, ObservationError, ObservationModel, Scenario
+from aftermath.scenario.schema import ObservationError, ObservationModel, Scenario
 
-if TYPE_CHECKING:
-    from aftermath.homefront.schema import HomeObservation
+
+class Sourced(Protocol):
+    """A recorded figure: an Observation (which may carry its own `error`), or a sub-model's (the home front's)."""
+
+    source: str
 
 _ASSUMPTION = (
     "built-in default: a figure's log scatters around the model's value with sigma 0.15 (grade H), 0.3 "
@@ -44,9 +47,9 @@ def grade_of(source: str) -> str | None:
     return row["confidence"] if row and row["confidence"] in ("H", "M", "L") else None
 
 
-def error_of(scenario: Scenario, observation: Observation | HomeObservation) -> ObservationError:
-    """The error distribution of one observation: its own, its grade's, or the model's default (a home-front
-    observation has no error of its own)."""
+def error_of(scenario: Scenario, observation: Sourced) -> ObservationError:
+    """The error distribution of one observation: its own (an Observation's `error`), its grade's, or the model's
+    default."""
     own = getattr(observation, "error", None)
     if own is not None:
         return own
