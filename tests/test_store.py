@@ -112,6 +112,32 @@ def test_a_refused_range_write_names_its_members_and_keeps_nothing(tmp_path: Pat
     assert all(array.shape[0] == 0 for arm in arrays for array in arm.values())
 
 
+def test_ctrl_c_while_duckdb_reads_the_rows_is_an_interrupt_and_keeps_nothing(tmp_path: Path, experiment,
+                                                                                monkeypatch) -> None:
+    """DuckDB reports a KeyboardInterrupt raised while it reads the rows from Python as its own error; the store
+    raises the interrupt (the CLI then exits 130, 'interrupted'), not a refused write, and keeps no member."""
+    store = Store(tmp_path / "runs.duckdb")
+    layout = layout_of(experiment)
+    run_id = store.create_run(experiment, layout, "compare", "serial")
+    result = run_task(WorkerContext.of(experiment), make_task(experiment, 0, 5))
+    labels = [arm.label for arm in experiment.arms]
+    real = database.range_table
+
+    def interrupted(*args):
+        table = real(*args)
+
+        def batches():
+            yield from table.to_batches(max_chunksize=1)[:1]
+            raise KeyboardInterrupt
+
+        return pa.RecordBatchReader.from_batches(table.schema, batches())
+
+    monkeypatch.setattr(database, "range_table", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.write_range(run_id, labels, result, layout)
+    assert store.completed(run_id) == []
+
+
 def _set_version(path: Path, version: int) -> None:
     with duckdb.connect(str(path)) as db:
         db.execute("UPDATE schema_version SET version = ?", [version])

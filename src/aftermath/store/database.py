@@ -425,6 +425,10 @@ class Store:
             raise
         except duckdb.Error as exc:
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "KeyboardInterrupt" in str(exc):
+                # Ctrl-C while DuckDB read the rows from Python: it reports the interrupt as its own error;
+                # the transaction is rolled back as for any error, and the caller sees the interrupt it was
+                raise KeyboardInterrupt from None
             if "no space left" in text.lower():
                 raise StoreError(
                     f"{self.path}: no space left on the device holding the run store; {what} not written "
