@@ -235,6 +235,8 @@ def test_the_table_says_how_far_each_cutoffs_posterior_can_be_trusted() -> None:
 
     assert calibration_text(payload("laplace", {"pareto_k": 0.584, "ess": 2410.4})) == (
         "Calibrations (laplace): 2015-12: 14 observations, Pareto k 0.58, ESS 2,410.")
+    assert calibration_text(payload("laplace", {"pareto_k": 0.89, "ess": 247.0})).endswith(
+        "Pareto k 0.89, ESS 247 (k above 0.7: unreliable weights; give more --steps).")
     assert calibration_text(payload("prior", {"ess": 95.2})) == (
         "Calibrations (prior): 2015-12: 14 observations, ESS 95.")
     assert calibration_text(payload("emcee", {"rhat": {"a": 1.02, "b": 1.172, "c": None}})) == (

@@ -43,7 +43,7 @@ from aftermath.experiments.sampling import (
     uncertain_parameters,
     unit_samples,
 )
-from aftermath.inference.calibration import Method, Posterior, calibrate, model_until
+from aftermath.inference.calibration import PARETO_K_LIMIT, Method, Posterior, calibrate, model_until
 from aftermath.inference.observation import Likelihood, likelihood, predictive_draws
 from aftermath.model.compile import schedule_values, stable_id
 from aftermath.scenario.expressions import names_in
@@ -171,6 +171,8 @@ def calibration_text(payload: Mapping[str, Any]) -> str:
         else:
             k = d.get("pareto_k")
             trust = (f"Pareto k {k:.2f}, " if k is not None else "") + f"ESS {d.get('ess', 0):,.0f}"
+            if k is not None and k > PARETO_K_LIMIT:
+                trust += f" (k above {PARETO_K_LIMIT}: unreliable weights; give more --steps)"
         parts.append(f"{fold['cutoff']}: {fold['calibrated_on']} observations, {trust}")
     return f"Calibrations ({payload['method']}): {'; '.join(parts)}."
 
