@@ -273,9 +273,10 @@ def with_forecast_error(scenario: Scenario, start: str, sigmas: Mapping[str, flo
     rewrite = _WithForecastError({name: is_probability_unit(scenario.schedules[name].unit) for name in sigmas})
 
     def rewritten(text: str | float, where: tuple) -> str | float:
-        if isinstance(text, int | float) or not set(sigmas) & set(names_in(parsed(text, where))):
+        if isinstance(text, int | float):
             return text
-        return ast.unparse(rewrite.visit(parsed(text, where)))
+        tree = parsed(text, where)
+        return ast.unparse(rewrite.visit(tree)) if set(sigmas) & set(names_in(tree)) else text
 
     flows = [flow.model_copy(update={"rate": rewritten(flow.rate, ("flows", i, "rate"))})
              for i, flow in enumerate(scenario.flows)]
